@@ -1,0 +1,340 @@
+#include "runtime/core.h"
+
+#include <pthread.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+
+#include "runtime/common/names.h"
+#include "runtime/common/proc.h"
+#include "runtime/common/rundir.h"
+#include "runtime/include/ipc.h"
+#include "runtime/registry/protocol.h"
+#include "runtime/registry/server.h"
+
+namespace fwipc::core {
+namespace {
+
+constexpr uint32_t kIndexBits = 12;
+constexpr uint32_t kMaxHandles = 1u << kIndexBits;
+constexpr uint32_t kGenMask = (1u << (31 - kIndexBits)) - 1;  // ids stay positive ints
+
+struct Handle {
+  uint32_t id;
+  uint32_t mode;  // IPC_MODE_* bits
+  uint32_t reg_handle;
+  bool creator;
+  std::unique_ptr<Transport> t;
+  shm::ShmRing* ring;  // non-null when t is the shm ring (loan/commit)
+};
+
+// Process-wide state. After fork() the child gets a fresh copy (see on_fork_child).
+struct Process {
+  // Recursive: the fork handlers take it, and the registry auto-start forks while holding it.
+  std::recursive_mutex mu;  // guards conn, gens, and installing/removing handles
+  int conn = -1;
+  pid_t pid = 0;
+  uint32_t gens[kMaxHandles] = {};
+  std::atomic<Handle*> table[kMaxHandles] = {};
+};
+
+Process& proc() {
+  static Process* p = [] {
+    auto* q = new Process();  // never destroyed: usable from atexit handlers and threads
+    q->pid = ::getpid();
+    pthread_atfork(
+        [] { proc().mu.lock(); },
+        [] { proc().mu.unlock(); },
+        [] {
+          // The child inherits ids it may not use: drop them without touching shared
+          // state (the parent still owns their reader entries and registry membership).
+          Process& p = proc();
+          new (&p.mu) std::recursive_mutex();  // the parent's lock state means nothing here
+          p.pid = ::getpid();
+          if (p.conn >= 0) ::close(p.conn);  // parent keeps its own copy
+          p.conn = -1;
+          for (uint32_t i = 0; i < kMaxHandles; ++i) {
+            Handle* h = p.table[i].exchange(nullptr, std::memory_order_relaxed);
+            if (h == nullptr) continue;
+            h->t->forget_after_fork();
+            delete h;
+            p.gens[i] = (p.gens[i] + 1) & kGenMask;  // inherited ids now fail with -EBADF
+          }
+        });
+    return q;
+  }();
+  return *p;
+}
+
+inline Handle* lookup(uint32_t id) noexcept {
+  Handle* h = proc().table[id & (kMaxHandles - 1)].load(std::memory_order_acquire);
+  return h != nullptr && h->id == id ? h : nullptr;
+}
+
+bool autostart_allowed() {
+  const char* e = std::getenv("FWIPC_NO_AUTOSTART");
+  return e == nullptr || *e == '\0' || std::strcmp(e, "0") == 0;
+}
+
+int idle_exit_ms() {
+  const char* e = std::getenv("FWIPC_REGISTRY_IDLE_MS");
+  return e && *e ? std::atoi(e) : 10000;
+}
+
+int connect_once(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (path.size() >= sizeof a.sun_path) {
+    ::close(fd);
+    return -ENAMETOOLONG;
+  }
+  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return -e;
+  }
+  return fd;
+}
+
+// Connects to the registry, starting one if none runs (unless FWIPC_NO_AUTOSTART).
+int connect_registry() {
+  const std::string dir = runtime_dir();
+  const std::string path = dir + "/" + registry::kSocketName;
+  int fd = connect_once(path);
+  if (fd >= 0 || fd == -ENAMETOOLONG || fd == -EACCES) return fd;
+  if (!autostart_allowed()) return -ECONNREFUSED;
+  if (int rc = ensure_dir(dir); rc < 0) return rc;
+  if (int rc = registry::spawn_detached(dir, idle_exit_ms()); rc < 0) return rc;
+  // The new registry needs a moment to bind; a concurrent starter may win the lock.
+  for (int i = 0; i < 500; ++i) {
+    fd = connect_once(path);
+    if (fd >= 0) return fd;
+    ::usleep(i < 50 ? 1000 : 10000);
+  }
+  return fd;
+}
+
+// One request, one reply (with an optional descriptor). Reconnects once if the registry
+// went away since the last call (a restarted registry serves new requests).
+int rpc(registry::Request rq, registry::Reply* rep, int* fd_out) {
+  Process& p = proc();
+  rq.magic = registry::kProtoMagic;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (p.conn < 0) {
+      const int fd = connect_registry();
+      if (fd < 0) return fd;
+      p.conn = fd;
+    }
+    if (::send(p.conn, &rq, sizeof rq, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof rq)) {
+      ::close(p.conn);
+      p.conn = -1;
+      continue;
+    }
+    iovec iov{rep, sizeof *rep};
+    alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))];
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl;
+    m.msg_controllen = sizeof ctl;
+    ssize_t n;
+    do {
+      n = ::recvmsg(p.conn, &m, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    int got_fd = -1;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) std::memcpy(&got_fd, CMSG_DATA(c), sizeof(int));
+    }
+    if (n != static_cast<ssize_t>(sizeof *rep)) {
+      if (got_fd >= 0) ::close(got_fd);
+      ::close(p.conn);
+      p.conn = -1;
+      if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE))) continue;  // registry restarted
+      return -EPROTO;
+    }
+    if (fd_out) *fd_out = got_fd;
+    else if (got_fd >= 0) ::close(got_fd);
+    return 0;
+  }
+  return -ECONNREFUSED;
+}
+
+// Installs h under a fresh id. Caller holds mu.
+int install(std::unique_ptr<Handle> h) {
+  Process& p = proc();
+  for (uint32_t i = 0; i < kMaxHandles; ++i) {
+    if (p.table[i].load(std::memory_order_relaxed) != nullptr) continue;
+    p.gens[i] = ((p.gens[i] + 1) & kGenMask) ?: 1;
+    h->id = (p.gens[i] << kIndexBits) | i;
+    const int id = static_cast<int>(h->id);
+    p.table[i].store(h.release(), std::memory_order_release);
+    return id;
+  }
+  return -EMFILE;
+}
+
+int attach(const registry::Reply& rep, int fd, uint32_t mode, bool creator) {
+  Process& p = proc();
+  auto seg = shm::Segment::attach(fd);
+  ::close(fd);
+  auto h = std::make_unique<Handle>();
+  h->mode = mode;
+  h->reg_handle = rep.handle;
+  h->creator = creator;
+  int rc = 0;
+  if (seg) {
+    auto ring = std::make_unique<shm::ShmRing>(std::move(seg.value()), (mode & IPC_MODE_WRITE) != 0,
+                                               (mode & IPC_MODE_READ) ? rep.reader_index : -1, rep.reader_state, p.pid);
+    h->ring = ring.get();
+    h->t = std::move(ring);
+    rc = install(std::move(h));
+    if (rc >= 0) return rc;
+  } else {
+    rc = seg.error();
+  }
+  registry::Request rq{};
+  rq.op = static_cast<uint32_t>(registry::Op::kClose);
+  rq.handle = rep.handle;
+  registry::Reply ignored{};
+  (void)rpc(rq, &ignored, nullptr);
+  return rc;
+}
+
+}  // namespace
+
+int create(const char* name, uint32_t type, uint32_t buffer_size, uint32_t perm_mode) noexcept {
+  if (int rc = validate_channel_name(name); rc < 0) return rc;
+  if (type > IPC_TYPE_QUEUE || (perm_mode & ~0777u)) return -EINVAL;
+  if (buffer_size > IPC_BUFFER_MAX) return -EINVAL;
+  Process& p = proc();
+  std::lock_guard<std::recursive_mutex> lk(p.mu);
+  registry::Request rq{};
+  rq.op = static_cast<uint32_t>(registry::Op::kCreate);
+  rq.type = type;
+  rq.capacity = buffer_size;
+  rq.perm_mode = perm_mode;
+  std::strcpy(rq.name, name);
+  registry::Reply rep{};
+  int fd = -1;
+  if (int rc = rpc(rq, &rep, &fd); rc < 0) return rc;
+  if (rep.status < 0) {
+    if (fd >= 0) ::close(fd);
+    return rep.status;
+  }
+  if (fd < 0) return -EPROTO;
+  return attach(rep, fd, IPC_MODE_READ | IPC_MODE_WRITE, true);
+}
+
+int open(const char* name, uint32_t mode) noexcept {
+  if (int rc = validate_channel_name(name); rc < 0) return rc;
+  if ((mode & ~(IPC_MODE_READ | IPC_MODE_WRITE | IPC_MODE_NONBLOCK)) ||
+      !(mode & (IPC_MODE_READ | IPC_MODE_WRITE)))
+    return -EINVAL;
+  Process& p = proc();
+  std::lock_guard<std::recursive_mutex> lk(p.mu);
+  registry::Request rq{};
+  rq.op = static_cast<uint32_t>(registry::Op::kOpen);
+  rq.flags = ((mode & IPC_MODE_READ) ? registry::kWantRead : 0) | ((mode & IPC_MODE_WRITE) ? registry::kWantWrite : 0);
+  std::strcpy(rq.name, name);
+  registry::Reply rep{};
+  int fd = -1;
+  if (int rc = rpc(rq, &rep, &fd); rc < 0) return rc;
+  if (rep.status < 0) {
+    if (fd >= 0) ::close(fd);
+    return rep.status;
+  }
+  if (fd < 0) return -EPROTO;
+  return attach(rep, fd, mode, false);
+}
+
+int close(uint32_t id) noexcept {
+  Process& p = proc();
+  std::unique_ptr<Handle> h;
+  {
+    std::lock_guard<std::recursive_mutex> lk(p.mu);
+    Handle* raw = lookup(id);
+    if (raw == nullptr) return -EBADF;
+    p.table[id & (kMaxHandles - 1)].store(nullptr, std::memory_order_release);
+    h.reset(raw);
+    registry::Request rq{};
+    rq.op = static_cast<uint32_t>(registry::Op::kClose);
+    rq.handle = h->reg_handle;
+    registry::Reply rep{};
+    const int rc = rpc(rq, &rep, nullptr);
+    if ((rc < 0 || rep.status < 0) && h->ring != nullptr) {
+      // The registry that knew this id is gone (restarted): undo our part by hand.
+      const shm::Segment& seg = h->ring->segment();
+      if (h->ring->reader_index() >= 0)
+        shm::release_reader(seg, static_cast<uint32_t>(h->ring->reader_index()), h->ring->reader_state());
+      if (h->creator) shm::close_channel(seg);
+    }
+  }
+  return 0;
+}
+
+int send(uint32_t id, const MsgHeader& hdr, const void* payload) noexcept {
+  Handle* h = lookup(id);
+  if (h == nullptr) return -EBADF;
+  if (!(h->mode & IPC_MODE_WRITE)) return -EBADF;
+  if (hdr.size > IPC_MAX_PAYLOAD) return -EMSGSIZE;
+  if (payload == nullptr && hdr.size != 0) return -EFAULT;
+  return h->t->send(hdr, payload, (h->mode & IPC_MODE_NONBLOCK) ? 0 : -1);
+}
+
+int receive(uint32_t id, MsgHeader* hdr, void* buf, uint32_t cap, int timeout_ms) noexcept {
+  Handle* h = lookup(id);
+  if (h == nullptr) return -EBADF;
+  if (!(h->mode & IPC_MODE_READ)) return -EBADF;
+  if (buf == nullptr && cap != 0) return -EFAULT;
+  int64_t timeout_ns;
+  if (h->mode & IPC_MODE_NONBLOCK) timeout_ns = 0;
+  else if (timeout_ms < 0) timeout_ns = -1;
+  else timeout_ns = int64_t(timeout_ms) * 1000000;
+  const int rc = h->t->receive(hdr, buf, cap, timeout_ns);
+  // A timed wait that runs out is -ETIMEDOUT; a poll (0) or non-blocking id is -EAGAIN.
+  if (rc == -ETIMEDOUT && timeout_ns == 0) return -EAGAIN;
+  return rc;
+}
+
+int notify_fd(uint32_t id) noexcept {
+  Handle* h = lookup(id);
+  if (h == nullptr) return -EBADF;
+  if (!(h->mode & IPC_MODE_READ)) return -EBADF;
+  return h->t->notify_fd();
+}
+
+int loan(uint32_t id, shm::Loan* out) noexcept {
+  Handle* h = lookup(id);
+  if (h == nullptr) return -EBADF;
+  if (h->ring == nullptr) return -EOPNOTSUPP;
+  return h->ring->loan(out, (h->mode & IPC_MODE_NONBLOCK) ? 0 : -1);
+}
+
+int commit(uint32_t id, shm::Loan* l, const MsgHeader& hdr) noexcept {
+  Handle* h = lookup(id);
+  if (h == nullptr || h->ring == nullptr) return -EBADF;
+  return h->ring->commit(l, hdr);
+}
+
+void abandon(uint32_t id, shm::Loan* l) noexcept {
+  if (Handle* h = lookup(id); h != nullptr && h->ring != nullptr) h->ring->abandon(l);
+}
+
+int transport_of(uint32_t id) noexcept {
+  Handle* h = lookup(id);
+  return h == nullptr ? -EBADF : static_cast<int>(h->t->kind());
+}
+
+}  // namespace fwipc::core

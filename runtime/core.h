@@ -1,0 +1,27 @@
+// The runtime core: a per-process table of channel ids over transports, and the registry
+// connection. The C API (ipc.cc) and the C++ API (channel.hpp) are thin shells over it.
+#pragma once
+
+#include <cstdint>
+
+#include "transports/shm/ring.h"
+#include "transports/transport.h"
+
+namespace fwipc::core {
+
+// Receive timeout meaning "the channel's own mode": forever, or 0 when non-blocking.
+inline constexpr int kDefaultTimeout = -2;
+
+int create(const char* name, uint32_t type, uint32_t buffer_size, uint32_t perm_mode) noexcept;
+int open(const char* name, uint32_t mode) noexcept;
+int close(uint32_t id) noexcept;
+int send(uint32_t id, const MsgHeader& hdr, const void* payload) noexcept;
+int receive(uint32_t id, MsgHeader* hdr, void* buf, uint32_t cap, int timeout_ms) noexcept;
+int notify_fd(uint32_t id) noexcept;
+int loan(uint32_t id, shm::Loan* out) noexcept;
+int commit(uint32_t id, shm::Loan* loan, const MsgHeader& hdr) noexcept;
+void abandon(uint32_t id, shm::Loan* loan) noexcept;
+// The transport a channel id really uses, or -EBADF.
+int transport_of(uint32_t id) noexcept;
+
+}  // namespace fwipc::core

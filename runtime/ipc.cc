@@ -1,0 +1,84 @@
+// The C API: a thin shell over the core; nothing here may throw.
+#include "runtime/include/ipc.h"
+
+#include <cerrno>
+#include <cstring>
+
+#include "runtime/core.h"
+
+using fwipc::MsgHeader;
+
+extern "C" {
+
+int ipc_create_channel(const char* name, uint32_t type, uint32_t buffer_size) {
+  return fwipc::core::create(name, type, buffer_size, 0660);
+}
+
+int ipc_create_channel_ex(const char* name, uint32_t type, uint32_t buffer_size, uint32_t perm_mode) {
+  return fwipc::core::create(name, type, buffer_size, perm_mode);
+}
+
+int ipc_open_channel(const char* name, uint32_t mode) { return fwipc::core::open(name, mode); }
+
+int ipc_close_channel(uint32_t channel_id) { return fwipc::core::close(channel_id); }
+
+int ipc_send(uint32_t channel_id, const void* buffer, uint32_t size, uint32_t type) {
+  return fwipc::core::send(channel_id, MsgHeader{type, size, 0, 0, 0}, buffer);
+}
+
+int ipc_send_message(uint32_t channel_id, const IPC_MESSAGE* msg) {
+  if (msg == nullptr) return -EFAULT;
+  return fwipc::core::send(channel_id, MsgHeader{msg->type, msg->size, 0, msg->receiver, msg->priority},
+                           msg->payload);
+}
+
+int ipc_receive(uint32_t channel_id, void* buffer, uint32_t size) {
+  MsgHeader h;
+  return fwipc::core::receive(channel_id, &h, buffer, size, fwipc::core::kDefaultTimeout);
+}
+
+int ipc_receive_message(uint32_t channel_id, IPC_MESSAGE* msg, int timeout_ms) {
+  if (msg == nullptr) return -EFAULT;
+  MsgHeader h;
+  const int rc = fwipc::core::receive(channel_id, &h, msg->payload, sizeof msg->payload, timeout_ms);
+  if (rc >= 0) {
+    msg->type = h.type;
+    msg->size = h.size;
+    msg->sender = h.sender;
+    msg->receiver = h.receiver;
+    msg->priority = h.priority;
+  }
+  return rc;
+}
+
+int ipc_channel_fd(uint32_t channel_id) { return fwipc::core::notify_fd(channel_id); }
+
+const char* ipc_strerror(int code) {
+  if (code >= 0) return "success";
+  switch (-code) {
+    case EINVAL: return "invalid argument (bad name, type, mode or size)";
+    case ENOENT: return "no such channel";
+    case EEXIST: return "channel already exists";
+    case EMSGSIZE: return "message too long (payload > 512 bytes or receive buffer too small)";
+    case EAGAIN: return "would block (queue full or empty in non-blocking mode)";
+    case ETIMEDOUT: return "timed out";
+    case EACCES: return "permission denied by the channel's owner and mode";
+    case ENAMETOOLONG: return "channel name longer than 63 characters";
+    case EPIPE: return "channel closed by its creator";
+    case EBADF: return "unknown channel id, or not opened for this operation";
+    case EBADMSG: return "corrupt channel data detected";
+    case EFAULT: return "null buffer";
+    case EMFILE: return "too many channel ids in this process";
+    case EUSERS: return "too many readers on this channel";
+    case ENOSPC: return "no space for the channel (memory or registry limits)";
+    case ENOMEM: return "out of memory";
+    case ECONNREFUSED: return "no registry running (and auto-start disabled or failed)";
+    case EPROTO: return "registry protocol error";
+    case EPROTONOSUPPORT: return "channel type not supported in this build";
+    case EOPNOTSUPP: return "operation not supported by this channel's transport";
+    case EIO: return "I/O error";
+    default: return "unknown error";
+  }
+}
+
+}  // extern "C"

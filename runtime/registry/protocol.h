@@ -1,0 +1,45 @@
+// Registry wire protocol: one fixed-size Request per SOCK_SEQPACKET datagram, one Reply
+// back, the channel's segment descriptor attached with SCM_RIGHTS. Any datagram that is
+// not exactly a Request with the right magic is answered with -EBADMSG.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace fwipc::registry {
+
+inline constexpr uint32_t kProtoMagic = 0x46575231;  // "FWR1"
+inline constexpr const char* kSocketName = "registry.sock";
+inline constexpr const char* kLockName = "registry.lock";
+
+enum class Op : uint32_t { kCreate = 1, kOpen = 2, kClose = 3, kPing = 4 };
+
+// Request.flags
+inline constexpr uint32_t kWantRead = 1u;
+inline constexpr uint32_t kWantWrite = 2u;
+
+struct Request {
+  uint32_t magic;
+  uint32_t op;
+  uint32_t type;       // kCreate: IPC_TYPE_*
+  uint32_t capacity;   // kCreate: ring bytes
+  uint32_t perm_mode;  // kCreate: permission bits
+  uint32_t flags;      // kOpen: kWantRead | kWantWrite
+  uint32_t handle;     // kClose: membership handle from a Reply
+  uint32_t reserved;
+  char name[64];       // NUL-terminated
+};
+
+struct Reply {
+  int32_t status;        // 0 or a negative errno
+  uint32_t handle;       // membership handle (this connection only)
+  uint32_t channel;      // registry-wide channel number
+  uint32_t transport;    // TransportKind actually used
+  int32_t reader_index;  // -1: not a reader
+  uint32_t reader_state;
+};
+
+static_assert(sizeof(Request) == 96 && offsetof(Request, name) == 32);
+static_assert(sizeof(Reply) == 24);
+
+}  // namespace fwipc::registry

@@ -1,0 +1,420 @@
+#include "runtime/registry/server.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <vector>
+
+#include "runtime/common/futex.h"
+#include "runtime/common/names.h"
+#include "runtime/common/proc.h"
+#include "runtime/common/rundir.h"
+#include "runtime/include/ipc.h"
+#include "runtime/registry/protocol.h"
+#include "transports/shm/ring.h"
+
+namespace fwipc::registry {
+namespace {
+
+// Caps on what one client can make the registry allocate.
+constexpr size_t kMaxClients = 4096;
+constexpr size_t kMaxChannels = 4096;
+constexpr size_t kMaxMembershipsPerClient = 1024;
+
+struct Channel {
+  uint32_t id = 0;
+  std::string name;  // empty once unlinked (creator closed or died)
+  uint32_t type = IPC_TYPE_QUEUE;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  uint32_t mode = 0660;
+  shm::Segment seg;
+  int members = 0;
+};
+
+struct Membership {
+  Channel* ch;
+  int32_t reader_index;
+  uint32_t reader_state;
+  bool creator;
+};
+
+struct Client {
+  int fd = -1;
+  ucred cred{};
+  uint64_t start_time = 0;
+  std::vector<gid_t> groups;
+  uint32_t next_handle = 1;
+  std::map<uint32_t, Membership> members;
+};
+
+std::vector<gid_t> supplementary_groups(pid_t pid) {
+  std::vector<gid_t> out;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("Groups:", 0) != 0) continue;
+    std::istringstream ss(line.substr(7));
+    unsigned long g;
+    while (ss >> g) out.push_back(static_cast<gid_t>(g));
+  }
+  return out;
+}
+
+bool permitted(const Client& c, const Channel& ch, bool want_read, bool want_write) {
+  if (c.cred.uid == 0) return true;
+  uint32_t bits;
+  if (c.cred.uid == ch.uid) {
+    bits = (ch.mode >> 6) & 7;
+  } else if (c.cred.gid == ch.gid || std::find(c.groups.begin(), c.groups.end(), ch.gid) != c.groups.end()) {
+    bits = (ch.mode >> 3) & 7;
+  } else {
+    bits = ch.mode & 7;
+  }
+  return (!want_read || (bits & 4)) && (!want_write || (bits & 2));
+}
+
+class Server {
+ public:
+  explicit Server(ServerOptions o) : opts_(std::move(o)) {}
+  int run();
+
+ private:
+  void accept_clients();
+  void serve(Client& c);
+  void drop_client(int fd);
+  Reply create(Client& c, const Request& rq, int* fd_out);
+  Reply open(Client& c, const Request& rq, int* fd_out);
+  Reply close(Client& c, const Request& rq);
+  void release(Membership& m);
+  void reply(int fd, const Reply& r, int pass_fd);
+
+  ServerOptions opts_;
+  int listen_fd_ = -1;
+  int ep_ = -1;
+  uint32_t next_channel_ = 1;
+  std::map<int, std::unique_ptr<Client>> clients_;
+  std::map<std::string, Channel*> by_name_;
+  std::map<uint32_t, std::unique_ptr<Channel>> channels_;
+};
+
+int Server::run() {
+  if (int rc = ensure_dir(opts_.runtime_dir); rc < 0) return rc;
+  const std::string lock_path = opts_.runtime_dir + "/" + kLockName;
+  const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd < 0) return -errno;
+  // The lock is the liveness token: whoever holds it is the registry of this directory.
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) return errno == EWOULDBLOCK ? 1 : -errno;
+
+  const std::string path = opts_.runtime_dir + "/" + kSocketName;
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (path.size() >= sizeof a.sun_path) return -ENAMETOOLONG;
+  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+  listen_fd_ = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (listen_fd_ < 0) return -errno;
+  ::unlink(path.c_str());  // stale from a dead registry: we hold the lock
+  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return -errno;
+  ::chmod(path.c_str(), 0666);  // access is checked per request with SO_PEERCRED
+  if (::listen(listen_fd_, 128) != 0) return -errno;
+
+  ep_ = ::epoll_create1(EPOLL_CLOEXEC);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = listen_fd_;
+  ::epoll_ctl(ep_, EPOLL_CTL_ADD, listen_fd_, &ev);
+
+  int64_t idle_since = monotonic_ns();
+  for (;;) {
+    const bool idle = clients_.empty() && channels_.empty();
+    if (!idle) idle_since = monotonic_ns();
+    int timeout = -1;
+    if (opts_.idle_exit_ms >= 0 && idle) {
+      const int64_t left = opts_.idle_exit_ms - (monotonic_ns() - idle_since) / 1000000;
+      if (left <= 0) break;
+      timeout = static_cast<int>(left);
+    }
+    epoll_event evs[64];
+    const int n = ::epoll_wait(ep_, evs, 64, timeout);
+    if (n < 0 && errno != EINTR) return -errno;
+    for (int i = 0; i < n; ++i) {
+      if (evs[i].data.fd == listen_fd_) {
+        accept_clients();
+        continue;
+      }
+      auto it = clients_.find(evs[i].data.fd);
+      if (it == clients_.end()) continue;
+      if (evs[i].events & EPOLLIN) serve(*it->second);
+      else drop_client(evs[i].data.fd);
+    }
+  }
+  ::unlink(path.c_str());
+  return 0;
+}
+
+void Server::accept_clients() {
+  for (;;) {
+    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return;
+    auto c = std::make_unique<Client>();
+    socklen_t len = sizeof c->cred;
+    if (clients_.size() >= kMaxClients || ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) != 0) {
+      ::close(fd);
+      continue;
+    }
+    c->fd = fd;
+    c->start_time = process_start_time(c->cred.pid);
+    c->groups = supplementary_groups(c->cred.pid);
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.fd = fd;
+    ::epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
+    clients_[fd] = std::move(c);
+  }
+}
+
+void Server::reply(int fd, const Reply& r, int pass_fd) {
+  iovec iov{const_cast<Reply*>(&r), sizeof r};
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))];
+  if (pass_fd >= 0) {
+    m.msg_control = ctl;
+    m.msg_controllen = sizeof ctl;
+    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+  }
+  // A client that does not read its replies only hurts itself: never block on it.
+  (void)::sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+void Server::serve(Client& c) {
+  for (;;) {
+    Request rq;
+    const ssize_t n = ::recv(c.fd, &rq, sizeof rq, MSG_DONTWAIT | MSG_TRUNC);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n <= 0) {
+      drop_client(c.fd);
+      return;
+    }
+    Reply r{};
+    r.reader_index = -1;
+    int pass = -1;
+    if (n != static_cast<ssize_t>(sizeof rq) || rq.magic != kProtoMagic) {
+      r.status = -EBADMSG;
+    } else {
+      rq.name[sizeof rq.name - 1] = '\0';
+      switch (static_cast<Op>(rq.op)) {
+        case Op::kCreate: r = create(c, rq, &pass); break;
+        case Op::kOpen: r = open(c, rq, &pass); break;
+        case Op::kClose: r = close(c, rq); break;
+        case Op::kPing: r.status = 0; break;
+        default: r.status = -EOPNOTSUPP;
+      }
+    }
+    reply(c.fd, r, pass);
+  }
+}
+
+Reply Server::create(Client& c, const Request& rq, int* fd_out) {
+  Reply r{};
+  r.reader_index = -1;
+  if ((r.status = validate_channel_name(rq.name)) < 0) return r;
+  if (rq.type == IPC_TYPE_SOCKET || rq.type == IPC_TYPE_PIPE) {
+    r.status = -EPROTONOSUPPORT;  // transports issue: not built yet
+    return r;
+  }
+  if (rq.type != IPC_TYPE_QUEUE || (rq.perm_mode & ~0777u) != 0) {
+    r.status = -EINVAL;
+    return r;
+  }
+  if (by_name_.count(rq.name)) {
+    r.status = -EEXIST;
+    return r;
+  }
+  if (channels_.size() >= kMaxChannels || c.members.size() >= kMaxMembershipsPerClient) {
+    r.status = -ENOSPC;
+    return r;
+  }
+  auto slots = shm::Segment::slots_for_capacity(rq.capacity);
+  if (!slots) {
+    r.status = slots.error();
+    return r;
+  }
+  auto seg = shm::Segment::create(rq.name, *slots, c.cred.pid);
+  if (!seg) {
+    r.status = seg.error();
+    return r;
+  }
+  auto ch = std::make_unique<Channel>();
+  ch->id = next_channel_++;
+  ch->name = rq.name;
+  ch->type = rq.type;
+  ch->uid = c.cred.uid;
+  ch->gid = c.cred.gid;
+  ch->mode = rq.perm_mode;
+  ch->seg = std::move(seg.value());
+  uint32_t state = 0;
+  auto idx = shm::join_reader(ch->seg, c.cred.pid, c.start_time, &state);
+  if (!idx) {
+    r.status = idx.error();
+    return r;
+  }
+  // The creator's cursor starts at position 0: nothing sent to a new channel is lost.
+  ch->seg.header()->readers[*idx].cursor.store(0, std::memory_order_release);
+  ch->members = 1;
+  Channel* raw = ch.get();
+  by_name_[ch->name] = raw;
+  channels_[ch->id] = std::move(ch);
+  const uint32_t h = c.next_handle++;
+  c.members[h] = Membership{raw, static_cast<int32_t>(*idx), state, true};
+  r.handle = h;
+  r.channel = raw->id;
+  r.transport = 0;
+  r.reader_index = static_cast<int32_t>(*idx);
+  r.reader_state = state;
+  *fd_out = raw->seg.fd();
+  return r;
+}
+
+Reply Server::open(Client& c, const Request& rq, int* fd_out) {
+  Reply r{};
+  r.reader_index = -1;
+  if ((r.status = validate_channel_name(rq.name)) < 0) return r;
+  const bool want_read = rq.flags & kWantRead;
+  const bool want_write = rq.flags & kWantWrite;
+  if (!want_read && !want_write) {
+    r.status = -EINVAL;
+    return r;
+  }
+  auto it = by_name_.find(rq.name);
+  if (it == by_name_.end()) {
+    r.status = -ENOENT;
+    return r;
+  }
+  Channel* ch = it->second;
+  if (!permitted(c, *ch, want_read, want_write)) {
+    r.status = -EACCES;
+    return r;
+  }
+  if (c.members.size() >= kMaxMembershipsPerClient) {
+    r.status = -ENOSPC;
+    return r;
+  }
+  Membership m{ch, -1, 0, false};
+  if (want_read) {
+    auto idx = shm::join_reader(ch->seg, c.cred.pid, c.start_time, &m.reader_state);
+    if (!idx) {
+      r.status = idx.error();
+      return r;
+    }
+    m.reader_index = static_cast<int32_t>(*idx);
+  }
+  ch->members++;
+  const uint32_t h = c.next_handle++;
+  c.members[h] = m;
+  r.handle = h;
+  r.channel = ch->id;
+  r.transport = 0;
+  r.reader_index = m.reader_index;
+  r.reader_state = m.reader_state;
+  *fd_out = ch->seg.fd();
+  return r;
+}
+
+void Server::release(Membership& m) {
+  Channel* ch = m.ch;
+  if (m.reader_index >= 0) shm::release_reader(ch->seg, static_cast<uint32_t>(m.reader_index), m.reader_state);
+  if (m.creator && !ch->name.empty()) {
+    // The creator's close removes the name; ids still open see -EPIPE on send.
+    by_name_.erase(ch->name);
+    ch->name.clear();
+    shm::close_channel(ch->seg);
+  }
+  if (--ch->members == 0 && ch->name.empty()) channels_.erase(ch->id);
+}
+
+Reply Server::close(Client& c, const Request& rq) {
+  Reply r{};
+  r.reader_index = -1;
+  auto it = c.members.find(rq.handle);
+  if (it == c.members.end()) {
+    r.status = -EBADF;
+    return r;
+  }
+  release(it->second);
+  c.members.erase(it);
+  return r;
+}
+
+void Server::drop_client(int fd) {
+  auto it = clients_.find(fd);
+  if (it == clients_.end()) return;
+  // The connection closes when the process dies: release its readers so writers are not
+  // held back by a dead cursor, and unlink the channels it created.
+  for (auto& [h, m] : it->second->members) release(m);
+  ::epoll_ctl(ep_, EPOLL_CTL_DEL, fd, nullptr);
+  ::close(fd);
+  clients_.erase(it);
+}
+
+}  // namespace
+
+int run_server(const ServerOptions& opts) {
+  ::signal(SIGPIPE, SIG_IGN);
+  Server s(opts);
+  return s.run();
+}
+
+int spawn_detached(const std::string& dir, int idle_exit_ms) {
+  const pid_t child = ::fork();
+  if (child < 0) return -errno;
+  if (child == 0) {
+    ::setsid();
+    if (::fork() != 0) ::_exit(0);
+    ::prctl(PR_SET_NAME, "fwipc-registryd");  // grandchild is reparented: no zombie for the caller
+    // Detach from the caller's descriptors; keep none of its sockets or pipes alive.
+    const int maxfd = static_cast<int>(::sysconf(_SC_OPEN_MAX));
+    for (int fd = 0; fd < maxfd && fd < 65536; ++fd) ::close(fd);
+    const int devnull = ::open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+      ::dup2(devnull, 0);
+      ::dup2(devnull, 1);
+      ::dup2(devnull, 2);
+    }
+    for (int s = 1; s < NSIG; ++s) ::signal(s, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ServerOptions o;
+    o.runtime_dir = dir;
+    o.idle_exit_ms = idle_exit_ms;
+    ::_exit(run_server(o) < 0 ? 1 : 0);
+  }
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  return 0;
+}
+
+}  // namespace fwipc::registry

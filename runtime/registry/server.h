@@ -1,0 +1,22 @@
+// The registry: maps channel names to segments, checks callers (SO_PEERCRED) against each
+// channel's owner and mode, and releases what a client held when its connection closes.
+#pragma once
+
+#include <string>
+
+namespace fwipc::registry {
+
+struct ServerOptions {
+  std::string runtime_dir;
+  int idle_exit_ms = -1;  // exit after this long with no clients and no channels; < 0: never
+};
+
+// Runs until a fatal error or idle exit. Returns 0, or 1 when another registry already
+// holds the runtime directory's lock (not an error for an auto-start race), or -errno.
+int run_server(const ServerOptions& opts);
+
+// Forks a detached registry process for dir (double fork, new session). Returns 0 once
+// the child is started; the caller retries its connect.
+int spawn_detached(const std::string& dir, int idle_exit_ms);
+
+}  // namespace fwipc::registry

@@ -1,0 +1,115 @@
+// The shared-memory segment of a QUEUE channel. This is an ABI between processes that may
+// run different builds: fixed-width fields, offsets instead of pointers, every offset
+// checked at compile time, a magic and a layout version in the header.
+//
+// Design (who writes what):
+//   header.tail        all writers, CAS: claims ring positions (monotonic 64-bit).
+//   slot.seq           the writer that claimed the slot: position + 1, stored with release
+//                      after the record (the commit word). Readers acquire it.
+//   reader.cursor      that reader only: next position it will read. Writers acquire it to
+//                      find free slots (slot p is free once every active cursor > p - N).
+//   reader.state       the registry (join/leave); a reader never frees itself by hand.
+//   data_futex/waiters sleeping readers (waiters), writers bump futex when waiters != 0.
+//   space_futex/...    writers blocked on a full ring; readers bump when waiters != 0.
+// Positions are 64-bit and never wrap in practice, so a commit word is never ambiguous.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace fwipc::shm {
+
+inline constexpr uint64_t kMagic = 0x474e5243'50495746ULL;  // "FWIPCRNG" little-endian
+inline constexpr uint32_t kLayoutVersion = 1;
+inline constexpr size_t kCacheLine = 64;
+inline constexpr uint32_t kMaxReaders = 64;
+inline constexpr uint32_t kMaxPayload = 512;
+inline constexpr uint32_t kSlotBytes = 576;  // 32-byte header + 512 payload, 9 cache lines
+inline constexpr uint32_t kMinSlots = 16;
+inline constexpr uint32_t kMaxSlots = 1u << 19;
+
+// Slot flags.
+inline constexpr uint32_t kSlotSkip = 1u;  // claimed and abandoned (an uncommitted loan)
+
+struct Slot {
+  std::atomic<uint64_t> seq;  // commit word: position + 1 when published
+  uint32_t type;
+  uint32_t size;
+  uint32_t sender;
+  uint32_t receiver;
+  uint32_t priority;
+  uint32_t flags;
+  char payload[kMaxPayload];
+  char pad_[kSlotBytes - 32 - kMaxPayload];
+};
+
+// Reader state word: low bit active, the rest a generation bumped on every join/leave so a
+// stale owner can tell its entry was taken from it.
+inline constexpr uint32_t kReaderActive = 1u;
+
+struct alignas(kCacheLine) ReaderEntry {
+  std::atomic<uint64_t> cursor;  // written by its reader (release); read by writers (acquire)
+  std::atomic<uint32_t> state;   // written by the registry
+  std::atomic<uint32_t> pid;
+  std::atomic<uint32_t> armed;   // 1: reader waits on its notify socket; writer CASes to 0
+  uint32_t reserved0;
+  uint64_t start_time;           // reader's process start time (PID reuse guard)
+  char pad_[kCacheLine - 32];
+};
+
+struct SegmentHeader {
+  // Line 0: written once at creation, read-only afterwards.
+  uint64_t magic;
+  uint32_t version;
+  uint32_t header_bytes;  // offset of slot 0
+  uint64_t total_bytes;
+  uint32_t slot_count;  // power of two
+  uint32_t slot_bytes;
+  uint32_t max_readers;
+  uint32_t creator_pid;
+  uint64_t instance_id;  // random per segment; names the readers' notify sockets
+  char pad0_[kCacheLine - 48];
+  // Line 1: claimed positions.
+  alignas(kCacheLine) std::atomic<uint64_t> tail;
+  char pad1_[kCacheLine - 8];
+  // Line 2: count of priority != 0 messages ever published (read-mostly).
+  alignas(kCacheLine) std::atomic<uint64_t> prio_seq;
+  char pad2_[kCacheLine - 8];
+  // Line 3: reader wakeups.
+  alignas(kCacheLine) std::atomic<uint32_t> data_futex;
+  std::atomic<uint32_t> data_waiters;  // sleeping + fd-armed readers
+  char pad3_[kCacheLine - 8];
+  // Line 4: writer wakeups.
+  alignas(kCacheLine) std::atomic<uint32_t> space_futex;
+  std::atomic<uint32_t> space_waiters;
+  char pad4_[kCacheLine - 8];
+  // Line 5: lifecycle (read-mostly).
+  alignas(kCacheLine) std::atomic<uint32_t> closed;  // creator gone: sends fail with -EPIPE
+  std::atomic<uint32_t> reader_count;
+  char pad5_[kCacheLine - 8];
+  ReaderEntry readers[kMaxReaders];
+};
+
+static_assert(std::atomic<uint64_t>::is_always_lock_free);
+static_assert(std::atomic<uint32_t>::is_always_lock_free);
+static_assert(sizeof(Slot) == kSlotBytes);
+static_assert(offsetof(Slot, type) == 8 && offsetof(Slot, flags) == 28);
+static_assert(offsetof(Slot, payload) == 32);
+static_assert(sizeof(ReaderEntry) == kCacheLine);
+static_assert(offsetof(ReaderEntry, start_time) == 24);
+static_assert(offsetof(SegmentHeader, instance_id) == 40);
+static_assert(offsetof(SegmentHeader, tail) == 1 * kCacheLine);
+static_assert(offsetof(SegmentHeader, prio_seq) == 2 * kCacheLine);
+static_assert(offsetof(SegmentHeader, data_futex) == 3 * kCacheLine);
+static_assert(offsetof(SegmentHeader, space_futex) == 4 * kCacheLine);
+static_assert(offsetof(SegmentHeader, closed) == 5 * kCacheLine);
+static_assert(offsetof(SegmentHeader, readers) == 6 * kCacheLine);
+static_assert(sizeof(SegmentHeader) == (6 + kMaxReaders) * kCacheLine);
+static_assert(sizeof(SegmentHeader) % kCacheLine == 0);
+
+inline constexpr uint64_t segment_bytes(uint32_t slot_count) {
+  return sizeof(SegmentHeader) + uint64_t(slot_count) * kSlotBytes;
+}
+
+}  // namespace fwipc::shm

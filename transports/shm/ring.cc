@@ -1,0 +1,608 @@
+#include "transports/shm/ring.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+
+#include "runtime/common/futex.h"
+#include "runtime/common/proc.h"
+
+namespace fwipc::shm {
+namespace {
+
+constexpr int64_t kLivenessSliceNs = 100'000'000;  // blocked writers re-check reader liveness
+
+uint32_t round_pow2(uint64_t v) {
+  uint32_t p = 1;
+  while (p < v) p <<= 1;
+  return p;
+}
+
+// Abstract-namespace datagram address of reader idx's notify socket. Abstract names need
+// no cleanup: they vanish with the socket.
+socklen_t notify_addr(const SegmentHeader* h, uint32_t idx, uint32_t state, sockaddr_un* a) {
+  std::memset(a, 0, sizeof *a);
+  a->sun_family = AF_UNIX;
+  const int n = std::snprintf(a->sun_path + 1, sizeof a->sun_path - 1, "fwipc/%016llx/%u/%u",
+                              static_cast<unsigned long long>(h->instance_id), idx, state);
+  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
+}
+
+int sender_socket() {
+  static int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  return fd;
+}
+
+void wake_writers(SegmentHeader* h) {
+  h->space_futex.fetch_add(1, std::memory_order_release);
+  futex_wake_all(&h->space_futex);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- Segment
+
+Segment::Segment(Segment&& o) noexcept { *this = std::move(o); }
+
+Segment& Segment::operator=(Segment&& o) noexcept {
+  if (this != &o) {
+    this->~Segment();
+    hdr_ = std::exchange(o.hdr_, nullptr);
+    slots_ = std::exchange(o.slots_, nullptr);
+    bytes_ = std::exchange(o.bytes_, 0);
+    slot_count_ = std::exchange(o.slot_count_, 0);
+    fd_ = std::exchange(o.fd_, -1);
+  }
+  return *this;
+}
+
+Segment::~Segment() {
+  if (hdr_ != nullptr) ::munmap(hdr_, bytes_);
+  if (fd_ >= 0) ::close(fd_);
+  hdr_ = nullptr;
+  fd_ = -1;
+}
+
+Result<uint32_t> Segment::slots_for_capacity(uint32_t capacity_bytes) noexcept {
+  if (capacity_bytes == 0) capacity_bytes = 256 * kSlotBytes;
+  if (capacity_bytes > 256u * 1024 * 1024) return Result<uint32_t>::error(-EINVAL);
+  const uint64_t want = (uint64_t(capacity_bytes) + kSlotBytes - 1) / kSlotBytes;
+  return std::clamp(round_pow2(want), kMinSlots, kMaxSlots);
+}
+
+Result<Segment> Segment::create(const char* debug_name, uint32_t slot_count, pid_t creator) noexcept {
+  using R = Result<Segment>;
+  if (slot_count < kMinSlots || slot_count > kMaxSlots || (slot_count & (slot_count - 1)) != 0)
+    return R::error(-EINVAL);
+  const uint64_t bytes = segment_bytes(slot_count);
+  char name[96];
+  std::snprintf(name, sizeof name, "fwipc:%s", debug_name);
+  const int fd = ::memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return R::error(-errno);
+  int rc = ::ftruncate(fd, static_cast<off_t>(bytes));
+  if (rc == 0) rc = ::posix_fallocate(fd, 0, static_cast<off_t>(bytes));
+  else rc = errno;
+  // A sealed size means no peer can shrink the segment under us (no SIGBUS on access).
+  if (rc == 0 && ::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) rc = errno;
+  void* p = rc == 0 ? ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+  if (p == MAP_FAILED) {
+    if (rc == 0) rc = errno;
+    ::close(fd);
+    return R::error(-rc);
+  }
+  auto* h = static_cast<SegmentHeader*>(p);  // fallocate zero-filled it
+  h->version = kLayoutVersion;
+  h->header_bytes = sizeof(SegmentHeader);
+  h->total_bytes = bytes;
+  h->slot_count = slot_count;
+  h->slot_bytes = kSlotBytes;
+  h->max_readers = kMaxReaders;
+  h->creator_pid = static_cast<uint32_t>(creator);
+  std::random_device rd;
+  h->instance_id = (uint64_t(rd()) << 32) | rd();
+  // Publishes the initialised header to anyone who later validates the magic.
+  std::atomic_thread_fence(std::memory_order_release);
+  h->magic = kMagic;
+  Segment s;
+  s.hdr_ = h;
+  s.slots_ = reinterpret_cast<Slot*>(static_cast<char*>(p) + sizeof(SegmentHeader));
+  s.bytes_ = bytes;
+  s.slot_count_ = slot_count;
+  s.fd_ = fd;
+  return s;
+}
+
+Result<Segment> Segment::attach(int fd_in) noexcept {
+  using R = Result<Segment>;
+  struct stat st;
+  if (::fstat(fd_in, &st) != 0) return R::error(-errno);
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (size < sizeof(SegmentHeader)) return R::error(-EBADMSG);
+  const int seals = ::fcntl(fd_in, F_GET_SEALS);
+  if (seals < 0 || (seals & F_SEAL_SHRINK) == 0) return R::error(-EBADMSG);
+  const int fd = ::fcntl(fd_in, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return R::error(-errno);
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    const int e = errno;
+    ::close(fd);
+    return R::error(-e);
+  }
+  Segment s;  // owns fd and mapping from here on, so early returns clean up
+  s.hdr_ = static_cast<SegmentHeader*>(p);
+  s.bytes_ = size;
+  s.fd_ = fd;
+  const SegmentHeader* h = s.hdr_;
+  const uint32_t n = h->slot_count;
+  if (h->magic != kMagic || h->version != kLayoutVersion || h->header_bytes != sizeof(SegmentHeader) ||
+      h->slot_bytes != kSlotBytes || h->max_readers != kMaxReaders || n < kMinSlots || n > kMaxSlots ||
+      (n & (n - 1)) != 0 || h->total_bytes != segment_bytes(n) || size != segment_bytes(n)) {
+    return R::error(-EBADMSG);
+  }
+  std::atomic_thread_fence(std::memory_order_acquire);
+  s.slots_ = reinterpret_cast<Slot*>(static_cast<char*>(p) + sizeof(SegmentHeader));
+  s.slot_count_ = n;
+  return s;
+}
+
+// ---------------------------------------------------------------- membership (registry)
+
+Result<uint32_t> join_reader(const Segment& seg, pid_t pid, uint64_t start_time, uint32_t* state_out) noexcept {
+  SegmentHeader* h = seg.header();
+  for (uint32_t i = 0; i < kMaxReaders; ++i) {
+    ReaderEntry& e = h->readers[i];
+    uint32_t st = e.state.load(std::memory_order_acquire);
+    if (st & kReaderActive) continue;
+    const uint32_t next = ((st >> 1) + 1) << 1 | kReaderActive;
+    // Provisional cursor first: any writer that sees the entry active sees a cursor no
+    // greater than the final one, so its bound is conservative.
+    e.cursor.store(h->tail.load(std::memory_order_seq_cst), std::memory_order_relaxed);
+    e.pid.store(static_cast<uint32_t>(pid), std::memory_order_relaxed);
+    e.start_time = start_time;
+    e.armed.store(0, std::memory_order_relaxed);
+    if (!e.state.compare_exchange_strong(st, next, std::memory_order_seq_cst)) continue;
+    if (h->reader_count.load(std::memory_order_relaxed) < i + 1)
+      h->reader_count.store(i + 1, std::memory_order_seq_cst);  // scan bound for writers
+    // SYNC POINT (join): the state store above is seq_cst, and so is this tail load. A writer
+    // that computed its bound without seeing us read the cursors before our store, so its
+    // bound is <= (min cursor then) + N <= (tail now) + N: it cannot lap position t1.
+    const uint64_t t1 = h->tail.load(std::memory_order_seq_cst);
+    e.cursor.store(t1, std::memory_order_seq_cst);
+    *state_out = next;
+    return i;
+  }
+  return Result<uint32_t>::error(-EUSERS);
+}
+
+bool release_reader(const Segment& seg, uint32_t idx, uint32_t state) noexcept {
+  if (idx >= kMaxReaders) return false;
+  SegmentHeader* h = seg.header();
+  ReaderEntry& e = h->readers[idx];
+  uint32_t expect = state;
+  const uint32_t next = ((state >> 1) + 1) << 1;  // inactive, new generation
+  if (!e.state.compare_exchange_strong(expect, next, std::memory_order_seq_cst)) return false;
+  uint32_t one = 1;
+  if (e.armed.compare_exchange_strong(one, 0, std::memory_order_acq_rel))
+    h->data_waiters.fetch_sub(1, std::memory_order_relaxed);
+  wake_writers(h);
+  return true;
+}
+
+void close_channel(const Segment& seg) noexcept {
+  SegmentHeader* h = seg.header();
+  h->closed.store(1, std::memory_order_seq_cst);
+  notify_readers(seg);
+  wake_writers(h);
+}
+
+void notify_readers(const Segment& seg) noexcept {
+  SegmentHeader* h = seg.header();
+  h->data_futex.fetch_add(1, std::memory_order_release);
+  futex_wake_all(&h->data_futex);
+  const uint32_t n = std::min(h->reader_count.load(std::memory_order_acquire), kMaxReaders);
+  for (uint32_t i = 0; i < n; ++i) {
+    ReaderEntry& e = h->readers[i];
+    uint32_t one = 1;
+    if (e.armed.load(std::memory_order_relaxed) == 0 ||
+        !e.armed.compare_exchange_strong(one, 0, std::memory_order_acq_rel))
+      continue;
+    h->data_waiters.fetch_sub(1, std::memory_order_relaxed);
+    sockaddr_un a;
+    const socklen_t len = notify_addr(h, i, e.state.load(std::memory_order_acquire), &a);
+    const char b = 1;
+    // EAGAIN (a ping already queued) and ECONNREFUSED (reader gone) need nothing more.
+    (void)::sendto(sender_socket(), &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&a), len);
+  }
+}
+
+// ---------------------------------------------------------------- ShmRing
+
+int64_t ShmRing::spin_ns() noexcept {
+  static const int64_t v = [] {
+    const char* s = std::getenv("FWIPC_SPIN_NS");
+    return s && *s ? std::strtoll(s, nullptr, 10) : int64_t{50'000};
+  }();
+  return v;
+}
+
+ShmRing::ShmRing(Segment seg, bool can_write, int reader_index, uint32_t reader_state, pid_t self) noexcept
+    : seg_(std::move(seg)),
+      hdr_(seg_.header()),
+      can_write_(can_write),
+      reader_index_(reader_index >= 0 && reader_index < int(kMaxReaders) ? reader_index : -1),
+      reader_state_(reader_state),
+      pid_(static_cast<uint32_t>(self)) {
+  if (reader_index_ >= 0) {
+    me_ = &hdr_->readers[reader_index_];
+    cursor_ = me_->cursor.load(std::memory_order_acquire);
+    prio_seen_ = hdr_->prio_seq.load(std::memory_order_acquire);
+  }
+}
+
+ShmRing::~ShmRing() {
+  if (me_ != nullptr) {
+    uint32_t one = 1;
+    if (me_->armed.compare_exchange_strong(one, 0, std::memory_order_acq_rel))
+      hdr_->data_waiters.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (notify_fd_ >= 0) ::close(notify_fd_);
+}
+
+// ---- writing
+
+uint64_t ShmRing::compute_limit(uint64_t tail) noexcept {
+  uint64_t min = tail;
+  const uint32_t n = std::min(hdr_->reader_count.load(std::memory_order_acquire), kMaxReaders);
+  for (uint32_t i = 0; i < n; ++i) {
+    const ReaderEntry& e = hdr_->readers[i];
+    if ((e.state.load(std::memory_order_acquire) & kReaderActive) == 0) continue;
+    // SYNC POINT READ (cursor): pairs with the reader's release store in advance(); once we
+    // see cursor c, the reader has finished copying every slot below c.
+    const uint64_t c = e.cursor.load(std::memory_order_acquire);
+    if (c < min) min = c;  // a cursor past the tail is corrupt: ignoring it is conservative
+  }
+  const uint64_t limit = min + seg_.slot_count();
+  uint64_t cur = limit_.load(std::memory_order_relaxed);
+  while (cur < limit && !limit_.compare_exchange_weak(cur, limit, std::memory_order_relaxed)) {
+  }
+  return std::max(cur, limit);
+}
+
+void ShmRing::reap_dead_readers() noexcept {
+  // Backstop for a registry that is down: free entries whose process is gone.
+  const uint32_t n = std::min(hdr_->reader_count.load(std::memory_order_acquire), kMaxReaders);
+  for (uint32_t i = 0; i < n; ++i) {
+    ReaderEntry& e = hdr_->readers[i];
+    const uint32_t st = e.state.load(std::memory_order_acquire);
+    if ((st & kReaderActive) == 0) continue;
+    const pid_t pid = static_cast<pid_t>(e.pid.load(std::memory_order_relaxed));
+    if (!process_alive(pid, e.start_time)) release_reader(seg_, i, st);
+  }
+}
+
+int ShmRing::claim(uint64_t* out, int64_t timeout_ns) noexcept {
+  if (!can_write_) return -EBADF;
+  int64_t deadline = -1;
+  int64_t spin_until = -1;
+  for (;;) {
+    if (hdr_->closed.load(std::memory_order_relaxed)) return -EPIPE;
+    uint64_t pos = hdr_->tail.load(std::memory_order_relaxed);
+    if (pos < limit_.load(std::memory_order_relaxed) || pos < compute_limit(pos)) {
+      // Claims position pos. Relaxed is enough: the slot's reuse was ordered by the cursor
+      // acquire in compute_limit, and publication is ordered by the commit word.
+      if (hdr_->tail.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
+        *out = pos;
+        return 0;
+      }
+      continue;
+    }
+    // Full: the slowest live reader holds us back.
+    if (timeout_ns == 0) return -EAGAIN;
+    const int64_t now = monotonic_ns();
+    if (deadline < 0 && timeout_ns > 0) deadline = now + timeout_ns;
+    if (spin_until < 0) spin_until = now + spin_ns();
+    if (deadline >= 0 && now >= deadline) return -ETIMEDOUT;
+    if (now < spin_until) {
+      for (int i = 0; i < 64; ++i) cpu_relax();
+      continue;
+    }
+    const uint32_t v = hdr_->space_futex.load(std::memory_order_acquire);
+    // SYNC POINT (space sleep): seq_cst increment, then re-read the cursors; a reader
+    // advances its cursor, fences, then reads space_waiters. One of us sees the other.
+    hdr_->space_waiters.fetch_add(1, std::memory_order_seq_cst);
+    int rc = 0;
+    if (pos >= compute_limit(pos)) {
+      int64_t slice = kLivenessSliceNs;
+      if (deadline >= 0) slice = std::min(slice, std::max<int64_t>(deadline - now, 0));
+      rc = futex_wait(&hdr_->space_futex, v, slice);
+    }
+    hdr_->space_waiters.fetch_sub(1, std::memory_order_relaxed);
+    if (rc == -ETIMEDOUT) reap_dead_readers();
+  }
+}
+
+void ShmRing::publish(uint64_t pos, Slot* s, uint32_t priority) noexcept {
+  // SYNC POINT WRITE (commit): pairs with the reader's acquire of seq in try_receive.
+  s->seq.store(pos + 1, std::memory_order_release);
+  // Counted after the commit: a reader that sees the new count also sees the message.
+  if (priority != 0) hdr_->prio_seq.fetch_add(1, std::memory_order_release);
+  // SYNC POINT (data sleep): store-load barrier against a reader that registers as waiter
+  // and then re-checks the slot; without it both could miss each other.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (hdr_->data_waiters.load(std::memory_order_relaxed) != 0) notify_readers(seg_);
+}
+
+int ShmRing::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexcept {
+  if (h.size > kMaxPayload) return -EMSGSIZE;
+  uint64_t pos;
+  if (int rc = claim(&pos, timeout_ns); rc < 0) return rc;
+  Slot* s = seg_.slot(pos);
+  s->type = h.type;
+  s->size = h.size;
+  s->sender = pid_;
+  s->receiver = h.receiver;
+  s->priority = h.priority;
+  s->flags = 0;
+  std::memcpy(s->payload, payload, h.size);
+  publish(pos, s, h.priority);
+  return static_cast<int>(h.size);
+}
+
+int ShmRing::loan(Loan* out, int64_t timeout_ns) noexcept {
+  uint64_t pos;
+  if (int rc = claim(&pos, timeout_ns); rc < 0) return rc;
+  out->pos = pos;
+  out->slot = seg_.slot(pos);
+  return 0;
+}
+
+int ShmRing::commit(Loan* l, const MsgHeader& h) noexcept {
+  if (!*l) return -EINVAL;
+  if (h.size > kMaxPayload) {
+    abandon(l);
+    return -EMSGSIZE;
+  }
+  Slot* s = l->slot;
+  s->type = h.type;
+  s->size = h.size;
+  s->sender = pid_;
+  s->receiver = h.receiver;
+  s->priority = h.priority;
+  s->flags = 0;
+  publish(l->pos, s, h.priority);
+  l->slot = nullptr;
+  return static_cast<int>(h.size);
+}
+
+void ShmRing::abandon(Loan* l) noexcept {
+  if (!*l) return;
+  l->slot->size = 0;
+  l->slot->flags = kSlotSkip;
+  publish(l->pos, l->slot, 0);
+  l->slot = nullptr;
+}
+
+// ---- reading
+//
+// Priorities: while no message with priority != 0 has been published since we last
+// looked (prio_seq unchanged) and the local heap is empty, the ring order is the delivery
+// order and we read straight from the ring (the fast path). Otherwise we drain every
+// committed message for us into a local heap ordered by (priority desc, position asc),
+// releasing their slots, and deliver from the heap. The heap holds at most slot_count
+// messages, so memory stays bounded.
+
+void ShmRing::advance(uint64_t next) noexcept {
+  cursor_ = next;
+  // SYNC POINT WRITE (cursor): pairs with the writer's acquire in compute_limit.
+  me_->cursor.store(next, std::memory_order_release);
+  // SYNC POINT (space sleep): see claim(); a store-load barrier before reading waiters.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (hdr_->space_waiters.load(std::memory_order_relaxed) != 0) wake_writers(hdr_);
+}
+
+bool ShmRing::data_ready() const noexcept {
+  if (!heap_.empty()) return true;
+  if (hdr_->closed.load(std::memory_order_relaxed)) return true;
+  return seg_.slot(cursor_)->seq.load(std::memory_order_acquire) == cursor_ + 1;
+}
+
+namespace {
+struct HeapLess {
+  template <typename P>
+  bool operator()(const P& a, const P& b) const noexcept {
+    if (a.hdr.priority != b.hdr.priority) return a.hdr.priority < b.hdr.priority;
+    return a.pos > b.pos;
+  }
+};
+}  // namespace
+
+int ShmRing::drain_into_heap() noexcept {
+  int got = 0;
+  while (heap_.size() < seg_.slot_count()) {
+    const uint64_t pos = cursor_;
+    const Slot* s = seg_.slot(pos);
+    const uint64_t seq = s->seq.load(std::memory_order_acquire);
+    if (seq != pos + 1) {
+      if (seq > pos + 1) return -EBADMSG;  // a writer lapped us: our entry was taken or forged
+      break;
+    }
+    Pending p;
+    p.pos = pos;
+    p.hdr = MsgHeader{s->type, s->size, s->sender, s->receiver, s->priority};
+    const uint32_t flags = s->flags;
+    const bool mine = p.hdr.receiver == 0 || p.hdr.receiver == pid_;
+    const bool bad = p.hdr.size > kMaxPayload;
+    if (!bad && mine && !(flags & kSlotSkip)) std::memcpy(p.payload, s->payload, p.hdr.size);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (s->seq.load(std::memory_order_relaxed) != pos + 1) return -EBADMSG;  // torn
+    advance(pos + 1);
+    if (bad) {
+      ++corrupt_;
+      continue;
+    }
+    if (!mine || (flags & kSlotSkip)) continue;
+    heap_.push_back(p);
+    std::push_heap(heap_.begin(), heap_.end(), HeapLess{});
+    ++got;
+  }
+  return got;
+}
+
+int ShmRing::take_from_heap(MsgHeader* hdr, void* buf, uint32_t cap) noexcept {
+  const Pending& top = heap_.front();
+  *hdr = top.hdr;
+  if (top.hdr.size > cap) return -EMSGSIZE;
+  std::memcpy(buf, top.payload, top.hdr.size);
+  const int n = static_cast<int>(top.hdr.size);
+  std::pop_heap(heap_.begin(), heap_.end(), HeapLess{});
+  heap_.pop_back();
+  return n;
+}
+
+int ShmRing::try_receive(MsgHeader* hdr, void* buf, uint32_t cap) noexcept {
+  if (corrupt_ > 0) {
+    --corrupt_;
+    return -EBADMSG;
+  }
+  const uint64_t ps = hdr_->prio_seq.load(std::memory_order_acquire);
+  if (!heap_.empty() || ps != prio_seen_) {
+    const int rc = drain_into_heap();
+    if (rc < 0) return rc;
+    prio_seen_ = ps;
+    if (!heap_.empty()) return take_from_heap(hdr, buf, cap);
+    if (corrupt_ > 0) return try_receive(hdr, buf, cap);
+  } else {
+    for (;;) {
+      const uint64_t pos = cursor_;
+      const Slot* s = seg_.slot(pos);
+      // SYNC POINT READ (commit): pairs with the release store in publish().
+      const uint64_t seq = s->seq.load(std::memory_order_acquire);
+      if (seq != pos + 1) {
+        if (seq > pos + 1) return -EBADMSG;
+        break;
+      }
+      const MsgHeader h{s->type, s->size, s->sender, s->receiver, s->priority};
+      const bool skip = (s->flags & kSlotSkip) || (h.receiver != 0 && h.receiver != pid_);
+      if (!skip && h.size > kMaxPayload) {
+        advance(pos + 1);
+        return -EBADMSG;
+      }
+      if (!skip && h.size > cap) {
+        *hdr = h;
+        return -EMSGSIZE;  // kept: the cursor does not move
+      }
+      if (!skip) std::memcpy(buf, s->payload, h.size);
+      // Seqlock-style re-check: the slot was not reused while we copied.
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (s->seq.load(std::memory_order_relaxed) != pos + 1) return -EBADMSG;
+      advance(pos + 1);
+      if (skip) continue;
+      *hdr = h;
+      return static_cast<int>(h.size);
+    }
+  }
+  // Nothing for us. The closed flag is read after the ring: a message committed before
+  // close is never reported as -EPIPE.
+  if (hdr_->closed.load(std::memory_order_acquire)) {
+    if (seg_.slot(cursor_)->seq.load(std::memory_order_acquire) == cursor_ + 1) return try_receive(hdr, buf, cap);
+    return -EPIPE;
+  }
+  return -EAGAIN;
+}
+
+int ShmRing::wait_for_data(int64_t deadline) noexcept {
+  const int64_t start = monotonic_ns();
+  const int64_t spin_until = start + spin_ns();
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (data_ready()) return 0;
+      cpu_relax();
+    }
+    const int64_t now = monotonic_ns();
+    if (deadline >= 0 && now >= deadline) return -ETIMEDOUT;
+    if (now < spin_until) continue;
+    const uint32_t v = hdr_->data_futex.load(std::memory_order_acquire);
+    // SYNC POINT (data sleep): pairs with the fence in publish().
+    hdr_->data_waiters.fetch_add(1, std::memory_order_seq_cst);
+    int rc = 0;
+    if (!data_ready()) rc = futex_wait(&hdr_->data_futex, v, deadline >= 0 ? deadline - now : -1);
+    hdr_->data_waiters.fetch_sub(1, std::memory_order_relaxed);
+    if (rc == -ETIMEDOUT) return rc;
+  }
+}
+
+int ShmRing::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept {
+  if (me_ == nullptr) return -EBADF;
+  const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : -1;
+  for (;;) {
+    int rc = try_receive(hdr, buf, cap);
+    if (rc != -EAGAIN) return rc;
+    if (notify_fd_ >= 0) {
+      rearm_notify();
+      rc = try_receive(hdr, buf, cap);
+      if (rc != -EAGAIN) return rc;
+    }
+    if (timeout_ns == 0) return -EAGAIN;
+    rc = wait_for_data(deadline);
+    if (rc < 0) return rc;
+  }
+}
+
+// ---- pollable descriptor
+//
+// Invariant: while a message waits for this reader, either the notify socket holds a ping
+// or the reader is armed (a writer will ping on its next commit). A receive that finds the
+// ring empty drains the pings and re-arms; if data raced in meanwhile it pings itself.
+
+void ShmRing::rearm_notify() noexcept {
+  char b[64];
+  while (::recv(notify_fd_, b, sizeof b, MSG_DONTWAIT) > 0) {
+  }
+  uint32_t zero = 0;
+  if (me_->armed.compare_exchange_strong(zero, 1, std::memory_order_seq_cst))
+    hdr_->data_waiters.fetch_add(1, std::memory_order_seq_cst);
+  if (data_ready()) {
+    uint32_t one = 1;
+    if (me_->armed.compare_exchange_strong(one, 0, std::memory_order_acq_rel)) {
+      hdr_->data_waiters.fetch_sub(1, std::memory_order_relaxed);
+      sockaddr_un a;
+      const socklen_t len = notify_addr(hdr_, static_cast<uint32_t>(reader_index_), reader_state_, &a);
+      const char c = 1;
+      (void)::sendto(sender_socket(), &c, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&a), len);
+    }
+  }
+}
+
+void ShmRing::forget_after_fork() noexcept {
+  me_ = nullptr;  // the entry is the parent's: the destructor must not disarm it
+  can_write_ = false;
+}
+
+int ShmRing::notify_fd() noexcept {
+  if (me_ == nullptr) return -EBADF;
+  if (notify_fd_ >= 0) return notify_fd_;
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  sockaddr_un a;
+  const socklen_t len = notify_addr(hdr_, static_cast<uint32_t>(reader_index_), reader_state_, &a);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return -e;
+  }
+  notify_fd_ = fd;
+  rearm_notify();
+  return notify_fd_;
+}
+
+}  // namespace fwipc::shm

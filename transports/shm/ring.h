@@ -1,0 +1,130 @@
+// QUEUE transport: a multi-writer, multi-reader broadcast ring in a sealed memfd segment.
+// See layout.h for who owns which field.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "runtime/common/result.h"
+#include "transports/shm/layout.h"
+#include "transports/transport.h"
+
+namespace fwipc::shm {
+
+// A mapped segment. Owns the mapping and the descriptor.
+class Segment {
+ public:
+  Segment() = default;
+  Segment(Segment&& o) noexcept;
+  Segment& operator=(Segment&& o) noexcept;
+  Segment(const Segment&) = delete;
+  Segment& operator=(const Segment&) = delete;
+  ~Segment();
+
+  // Rounds capacity_bytes to a power-of-two slot count within [kMinSlots, kMaxSlots].
+  static Result<uint32_t> slots_for_capacity(uint32_t capacity_bytes) noexcept;
+  // Creates, touches (posix_fallocate: no space is an error now, not a SIGBUS later) and
+  // seals a new segment.
+  static Result<Segment> create(const char* debug_name, uint32_t slot_count, pid_t creator) noexcept;
+  // Maps fd (duplicated) after validating magic, version, sizes and seals. -EBADMSG if not
+  // a segment of this layout.
+  static Result<Segment> attach(int fd) noexcept;
+
+  SegmentHeader* header() const noexcept { return hdr_; }
+  int fd() const noexcept { return fd_; }
+  uint32_t slot_count() const noexcept { return slot_count_; }
+  Slot* slot(uint64_t pos) const noexcept { return slots_ + (pos & (slot_count_ - 1)); }
+
+ private:
+  SegmentHeader* hdr_ = nullptr;
+  Slot* slots_ = nullptr;
+  uint64_t bytes_ = 0;
+  uint32_t slot_count_ = 0;  // local copy: never re-read from shared memory
+  int fd_ = -1;
+};
+
+// Registry-side membership: joins a reader at the current tail. Returns the entry index;
+// *state_out receives the state word that identifies this membership.
+Result<uint32_t> join_reader(const Segment& seg, pid_t pid, uint64_t start_time, uint32_t* state_out) noexcept;
+// Frees entry idx if it still holds membership `state`; wakes blocked writers. Idempotent.
+bool release_reader(const Segment& seg, uint32_t idx, uint32_t state) noexcept;
+// Marks the channel closed and wakes everyone waiting on it.
+void close_channel(const Segment& seg) noexcept;
+// Wakes readers sleeping on the futex and pings fd-armed readers.
+void notify_readers(const Segment& seg) noexcept;
+
+// A zero-copy loan: a claimed slot whose payload the caller fills before commit().
+struct Loan {
+  uint64_t pos = 0;
+  Slot* slot = nullptr;
+  char* data() const noexcept { return slot ? slot->payload : nullptr; }
+  static constexpr uint32_t capacity() noexcept { return kMaxPayload; }
+  explicit operator bool() const noexcept { return slot != nullptr; }
+};
+
+class ShmRing final : public Transport {
+ public:
+  // reader_index < 0: write-only handle.
+  ShmRing(Segment seg, bool can_write, int reader_index, uint32_t reader_state, pid_t self) noexcept;
+  ~ShmRing() override;
+
+  TransportKind kind() const noexcept override { return TransportKind::kShmRing; }
+  int send(const MsgHeader& hdr, const void* payload, int64_t timeout_ns) noexcept override;
+  int receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept override;
+  int notify_fd() noexcept override;
+  void forget_after_fork() noexcept override;
+
+  // Claims a slot for zero-copy filling; -EAGAIN/-ETIMEDOUT/-EPIPE as send().
+  int loan(Loan* out, int64_t timeout_ns) noexcept;
+  // Publishes a loan; hdr.size must be <= kMaxPayload (else -EMSGSIZE, loan abandoned).
+  int commit(Loan* loan, const MsgHeader& hdr) noexcept;
+  // Publishes the slot as a skip record so readers pass over it.
+  void abandon(Loan* loan) noexcept;
+
+  const Segment& segment() const noexcept { return seg_; }
+  int reader_index() const noexcept { return reader_index_; }
+  uint32_t reader_state() const noexcept { return reader_state_; }
+
+  // Spin budget before sleeping (FWIPC_SPIN_NS, default 50 us).
+  static int64_t spin_ns() noexcept;
+
+ private:
+  struct Pending {
+    uint64_t pos;
+    MsgHeader hdr;
+    char payload[kMaxPayload];
+  };
+
+  int claim(uint64_t* pos, int64_t timeout_ns) noexcept;
+  uint64_t compute_limit(uint64_t tail) noexcept;
+  void reap_dead_readers() noexcept;
+  void publish(uint64_t pos, Slot* s, uint32_t priority) noexcept;
+  int try_receive(MsgHeader* hdr, void* buf, uint32_t cap) noexcept;
+  int take_from_heap(MsgHeader* hdr, void* buf, uint32_t cap) noexcept;
+  int drain_into_heap() noexcept;
+  void advance(uint64_t next) noexcept;
+  bool data_ready() const noexcept;
+  int wait_for_data(int64_t deadline_ns) noexcept;
+  void rearm_notify() noexcept;
+
+  Segment seg_;
+  SegmentHeader* hdr_;
+  bool can_write_;
+  int reader_index_;
+  uint32_t reader_state_;
+  ReaderEntry* me_ = nullptr;
+  uint32_t pid_;
+  // Writer: a bound on claimable positions computed from the cursors earlier. Bounds only
+  // grow (cursors only advance; joiners start at the tail), so any stale value is safe.
+  std::atomic<uint64_t> limit_{0};
+  // Reader: next position, and the priority heap (see try_receive).
+  uint64_t cursor_ = 0;
+  uint64_t prio_seen_ = 0;
+  std::vector<Pending> heap_;
+  int corrupt_ = 0;
+  int notify_fd_ = -1;
+};
+
+}  // namespace fwipc::shm

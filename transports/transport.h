@@ -1,0 +1,46 @@
+// One interface for every channel transport, so the runtime core (handle table, C and C++
+// APIs) is the same whatever carries the bytes.
+#pragma once
+
+#include <cstdint>
+
+namespace fwipc {
+
+enum class TransportKind : uint32_t { kShmRing = 0, kSocket = 1, kPipe = 2 };
+
+const char* transport_name(TransportKind k) noexcept;
+
+// A message header as the runtime sees it; the payload travels separately so receives can
+// copy straight into the caller's buffer.
+struct MsgHeader {
+  uint32_t type;
+  uint32_t size;
+  uint32_t sender;
+  uint32_t receiver;
+  uint32_t priority;
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual TransportKind kind() const noexcept = 0;
+
+  // Sends hdr.size bytes; hdr.sender is filled in by the transport. -EAGAIN when full and
+  // timeout_ns == 0, -ETIMEDOUT when it runs out, -EPIPE when the channel is gone.
+  virtual int send(const MsgHeader& hdr, const void* payload, int64_t timeout_ns) noexcept = 0;
+
+  // Takes the next message for this process: header into *hdr, payload into buf. Returns
+  // the payload size; -EMSGSIZE (message kept, hdr->size says what is needed) if cap is too
+  // small; -EAGAIN when nothing waits and timeout_ns == 0; -ETIMEDOUT; -EPIPE when the
+  // channel is closed and drained.
+  virtual int receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept = 0;
+
+  // A descriptor readable while a message waits for this reader (created on first call).
+  virtual int notify_fd() noexcept = 0;
+
+  // In a forked child: drop this process's references (mappings, descriptors) without
+  // touching shared state, which still belongs to the parent.
+  virtual void forget_after_fork() noexcept = 0;
+};
+
+}  // namespace fwipc
