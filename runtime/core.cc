@@ -42,6 +42,7 @@ struct Process {
   // Recursive: the fork handlers take it, and the registry auto-start forks while holding it.
   std::recursive_mutex mu;  // guards conn, gens, and installing/removing handles
   int conn = -1;
+  std::string conn_dir;  // runtime directory conn belongs to
   pid_t pid = 0;
   uint32_t gens[kMaxHandles] = {};
   std::atomic<Handle*> table[kMaxHandles] = {};
@@ -108,9 +109,8 @@ int connect_once(const std::string& path) {
   return fd;
 }
 
-// Connects to the registry, starting one if none runs (unless FWIPC_NO_AUTOSTART).
-int connect_registry() {
-  const std::string dir = runtime_dir();
+// Connects to the registry of dir, starting one if none runs (unless FWIPC_NO_AUTOSTART).
+int connect_registry(const std::string& dir) {
   const std::string path = dir + "/" + registry::kSocketName;
   int fd = connect_once(path);
   if (fd >= 0 || fd == -ENAMETOOLONG || fd == -EACCES) return fd;
@@ -131,11 +131,17 @@ int connect_registry() {
 int rpc(registry::Request rq, registry::Reply* rep, int* fd_out) {
   Process& p = proc();
   rq.magic = registry::kProtoMagic;
+  const std::string dir = runtime_dir();
+  if (p.conn >= 0 && p.conn_dir != dir) {
+    ::close(p.conn);  // FWIPC_RUNTIME_DIR changed: talk to that directory's registry
+    p.conn = -1;
+  }
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (p.conn < 0) {
-      const int fd = connect_registry();
+      const int fd = connect_registry(dir);
       if (fd < 0) return fd;
       p.conn = fd;
+      p.conn_dir = dir;
     }
     if (::send(p.conn, &rq, sizeof rq, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof rq)) {
       ::close(p.conn);

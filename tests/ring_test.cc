@@ -1,0 +1,319 @@
+// Unit tests of the shm ring: state set up by hand in one process, no registry.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "transports/shm/ring.h"
+
+using fwipc::MsgHeader;
+using namespace fwipc::shm;
+
+namespace {
+
+struct Fixture {
+  Segment seg;
+  uint32_t reader_state = 0;
+  uint32_t reader_idx = 0;
+  explicit Fixture(uint32_t slots = kMinSlots) {
+    auto s = Segment::create("unit", slots, ::getpid());
+    REQUIRE(s.ok());
+    seg = std::move(s.value());
+    auto idx = join_reader(seg, ::getpid(), 0, &reader_state);
+    REQUIRE(idx.ok());
+    reader_idx = *idx;
+  }
+  // A second mapping of the same segment, as another process would have.
+  Segment map() const {
+    auto s = Segment::attach(seg.fd());
+    REQUIRE(s.ok());
+    return std::move(s.value());
+  }
+  ShmRing writer() const { return ShmRing(map(), true, -1, 0, ::getpid()); }
+  ShmRing reader() const { return ShmRing(map(), false, int(reader_idx), reader_state, ::getpid()); }
+};
+
+MsgHeader hdr(uint32_t size, uint32_t type = 1, uint32_t prio = 0, uint32_t receiver = 0) {
+  return MsgHeader{type, size, 0, receiver, prio};
+}
+
+}  // namespace
+
+TEST_CASE("shouldRoundCapacityToPowerOfTwoSlotsWithinBounds") {
+  CHECK(*Segment::slots_for_capacity(1) == kMinSlots);
+  CHECK(*Segment::slots_for_capacity(0) == 256);
+  CHECK(*Segment::slots_for_capacity(100 * kSlotBytes) == 128);
+  CHECK(Segment::slots_for_capacity(512u * 1024 * 1024).error() == -EINVAL);
+}
+
+TEST_CASE("shouldReportEmptyRingAsWouldBlock") {
+  Fixture f;
+  auto r = f.reader();
+  MsgHeader h;
+  char buf[512];
+  CHECK(r.receive(&h, buf, sizeof buf, 0) == -EAGAIN);
+}
+
+TEST_CASE("shouldCarryEveryPayloadSizeFromZeroTo512") {
+  Fixture f(64);
+  auto w = f.writer();
+  auto r = f.reader();
+  std::vector<char> out(512), in(512);
+  for (uint32_t size = 0; size <= 512; ++size) {
+    for (uint32_t i = 0; i < size; ++i) out[i] = char(size * 31 + i);
+    REQUIRE(w.send(hdr(size, size), out.data(), 0) == int(size));
+    MsgHeader h{};
+    REQUIRE(r.receive(&h, in.data(), 512, 0) == int(size));
+    CHECK(h.type == size);
+    CHECK(h.size == size);
+    CHECK(h.sender == uint32_t(::getpid()));
+    CHECK(std::memcmp(in.data(), out.data(), size) == 0);
+  }
+}
+
+TEST_CASE("shouldRejectOversizePayloadWithoutChangingTheRing") {
+  Fixture f;
+  auto w = f.writer();
+  auto r = f.reader();
+  char big[600] = {};
+  const uint64_t tail = f.seg.header()->tail.load();
+  CHECK(w.send(hdr(513), big, 0) == -EMSGSIZE);
+  CHECK(f.seg.header()->tail.load() == tail);
+  MsgHeader h;
+  CHECK(r.receive(&h, big, sizeof big, 0) == -EAGAIN);
+}
+
+TEST_CASE("shouldKeepMessageWhenReceiveBufferTooSmall") {
+  Fixture f;
+  auto w = f.writer();
+  auto r = f.reader();
+  const char msg[] = "0123456789";
+  REQUIRE(w.send(hdr(10), msg, 0) == 10);
+  MsgHeader h{};
+  char small[4];
+  CHECK(r.receive(&h, small, sizeof small, 0) == -EMSGSIZE);
+  CHECK(h.size == 10);
+  char buf[16] = {};
+  CHECK(r.receive(&h, buf, sizeof buf, 0) == 10);
+  CHECK(std::memcmp(buf, msg, 10) == 0);
+}
+
+TEST_CASE("shouldFillExactlyToCapacityThenRefuseThenAcceptAfterOneRead") {
+  Fixture f;  // kMinSlots slots
+  auto w = f.writer();
+  auto r = f.reader();
+  for (uint32_t i = 0; i < kMinSlots; ++i) REQUIRE(w.send(hdr(4), &i, 0) == 4);
+  uint32_t extra = 99;
+  CHECK(w.send(hdr(4), &extra, 0) == -EAGAIN);
+  MsgHeader h;
+  uint32_t v = 0;
+  REQUIRE(r.receive(&h, &v, 4, 0) == 4);
+  CHECK(v == 0);
+  CHECK(w.send(hdr(4), &extra, 0) == 4);
+  CHECK(w.send(hdr(4), &extra, 0) == -EAGAIN);
+}
+
+TEST_CASE("shouldWrapAroundManyTimesKeepingOrder") {
+  Fixture f;
+  auto w = f.writer();
+  auto r = f.reader();
+  uint64_t next_out = 0, next_in = 0;
+  for (int round = 0; round < 1000; ++round) {
+    const int burst = 1 + round % int(kMinSlots);
+    for (int i = 0; i < burst; ++i, ++next_out) REQUIRE(w.send(hdr(8), &next_out, 0) == 8);
+    for (int i = 0; i < burst; ++i, ++next_in) {
+      uint64_t v = ~0ull;
+      MsgHeader h;
+      REQUIRE(r.receive(&h, &v, 8, 0) == 8);
+      REQUIRE(v == next_in);
+    }
+  }
+  CHECK(f.seg.header()->tail.load() == next_out);
+}
+
+TEST_CASE("shouldGiveEveryReaderItsOwnCopy") {
+  Fixture f;
+  uint32_t st2 = 0;
+  auto idx2 = join_reader(f.seg, ::getpid(), 0, &st2);
+  REQUIRE(idx2.ok());
+  auto w = f.writer();
+  auto r1 = f.reader();
+  ShmRing r2(f.map(), false, int(*idx2), st2, ::getpid());
+  const int v = 42;
+  REQUIRE(w.send(hdr(4), &v, 0) == 4);
+  int a = 0, b = 0;
+  MsgHeader h;
+  CHECK(r1.receive(&h, &a, 4, 0) == 4);
+  CHECK(r2.receive(&h, &b, 4, 0) == 4);
+  CHECK(a == 42);
+  CHECK(b == 42);
+}
+
+TEST_CASE("shouldDeliverUnicastOnlyToTheNamedPid") {
+  Fixture f;
+  auto w = f.writer();
+  auto r = f.reader();
+  const int other = 1, mine = 2;
+  REQUIRE(w.send(hdr(4, 1, 0, uint32_t(::getpid()) + 1), &other, 0) == 4);
+  REQUIRE(w.send(hdr(4, 1, 0, uint32_t(::getpid())), &mine, 0) == 4);
+  int v = 0;
+  MsgHeader h;
+  CHECK(r.receive(&h, &v, 4, 0) == 4);
+  CHECK(v == mine);
+  CHECK(h.receiver == uint32_t(::getpid()));
+  CHECK(r.receive(&h, &v, 4, 0) == -EAGAIN);
+}
+
+TEST_CASE("shouldDeliverHigherPriorityFirstAndKeepOrderWithinAPriority") {
+  Fixture f(64);
+  auto w = f.writer();
+  auto r = f.reader();
+  const uint32_t prios[] = {0, 1, 5, 1, 0, 5, 3};
+  for (uint32_t i = 0; i < 7; ++i) REQUIRE(w.send(hdr(4, 0, prios[i]), &i, 0) == 4);
+  const uint32_t expect[] = {2, 5, 6, 1, 3, 0, 4};
+  for (uint32_t e : expect) {
+    uint32_t v = 99;
+    MsgHeader h;
+    REQUIRE(r.receive(&h, &v, 4, 0) == 4);
+    CHECK(v == e);
+    CHECK(h.priority == prios[e]);
+  }
+  MsgHeader h;
+  CHECK(r.receive(&h, nullptr, 0, 0) == -EAGAIN);
+}
+
+TEST_CASE("shouldSkipAnAbandonedLoan") {
+  Fixture f;
+  auto w = f.writer();
+  auto r = f.reader();
+  Loan l;
+  REQUIRE(w.loan(&l, 0) == 0);
+  std::memcpy(l.data(), "junk", 4);
+  w.abandon(&l);
+  Loan l2;
+  REQUIRE(w.loan(&l2, 0) == 0);
+  std::memcpy(l2.data(), "good", 4);
+  REQUIRE(w.commit(&l2, hdr(4, 7)) == 4);
+  char buf[8] = {};
+  MsgHeader h;
+  CHECK(r.receive(&h, buf, sizeof buf, 0) == 4);
+  CHECK(std::memcmp(buf, "good", 4) == 0);
+  CHECK(r.receive(&h, buf, sizeof buf, 0) == -EAGAIN);
+}
+
+TEST_CASE("shouldNotDeliverAnUncommittedSlot") {
+  Fixture f;
+  auto w = f.writer();
+  auto r = f.reader();
+  Loan l;
+  REQUIRE(w.loan(&l, 0) == 0);
+  MsgHeader h;
+  char buf[8];
+  CHECK(r.receive(&h, buf, sizeof buf, 0) == -EAGAIN);
+  REQUIRE(w.commit(&l, hdr(0)) == 0);
+  CHECK(r.receive(&h, buf, sizeof buf, 0) == 0);
+}
+
+TEST_CASE("shouldReportCorruptSizeAsBadMessageAndMoveOn") {
+  Fixture f;
+  auto w = f.writer();
+  auto r = f.reader();
+  const int v = 1;
+  REQUIRE(w.send(hdr(4), &v, 0) == 4);
+  REQUIRE(w.send(hdr(4), &v, 0) == 4);
+  f.seg.slot(0)->size = 100000;  // a hostile peer scribbles over a committed slot
+  char buf[512];
+  MsgHeader h;
+  CHECK(r.receive(&h, buf, sizeof buf, 0) == -EBADMSG);
+  CHECK(r.receive(&h, buf, sizeof buf, 0) == 4);
+}
+
+TEST_CASE("shouldDetectALappedCursor") {
+  Fixture f;
+  auto r = f.reader();
+  f.seg.slot(0)->seq.store(kMinSlots + 1);  // position 16 committed over position 0
+  char buf[8];
+  MsgHeader h;
+  CHECK(r.receive(&h, buf, sizeof buf, 0) == -EBADMSG);
+}
+
+TEST_CASE("shouldRefuseToAttachSomethingThatIsNotASegment") {
+  Fixture f;
+  f.seg.header()->magic ^= 1;
+  CHECK(Segment::attach(f.seg.fd()).error() == -EBADMSG);
+  f.seg.header()->magic ^= 1;
+  f.seg.header()->slot_count = 12345;
+  CHECK(Segment::attach(f.seg.fd()).error() == -EBADMSG);
+  int p[2];
+  REQUIRE(::pipe(p) == 0);
+  CHECK(Segment::attach(p[0]).error() == -EBADMSG);
+  ::close(p[0]);
+  ::close(p[1]);
+}
+
+TEST_CASE("shouldReleaseAReaderSoWritersProceed") {
+  Fixture f;
+  auto w = f.writer();
+  for (uint32_t i = 0; i < kMinSlots; ++i) REQUIRE(w.send(hdr(4), &i, 0) == 4);
+  uint32_t v = 0;
+  CHECK(w.send(hdr(4), &v, 0) == -EAGAIN);
+  CHECK(release_reader(f.seg, f.reader_idx, f.reader_state));
+  CHECK_FALSE(release_reader(f.seg, f.reader_idx, f.reader_state));  // idempotent
+  CHECK(w.send(hdr(4), &v, 0) == 4);
+}
+
+TEST_CASE("shouldStartAJoiningReaderAtTheTail") {
+  Fixture f;
+  auto w = f.writer();
+  const int v = 5;
+  REQUIRE(w.send(hdr(4), &v, 0) == 4);
+  uint32_t st = 0;
+  auto idx = join_reader(f.seg, ::getpid(), 0, &st);
+  REQUIRE(idx.ok());
+  ShmRing late(f.map(), false, int(*idx), st, ::getpid());
+  MsgHeader h;
+  int out = 0;
+  CHECK(late.receive(&h, &out, 4, 0) == -EAGAIN);
+  REQUIRE(w.send(hdr(4), &v, 0) == 4);
+  CHECK(late.receive(&h, &out, 4, 0) == 4);
+}
+
+TEST_CASE("shouldTimeOutAndFailClosedChannels") {
+  Fixture f;
+  auto w = f.writer();
+  auto r = f.reader();
+  MsgHeader h;
+  char buf[8];
+  CHECK(r.receive(&h, buf, sizeof buf, 20'000'000) == -ETIMEDOUT);
+  const int v = 3;
+  REQUIRE(w.send(hdr(4), &v, 0) == 4);
+  close_channel(f.seg);
+  CHECK(w.send(hdr(4), &v, 0) == -EPIPE);
+  CHECK(r.receive(&h, buf, sizeof buf, -1) == 4);  // committed before close: delivered
+  CHECK(r.receive(&h, buf, sizeof buf, -1) == -EPIPE);
+}
+
+TEST_CASE("shouldMakeTheNotifyFdReadableOnlyWhileAMessageWaits") {
+  Fixture f;
+  auto w = f.writer();
+  auto r = f.reader();
+  const int fd = r.notify_fd();
+  REQUIRE(fd >= 0);
+  pollfd p{fd, POLLIN, 0};
+  CHECK(::poll(&p, 1, 0) == 0);
+  const int v = 1;
+  REQUIRE(w.send(hdr(4), &v, 0) == 4);
+  REQUIRE(w.send(hdr(4), &v, 0) == 4);
+  CHECK(::poll(&p, 1, 1000) == 1);
+  MsgHeader h;
+  int out;
+  REQUIRE(r.receive(&h, &out, 4, 0) == 4);
+  CHECK(::poll(&p, 1, 0) == 1);  // one more waits: still readable
+  REQUIRE(r.receive(&h, &out, 4, 0) == 4);
+  CHECK(r.receive(&h, &out, 4, 0) == -EAGAIN);
+  CHECK(::poll(&p, 1, 0) == 0);
+}

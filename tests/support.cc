@@ -1,0 +1,97 @@
+#include "tests/support.h"
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+namespace fwipc::test {
+
+TempRuntime::TempRuntime() {
+  char tmpl[] = "/tmp/fwipc-XXXXXX";
+  const char* d = ::mkdtemp(tmpl);
+  if (d == nullptr) std::abort();
+  dir_ = d;
+  ::setenv("FWIPC_RUNTIME_DIR", dir_.c_str(), 1);
+  ::setenv("FWIPC_REGISTRY_IDLE_MS", "1000", 1);
+  ::unsetenv("FWIPC_NO_AUTOSTART");
+}
+
+TempRuntime::~TempRuntime() {
+  kill_registry();
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+pid_t TempRuntime::registry_pid() const {
+  const std::string path = dir_ + "/registry.sock";
+  const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+  pid_t pid = -1;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    ucred c{};
+    socklen_t len = sizeof c;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c, &len) == 0) pid = c.pid;
+  }
+  ::close(fd);
+  return pid;
+}
+
+void TempRuntime::kill_registry() const {
+  const pid_t pid = registry_pid();
+  if (pid <= 0) return;
+  ::kill(pid, SIGKILL);
+  for (int i = 0; i < 500 && ::kill(pid, 0) == 0; ++i) ::usleep(2000);
+}
+
+pid_t spawn(const std::function<int()>& fn) {
+  const pid_t pid = ::fork();
+  if (pid == 0) ::_exit(fn());
+  return pid;
+}
+
+int wait_exit(pid_t pid) {
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  if (WIFEXITED(st)) return WEXITSTATUS(st);
+  if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+  return -1;
+}
+
+Barrier::Barrier() {
+  if (::pipe(fds) != 0) std::abort();
+}
+
+Barrier::~Barrier() {
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
+void Barrier::signal() const {
+  const char b = 1;
+  (void)!::write(fds[1], &b, 1);
+}
+
+bool Barrier::wait(int count) const {
+  for (int i = 0; i < count; ++i) {
+    char b;
+    ssize_t n;
+    do {
+      n = ::read(fds[0], &b, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) return false;
+  }
+  return true;
+}
+
+}  // namespace fwipc::test

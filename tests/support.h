@@ -1,0 +1,40 @@
+// Test helpers: a short private runtime directory per test, and real child processes.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <string>
+
+namespace fwipc::test {
+
+// mkdtemp("/tmp/fwipc-XXXXXX") as FWIPC_RUNTIME_DIR (TEST_TMPDIR is too long for a Unix
+// socket path). The auto-started registry exits soon after its last client.
+class TempRuntime {
+ public:
+  TempRuntime();
+  ~TempRuntime();
+  const std::string& dir() const { return dir_; }
+  // Kills the registry serving this directory (found through its socket's peer creds).
+  pid_t registry_pid() const;
+  void kill_registry() const;
+
+ private:
+  std::string dir_;
+};
+
+// Runs fn in a forked child, which exits with fn's return value (never returns here).
+pid_t spawn(const std::function<int()>& fn);
+// Waits for pid; returns its exit code, or 128 + signal.
+int wait_exit(pid_t pid);
+
+// One-byte barrier between processes.
+struct Barrier {
+  int fds[2];
+  Barrier();
+  ~Barrier();
+  void signal() const;          // one byte
+  bool wait(int count) const;   // count bytes (false on EOF)
+};
+
+}  // namespace fwipc::test
