@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@ TempRuntime::TempRuntime() {
   const char* d = ::mkdtemp(tmpl);
   if (d == nullptr) std::abort();
   dir_ = d;
+  ::chmod(d, 0755);  // other uids (permission tests) must reach the registry socket
   ::setenv("FWIPC_RUNTIME_DIR", dir_.c_str(), 1);
   ::setenv("FWIPC_REGISTRY_IDLE_MS", "1000", 1);
   ::unsetenv("FWIPC_NO_AUTOSTART");

@@ -1,0 +1,204 @@
+// Multi-process behaviour with real processes, real shared memory and a real registry.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <map>
+
+#include "runtime/include/ipc.h"
+#include "tests/support.h"
+
+using fwipc::test::Barrier;
+using fwipc::test::spawn;
+using fwipc::test::TempRuntime;
+using fwipc::test::wait_exit;
+
+namespace {
+
+struct Record {
+  uint32_t writer;
+  uint32_t len;  // pattern bytes after the record
+  uint64_t seq;
+  uint64_t checksum;
+};
+
+uint64_t fnv(uint64_t h, const void* p, size_t n) {
+  const auto* b = static_cast<const unsigned char*>(p);
+  for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
+  return h;
+}
+
+uint32_t build(uint32_t writer, uint64_t seq, char* out) {
+  Record r{writer, uint32_t(seq % 97), seq, 0};
+  char* pat = out + sizeof r;
+  for (uint32_t i = 0; i < r.len; ++i) pat[i] = char(seq * 7 + i * 13 + writer);
+  r.checksum = fnv(fnv(1469598103934665603ull, &r, 16), pat, r.len);
+  std::memcpy(out, &r, sizeof r);
+  return uint32_t(sizeof r + r.len);
+}
+
+// 0 if the message is intact and next in its writer's sequence.
+int verify(const char* buf, int n, uint64_t* next_seq, uint32_t writers) {
+  Record r;
+  if (n < int(sizeof r)) return 20;
+  std::memcpy(&r, buf, sizeof r);
+  if (r.writer >= writers || n != int(sizeof r + r.len)) return 21;
+  if (fnv(fnv(1469598103934665603ull, &r, 16), buf + sizeof r, r.len) != r.checksum) return 22;
+  if (r.seq != next_seq[r.writer]) return 23;  // lost, duplicated or reordered
+  next_seq[r.writer]++;
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("shouldBroadcastTwoMillionMessagesFromTwoWritersToTwoReadersIntact") {
+  TempRuntime rt;
+  constexpr uint32_t kWriters = 2;
+  constexpr uint64_t kPerWriter = 1'000'000;
+  Barrier readers_ready, go;
+  auto reader = [&](bool create) {
+    return spawn([&, create] {
+      const int id = create ? ipc_create_channel("stress", IPC_TYPE_QUEUE, 1024 * 576)
+                            : ipc_open_channel("stress", IPC_MODE_READ);
+      if (id < 0) return 10;
+      readers_ready.signal();
+      uint64_t next[kWriters] = {};
+      std::map<uint32_t, uint32_t> sender_of;  // writer index -> PID seen
+      char buf[IPC_MAX_PAYLOAD];
+      for (uint64_t got = 0; got < kWriters * kPerWriter; ++got) {
+        IPC_MESSAGE m;
+        const int n = ipc_receive_message(uint32_t(id), &m, 30000);
+        if (n < 0) return 11;
+        std::memcpy(buf, m.payload, size_t(n));
+        if (int rc = verify(buf, n, next, kWriters); rc != 0) return rc;
+        uint32_t w;
+        std::memcpy(&w, buf, 4);
+        auto [it, fresh] = sender_of.emplace(w, m.sender);
+        if (it->second != m.sender) return 24;  // sender must be the real writer's PID
+      }
+      for (uint32_t w = 0; w < kWriters; ++w)
+        if (next[w] != kPerWriter) return 25;
+      return 0;
+    });
+  };
+  const pid_t a = reader(true);
+  REQUIRE(readers_ready.wait(1));
+  const pid_t b = reader(false);
+  REQUIRE(readers_ready.wait(1));
+  pid_t writers[kWriters];
+  for (uint32_t w = 0; w < kWriters; ++w) {
+    writers[w] = spawn([&, w] {
+      const int id = ipc_open_channel("stress", IPC_MODE_WRITE);
+      if (id < 0) return 30;
+      go.wait(1);
+      char buf[IPC_MAX_PAYLOAD];
+      for (uint64_t s = 0; s < kPerWriter; ++s) {
+        const uint32_t n = build(w, s, buf);
+        if (ipc_send(uint32_t(id), buf, n, 1) != int(n)) return 31;
+      }
+      return 0;
+    });
+  }
+  for (uint32_t w = 0; w < kWriters; ++w) go.signal();
+  for (pid_t w : writers) CHECK(wait_exit(w) == 0);
+  CHECK(wait_exit(a) == 0);
+  CHECK(wait_exit(b) == 0);
+}
+
+TEST_CASE("shouldUnblockWritersWhenAStalledReaderIsKilled") {
+  TempRuntime rt;
+  Barrier ready, done;
+  const pid_t service = spawn([&] {  // creates and drains, as a service would
+    const int id = ipc_create_channel("svc", IPC_TYPE_QUEUE, IPC_BUFFER_MIN);
+    if (id < 0) return 10;
+    ready.signal();
+    char buf[16];
+    for (int i = 0; i < 100; ++i)
+      if (ipc_receive(uint32_t(id), buf, sizeof buf) != 4) return 11;
+    return 0;
+  });
+  REQUIRE(ready.wait(1));
+  const pid_t stalled = spawn([&] {  // opens for reading, then never reads
+    if (ipc_open_channel("svc", IPC_MODE_READ) < 0) return 10;
+    ready.signal();
+    done.wait(1);
+    return 0;
+  });
+  REQUIRE(ready.wait(1));
+  const int w = ipc_open_channel("svc", IPC_MODE_WRITE | IPC_MODE_NONBLOCK);
+  REQUIRE(w >= 0);
+  int sent = 0;
+  while (sent < 100 && ipc_send(uint32_t(w), &sent, 4, 0) == 4) ++sent;
+  CHECK(sent == 16);  // held back by the stalled reader
+  ::kill(stalled, SIGKILL);
+  CHECK(wait_exit(stalled) == 128 + SIGKILL);
+  while (sent < 100) {
+    const int rc = ipc_send(uint32_t(w), &sent, 4, 0);
+    if (rc == 4) ++sent;
+    else if (rc == -EAGAIN) ::usleep(1000);
+    else break;
+  }
+  CHECK(sent == 100);
+  CHECK(wait_exit(service) == 0);
+  CHECK(ipc_close_channel(uint32_t(w)) == 0);
+}
+
+TEST_CASE("shouldKeepMappedChannelsWorkingAcrossARegistryRestart") {
+  TempRuntime rt;
+  const int c = ipc_create_channel("survivor", IPC_TYPE_QUEUE, 0);
+  REQUIRE(c >= 0);
+  Barrier opened, go;
+  const pid_t writer = spawn([&] {
+    const int w = ipc_open_channel("survivor", IPC_MODE_WRITE);
+    if (w < 0) return 10;
+    opened.signal();
+    go.wait(1);
+    for (int i = 0; i < 1000; ++i)
+      if (ipc_send(uint32_t(w), &i, 4, 0) != 4) return 11;
+    return 0;
+  });
+  REQUIRE(opened.wait(1));
+  const pid_t old_registry = rt.registry_pid();
+  REQUIRE(old_registry > 0);
+  rt.kill_registry();
+  go.signal();
+  for (int i = 0; i < 1000; ++i) {
+    int v = -1;
+    REQUIRE(ipc_receive(uint32_t(c), &v, 4) == 4);
+    CHECK(v == i);
+  }
+  CHECK(wait_exit(writer) == 0);
+  // The next call starts a new registry, which serves new channels.
+  const int fresh = ipc_create_channel("after", IPC_TYPE_QUEUE, 0);
+  CHECK(fresh >= 0);
+  CHECK(rt.registry_pid() != old_registry);
+  CHECK(ipc_close_channel(uint32_t(fresh)) == 0);
+  CHECK(ipc_close_channel(uint32_t(c)) == 0);  // known only to the dead registry
+}
+
+TEST_CASE("shouldReleaseADeadReaderEvenWhileTheRegistryIsDown") {
+  TempRuntime rt;
+  const int c = ipc_create_channel("orphan", IPC_TYPE_QUEUE, IPC_BUFFER_MIN);
+  REQUIRE(c >= 0);
+  Barrier ready, done;
+  const pid_t stalled = spawn([&] {
+    if (ipc_open_channel("orphan", IPC_MODE_READ) < 0) return 10;
+    ready.signal();
+    done.wait(1);
+    return 0;
+  });
+  REQUIRE(ready.wait(1));
+  rt.kill_registry();
+  int buf;
+  for (int i = 0; i < 16; ++i) REQUIRE(ipc_send(uint32_t(c), &i, 4, 0) == 4);
+  for (int i = 0; i < 16; ++i) REQUIRE(ipc_receive(uint32_t(c), &buf, 4) == 4);
+  ::kill(stalled, SIGKILL);
+  CHECK(wait_exit(stalled) == 128 + SIGKILL);
+  // Blocking send: the writer's liveness check frees the dead cursor.
+  CHECK(ipc_send(uint32_t(c), &buf, 4, 0) == 4);
+  CHECK(ipc_close_channel(uint32_t(c)) == 0);
+}
