@@ -227,13 +227,19 @@ void notify_readers(const Segment& seg) noexcept {
 
 // ---------------------------------------------------------------- ShmRing
 
-int64_t ShmRing::spin_ns() noexcept {
-  static const int64_t v = [] {
+namespace {
+std::atomic<int64_t>& spin_budget() {
+  static std::atomic<int64_t> v{[] {
     const char* s = std::getenv("FWIPC_SPIN_NS");
     return s && *s ? std::strtoll(s, nullptr, 10) : int64_t{50'000};
-  }();
+  }()};
   return v;
 }
+}  // namespace
+
+int64_t ShmRing::spin_ns() noexcept { return spin_budget().load(std::memory_order_relaxed); }
+
+void ShmRing::set_spin_ns(int64_t ns) noexcept { spin_budget().store(ns, std::memory_order_relaxed); }
 
 ShmRing::ShmRing(Segment seg, bool can_write, int reader_index, uint32_t reader_state, pid_t self) noexcept
     : seg_(std::move(seg)),

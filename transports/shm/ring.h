@@ -87,8 +87,9 @@ class ShmRing final : public Transport {
   int reader_index() const noexcept { return reader_index_; }
   uint32_t reader_state() const noexcept { return reader_state_; }
 
-  // Spin budget before sleeping (FWIPC_SPIN_NS, default 50 us).
+  // Spin budget before sleeping: FWIPC_SPIN_NS at first use (default 50 us), or as set.
   static int64_t spin_ns() noexcept;
+  static void set_spin_ns(int64_t ns) noexcept;
 
  private:
   struct Pending {

@@ -1,0 +1,196 @@
+#include "benchmarks/harness.h"
+
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <ctime>
+#include <numeric>
+
+#include "runtime/common/futex.h"
+#include "runtime/include/ipc.h"
+
+namespace fwipc::bench {
+namespace {
+
+constexpr uint32_t kStopType = 0xdeadu;
+
+int64_t now_ns() { return monotonic_ns(); }
+
+void reap(int pid) {
+  if (pid <= 0) return;
+  int st;
+  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+}
+
+int wait_byte(int fd) {
+  char b;
+  return ::read(fd, &b, 1) == 1 ? 0 : -1;
+}
+
+}  // namespace
+
+Percentiles percentiles(std::vector<int64_t> s) {
+  Percentiles p;
+  if (s.empty()) return p;
+  std::sort(s.begin(), s.end());
+  auto at = [&](double q) { return double(s[std::min(s.size() - 1, size_t(q * double(s.size())))]); };
+  p.p50_ns = at(0.50);
+  p.p99_ns = at(0.99);
+  p.p999_ns = at(0.999);
+  p.max_ns = double(s.back());
+  p.mean_ns = double(std::accumulate(s.begin(), s.end(), int64_t{0})) / double(s.size());
+  return p;
+}
+
+// ---- QUEUE ping-pong
+
+QueuePingPong::QueuePingPong(const std::string& prefix, uint32_t bytes) : bytes_(bytes) {
+  const std::string ping = prefix + ".ping", pong = prefix + ".pong";
+  pong_ = ipc_create_channel(pong.c_str(), IPC_TYPE_QUEUE, 64 * 576);
+  if (pong_ < 0) return;
+  int sync[2];
+  if (::pipe(sync) != 0) return;
+  peer_ = ::fork();
+  if (peer_ == 0) {
+    ::close(sync[0]);
+    const int in = ipc_create_channel(ping.c_str(), IPC_TYPE_QUEUE, 64 * 576);
+    const int out = ipc_open_channel(pong.c_str(), IPC_MODE_WRITE);
+    const char ok = (in >= 0 && out >= 0) ? 1 : 0;
+    (void)!::write(sync[1], &ok, 1);
+    if (!ok) ::_exit(1);
+    IPC_MESSAGE m;
+    for (;;) {
+      const int n = ipc_receive_message(uint32_t(in), &m, -1);
+      if (n < 0 || m.type == kStopType) break;
+      if (ipc_send(uint32_t(out), m.payload, uint32_t(n), m.type) != n) break;
+    }
+    ::_exit(0);
+  }
+  ::close(sync[1]);
+  char ok = 0;
+  if (::read(sync[0], &ok, 1) != 1 || !ok) {
+    ::close(sync[0]);
+    return;
+  }
+  ::close(sync[0]);
+  ping_ = ipc_open_channel(ping.c_str(), IPC_MODE_WRITE);
+}
+
+QueuePingPong::~QueuePingPong() {
+  if (ping_ >= 0) {
+    (void)ipc_send(uint32_t(ping_), buf_, 0, kStopType);
+    ipc_close_channel(uint32_t(ping_));
+  } else if (peer_ > 0) {
+    ::kill(peer_, SIGKILL);
+  }
+  reap(peer_);
+  if (pong_ >= 0) ipc_close_channel(uint32_t(pong_));
+}
+
+bool QueuePingPong::round_trip() {
+  if (ipc_send(uint32_t(ping_), buf_, bytes_, 1) != int(bytes_)) return false;
+  return ipc_receive(uint32_t(pong_), buf_, sizeof buf_) == int(bytes_);
+}
+
+std::vector<int64_t> QueuePingPong::timed(uint64_t n) {
+  std::vector<int64_t> out;
+  out.reserve(n);
+  for (uint64_t i = 0; i < n; ++i) {
+    const int64_t t0 = now_ns();
+    if (!round_trip()) break;
+    out.push_back(now_ns() - t0);
+  }
+  return out;
+}
+
+// ---- raw cache-line ping-pong
+
+struct alignas(64) RawPingPong::Line {
+  std::atomic<uint64_t> v;
+};
+
+RawPingPong::RawPingPong() {
+  void* p = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  line_ = static_cast<Line*>(p);
+  line_->v.store(0);
+  peer_ = ::fork();
+  if (peer_ == 0) {
+    // Echo: wait for an odd value, answer with the next even one; ~0 stops.
+    uint64_t expect = 1;
+    for (;;) {
+      uint64_t v;
+      while ((v = line_->v.load(std::memory_order_acquire)) != expect) {
+        if (v == ~0ull) ::_exit(0);
+        cpu_relax();
+      }
+      line_->v.store(expect + 1, std::memory_order_release);
+      expect += 2;
+    }
+  }
+}
+
+RawPingPong::~RawPingPong() {
+  line_->v.store(~0ull, std::memory_order_release);
+  reap(peer_);
+  ::munmap(line_, 4096);
+}
+
+void RawPingPong::round_trip() {
+  line_->v.store(++seq_, std::memory_order_release);
+  ++seq_;
+  while (line_->v.load(std::memory_order_acquire) != seq_) cpu_relax();
+}
+
+std::vector<int64_t> RawPingPong::timed(uint64_t n) {
+  std::vector<int64_t> out;
+  out.reserve(n);
+  for (uint64_t i = 0; i < n; ++i) {
+    const int64_t t0 = now_ns();
+    round_trip();
+    out.push_back(now_ns() - t0);
+  }
+  return out;
+}
+
+// ---- one-way throughput
+
+double queue_throughput(const std::string& name, uint64_t n, uint32_t bytes) {
+  const int in = ipc_create_channel(name.c_str(), IPC_TYPE_QUEUE, 1024 * 576);
+  if (in < 0) return 0;
+  int sync[2];
+  if (::pipe(sync) != 0) return 0;
+  const pid_t peer = ::fork();
+  if (peer == 0) {
+    ::close(sync[1]);
+    const int out = ipc_open_channel(name.c_str(), IPC_MODE_WRITE);
+    if (out < 0 || wait_byte(sync[0]) != 0) ::_exit(1);
+    char buf[512] = {};
+    for (uint64_t i = 0; i < n; ++i) {
+      std::memcpy(buf, &i, sizeof i);
+      if (ipc_send(uint32_t(out), buf, bytes, 1) != int(bytes)) ::_exit(2);
+    }
+    ::_exit(0);
+  }
+  ::close(sync[0]);
+  (void)!::write(sync[1], "g", 1);
+  char buf[512];
+  int64_t t0 = 0;
+  uint64_t got = 0;
+  for (; got < n; ++got) {
+    if (ipc_receive(uint32_t(in), buf, sizeof buf) != int(bytes)) break;
+    if (got == 0) t0 = now_ns();
+  }
+  const int64_t dt = now_ns() - t0;
+  ::close(sync[1]);
+  reap(peer);
+  ipc_close_channel(uint32_t(in));
+  return got == n && dt > 0 ? double(n - 1) * 1e9 / double(dt) : 0;
+}
+
+}  // namespace fwipc::bench

@@ -1,0 +1,52 @@
+// Two-process measurements shared by the benchmarks and the demo. Each runs a real peer
+// process (fork) and returns what it measured; nothing here asserts a speed.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fwipc::bench {
+
+struct Percentiles {
+  double p50_ns = 0, p99_ns = 0, p999_ns = 0, max_ns = 0, mean_ns = 0;
+};
+Percentiles percentiles(std::vector<int64_t> samples_ns);
+
+// An echo peer over two QUEUE channels (<prefix>.ping / <prefix>.pong). Round trips are
+// timed one by one. spin_ns sets the peer's and our FWIPC_SPIN_NS (0: sleep at once).
+class QueuePingPong {
+ public:
+  QueuePingPong(const std::string& prefix, uint32_t payload_bytes);
+  ~QueuePingPong();
+  bool ok() const { return ping_ >= 0 && pong_ >= 0; }
+  // One round trip; false on error.
+  bool round_trip();
+  std::vector<int64_t> timed(uint64_t n);
+
+ private:
+  int ping_ = -1, pong_ = -1, peer_ = -1;
+  uint32_t bytes_;
+  char buf_[512] = {};
+};
+
+// Two processes bouncing one cache line in shared memory: the floor for any round trip.
+class RawPingPong {
+ public:
+  RawPingPong();
+  ~RawPingPong();
+  void round_trip();
+  std::vector<int64_t> timed(uint64_t n);
+
+ private:
+  struct Line;
+  Line* line_;
+  int peer_ = -1;
+  uint64_t seq_ = 0;
+};
+
+// One writer process sends n messages of payload_bytes through ipc_send; we receive them
+// with ipc_receive. Returns messages per second (0 on error).
+double queue_throughput(const std::string& name, uint64_t n, uint32_t payload_bytes);
+
+}  // namespace fwipc::bench

@@ -1,0 +1,140 @@
+// The demo: a registry in a temporary runtime directory, real processes talking over QUEUE
+// channels, and what was measured.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "benchmarks/harness.h"
+#include "runtime/common/futex.h"
+#include "runtime/include/ipc.h"
+#include "runtime/registry/server.h"
+#include "transports/shm/ring.h"
+
+namespace {
+
+int wait_pid(pid_t pid) {
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+void print_rtt(const char* what, const fwipc::bench::Percentiles& p, double floor_p50) {
+  std::printf("  %-34s p50 %7.0f ns  p99 %8.0f ns  p99.9 %8.0f ns", what, p.p50_ns, p.p99_ns, p.p999_ns);
+  if (floor_p50 > 0) std::printf("  (%.2fx floor)", p.p50_ns / floor_p50);
+  std::printf("\n");
+}
+
+// One writer process broadcasts n messages; each of `readers` processes checks it got all
+// of them in order. Returns the number of readers that verified everything.
+int broadcast(uint64_t n, int readers, double* secs) {
+  int ready[2];
+  if (::pipe(ready) != 0) return 0;
+  pid_t pids[8];
+  for (int r = 0; r < readers; ++r) {
+    pids[r] = ::fork();
+    if (pids[r] == 0) {
+      const int id = r == 0 ? ipc_create_channel("demo.events", IPC_TYPE_QUEUE, 1024 * 576)
+                            : ipc_open_channel("demo.events", IPC_MODE_READ);
+      (void)!::write(ready[1], "r", 1);
+      if (id < 0) ::_exit(1);
+      for (uint64_t i = 0; i < n; ++i) {
+        uint64_t v;
+        if (ipc_receive(uint32_t(id), &v, sizeof v) != sizeof v || v != i) ::_exit(2);
+      }
+      ::_exit(0);
+    }
+    char b;
+    (void)!::read(ready[0], &b, 1);
+  }
+  const int w = ipc_open_channel("demo.events", IPC_MODE_WRITE);
+  const int64_t t0 = fwipc::monotonic_ns();
+  for (uint64_t i = 0; i < n && w >= 0; ++i) {
+    if (ipc_send(uint32_t(w), &i, sizeof i, 1) != sizeof i) break;
+  }
+  int ok = 0;
+  for (int r = 0; r < readers; ++r) ok += wait_pid(pids[r]) == 0;
+  *secs = double(fwipc::monotonic_ns() - t0) / 1e9;
+  if (w >= 0) ipc_close_channel(uint32_t(w));
+  ::close(ready[0]);
+  ::close(ready[1]);
+  return ok;
+}
+
+}  // namespace
+
+int main() {
+  char tmpl[] = "/tmp/fwipc-demo-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) return 1;
+  ::setenv("FWIPC_RUNTIME_DIR", tmpl, 1);
+  ::setenv("FWIPC_NO_AUTOSTART", "1", 1);  // the demo starts its registry itself
+
+  const pid_t reg = ::fork();
+  if (reg == 0) {
+    fwipc::registry::ServerOptions o;
+    o.runtime_dir = tmpl;
+    ::_exit(fwipc::registry::run_server(o) == 0 ? 0 : 1);
+  }
+  for (int i = 0; i < 200 && ::access((std::string(tmpl) + "/registry.sock").c_str(), F_OK) != 0; ++i)
+    ::usleep(5000);
+  std::printf("FreeWorld IPC demo\n  runtime dir %s, registry pid %d, %ld cores\n\n", tmpl, int(reg),
+              ::sysconf(_SC_NPROCESSORS_ONLN));
+
+  constexpr uint64_t kBroadcast = 1'000'000;
+  double secs = 0;
+  const int ok = broadcast(kBroadcast, 2, &secs);
+  std::printf("Broadcast: 1 writer -> 2 reader processes, %llu x 8 B messages each\n",
+              static_cast<unsigned long long>(kBroadcast));
+  std::printf("  %d/2 readers received every message in order; %.2f s, %.1f M msg/s delivered\n\n", ok, secs,
+              2.0 * double(kBroadcast) / secs / 1e6);
+
+  constexpr uint64_t kTrips = 100'000;
+  std::printf("Round trip between two processes (%llu trips after warm-up)\n",
+              static_cast<unsigned long long>(kTrips));
+  double floor_p50 = 0;
+  {
+    fwipc::bench::RawPingPong raw;
+    for (int i = 0; i < 10000; ++i) raw.round_trip();
+    const auto p = fwipc::bench::percentiles(raw.timed(kTrips));
+    floor_p50 = p.p50_ns;
+    print_rtt("raw cache-line ping-pong (floor)", p, 0);
+  }
+  for (uint32_t bytes : {64u, 512u}) {
+    fwipc::bench::QueuePingPong pp("demo.rtt" + std::to_string(bytes), bytes);
+    if (!pp.ok()) {
+      std::printf("  QUEUE %u B: setup failed\n", bytes);
+      continue;
+    }
+    for (int i = 0; i < 10000; ++i) pp.round_trip();
+    const auto p = fwipc::bench::percentiles(pp.timed(kTrips));
+    char what[64];
+    std::snprintf(what, sizeof what, "QUEUE %u B, spinning reader", bytes);
+    print_rtt(what, p, floor_p50);
+  }
+  {
+    fwipc::shm::ShmRing::set_spin_ns(0);  // both ends sleep on the futex at once
+    fwipc::bench::QueuePingPong pp("demo.sleep", 64);
+    if (pp.ok()) {
+      for (int i = 0; i < 200; ++i) pp.round_trip();
+      print_rtt("QUEUE 64 B, sleeping reader (futex)", fwipc::bench::percentiles(pp.timed(5000)), 0);
+    }
+    fwipc::shm::ShmRing::set_spin_ns(50'000);
+  }
+
+  std::printf("\nOne-way throughput, 1 writer -> 1 reader process, ipc_send/ipc_receive\n");
+  for (uint32_t bytes : {64u, 512u}) {
+    const uint64_t n = 2'000'000;
+    const double rate = fwipc::bench::queue_throughput("demo.tput" + std::to_string(bytes), n, bytes);
+    std::printf("  QUEUE %3u B: %6.2f M msg/s  %6.2f GB/s\n", bytes, rate / 1e6, rate * bytes / 1e9);
+  }
+
+  ::kill(reg, SIGTERM);
+  wait_pid(reg);
+  (void)!std::system((std::string("rm -rf ") + tmpl).c_str());
+  return ok == 2 ? 0 : 1;
+}
