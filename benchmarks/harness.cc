@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <numeric>
 
 #include "runtime/common/futex.h"
@@ -34,6 +35,17 @@ int wait_byte(int fd) {
 }
 
 }  // namespace
+
+void interleave(uint64_t total, uint64_t chunk, const std::vector<std::function<std::vector<int64_t>(uint64_t)>>& rows,
+                std::vector<std::vector<int64_t>>* out) {
+  out->assign(rows.size(), {});
+  for (uint64_t done = 0; done < total; done += chunk) {
+    for (size_t r = 0; r < rows.size(); ++r) {
+      auto s = rows[r](std::min(chunk, total - done));
+      (*out)[r].insert((*out)[r].end(), s.begin(), s.end());
+    }
+  }
+}
 
 Percentiles percentiles(std::vector<int64_t> s) {
   Percentiles p;
@@ -101,6 +113,7 @@ bool QueuePingPong::round_trip() {
 std::vector<int64_t> QueuePingPong::timed(uint64_t n) {
   std::vector<int64_t> out;
   out.reserve(n);
+  if (!round_trip()) return out;  // wakes a sleeping peer off the timed path
   for (uint64_t i = 0; i < n; ++i) {
     const int64_t t0 = now_ns();
     if (!round_trip()) break;
@@ -110,9 +123,13 @@ std::vector<int64_t> QueuePingPong::timed(uint64_t n) {
 }
 
 // ---- raw cache-line ping-pong
+//
+// The peer spins on one shared cache line and echoes. So that it does not steal a core
+// while other rows run, it sleeps on a futex after 200 us without a ping; the first ping of
+// a chunk (or one not answered within 1 ms) wakes it. The timed trips never make a syscall.
 
 struct alignas(64) RawPingPong::Line {
-  std::atomic<uint64_t> v;
+  std::atomic<uint32_t> v;
 };
 
 RawPingPong::RawPingPong() {
@@ -121,13 +138,19 @@ RawPingPong::RawPingPong() {
   line_->v.store(0);
   peer_ = ::fork();
   if (peer_ == 0) {
-    // Echo: wait for an odd value, answer with the next even one; ~0 stops.
-    uint64_t expect = 1;
+    // Echo: wait for an odd value, answer with the next even one; 0xffffffff stops.
+    uint32_t expect = 1;
     for (;;) {
-      uint64_t v;
+      uint32_t v;
+      int64_t t0 = now_ns();
+      int spins = 0;
       while ((v = line_->v.load(std::memory_order_acquire)) != expect) {
-        if (v == ~0ull) ::_exit(0);
+        if (v == ~0u) ::_exit(0);
         cpu_relax();
+        if (++spins % 1024 == 0 && now_ns() - t0 > 200'000) {
+          futex_wait(&line_->v, v, 100'000'000);
+          t0 = now_ns();
+        }
       }
       line_->v.store(expect + 1, std::memory_order_release);
       expect += 2;
@@ -136,20 +159,27 @@ RawPingPong::RawPingPong() {
 }
 
 RawPingPong::~RawPingPong() {
-  line_->v.store(~0ull, std::memory_order_release);
+  line_->v.store(~0u, std::memory_order_release);
+  futex_wake_all(&line_->v);
   reap(peer_);
   ::munmap(line_, 4096);
 }
 
 void RawPingPong::round_trip() {
-  line_->v.store(++seq_, std::memory_order_release);
-  ++seq_;
-  while (line_->v.load(std::memory_order_acquire) != seq_) cpu_relax();
+  const uint32_t want = uint32_t(seq_ += 2);
+  line_->v.store(want - 1, std::memory_order_release);
+  int spins = 0;
+  while (line_->v.load(std::memory_order_acquire) != want) {
+    cpu_relax();
+    if (++spins == 4096) futex_wake_all(&line_->v);  // the peer fell asleep: off the timed path
+  }
 }
 
 std::vector<int64_t> RawPingPong::timed(uint64_t n) {
   std::vector<int64_t> out;
   out.reserve(n);
+  futex_wake_all(&line_->v);
+  round_trip();  // the peer is awake and spinning before the first timed trip
   for (uint64_t i = 0; i < n; ++i) {
     const int64_t t0 = now_ns();
     round_trip();

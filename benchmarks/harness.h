@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,12 @@ struct Percentiles {
   double p50_ns = 0, p99_ns = 0, p999_ns = 0, max_ns = 0, mean_ns = 0;
 };
 Percentiles percentiles(std::vector<int64_t> samples_ns);
+
+// Runs the rows in alternating chunks until each has `total` samples, so every row sees
+// the same machine state (on this VM the cross-core latency itself changes over time).
+void interleave(uint64_t total, uint64_t chunk,
+                const std::vector<std::function<std::vector<int64_t>(uint64_t)>>& rows,
+                std::vector<std::vector<int64_t>>* out);
 
 // An echo peer over two QUEUE channels (<prefix>.ping / <prefix>.pong). Round trips are
 // timed one by one. spin_ns sets the peer's and our FWIPC_SPIN_NS (0: sleep at once).
@@ -42,7 +49,7 @@ class RawPingPong {
   struct Line;
   Line* line_;
   int peer_ = -1;
-  uint64_t seq_ = 0;
+  uint64_t seq_ = 0;  // last value we expect back (even)
 };
 
 // One writer process sends n messages of payload_bytes through ipc_send; we receive them

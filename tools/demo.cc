@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "benchmarks/harness.h"
 #include "runtime/common/futex.h"
@@ -94,27 +95,25 @@ int main() {
               2.0 * double(kBroadcast) / secs / 1e6);
 
   constexpr uint64_t kTrips = 100'000;
-  std::printf("Round trip between two processes (%llu trips after warm-up)\n",
+  std::printf("Round trip between two processes (%llu trips per row after warm-up, rows interleaved)\n",
               static_cast<unsigned long long>(kTrips));
-  double floor_p50 = 0;
   {
     fwipc::bench::RawPingPong raw;
-    for (int i = 0; i < 10000; ++i) raw.round_trip();
-    const auto p = fwipc::bench::percentiles(raw.timed(kTrips));
-    floor_p50 = p.p50_ns;
-    print_rtt("raw cache-line ping-pong (floor)", p, 0);
-  }
-  for (uint32_t bytes : {64u, 512u}) {
-    fwipc::bench::QueuePingPong pp("demo.rtt" + std::to_string(bytes), bytes);
-    if (!pp.ok()) {
-      std::printf("  QUEUE %u B: setup failed\n", bytes);
-      continue;
+    fwipc::bench::QueuePingPong q64("demo.rtt64", 64), q512("demo.rtt512", 512);
+    if (!q64.ok() || !q512.ok()) {
+      std::printf("  QUEUE channel setup failed\n");
+      return 1;
     }
-    for (int i = 0; i < 10000; ++i) pp.round_trip();
-    const auto p = fwipc::bench::percentiles(pp.timed(kTrips));
-    char what[64];
-    std::snprintf(what, sizeof what, "QUEUE %u B, spinning reader", bytes);
-    print_rtt(what, p, floor_p50);
+    for (int i = 0; i < 10000; ++i) raw.round_trip(), q64.round_trip(), q512.round_trip();
+    std::vector<std::vector<int64_t>> s;
+    fwipc::bench::interleave(kTrips, 5000,
+                             {[&](uint64_t n) { return raw.timed(n); }, [&](uint64_t n) { return q64.timed(n); },
+                              [&](uint64_t n) { return q512.timed(n); }},
+                             &s);
+    const auto floor = fwipc::bench::percentiles(s[0]);
+    print_rtt("raw cache-line ping-pong (floor)", floor, 0);
+    print_rtt("QUEUE 64 B, spinning reader", fwipc::bench::percentiles(s[1]), floor.p50_ns);
+    print_rtt("QUEUE 512 B, spinning reader", fwipc::bench::percentiles(s[2]), floor.p50_ns);
   }
   {
     fwipc::shm::ShmRing::set_spin_ns(0);  // both ends sleep on the futex at once
