@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "transports/shm/ring.h"
@@ -316,4 +317,58 @@ TEST_CASE("shouldMakeTheNotifyFdReadableOnlyWhileAMessageWaits") {
   REQUIRE(r.receive(&h, &out, 4, 0) == 4);
   CHECK(r.receive(&h, &out, 4, 0) == -EAGAIN);
   CHECK(::poll(&p, 1, 0) == 0);
+}
+
+// Threads instead of processes so ThreadSanitizer (--config=tsan) checks the ring's
+// memory ordering: a 16-slot ring forces wrap-around, back-pressure and futex sleeps.
+TEST_CASE("shouldDeliverEveryMessageToEveryReaderAcrossThreads") {
+  Fixture f;
+  uint32_t st2 = 0;
+  auto idx2 = join_reader(f.seg, ::getpid(), 0, &st2);
+  REQUIRE(idx2.ok());
+  constexpr uint32_t kWriters = 2;
+  constexpr uint64_t kPerWriter = 50'000;
+  struct Rec {
+    uint32_t writer;
+    uint64_t seq;
+    uint64_t check;
+  };
+  auto reader_fn = [&](int idx, uint32_t state, int* result) {
+    ShmRing r(f.map(), false, idx, state, ::getpid());
+    uint64_t next[kWriters] = {};
+    for (uint64_t got = 0; got < kWriters * kPerWriter; ++got) {
+      Rec rec{};
+      MsgHeader h;
+      if (r.receive(&h, &rec, sizeof rec, 10'000'000'000) != int(sizeof rec)) {
+        *result = 1;
+        return;
+      }
+      if (rec.writer >= kWriters || rec.seq != next[rec.writer] || rec.check != rec.seq * 2654435761u + rec.writer) {
+        *result = 2;
+        return;
+      }
+      ++next[rec.writer];
+    }
+    *result = 0;
+  };
+  int res1 = -1, res2 = -1;
+  std::thread r1(reader_fn, int(f.reader_idx), f.reader_state, &res1);
+  std::thread r2(reader_fn, int(*idx2), st2, &res2);
+  std::vector<std::thread> writers;
+  std::atomic<int> write_errors{0};
+  for (uint32_t w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      ShmRing ring(f.map(), true, -1, 0, ::getpid());
+      for (uint64_t s = 0; s < kPerWriter; ++s) {
+        const Rec rec{w, s, s * 2654435761u + w};
+        if (ring.send(hdr(sizeof rec), &rec, -1) != int(sizeof rec)) write_errors.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  r1.join();
+  r2.join();
+  CHECK(write_errors.load() == 0);
+  CHECK(res1 == 0);
+  CHECK(res2 == 0);
 }
