@@ -372,3 +372,46 @@ TEST_CASE("shouldDeliverEveryMessageToEveryReaderAcrossThreads") {
   CHECK(res1 == 0);
   CHECK(res2 == 0);
 }
+
+TEST_CASE("shouldTakeBackTheWaitCountOfAReaderThatDiedAsleep") {
+  Fixture f;
+  SegmentHeader* h = f.seg.header();
+  ReaderEntry& e = h->readers[f.reader_idx];
+  e.sleeping.store(1);  // as a reader that was SIGKILLed inside its futex wait leaves it
+  h->data_waiters.store(1);
+  REQUIRE(release_reader(f.seg, f.reader_idx, f.reader_state));
+  CHECK(h->data_waiters.load() == 0);
+  CHECK(e.sleeping.load() == 0);
+}
+
+TEST_CASE("shouldMarkABlockedWriterAndClearTheSlotOfADeadOne") {
+  Fixture f;
+  SegmentHeader* h = f.seg.header();
+  auto w = f.writer();
+  for (uint32_t i = 0; i < kMinSlots; ++i) REQUIRE(w.send(hdr(4), &i, 0) == 4);
+  ShmRing::set_spin_ns(0);
+  std::atomic<int> rc{1};
+  std::thread blocked([&] {
+    uint32_t v = 7;
+    rc = w.send(hdr(4), &v, 300'000'000);
+  });
+  bool seen = false;
+  for (int i = 0; i < 1000 && !seen; ++i) {
+    seen = h->space_mask.load() != 0 && h->space_sleeper[0].load() == uint32_t(::getpid());
+    if (!seen) ::usleep(200);
+  }
+  CHECK(seen);
+  blocked.join();
+  ShmRing::set_spin_ns(50'000);
+  CHECK(rc.load() == -ETIMEDOUT);
+  CHECK(h->space_mask.load() == 0);
+  CHECK(h->space_sleeper[0].load() == 0);
+  // A writer SIGKILLed while blocked leaves its slot; the registry clears it by PID.
+  h->space_sleeper[3].store(4242);
+  h->space_sleeper[5].store(777);
+  h->space_mask.store((1u << 3) | (1u << 5));
+  release_sleeper(f.seg, 4242);
+  CHECK(h->space_mask.load() == (1u << 5));
+  CHECK(h->space_sleeper[3].load() == 0);
+  CHECK(h->space_sleeper[5].load() == 777);
+}

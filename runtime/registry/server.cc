@@ -372,7 +372,10 @@ void Server::drop_client(int fd) {
   if (it == clients_.end()) return;
   // The connection closes when the process dies: release its readers so writers are not
   // held back by a dead cursor, and unlink the channels it created.
-  for (auto& [h, m] : it->second->members) release(m);
+  for (auto& [h, m] : it->second->members) {
+    shm::release_sleeper(m.ch->seg, it->second->cred.pid);  // died blocked on a full ring
+    release(m);
+  }
   ::epoll_ctl(ep_, EPOLL_CTL_DEL, fd, nullptr);
   ::close(fd);
   clients_.erase(it);

@@ -9,8 +9,12 @@
 //   reader.cursor      that reader only: next position it will read. Writers acquire it to
 //                      find free slots (slot p is free once every active cursor > p - N).
 //   reader.state       the registry (join/leave); a reader never frees itself by hand.
-//   data_futex/waiters sleeping readers (waiters), writers bump futex when waiters != 0.
-//   space_futex/...    writers blocked on a full ring; readers bump when waiters != 0.
+//   data_futex/waiters sleeping or fd-armed readers; writers wake only when waiters != 0.
+//                      A reader counted as sleeping also sets its entry's `sleeping`, so
+//                      whoever releases a dead reader's entry can take its count back.
+//   space_futex/mask   writers blocked on a full ring, one bit per sleeper slot whose PID
+//                      is in space_sleeper; readers wake only when the mask != 0. The
+//                      registry clears a dead client's slot.
 // Positions are 64-bit and never wrap in practice, so a commit word is never ambiguous.
 #pragma once
 
@@ -27,6 +31,7 @@ inline constexpr uint32_t kMaxReaders = 64;
 inline constexpr uint32_t kMaxPayload = 512;
 inline constexpr uint32_t kSlotBytes = 576;  // 32-byte header + 512 payload, 9 cache lines
 inline constexpr uint32_t kMinSlots = 16;
+inline constexpr uint32_t kSpaceSleepers = 16;
 inline constexpr uint32_t kMaxSlots = 1u << 19;
 
 // Slot flags.
@@ -53,7 +58,7 @@ struct alignas(kCacheLine) ReaderEntry {
   std::atomic<uint32_t> state;   // written by the registry
   std::atomic<uint32_t> pid;
   std::atomic<uint32_t> armed;   // 1: reader waits on its notify socket; writer CASes to 0
-  uint32_t reserved0;
+  std::atomic<uint32_t> sleeping;  // 1 while counted in data_waiters by a futex sleep
   uint64_t start_time;           // reader's process start time (PID reuse guard)
   char pad_[kCacheLine - 32];
 };
@@ -82,12 +87,14 @@ struct SegmentHeader {
   char pad3_[kCacheLine - 8];
   // Line 4: writer wakeups.
   alignas(kCacheLine) std::atomic<uint32_t> space_futex;
-  std::atomic<uint32_t> space_waiters;
+  std::atomic<uint32_t> space_mask;  // bit i: space_sleeper[i] is blocked
   char pad4_[kCacheLine - 8];
   // Line 5: lifecycle (read-mostly).
   alignas(kCacheLine) std::atomic<uint32_t> closed;  // creator gone: sends fail with -EPIPE
   std::atomic<uint32_t> reader_count;
   char pad5_[kCacheLine - 8];
+  // Line 6: PIDs of writers blocked on a full ring (0: free slot).
+  alignas(kCacheLine) std::atomic<uint32_t> space_sleeper[kSpaceSleepers];
   ReaderEntry readers[kMaxReaders];
 };
 
@@ -97,15 +104,17 @@ static_assert(sizeof(Slot) == kSlotBytes);
 static_assert(offsetof(Slot, type) == 8 && offsetof(Slot, flags) == 28);
 static_assert(offsetof(Slot, payload) == 32);
 static_assert(sizeof(ReaderEntry) == kCacheLine);
-static_assert(offsetof(ReaderEntry, start_time) == 24);
+static_assert(offsetof(ReaderEntry, sleeping) == 20 && offsetof(ReaderEntry, start_time) == 24);
 static_assert(offsetof(SegmentHeader, instance_id) == 40);
 static_assert(offsetof(SegmentHeader, tail) == 1 * kCacheLine);
 static_assert(offsetof(SegmentHeader, prio_seq) == 2 * kCacheLine);
 static_assert(offsetof(SegmentHeader, data_futex) == 3 * kCacheLine);
 static_assert(offsetof(SegmentHeader, space_futex) == 4 * kCacheLine);
 static_assert(offsetof(SegmentHeader, closed) == 5 * kCacheLine);
-static_assert(offsetof(SegmentHeader, readers) == 6 * kCacheLine);
-static_assert(sizeof(SegmentHeader) == (6 + kMaxReaders) * kCacheLine);
+static_assert(offsetof(SegmentHeader, space_sleeper) == 6 * kCacheLine);
+static_assert(sizeof(SegmentHeader::space_sleeper) == kCacheLine);
+static_assert(offsetof(SegmentHeader, readers) == 7 * kCacheLine);
+static_assert(sizeof(SegmentHeader) == (7 + kMaxReaders) * kCacheLine);
 static_assert(sizeof(SegmentHeader) % kCacheLine == 0);
 
 inline constexpr uint64_t segment_bytes(uint32_t slot_count) {

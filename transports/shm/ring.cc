@@ -170,6 +170,7 @@ Result<uint32_t> join_reader(const Segment& seg, pid_t pid, uint64_t start_time,
     e.pid.store(static_cast<uint32_t>(pid), std::memory_order_relaxed);
     e.start_time = start_time;
     e.armed.store(0, std::memory_order_relaxed);
+    e.sleeping.store(0, std::memory_order_relaxed);
     if (!e.state.compare_exchange_strong(st, next, std::memory_order_seq_cst)) continue;
     if (h->reader_count.load(std::memory_order_relaxed) < i + 1)
       h->reader_count.store(i + 1, std::memory_order_seq_cst);  // scan bound for writers
@@ -191,11 +192,24 @@ bool release_reader(const Segment& seg, uint32_t idx, uint32_t state) noexcept {
   uint32_t expect = state;
   const uint32_t next = ((state >> 1) + 1) << 1;  // inactive, new generation
   if (!e.state.compare_exchange_strong(expect, next, std::memory_order_seq_cst)) return false;
+  // Take back what a reader that died asleep or armed still counts as waiting, or every
+  // later send would pay for a wakeup syscall.
   uint32_t one = 1;
   if (e.armed.compare_exchange_strong(one, 0, std::memory_order_acq_rel))
     h->data_waiters.fetch_sub(1, std::memory_order_relaxed);
+  if (e.sleeping.exchange(0, std::memory_order_acq_rel) == 1) h->data_waiters.fetch_sub(1, std::memory_order_relaxed);
   wake_writers(h);
   return true;
+}
+
+void release_sleeper(const Segment& seg, pid_t pid) noexcept {
+  SegmentHeader* h = seg.header();
+  for (uint32_t i = 0; i < kSpaceSleepers; ++i) {
+    uint32_t p = static_cast<uint32_t>(pid);
+    if (p == 0 || h->space_sleeper[i].load(std::memory_order_relaxed) != p) continue;
+    h->space_mask.fetch_and(~(1u << i), std::memory_order_seq_cst);
+    h->space_sleeper[i].compare_exchange_strong(p, 0, std::memory_order_acq_rel);
+  }
 }
 
 void close_channel(const Segment& seg) noexcept {
@@ -322,19 +336,32 @@ int ShmRing::claim(uint64_t* out, int64_t timeout_ns) noexcept {
       for (int i = 0; i < 64; ++i) cpu_relax();
       continue;
     }
-    const uint32_t v = hdr_->space_futex.load(std::memory_order_acquire);
-    // SYNC POINT (space sleep): seq_cst increment, then re-read the cursors; a reader
-    // advances its cursor, fences, then reads space_waiters. One of us sees the other.
-    hdr_->space_waiters.fetch_add(1, std::memory_order_seq_cst);
-    int rc = 0;
-    if (pos >= compute_limit(pos)) {
-      int64_t slice = kLivenessSliceNs;
-      if (deadline >= 0) slice = std::min(slice, std::max<int64_t>(deadline - now, 0));
-      rc = futex_wait(&hdr_->space_futex, v, slice);
-    }
-    hdr_->space_waiters.fetch_sub(1, std::memory_order_relaxed);
-    if (rc == -ETIMEDOUT) reap_dead_readers();
+    int64_t slice = kLivenessSliceNs;
+    if (deadline >= 0) slice = std::min(slice, std::max<int64_t>(deadline - now, 0));
+    if (sleep_for_space(pos, slice) == -ETIMEDOUT) reap_dead_readers();
   }
+}
+
+int ShmRing::sleep_for_space(uint64_t pos, int64_t slice_ns) noexcept {
+  uint32_t slot = kSpaceSleepers;
+  for (uint32_t i = 0; i < kSpaceSleepers && slot == kSpaceSleepers; ++i) {
+    uint32_t zero = 0;
+    if (hdr_->space_sleeper[i].compare_exchange_strong(zero, pid_, std::memory_order_acq_rel)) slot = i;
+  }
+  if (slot == kSpaceSleepers) {
+    // Every sleeper slot taken: wait without being woken, in short naps.
+    const uint32_t v = hdr_->space_futex.load(std::memory_order_acquire);
+    return futex_wait(&hdr_->space_futex, v, std::min<int64_t>(slice_ns, 1'000'000));
+  }
+  const uint32_t v = hdr_->space_futex.load(std::memory_order_acquire);
+  // SYNC POINT (space sleep): seq_cst mask update, then re-read the cursors; a reader
+  // advances its cursor, fences, then reads the mask. One of us sees the other.
+  hdr_->space_mask.fetch_or(1u << slot, std::memory_order_seq_cst);
+  int rc = 0;
+  if (pos >= compute_limit(pos)) rc = futex_wait(&hdr_->space_futex, v, slice_ns);
+  hdr_->space_mask.fetch_and(~(1u << slot), std::memory_order_relaxed);
+  hdr_->space_sleeper[slot].store(0, std::memory_order_release);
+  return rc;
 }
 
 void ShmRing::publish(uint64_t pos, Slot* s, uint32_t priority) noexcept {
@@ -413,7 +440,7 @@ void ShmRing::advance(uint64_t next) noexcept {
   me_->cursor.store(next, std::memory_order_release);
   // SYNC POINT (space sleep): see claim(); a store-load barrier before reading waiters.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (hdr_->space_waiters.load(std::memory_order_relaxed) != 0) wake_writers(hdr_);
+  if (hdr_->space_mask.load(std::memory_order_relaxed) != 0) wake_writers(hdr_);
 }
 
 bool ShmRing::data_ready() const noexcept {
@@ -538,11 +565,13 @@ int ShmRing::wait_for_data(int64_t deadline) noexcept {
     if (deadline >= 0 && now >= deadline) return -ETIMEDOUT;
     if (now < spin_until) continue;
     const uint32_t v = hdr_->data_futex.load(std::memory_order_acquire);
+    me_->sleeping.store(1, std::memory_order_relaxed);
     // SYNC POINT (data sleep): pairs with the fence in publish().
     hdr_->data_waiters.fetch_add(1, std::memory_order_seq_cst);
     int rc = 0;
     if (!data_ready()) rc = futex_wait(&hdr_->data_futex, v, deadline >= 0 ? deadline - now : -1);
-    hdr_->data_waiters.fetch_sub(1, std::memory_order_relaxed);
+    if (me_->sleeping.exchange(0, std::memory_order_acq_rel) == 1)
+      hdr_->data_waiters.fetch_sub(1, std::memory_order_relaxed);
     if (rc == -ETIMEDOUT) return rc;
   }
 }

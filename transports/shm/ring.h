@@ -50,6 +50,8 @@ class Segment {
 Result<uint32_t> join_reader(const Segment& seg, pid_t pid, uint64_t start_time, uint32_t* state_out) noexcept;
 // Frees entry idx if it still holds membership `state`; wakes blocked writers. Idempotent.
 bool release_reader(const Segment& seg, uint32_t idx, uint32_t state) noexcept;
+// Frees the blocked-writer slots of a dead process so readers stop waking it.
+void release_sleeper(const Segment& seg, pid_t pid) noexcept;
 // Marks the channel closed and wakes everyone waiting on it.
 void close_channel(const Segment& seg) noexcept;
 // Wakes readers sleeping on the futex and pings fd-armed readers.
@@ -99,6 +101,7 @@ class ShmRing final : public Transport {
   };
 
   int claim(uint64_t* pos, int64_t timeout_ns) noexcept;
+  int sleep_for_space(uint64_t pos, int64_t slice_ns) noexcept;
   uint64_t compute_limit(uint64_t tail) noexcept;
   void reap_dead_readers() noexcept;
   void publish(uint64_t pos, Slot* s, uint32_t priority) noexcept;
