@@ -202,3 +202,41 @@ TEST_CASE("shouldReleaseADeadReaderEvenWhileTheRegistryIsDown") {
   CHECK(ipc_send(uint32_t(c), &buf, 4, 0) == 4);
   CHECK(ipc_close_channel(uint32_t(c)) == 0);
 }
+
+TEST_CASE("shouldDeliverAUnicastOnlyToTheAddressedProcess") {
+  TempRuntime rt;
+  const int c = ipc_create_channel("uni", IPC_TYPE_QUEUE, 0);
+  REQUIRE(c >= 0);
+  Barrier ready;
+  // Each reader reports what it got: the unicast payload, or nothing, then the broadcast.
+  auto reader = [&] {
+    return spawn([&] {
+      const int id = ipc_open_channel("uni", IPC_MODE_READ);
+      if (id < 0) return 10;
+      ready.signal();
+      IPC_MESSAGE m;
+      if (ipc_receive_message(uint32_t(id), &m, 10000) < 0) return 11;
+      if (m.receiver == uint32_t(::getpid())) {  // the unicast must come first, then the end
+        if (std::memcmp(m.payload, "for-you", 7) != 0) return 12;
+        if (ipc_receive_message(uint32_t(id), &m, 10000) < 0) return 13;
+        return m.receiver == 0 && std::memcmp(m.payload, "end", 3) == 0 ? 1 : 14;
+      }
+      return m.receiver == 0 && std::memcmp(m.payload, "end", 3) == 0 ? 2 : 15;
+    });
+  };
+  const pid_t a = reader();
+  const pid_t b = reader();
+  REQUIRE(ready.wait(2));
+  IPC_MESSAGE m{};
+  m.size = 7;
+  m.receiver = uint32_t(b);
+  std::memcpy(m.payload, "for-you", 7);
+  REQUIRE(ipc_send_message(uint32_t(c), &m) == 7);
+  REQUIRE(ipc_send(uint32_t(c), "end", 3, 0) == 3);
+  CHECK(wait_exit(a) == 2);  // saw only the broadcast
+  CHECK(wait_exit(b) == 1);  // saw the unicast, then the broadcast
+  // The creator is not the addressee either.
+  CHECK(ipc_receive_message(uint32_t(c), &m, 1000) == 3);
+  CHECK(std::memcmp(m.payload, "end", 3) == 0);
+  CHECK(ipc_close_channel(uint32_t(c)) == 0);
+}
