@@ -16,10 +16,12 @@
 
 #include "runtime/common/names.h"
 #include "runtime/common/proc.h"
+#include "runtime/common/result.h"
 #include "runtime/common/rundir.h"
 #include "runtime/include/ipc.h"
 #include "runtime/registry/protocol.h"
 #include "runtime/registry/server.h"
+#include "transports/socket/socket_transport.h"
 
 namespace fwipc::core {
 namespace {
@@ -191,24 +193,59 @@ int install(std::unique_ptr<Handle> h) {
   return -EMFILE;
 }
 
-int attach(const registry::Reply& rep, int fd, uint32_t mode, bool creator) {
+struct CreateInfo {
+  uint32_t perm_mode;
+  uint32_t capacity_msgs;
+};
+
+// Builds the transport the registry chose for this channel. fd: the shm segment, or the
+// listening socket for a SOCKET channel's creator; -1 when there is none.
+Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, int fd, const char* name, uint32_t mode,
+                                                  const CreateInfo* created) {
+  using R = Result<std::unique_ptr<Transport>>;
   Process& p = proc();
-  auto seg = shm::Segment::attach(fd);
-  ::close(fd);
-  auto h = std::make_unique<Handle>();
-  h->mode = mode;
-  h->reg_handle = rep.handle;
-  h->creator = creator;
-  int rc = 0;
-  if (seg) {
-    auto ring = std::make_unique<shm::ShmRing>(std::move(seg.value()), (mode & IPC_MODE_WRITE) != 0,
-                                               (mode & IPC_MODE_READ) ? rep.reader_index : -1, rep.reader_state, p.pid);
-    h->ring = ring.get();
-    h->t = std::move(ring);
+  const bool reader = mode & IPC_MODE_READ, writer = mode & IPC_MODE_WRITE;
+  switch (static_cast<TransportKind>(rep.transport)) {
+    case TransportKind::kShmRing: {
+      if (fd < 0) return R::error(-EPROTO);
+      auto seg = shm::Segment::attach(fd);
+      ::close(fd);
+      if (!seg) return R::error(seg.error());
+      return std::unique_ptr<Transport>(std::make_unique<shm::ShmRing>(
+          std::move(seg.value()), writer, reader ? rep.reader_index : -1, rep.reader_state, p.pid));
+    }
+    case TransportKind::kSocket: {
+      if (created != nullptr) {
+        if (fd < 0) return R::error(-EPROTO);
+        const sock::Owner owner{::geteuid(), ::getegid(), created->perm_mode};
+        return std::unique_ptr<Transport>(std::make_unique<sock::SocketHub>(fd, owner, created->capacity_msgs, p.pid));
+      }
+      if (fd >= 0) ::close(fd);
+      const std::string path = runtime_dir() + "/" + name + ".sock";
+      const int conn = sock::SocketClient::connect_hub(path.c_str(), reader, writer);
+      if (conn < 0) return R::error(conn);
+      return std::unique_ptr<Transport>(std::make_unique<sock::SocketClient>(conn, reader, writer, 256, p.pid));
+    }
+    default:
+      if (fd >= 0) ::close(fd);
+      return R::error(-EPROTO);
+  }
+}
+
+int attach(const registry::Reply& rep, int fd, const char* name, uint32_t mode, const CreateInfo* created) {
+  auto t = make_transport(rep, fd, name, mode, created);
+  int rc;
+  if (t) {
+    auto h = std::make_unique<Handle>();
+    h->mode = mode;
+    h->reg_handle = rep.handle;
+    h->creator = created != nullptr;
+    h->ring = t->get()->kind() == TransportKind::kShmRing ? static_cast<shm::ShmRing*>(t->get()) : nullptr;
+    h->t = std::move(t.value());
     rc = install(std::move(h));
     if (rc >= 0) return rc;
   } else {
-    rc = seg.error();
+    rc = t.error();
   }
   registry::Request rq{};
   rq.op = static_cast<uint32_t>(registry::Op::kClose);
@@ -216,6 +253,11 @@ int attach(const registry::Reply& rep, int fd, uint32_t mode, bool creator) {
   registry::Reply ignored{};
   (void)rpc(rq, &ignored, nullptr);
   return rc;
+}
+
+bool shm_disabled() {
+  const char* e = std::getenv("FWIPC_DISABLE_SHM");
+  return e != nullptr && *e != '\0' && std::strcmp(e, "0") != 0;
 }
 
 }  // namespace
@@ -231,6 +273,7 @@ int create(const char* name, uint32_t type, uint32_t buffer_size, uint32_t perm_
   rq.type = type;
   rq.capacity = buffer_size;
   rq.perm_mode = perm_mode;
+  if (shm_disabled()) rq.flags |= registry::kNoShm;
   std::strcpy(rq.name, name);
   registry::Reply rep{};
   int fd = -1;
@@ -239,8 +282,9 @@ int create(const char* name, uint32_t type, uint32_t buffer_size, uint32_t perm_
     if (fd >= 0) ::close(fd);
     return rep.status;
   }
-  if (fd < 0) return -EPROTO;
-  return attach(rep, fd, IPC_MODE_READ | IPC_MODE_WRITE, true);
+  auto slots = shm::Segment::slots_for_capacity(buffer_size);
+  const CreateInfo info{perm_mode, slots ? *slots : 256u};
+  return attach(rep, fd, name, IPC_MODE_READ | IPC_MODE_WRITE, &info);
 }
 
 int open(const char* name, uint32_t mode) noexcept {
@@ -261,8 +305,7 @@ int open(const char* name, uint32_t mode) noexcept {
     if (fd >= 0) ::close(fd);
     return rep.status;
   }
-  if (fd < 0) return -EPROTO;
-  return attach(rep, fd, mode, false);
+  return attach(rep, fd, name, mode, nullptr);
 }
 
 int close(uint32_t id) noexcept {

@@ -17,6 +17,7 @@ enum class Op : uint32_t { kCreate = 1, kOpen = 2, kClose = 3, kPing = 4 };
 // Request.flags
 inline constexpr uint32_t kWantRead = 1u;
 inline constexpr uint32_t kWantWrite = 2u;
+inline constexpr uint32_t kNoShm = 4u;  // kCreate: a QUEUE channel must not use shared memory
 
 struct Request {
   uint32_t magic;

@@ -28,6 +28,7 @@
 #include "runtime/include/ipc.h"
 #include "runtime/registry/protocol.h"
 #include "transports/shm/ring.h"
+#include "transports/transport.h"
 
 namespace fwipc::registry {
 namespace {
@@ -44,9 +45,42 @@ struct Channel {
   uid_t uid = 0;
   gid_t gid = 0;
   uint32_t mode = 0660;
-  shm::Segment seg;
+  TransportKind transport = TransportKind::kShmRing;
+  shm::Segment seg;     // kShmRing
+  std::string path;     // kSocket: the socket file the creator's runtime serves
   int members = 0;
 };
+
+// A socket file must be connectable by every class that may read or write; what each
+// connection may do is then checked by the creator's runtime from its credentials.
+uint32_t connect_mode(uint32_t mode) {
+  uint32_t m = 0;
+  for (int shift : {6, 3, 0})
+    if ((mode >> shift) & 6) m |= 6u << shift;
+  return m;
+}
+
+// Binds and listens on path for a SOCKET channel. The listening descriptor, or -errno.
+int bind_channel_socket(const std::string& path, uint32_t mode, uid_t uid, gid_t gid) {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (path.size() >= sizeof a.sun_path) return -ENAMETOOLONG;
+  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return -errno;
+  ::unlink(path.c_str());  // left by a crashed creator: the name is free in our map
+  const mode_t old = ::umask(0777);  // no window in which the file is wider than asked
+  const int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::umask(old);
+  if (rc != 0 || ::chmod(path.c_str(), connect_mode(mode)) != 0 ||
+      (::geteuid() == 0 && ::chown(path.c_str(), uid, gid) != 0) || ::listen(fd, 512) != 0) {
+    const int e = errno;
+    ::close(fd);
+    ::unlink(path.c_str());
+    return -e;
+  }
+  return fd;
+}
 
 struct Membership {
   Channel* ch;
@@ -109,6 +143,7 @@ class Server {
   int listen_fd_ = -1;
   int ep_ = -1;
   uint32_t next_channel_ = 1;
+  int pending_close_ = -1;
   std::map<int, std::unique_ptr<Client>> clients_;
   std::map<std::string, Channel*> by_name_;
   std::map<uint32_t, std::unique_ptr<Channel>> channels_;
@@ -233,6 +268,8 @@ void Server::serve(Client& c) {
       }
     }
     reply(c.fd, r, pass);
+    if (pending_close_ >= 0) ::close(pending_close_);
+    pending_close_ = -1;
   }
 }
 
@@ -240,11 +277,11 @@ Reply Server::create(Client& c, const Request& rq, int* fd_out) {
   Reply r{};
   r.reader_index = -1;
   if ((r.status = validate_channel_name(rq.name)) < 0) return r;
-  if (rq.type == IPC_TYPE_SOCKET || rq.type == IPC_TYPE_PIPE) {
-    r.status = -EPROTONOSUPPORT;  // transports issue: not built yet
+  if (rq.type == IPC_TYPE_PIPE) {
+    r.status = -EPROTONOSUPPORT;  // not built yet
     return r;
   }
-  if (rq.type != IPC_TYPE_QUEUE || (rq.perm_mode & ~0777u) != 0) {
+  if ((rq.type != IPC_TYPE_QUEUE && rq.type != IPC_TYPE_SOCKET) || (rq.perm_mode & ~0777u) != 0) {
     r.status = -EINVAL;
     return r;
   }
@@ -261,11 +298,6 @@ Reply Server::create(Client& c, const Request& rq, int* fd_out) {
     r.status = slots.error();
     return r;
   }
-  auto seg = shm::Segment::create(rq.name, *slots, c.cred.pid);
-  if (!seg) {
-    r.status = seg.error();
-    return r;
-  }
   auto ch = std::make_unique<Channel>();
   ch->id = next_channel_++;
   ch->name = rq.name;
@@ -273,27 +305,46 @@ Reply Server::create(Client& c, const Request& rq, int* fd_out) {
   ch->uid = c.cred.uid;
   ch->gid = c.cred.gid;
   ch->mode = rq.perm_mode;
-  ch->seg = std::move(seg.value());
-  uint32_t state = 0;
-  auto idx = shm::join_reader(ch->seg, c.cred.pid, c.start_time, &state);
-  if (!idx) {
-    r.status = idx.error();
-    return r;
+  Membership m{nullptr, -1, 0, true};
+  bool on_shm = rq.type == IPC_TYPE_QUEUE && !(rq.flags & kNoShm);
+  if (on_shm) {
+    auto seg = shm::Segment::create(rq.name, *slots, c.cred.pid);
+    if (seg) {
+      ch->seg = std::move(seg.value());
+      auto idx = shm::join_reader(ch->seg, c.cred.pid, c.start_time, &m.reader_state);
+      if (!idx) {
+        r.status = idx.error();
+        return r;
+      }
+      m.reader_index = static_cast<int32_t>(*idx);
+      *fd_out = ch->seg.fd();
+    } else {
+      on_shm = false;  // no memory, no memfd: fall back to a socket, transparently
+    }
   }
-  // The creator's cursor starts at position 0: nothing sent to a new channel is lost.
-  ch->seg.header()->readers[*idx].cursor.store(0, std::memory_order_release);
+  if (!on_shm) {
+    ch->transport = TransportKind::kSocket;
+    ch->path = opts_.runtime_dir + "/" + ch->name + ".sock";
+    const int lfd = bind_channel_socket(ch->path, ch->mode, ch->uid, ch->gid);
+    if (lfd < 0) {
+      r.status = lfd;
+      return r;
+    }
+    *fd_out = lfd;
+    pending_close_ = lfd;  // ours to close once passed to the creator
+  }
   ch->members = 1;
   Channel* raw = ch.get();
+  m.ch = raw;
   by_name_[ch->name] = raw;
   channels_[ch->id] = std::move(ch);
   const uint32_t h = c.next_handle++;
-  c.members[h] = Membership{raw, static_cast<int32_t>(*idx), state, true};
+  c.members[h] = m;
   r.handle = h;
   r.channel = raw->id;
-  r.transport = 0;
-  r.reader_index = static_cast<int32_t>(*idx);
-  r.reader_state = state;
-  *fd_out = raw->seg.fd();
+  r.transport = static_cast<uint32_t>(raw->transport);
+  r.reader_index = m.reader_index;
+  r.reader_state = m.reader_state;
   return r;
 }
 
@@ -322,7 +373,7 @@ Reply Server::open(Client& c, const Request& rq, int* fd_out) {
     return r;
   }
   Membership m{ch, -1, 0, false};
-  if (want_read) {
+  if (want_read && ch->transport == TransportKind::kShmRing) {
     auto idx = shm::join_reader(ch->seg, c.cred.pid, c.start_time, &m.reader_state);
     if (!idx) {
       r.status = idx.error();
@@ -335,10 +386,10 @@ Reply Server::open(Client& c, const Request& rq, int* fd_out) {
   c.members[h] = m;
   r.handle = h;
   r.channel = ch->id;
-  r.transport = 0;
+  r.transport = static_cast<uint32_t>(ch->transport);
   r.reader_index = m.reader_index;
   r.reader_state = m.reader_state;
-  *fd_out = ch->seg.fd();
+  if (ch->transport == TransportKind::kShmRing) *fd_out = ch->seg.fd();
   return r;
 }
 
@@ -346,10 +397,12 @@ void Server::release(Membership& m) {
   Channel* ch = m.ch;
   if (m.reader_index >= 0) shm::release_reader(ch->seg, static_cast<uint32_t>(m.reader_index), m.reader_state);
   if (m.creator && !ch->name.empty()) {
-    // The creator's close removes the name; ids still open see -EPIPE on send.
+    // The creator's close removes the name; ids still open see -EPIPE on send (a socket
+    // channel's clients see it when the creator's runtime closes their connections).
     by_name_.erase(ch->name);
     ch->name.clear();
-    shm::close_channel(ch->seg);
+    if (ch->transport == TransportKind::kShmRing) shm::close_channel(ch->seg);
+    if (!ch->path.empty()) ::unlink(ch->path.c_str());
   }
   if (--ch->members == 0 && ch->name.empty()) channels_.erase(ch->id);
 }
@@ -373,7 +426,8 @@ void Server::drop_client(int fd) {
   // The connection closes when the process dies: release its readers so writers are not
   // held back by a dead cursor, and unlink the channels it created.
   for (auto& [h, m] : it->second->members) {
-    shm::release_sleeper(m.ch->seg, it->second->cred.pid);  // died blocked on a full ring
+    if (m.ch->transport == TransportKind::kShmRing)
+      shm::release_sleeper(m.ch->seg, it->second->cred.pid);  // died blocked on a full ring
     release(m);
   }
   ::epoll_ctl(ep_, EPOLL_CTL_DEL, fd, nullptr);

@@ -83,6 +83,8 @@ class Channel {
     return LoanedMessage(uid(), l);
   }
   [[nodiscard]] int fd() noexcept { return core::notify_fd(uid()); }
+  // The transport really used (a QUEUE channel may have fallen back to a socket).
+  TransportKind transport() const noexcept { return static_cast<TransportKind>(core::transport_of(uid())); }
 
  private:
   static Result<Channel> from(int id) noexcept {

@@ -1,0 +1,57 @@
+// The wire frame of the SOCKET and PIPE transports: a 32-byte header and up to 512 bytes
+// of payload, so every frame fits in one PIPE_BUF-atomic write and one SEQPACKET packet.
+// Decoding is hostile-input safe: lengths are checked before any copy.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace fwipc::frame {
+
+inline constexpr uint32_t kMagic = 0x314d5746;  // "FWM1" little-endian
+inline constexpr uint32_t kHeaderBytes = 32;
+inline constexpr uint32_t kMaxPayload = 512;
+inline constexpr uint32_t kMaxFrame = kHeaderBytes + kMaxPayload;
+
+enum Kind : uint16_t { kData = 1, kHello = 2 };
+
+// Hello flags: what the connecting process opened the channel for.
+inline constexpr uint16_t kHelloRead = 1;
+inline constexpr uint16_t kHelloWrite = 2;
+
+struct Frame {
+  uint32_t magic;
+  uint16_t kind;
+  uint16_t flags;
+  uint32_t type;
+  uint32_t size;
+  uint32_t sender;
+  uint32_t receiver;
+  uint32_t priority;
+  uint32_t reserved;
+  char payload[kMaxPayload];
+
+  uint32_t wire_bytes() const noexcept { return kHeaderBytes + size; }
+};
+static_assert(sizeof(Frame) == kMaxFrame);
+static_assert(offsetof(Frame, payload) == kHeaderBytes);
+
+// Checks one complete datagram/packet. 0, or -EBADMSG (bad magic, kind, or length).
+int check_packet(const void* data, size_t len, Frame* out) noexcept;
+
+// Reassembles frames from a byte stream (a FIFO). After garbage it resynchronises on the
+// next header that checks out, and reports how many bytes it skipped.
+class StreamDecoder {
+ public:
+  void feed(const void* data, size_t len);
+  // 1: *out holds a frame; 0: need more bytes; -EBADMSG: skipped garbage (call again).
+  int next(Frame* out) noexcept;
+  size_t buffered() const noexcept { return buf_.size() - off_; }
+
+ private:
+  std::vector<char> buf_;
+  size_t off_ = 0;
+};
+
+}  // namespace fwipc::frame

@@ -1,0 +1,122 @@
+// SOCKET transport: the channel's creator hosts a SOCK_SEQPACKET socket (bound by the
+// registry with the channel's mode and handed over), stamps every message with the
+// connection's SO_PEERCRED PID, delivers to itself and relays to the other readers.
+// Back-pressure: while any reader's relay queue or the creator's inbox is full, the hub
+// stops reading from writers, whose kernel buffers then fill and block them.
+// The hub does its work inside the creator's calls on the channel (receive, send, or a
+// poll on its descriptor), the way a QUEUE creator holds writers back by not reading.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <vector>
+
+#include "transports/frame.h"
+#include "transports/transport.h"
+
+namespace fwipc::sock {
+
+// Messages waiting for this process, highest priority first, in arrival order within one.
+class Inbox {
+ public:
+  void push(const frame::Frame& f);
+  bool empty() const noexcept { return heap_.empty(); }
+  size_t size() const noexcept { return heap_.size(); }
+  // Copies the top message out; -EMSGSIZE (kept) if cap is too small.
+  int pop(MsgHeader* hdr, void* buf, uint32_t cap) noexcept;
+
+ private:
+  struct Item {
+    uint64_t seq;
+    frame::Frame f;
+  };
+  std::vector<Item> heap_;
+  uint64_t seq_ = 0;
+};
+
+// Who may do what, as for a file: owner, group (primary or supplementary), other.
+struct Owner {
+  uid_t uid;
+  gid_t gid;
+  uint32_t mode;
+};
+
+class SocketHub final : public Transport {
+ public:
+  SocketHub(int listen_fd, Owner owner, uint32_t capacity_msgs, pid_t self) noexcept;
+  ~SocketHub() override;
+  TransportKind kind() const noexcept override { return TransportKind::kSocket; }
+  int send(const MsgHeader& hdr, const void* payload, int64_t timeout_ns) noexcept override;
+  int receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept override;
+  int notify_fd() noexcept override;
+  void forget_after_fork() noexcept override;
+
+ private:
+  struct Peer {
+    int fd;
+    ucred cred;
+    bool hello = false;
+    bool reader = false;
+    bool writer = false;
+    bool want_out = false;    // EPOLLOUT registered
+    bool registered = true;   // in the epoll set
+    std::deque<frame::Frame> out;
+  };
+  int poll_once(int timeout_ms) noexcept;
+  void accept_peers() noexcept;
+  void read_peer(Peer& p) noexcept;
+  void flush(Peer& p) noexcept;
+  void drop(int fd) noexcept;
+  void route(const frame::Frame& f) noexcept;
+  bool backlogged() const noexcept;
+  void set_interest(Peer& p) noexcept;
+  void update_inbound() noexcept;
+  void inbox_changed() noexcept;
+  bool permitted(const ucred& c, bool read, bool write) const noexcept;
+
+  int listen_fd_;
+  int ep_ = -1;
+  int evfd_ = -1;
+  bool ev_set_ = false;
+  bool inbound_on_ = true;
+  Owner owner_;
+  uint32_t cap_;
+  uint32_t pid_;
+  std::map<int, Peer> peers_;
+  Inbox inbox_;
+};
+
+class SocketClient final : public Transport {
+ public:
+  // conn: connected to the hub, hello already sent.
+  SocketClient(int conn, bool reader, bool writer, uint32_t capacity_msgs, pid_t self) noexcept;
+  ~SocketClient() override;
+  TransportKind kind() const noexcept override { return TransportKind::kSocket; }
+  int send(const MsgHeader& hdr, const void* payload, int64_t timeout_ns) noexcept override;
+  int receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept override;
+  int notify_fd() noexcept override;
+  void forget_after_fork() noexcept override;
+
+  // Connects to path and announces read/write intent. A negative errno on failure.
+  static int connect_hub(const char* path, bool reader, bool writer) noexcept;
+
+ private:
+  int drain() noexcept;
+  void inbox_changed() noexcept;
+
+  int conn_;
+  bool reader_, writer_;
+  bool eof_ = false;
+  int bad_ = 0;
+  uint32_t cap_;
+  uint32_t pid_;
+  int ep_ = -1, evfd_ = -1;
+  bool ev_set_ = false;
+  Inbox inbox_;
+};
+
+}  // namespace fwipc::sock
