@@ -5,6 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
@@ -128,9 +129,9 @@ int connect_registry(const std::string& dir) {
   return fd;
 }
 
-// One request, one reply (with an optional descriptor). Reconnects once if the registry
-// went away since the last call (a restarted registry serves new requests).
-int rpc(registry::Request rq, registry::Reply* rep, int* fd_out) {
+// One request, one reply (with up to two descriptors, -1 where none came). Reconnects once
+// if the registry went away since the last call (a restarted registry serves new requests).
+int rpc(registry::Request rq, registry::Reply* rep, int* fd_out, int* fd2_out = nullptr) {
   Process& p = proc();
   rq.magic = registry::kProtoMagic;
   const std::string dir = runtime_dir();
@@ -151,7 +152,7 @@ int rpc(registry::Request rq, registry::Reply* rep, int* fd_out) {
       continue;
     }
     iovec iov{rep, sizeof *rep};
-    alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))];
+    alignas(cmsghdr) char ctl[CMSG_SPACE(2 * sizeof(int))];
     msghdr m{};
     m.msg_iov = &iov;
     m.msg_iovlen = 1;
@@ -161,19 +162,25 @@ int rpc(registry::Request rq, registry::Reply* rep, int* fd_out) {
     do {
       n = ::recvmsg(p.conn, &m, MSG_CMSG_CLOEXEC);
     } while (n < 0 && errno == EINTR);
-    int got_fd = -1;
+    int got[2] = {-1, -1};
     for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) std::memcpy(&got_fd, CMSG_DATA(c), sizeof(int));
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      const size_t k = std::min<size_t>(2, (c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+      std::memcpy(got, CMSG_DATA(c), k * sizeof(int));
     }
     if (n != static_cast<ssize_t>(sizeof *rep)) {
-      if (got_fd >= 0) ::close(got_fd);
+      for (int f : got)
+        if (f >= 0) ::close(f);
       ::close(p.conn);
       p.conn = -1;
       if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE))) continue;  // registry restarted
       return -EPROTO;
     }
-    if (fd_out) *fd_out = got_fd;
-    else if (got_fd >= 0) ::close(got_fd);
+    for (int i = 0; i < 2; ++i) {
+      int* out = i == 0 ? fd_out : fd2_out;
+      if (out) *out = got[i];
+      else if (got[i] >= 0) ::close(got[i]);
+    }
     return 0;
   }
   return -ECONNREFUSED;
@@ -200,8 +207,8 @@ struct CreateInfo {
 
 // Builds the transport the registry chose for this channel. fd: the shm segment, or the
 // listening socket for a SOCKET channel's creator; -1 when there is none.
-Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, int fd, const char* name, uint32_t mode,
-                                                  const CreateInfo* created) {
+Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, int fd, int fd2, const char* name,
+                                                  uint32_t mode, const CreateInfo* created) {
   using R = Result<std::unique_ptr<Transport>>;
   Process& p = proc();
   const bool reader = mode & IPC_MODE_READ, writer = mode & IPC_MODE_WRITE;
@@ -218,7 +225,7 @@ Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, in
       if (created != nullptr) {
         if (fd < 0) return R::error(-EPROTO);
         const sock::Owner owner{::geteuid(), ::getegid(), created->perm_mode};
-        return std::unique_ptr<Transport>(std::make_unique<sock::SocketHub>(fd, owner, created->capacity_msgs, p.pid));
+        return std::unique_ptr<Transport>(std::unique_ptr<sock::Hub>(sock::Hub::socket_hub(fd, owner, created->capacity_msgs, p.pid)));
       }
       if (fd >= 0) ::close(fd);
       const std::string path = runtime_dir() + "/" + name + ".sock";
@@ -226,14 +233,32 @@ Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, in
       if (conn < 0) return R::error(conn);
       return std::unique_ptr<Transport>(std::make_unique<sock::SocketClient>(conn, reader, writer, 256, p.pid));
     }
+    case TransportKind::kPipe: {
+      if (fd < 0) return R::error(-EPROTO);
+      if (created != nullptr) {
+        const std::string prefix = runtime_dir() + "/" + name + ".fifo";
+        return std::unique_ptr<Transport>(sock::Hub::pipe_hub(fd, prefix, created->capacity_msgs, p.pid));
+      }
+      if (reader) {
+        const int rc = fd2 < 0 ? -EPROTO : sock::PipeClient::join(fd, rep.reader_state, p.pid);
+        if (rc < 0) {
+          ::close(fd);
+          if (fd2 >= 0) ::close(fd2);
+          return R::error(rc);
+        }
+      }
+      return std::unique_ptr<Transport>(std::make_unique<sock::PipeClient>(fd, reader ? fd2 : -1, writer, 256, p.pid));
+    }
     default:
-      if (fd >= 0) ::close(fd);
-      return R::error(-EPROTO);
+      break;
   }
+  if (fd >= 0) ::close(fd);
+  if (fd2 >= 0) ::close(fd2);
+  return R::error(-EPROTO);
 }
 
-int attach(const registry::Reply& rep, int fd, const char* name, uint32_t mode, const CreateInfo* created) {
-  auto t = make_transport(rep, fd, name, mode, created);
+int attach(const registry::Reply& rep, int fd, int fd2, const char* name, uint32_t mode, const CreateInfo* created) {
+  auto t = make_transport(rep, fd, fd2, name, mode, created);
   int rc;
   if (t) {
     auto h = std::make_unique<Handle>();
@@ -284,7 +309,7 @@ int create(const char* name, uint32_t type, uint32_t buffer_size, uint32_t perm_
   }
   auto slots = shm::Segment::slots_for_capacity(buffer_size);
   const CreateInfo info{perm_mode, slots ? *slots : 256u};
-  return attach(rep, fd, name, IPC_MODE_READ | IPC_MODE_WRITE, &info);
+  return attach(rep, fd, -1, name, IPC_MODE_READ | IPC_MODE_WRITE, &info);
 }
 
 int open(const char* name, uint32_t mode) noexcept {
@@ -299,13 +324,14 @@ int open(const char* name, uint32_t mode) noexcept {
   rq.flags = ((mode & IPC_MODE_READ) ? registry::kWantRead : 0) | ((mode & IPC_MODE_WRITE) ? registry::kWantWrite : 0);
   std::strcpy(rq.name, name);
   registry::Reply rep{};
-  int fd = -1;
-  if (int rc = rpc(rq, &rep, &fd); rc < 0) return rc;
+  int fd = -1, fd2 = -1;
+  if (int rc = rpc(rq, &rep, &fd, &fd2); rc < 0) return rc;
   if (rep.status < 0) {
-    if (fd >= 0) ::close(fd);
+    for (int f : {fd, fd2})
+      if (f >= 0) ::close(f);
     return rep.status;
   }
-  return attach(rep, fd, name, mode, nullptr);
+  return attach(rep, fd, fd2, name, mode, nullptr);
 }
 
 int close(uint32_t id) noexcept {

@@ -26,7 +26,7 @@ using fwipc::test::wait_exit;
 
 namespace {
 
-const uint32_t kTypes[] = {IPC_TYPE_QUEUE, IPC_TYPE_SOCKET};
+const uint32_t kTypes[] = {IPC_TYPE_QUEUE, IPC_TYPE_SOCKET, IPC_TYPE_PIPE};
 
 // Takes every message waiting on id without blocking; returns how many.
 int drain_available(int id) {
@@ -160,13 +160,23 @@ TEST_CASE("shouldReturnWouldBlockWhenFullOrEmptyAndTimeOut") {
     while (sent < 100000 && ipc_send(uint32_t(w), &sent, 4, 0) == 4) ++sent;
     CHECK(sent < 100000);  // the queue filled up
     CHECK(ipc_send(uint32_t(w), &sent, 4, 0) == -EAGAIN);
-    for (int i = 0; i < sent; ++i) {
-      int v = -1;
+    // Both readers take everything, in order (r must drain too: it is a reader the
+    // writer waits for).
+    int got_c = 0, got_r = 0;
+    for (int spins = 0; spins < 100000 && (got_c < sent || got_r < sent); ++spins) {
       IPC_MESSAGE m;
-      REQUIRE(ipc_receive_message(uint32_t(c), &m, 10000) == 4);
-      std::memcpy(&v, m.payload, 4);
-      REQUIRE(v == i);
+      int v = -1;
+      while (got_r < sent && ipc_receive_message(uint32_t(r), &m, 0) == 4) {
+        std::memcpy(&v, m.payload, 4);
+        REQUIRE(v == got_r++);
+      }
+      if (got_c < sent && ipc_receive_message(uint32_t(c), &m, 1) == 4) {
+        std::memcpy(&v, m.payload, 4);
+        REQUIRE(v == got_c++);
+      }
     }
+    CHECK(got_c == sent);
+    CHECK(got_r == sent);
     IPC_MESSAGE m;
     CHECK(ipc_receive_message(uint32_t(c), &m, 50) == -ETIMEDOUT);
     CHECK(ipc_receive_message(uint32_t(c), &m, 0) == -EAGAIN);
@@ -316,4 +326,55 @@ TEST_CASE("shouldFallBackToASocketWhenSharedMemoryIsDisabled") {
   auto shm = fwipc::Channel::create("normal", IPC_TYPE_QUEUE, 0);
   REQUIRE(shm.ok());
   CHECK(shm->transport() == fwipc::TransportKind::kShmRing);
+}
+
+TEST_CASE("shouldNeverTearOrInterleaveFramesFromFourWritersThroughOneFifo") {
+  TempRuntime rt;
+  constexpr uint32_t kWriters = 4;
+  constexpr uint32_t kPerWriter = 250'000;
+  const int c = ipc_create_channel("fifo", IPC_TYPE_PIPE, 0);
+  REQUIRE(c >= 0);
+  pid_t pids[kWriters];
+  for (uint32_t w = 0; w < kWriters; ++w) {
+    pids[w] = spawn([w] {
+      const int id = ipc_open_channel("fifo", IPC_MODE_WRITE);
+      if (id < 0) return 10;
+      char buf[IPC_MAX_PAYLOAD];
+      for (uint32_t s = 0; s < kPerWriter; ++s) {
+        // Sizes vary so frames straddle every read boundary; bytes encode (writer, seq).
+        const uint32_t n = 8 + (s * 37 + w) % 500;
+        std::memcpy(buf, &w, 4);
+        std::memcpy(buf + 4, &s, 4);
+        for (uint32_t i = 8; i < n; ++i) buf[i] = char(w * 31 + s + i);
+        if (ipc_send(uint32_t(id), buf, n, w) != int(n)) return 11;
+      }
+      return 0;
+    });
+  }
+  uint32_t next[kWriters] = {};
+  int bad = 0;
+  for (uint64_t got = 0; got < uint64_t(kWriters) * kPerWriter && bad == 0; ++got) {
+    IPC_MESSAGE m;
+    const int n = ipc_receive_message(uint32_t(c), &m, 30000);
+    if (n < 8) {
+      bad = 1;
+      break;
+    }
+    uint32_t w, s;
+    std::memcpy(&w, m.payload, 4);
+    std::memcpy(&s, m.payload + 4, 4);
+    if (w >= kWriters || m.type != w || s != next[w] || uint32_t(n) != 8 + (s * 37 + w) % 500) {
+      bad = 2;
+      break;
+    }
+    for (int i = 8; i < n; ++i)
+      if (m.payload[i] != char(w * 31 + s + uint32_t(i))) bad = 3;
+    ++next[w];
+  }
+  CHECK(bad == 0);
+  for (uint32_t w = 0; w < kWriters; ++w) {
+    CHECK(next[w] == kPerWriter);
+    CHECK(wait_exit(pids[w]) == 0);
+  }
+  CHECK(ipc_close_channel(uint32_t(c)) == 0);
 }

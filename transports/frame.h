@@ -14,7 +14,8 @@ inline constexpr uint32_t kHeaderBytes = 32;
 inline constexpr uint32_t kMaxPayload = 512;
 inline constexpr uint32_t kMaxFrame = kHeaderBytes + kMaxPayload;
 
-enum Kind : uint16_t { kData = 1, kHello = 2 };
+// kJoin (PIPE only): a reader announces its FIFO; `type` carries the registry's join id.
+enum Kind : uint16_t { kData = 1, kHello = 2, kJoin = 3 };
 
 // Hello flags: what the connecting process opened the channel for.
 inline constexpr uint16_t kHelloRead = 1;

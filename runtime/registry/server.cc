@@ -49,6 +49,7 @@ struct Channel {
   shm::Segment seg;     // kShmRing
   std::string path;     // kSocket: the socket file the creator's runtime serves
   int members = 0;
+  uint32_t next_join = 1;  // PIPE: reader FIFO numbers
 };
 
 // A socket file must be connectable by every class that may read or write; what each
@@ -87,7 +88,24 @@ struct Membership {
   int32_t reader_index;
   uint32_t reader_state;
   bool creator;
+  std::string reader_fifo;  // PIPE readers: their FIFO, removed with the membership
 };
+
+// mkfifo with exactly `mode` (no umask window), owned by uid/gid when we are root.
+int make_fifo(const std::string& path, uint32_t mode, uid_t uid, gid_t gid) {
+  ::unlink(path.c_str());  // left by a crashed creator: the name is free in our map
+  const mode_t old = ::umask(0777);
+  int rc = ::mkfifo(path.c_str(), 0);
+  ::umask(old);
+  if (rc == 0) rc = ::chmod(path.c_str(), mode);
+  if (rc == 0 && ::geteuid() == 0) rc = ::chown(path.c_str(), uid, gid);
+  if (rc != 0) {
+    const int e = errno;
+    ::unlink(path.c_str());
+    return -e;
+  }
+  return 0;
+}
 
 struct Client {
   int fd = -1;
@@ -137,13 +155,15 @@ class Server {
   Reply open(Client& c, const Request& rq, int* fd_out);
   Reply close(Client& c, const Request& rq);
   void release(Membership& m);
-  void reply(int fd, const Reply& r, int pass_fd);
+  void reply(int fd, const Reply& r, const int* pass, int npass);
 
   ServerOptions opts_;
   int listen_fd_ = -1;
   int ep_ = -1;
   uint32_t next_channel_ = 1;
   int pending_close_ = -1;
+  int pending_close2_ = -1;
+  int pass2_ = -1;  // a second descriptor for the current reply (PIPE readers)
   std::map<int, std::unique_ptr<Client>> clients_;
   std::map<std::string, Channel*> by_name_;
   std::map<uint32_t, std::unique_ptr<Channel>> channels_;
@@ -224,20 +244,20 @@ void Server::accept_clients() {
   }
 }
 
-void Server::reply(int fd, const Reply& r, int pass_fd) {
+void Server::reply(int fd, const Reply& r, const int* pass, int npass) {
   iovec iov{const_cast<Reply*>(&r), sizeof r};
   msghdr m{};
   m.msg_iov = &iov;
   m.msg_iovlen = 1;
-  alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))];
-  if (pass_fd >= 0) {
+  alignas(cmsghdr) char ctl[CMSG_SPACE(2 * sizeof(int))];
+  if (npass > 0) {
     m.msg_control = ctl;
-    m.msg_controllen = sizeof ctl;
+    m.msg_controllen = CMSG_SPACE(npass * sizeof(int));
     cmsghdr* c = CMSG_FIRSTHDR(&m);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+    c->cmsg_len = CMSG_LEN(npass * sizeof(int));
+    std::memcpy(CMSG_DATA(c), pass, npass * sizeof(int));
   }
   // A client that does not read its replies only hurts itself: never block on it.
   (void)::sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -255,6 +275,7 @@ void Server::serve(Client& c) {
     Reply r{};
     r.reader_index = -1;
     int pass = -1;
+    pass2_ = -1;
     if (n != static_cast<ssize_t>(sizeof rq) || rq.magic != kProtoMagic) {
       r.status = -EBADMSG;
     } else {
@@ -267,9 +288,13 @@ void Server::serve(Client& c) {
         default: r.status = -EOPNOTSUPP;
       }
     }
-    reply(c.fd, r, pass);
-    if (pending_close_ >= 0) ::close(pending_close_);
-    pending_close_ = -1;
+    const int fds[2] = {pass, pass2_};
+    reply(c.fd, r, fds, pass < 0 ? 0 : pass2_ < 0 ? 1 : 2);
+    // Descriptors opened only to be passed on are ours to close now.
+    for (int* f : {&pending_close_, &pending_close2_}) {
+      if (*f >= 0) ::close(*f);
+      *f = -1;
+    }
   }
 }
 
@@ -277,11 +302,7 @@ Reply Server::create(Client& c, const Request& rq, int* fd_out) {
   Reply r{};
   r.reader_index = -1;
   if ((r.status = validate_channel_name(rq.name)) < 0) return r;
-  if (rq.type == IPC_TYPE_PIPE) {
-    r.status = -EPROTONOSUPPORT;  // not built yet
-    return r;
-  }
-  if ((rq.type != IPC_TYPE_QUEUE && rq.type != IPC_TYPE_SOCKET) || (rq.perm_mode & ~0777u) != 0) {
+  if (rq.type > IPC_TYPE_QUEUE || (rq.perm_mode & ~0777u) != 0) {
     r.status = -EINVAL;
     return r;
   }
@@ -305,7 +326,7 @@ Reply Server::create(Client& c, const Request& rq, int* fd_out) {
   ch->uid = c.cred.uid;
   ch->gid = c.cred.gid;
   ch->mode = rq.perm_mode;
-  Membership m{nullptr, -1, 0, true};
+  Membership m{nullptr, -1, 0, true, {}};
   bool on_shm = rq.type == IPC_TYPE_QUEUE && !(rq.flags & kNoShm);
   if (on_shm) {
     auto seg = shm::Segment::create(rq.name, *slots, c.cred.pid);
@@ -322,7 +343,21 @@ Reply Server::create(Client& c, const Request& rq, int* fd_out) {
       on_shm = false;  // no memory, no memfd: fall back to a socket, transparently
     }
   }
-  if (!on_shm) {
+  if (rq.type == IPC_TYPE_PIPE) {
+    ch->transport = TransportKind::kPipe;
+    ch->path = opts_.runtime_dir + "/" + ch->name + ".fifo";
+    // Only the creator's runtime and the registry ever open it by path; everyone else gets
+    // a descriptor from us, so the mode on the file is the owner's alone.
+    int rc = make_fifo(ch->path, 0600, ch->uid, ch->gid);
+    const int fd = rc < 0 ? -1 : ::open(ch->path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+      r.status = rc < 0 ? rc : -errno;
+      ::unlink(ch->path.c_str());
+      return r;
+    }
+    *fd_out = fd;
+    pending_close_ = fd;
+  } else if (!on_shm) {
     ch->transport = TransportKind::kSocket;
     ch->path = opts_.runtime_dir + "/" + ch->name + ".sock";
     const int lfd = bind_channel_socket(ch->path, ch->mode, ch->uid, ch->gid);
@@ -339,7 +374,7 @@ Reply Server::create(Client& c, const Request& rq, int* fd_out) {
   by_name_[ch->name] = raw;
   channels_[ch->id] = std::move(ch);
   const uint32_t h = c.next_handle++;
-  c.members[h] = m;
+  c.members[h] = std::move(m);
   r.handle = h;
   r.channel = raw->id;
   r.transport = static_cast<uint32_t>(raw->transport);
@@ -372,8 +407,32 @@ Reply Server::open(Client& c, const Request& rq, int* fd_out) {
     r.status = -ENOSPC;
     return r;
   }
-  Membership m{ch, -1, 0, false};
-  if (want_read && ch->transport == TransportKind::kShmRing) {
+  Membership m{ch, -1, 0, false, {}};
+  if (ch->transport == TransportKind::kPipe) {
+    // Everyone writes into the channel FIFO (data, or a reader's JOIN); a reader also gets
+    // its own FIFO, which the creator's runtime opens for writing when the JOIN arrives.
+    const int in_w = ::open(ch->path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (in_w < 0) {
+      r.status = errno == ENXIO ? -ENOENT : -errno;  // ENXIO: the creator is gone
+      return r;
+    }
+    pending_close_ = in_w;
+    *fd_out = in_w;
+    if (want_read) {
+      const uint32_t join = ch->next_join++;
+      std::string rpath = ch->path + "." + std::to_string(join);
+      int rc = make_fifo(rpath, 0600, ch->uid, ch->gid);
+      const int rd = rc < 0 ? -1 : ::open(rpath.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+      if (rd < 0) {
+        r.status = rc < 0 ? rc : -errno;
+        ::unlink(rpath.c_str());
+        return r;
+      }
+      pending_close2_ = pass2_ = rd;
+      m.reader_state = join;
+      m.reader_fifo = std::move(rpath);
+    }
+  } else if (want_read && ch->transport == TransportKind::kShmRing) {
     auto idx = shm::join_reader(ch->seg, c.cred.pid, c.start_time, &m.reader_state);
     if (!idx) {
       r.status = idx.error();
@@ -383,19 +442,20 @@ Reply Server::open(Client& c, const Request& rq, int* fd_out) {
   }
   ch->members++;
   const uint32_t h = c.next_handle++;
-  c.members[h] = m;
   r.handle = h;
   r.channel = ch->id;
   r.transport = static_cast<uint32_t>(ch->transport);
   r.reader_index = m.reader_index;
   r.reader_state = m.reader_state;
   if (ch->transport == TransportKind::kShmRing) *fd_out = ch->seg.fd();
+  c.members[h] = std::move(m);
   return r;
 }
 
 void Server::release(Membership& m) {
   Channel* ch = m.ch;
   if (m.reader_index >= 0) shm::release_reader(ch->seg, static_cast<uint32_t>(m.reader_index), m.reader_state);
+  if (!m.reader_fifo.empty()) ::unlink(m.reader_fifo.c_str());
   if (m.creator && !ch->name.empty()) {
     // The creator's close removes the name; ids still open see -EPIPE on send (a socket
     // channel's clients see it when the creator's runtime closes their connections).

@@ -1,6 +1,9 @@
 #include "transports/socket/socket_transport.h"
 
+#include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -68,6 +71,31 @@ void set_event(int evfd, bool* is_set, bool want) {
 
 }  // namespace
 
+// write() to a FIFO whose reader is gone raises SIGPIPE; a library must not kill its host
+// for that. Block the signal for this write and swallow one we caused.
+ssize_t write_nosigpipe(int fd, const void* buf, size_t len) noexcept {
+  sigset_t pipe_set, old;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  sigset_t pending;
+  sigpending(&pending);
+  const bool was_pending = sigismember(&pending, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  ssize_t n;
+  do {
+    n = ::write(fd, buf, len);
+  } while (n < 0 && errno == EINTR);
+  const int e = errno;
+  if (n < 0 && e == EPIPE && !was_pending) {
+    const timespec zero{0, 0};
+    while (sigtimedwait(&pipe_set, nullptr, &zero) < 0 && errno == EINTR) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  errno = e;
+  return n;
+}
+
 // ---------------------------------------------------------------- Inbox
 
 namespace {
@@ -96,10 +124,20 @@ int Inbox::pop(MsgHeader* hdr, void* buf, uint32_t cap) noexcept {
   return n;
 }
 
-// ---------------------------------------------------------------- SocketHub
+// ---------------------------------------------------------------- Hub
 
-SocketHub::SocketHub(int listen_fd, Owner owner, uint32_t cap, pid_t self) noexcept
-    : listen_fd_(listen_fd), owner_(owner), cap_(cap), pid_(static_cast<uint32_t>(self)) {
+Hub* Hub::socket_hub(int listen_fd, Owner owner, uint32_t cap, pid_t self) noexcept {
+  return new Hub(listen_fd, false, owner, cap, self);
+}
+
+Hub* Hub::pipe_hub(int in_fd, std::string fifo_prefix, uint32_t cap, pid_t self) noexcept {
+  Hub* h = new Hub(in_fd, true, Owner{0, 0, 0}, cap, self);
+  h->fifo_prefix_ = std::move(fifo_prefix);
+  return h;
+}
+
+Hub::Hub(int fd, bool pipe, Owner owner, uint32_t cap, pid_t self) noexcept
+    : listen_fd_(fd), pipe_(pipe), owner_(owner), cap_(cap), pid_(static_cast<uint32_t>(self)) {
   ep_ = ::epoll_create1(EPOLL_CLOEXEC);
   epoll_event ev{};
   ev.events = EPOLLIN;
@@ -107,16 +145,16 @@ SocketHub::SocketHub(int listen_fd, Owner owner, uint32_t cap, pid_t self) noexc
   ::epoll_ctl(ep_, EPOLL_CTL_ADD, listen_fd_, &ev);
 }
 
-SocketHub::~SocketHub() {
+Hub::~Hub() {
   for (auto& [fd, p] : peers_) ::close(fd);
-  if (listen_fd_ >= 0) ::close(listen_fd_);
+  if (listen_fd_ >= 0) ::close(listen_fd_);  // PIPE: writers now see EPIPE, readers POLLERR
   if (ep_ >= 0) ::close(ep_);
   if (evfd_ >= 0) ::close(evfd_);
 }
 
-void SocketHub::forget_after_fork() noexcept {}  // descriptors only: closing them is local
+void Hub::forget_after_fork() noexcept {}  // descriptors only: closing them is local
 
-bool SocketHub::permitted(const ucred& c, bool read, bool write) const noexcept {
+bool Hub::permitted(const ucred& c, bool read, bool write) const noexcept {
   if (c.uid == 0 || c.pid == static_cast<pid_t>(pid_)) return true;
   uint32_t bits;
   if (c.uid == owner_.uid) bits = (owner_.mode >> 6) & 7;
@@ -125,25 +163,26 @@ bool SocketHub::permitted(const ucred& c, bool read, bool write) const noexcept 
   return (!read || (bits & 4)) && (!write || (bits & 2));
 }
 
-bool SocketHub::backlogged() const noexcept {
+bool Hub::backlogged() const noexcept {
   if (inbox_.size() >= cap_) return true;
   for (const auto& [fd, p] : peers_)
     if (p.out.size() >= cap_) return true;
   return false;
 }
 
-void SocketHub::set_interest(Peer& p) noexcept {
+void Hub::set_interest(Peer& p) noexcept {
   p.want_out = !p.out.empty();
   // A peer we may not read and need not write leaves the set: a hung-up peer would
   // otherwise report EPOLLHUP (which cannot be masked) on every wait.
-  const bool want = inbound_on_ || p.want_out;
+  const bool readable = inbound_on_ && !p.out_only;
+  const bool want = readable || p.want_out;
   if (!want) {
     if (p.registered) ::epoll_ctl(ep_, EPOLL_CTL_DEL, p.fd, nullptr);
     p.registered = false;
     return;
   }
   epoll_event ev{};
-  ev.events = (inbound_on_ ? EPOLLIN | EPOLLRDHUP : 0u) | (p.want_out ? EPOLLOUT : 0u);
+  ev.events = (readable ? EPOLLIN | EPOLLRDHUP : 0u) | (p.want_out ? EPOLLOUT : 0u);
   ev.data.fd = p.fd;
   ::epoll_ctl(ep_, p.registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, p.fd, &ev);
   p.registered = true;
@@ -151,16 +190,62 @@ void SocketHub::set_interest(Peer& p) noexcept {
 
 // Stops (or resumes) reading from writers: level-triggered epoll would otherwise report
 // them readable forever while we are not allowed to read.
-void SocketHub::update_inbound() noexcept {
+void Hub::update_inbound() noexcept {
   const bool on = !backlogged();
   if (on == inbound_on_) return;
   inbound_on_ = on;
+  if (pipe_) {
+    // The FIFO never hangs up (we hold it O_RDWR), so pausing is a plain MOD.
+    epoll_event ev{};
+    ev.events = on ? EPOLLIN : 0u;
+    ev.data.fd = listen_fd_;
+    ::epoll_ctl(ep_, EPOLL_CTL_MOD, listen_fd_, &ev);
+  }
   for (auto& [fd, p] : peers_) set_interest(p);
 }
 
-void SocketHub::inbox_changed() noexcept { set_event(evfd_, &ev_set_, !inbox_.empty()); }
+void Hub::join(const frame::Frame& f) noexcept {
+  const std::string path = fifo_prefix_ + "." + std::to_string(f.type);
+  // The reader holds its FIFO open (O_RDWR), so this open does not block or fail with
+  // ENXIO unless the reader is already gone.
+  const int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0 || peers_.size() >= 4096) {
+    if (fd >= 0) ::close(fd);
+    return;
+  }
+  Peer p{};
+  p.fd = fd;
+  p.cred.pid = static_cast<pid_t>(f.sender);
+  p.hello = p.reader = p.out_only = true;
+  p.registered = false;
+  set_interest(peers_.emplace(fd, std::move(p)).first->second);
+}
 
-void SocketHub::accept_peers() noexcept {
+void Hub::read_fifo() noexcept {
+  for (;;) {
+    frame::Frame f;
+    int rc;
+    while (inbound_on_ && !backlogged() && (rc = decoder_.next(&f)) != 0) {
+      if (rc < 0) {
+        ++rejected_;  // garbage in the stream: skipped up to the next frame header
+        continue;
+      }
+      if (f.kind == frame::kJoin) join(f);
+      else if (f.kind == frame::kData) route(f);  // FIFOs carry no credentials: sender as written
+      for (auto& [ofd, o] : peers_)
+        if (!o.out.empty()) flush(o);
+    }
+    if (!inbound_on_ || backlogged() || decoder_.buffered() > 8 * frame::kMaxFrame) return;
+    char buf[16384];
+    const ssize_t n = ::read(listen_fd_, buf, sizeof buf);
+    if (n <= 0) return;
+    decoder_.feed(buf, static_cast<size_t>(n));
+  }
+}
+
+void Hub::inbox_changed() noexcept { set_event(evfd_, &ev_set_, !inbox_.empty()); }
+
+void Hub::accept_peers() noexcept {
   for (;;) {
     const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
@@ -174,23 +259,24 @@ void SocketHub::accept_peers() noexcept {
     p.registered = false;
     Peer& added = peers_.emplace(fd, std::move(p)).first->second;
     set_interest(added);
-    // A client sends its hello before its open() returns: reading it now makes it a
-    // reader for every message routed after that.
-    read_peer(added);
+    // A client sends its hello before its open() returns: reading it now (and no data yet,
+    // so that later connections are taken too) makes it a reader for what follows.
+    read_peer(added, true);
   }
 }
 
-void SocketHub::drop(int fd) noexcept {
+void Hub::drop(int fd) noexcept {
   auto it = peers_.find(fd);
   if (it != peers_.end() && it->second.registered) ::epoll_ctl(ep_, EPOLL_CTL_DEL, fd, nullptr);
   ::close(fd);
   peers_.erase(fd);  // a dead reader's queue goes with it: writers are released
 }
 
-void SocketHub::flush(Peer& p) noexcept {
+void Hub::flush(Peer& p) noexcept {
   while (!p.out.empty()) {
     const frame::Frame& f = p.out.front();
-    const ssize_t n = ::send(p.fd, &f, f.wire_bytes(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    const ssize_t n = p.out_only ? write_nosigpipe(p.fd, &f, f.wire_bytes())
+                                 : ::send(p.fd, &f, f.wire_bytes(), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0 && errno == EAGAIN) break;
     if (n != static_cast<ssize_t>(f.wire_bytes())) {
       drop(p.fd);
@@ -201,7 +287,7 @@ void SocketHub::flush(Peer& p) noexcept {
   if (p.want_out != !p.out.empty()) set_interest(p);
 }
 
-void SocketHub::route(const frame::Frame& f) noexcept {
+void Hub::route(const frame::Frame& f) noexcept {
   if (f.receiver == 0 || f.receiver == pid_) {
     inbox_.push(f);
     inbox_changed();
@@ -212,10 +298,10 @@ void SocketHub::route(const frame::Frame& f) noexcept {
   }
 }
 
-void SocketHub::read_peer(Peer& p) noexcept {
+void Hub::read_peer(Peer& p, bool hello_only) noexcept {
   const int fd = p.fd;
   // Hellos are read even under back-pressure; data only while every queue has room.
-  while (!p.hello || (inbound_on_ && !backlogged())) {
+  while (!p.hello || (!hello_only && inbound_on_ && !backlogged())) {
     char buf[frame::kMaxFrame + 1];
     const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
     if (n < 0 && errno == EAGAIN) return;
@@ -248,32 +334,47 @@ void SocketHub::read_peer(Peer& p) noexcept {
   }
 }
 
-int SocketHub::poll_once(int timeout_ms) noexcept {
+int Hub::poll_once(int timeout_ms) noexcept {
+  // Frames already in the decoder raise no epoll event: finish them first.
+  if (pipe_ && inbound_on_ && !backlogged() && decoder_.buffered() >= frame::kHeaderBytes) {
+    const size_t before = decoder_.buffered();
+    read_fifo();
+    if (decoder_.buffered() != before) timeout_ms = 0;
+  }
   epoll_event evs[64];
   const int n = ::epoll_wait(ep_, evs, 64, timeout_ms);
+  // Connections first: a reader whose open() returned before a writer's send must be
+  // known before that message is routed, whatever order epoll reports them in.
+  if (!pipe_) accept_peers();
   int work = 0;  // events other than our own inbox-ready flag
   for (int i = 0; i < n; ++i) {
     const int fd = evs[i].data.fd;
+    const uint32_t e = evs[i].events;
     if (fd == evfd_) continue;
     ++work;
     if (fd == listen_fd_) {
-      accept_peers();
+      if (pipe_) read_fifo();
       continue;
     }
     auto it = peers_.find(fd);
     if (it == peers_.end()) continue;
-    if (evs[i].events & EPOLLOUT) flush(it->second);
+    // Writable, or broken (a reader gone): flushing sends what fits or drops the peer.
+    if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) flush(it->second);
     it = peers_.find(fd);
-    if (it != peers_.end() && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR))) read_peer(it->second);
+    if (it != peers_.end() && !it->second.out_only && (e & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR)))
+      read_peer(it->second, false);
   }
   update_inbound();
   return work;
 }
 
-int SocketHub::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexcept {
+int Hub::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexcept {
   if (h.size > frame::kMaxPayload) return -EMSGSIZE;
   const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : -1;
-  accept_peers();  // every reader whose open() has returned gets this message
+  // Every reader whose open() has returned gets this message: take pending connections
+  // (SOCKET) or JOIN frames (PIPE) first.
+  if (pipe_) read_fifo();
+  else accept_peers();
   for (;;) {
     poll_once(0);
     if (!backlogged()) break;
@@ -288,7 +389,7 @@ int SocketHub::send(const MsgHeader& h, const void* payload, int64_t timeout_ns)
   return static_cast<int>(h.size);
 }
 
-int SocketHub::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept {
+int Hub::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept {
   const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : -1;
   for (;;) {
     for (int i = 0; i < 64 && poll_once(0) > 0; ++i) {
@@ -305,7 +406,7 @@ int SocketHub::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_
   }
 }
 
-int SocketHub::notify_fd() noexcept {
+int Hub::notify_fd() noexcept {
   if (evfd_ < 0) {
     evfd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (evfd_ < 0) return -errno;
@@ -440,6 +541,124 @@ int SocketClient::notify_fd() noexcept {
     ::epoll_ctl(ep_, EPOLL_CTL_ADD, conn_, &ev);
     ev.data.fd = evfd_;
     ::epoll_ctl(ep_, EPOLL_CTL_ADD, evfd_, &ev);
+    inbox_changed();
+  }
+  return ep_;
+}
+
+// ---------------------------------------------------------------- PipeClient
+
+PipeClient::PipeClient(int in_w, int rd, bool writer, uint32_t cap, pid_t self) noexcept
+    : in_w_(in_w), rd_(rd), writer_(writer), cap_(cap), pid_(static_cast<uint32_t>(self)) {}
+
+PipeClient::~PipeClient() {
+  for (int fd : {in_w_, rd_, ep_, evfd_})
+    if (fd >= 0) ::close(fd);
+}
+
+void PipeClient::inbox_changed() noexcept { set_event(evfd_, &ev_set_, !inbox_.empty()); }
+
+bool PipeClient::hub_gone() const noexcept {
+  pollfd p{in_w_, 0, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
+}
+
+int PipeClient::join(int in_w, uint32_t join_id, pid_t self) noexcept {
+  PipeClient tmp(in_w, -1, true, 0, self);
+  frame::Frame f{};
+  f.magic = frame::kMagic;
+  f.kind = frame::kJoin;
+  f.type = join_id;
+  f.sender = static_cast<uint32_t>(self);
+  const int rc = tmp.write_frame(f, -1);
+  tmp.in_w_ = -1;  // borrowed
+  return rc < 0 ? rc : 0;
+}
+
+int PipeClient::write_frame(const frame::Frame& f, int64_t timeout_ns) noexcept {
+  const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : -1;
+  for (;;) {
+    // One write of at most PIPE_BUF bytes: atomic, never interleaved with another writer's.
+    const ssize_t n = write_nosigpipe(in_w_, &f, f.wire_bytes());
+    if (n == static_cast<ssize_t>(f.wire_bytes())) return 0;
+    if (n >= 0 || errno != EAGAIN) return -EPIPE;  // no reader: the creator is gone
+    if (timeout_ns == 0) return -EAGAIN;
+    const int ms = ms_until(deadline);
+    if (ms == 0) return -ETIMEDOUT;
+    pollfd p{in_w_, POLLOUT, 0};
+    ::poll(&p, 1, ms);
+  }
+}
+
+int PipeClient::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexcept {
+  if (!writer_) return -EBADF;
+  if (h.size > frame::kMaxPayload) return -EMSGSIZE;
+  const int rc = write_frame(make_frame(h, payload, pid_), timeout_ns);
+  return rc < 0 ? rc : static_cast<int>(h.size);
+}
+
+void PipeClient::drain() noexcept {
+  for (;;) {
+    frame::Frame f;
+    int rc;
+    while (inbox_.size() < cap_ && (rc = decoder_.next(&f)) != 0) {
+      if (rc < 0 || f.kind != frame::kData) {
+        ++bad_;
+        continue;
+      }
+      inbox_.push(f);
+    }
+    if (inbox_.size() >= cap_ || decoder_.buffered() > 8 * frame::kMaxFrame) break;
+    char buf[16384];
+    const ssize_t n = ::read(rd_, buf, sizeof buf);
+    if (n <= 0) break;
+    decoder_.feed(buf, static_cast<size_t>(n));
+  }
+  inbox_changed();
+}
+
+int PipeClient::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept {
+  if (rd_ < 0) return -EBADF;
+  const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : -1;
+  for (;;) {
+    drain();
+    if (!inbox_.empty()) {
+      const int rc = inbox_.pop(hdr, buf, cap);
+      inbox_changed();
+      return rc;
+    }
+    if (bad_ > 0) {
+      bad_ = 0;
+      return -EBADMSG;
+    }
+    if (hub_gone()) {
+      drain();  // what the hub wrote before it went is still delivered
+      if (inbox_.empty()) return -EPIPE;
+      continue;
+    }
+    if (timeout_ns == 0) return -EAGAIN;
+    const int ms = ms_until(deadline);
+    if (ms == 0) return -ETIMEDOUT;
+    pollfd p[2] = {{rd_, POLLIN, 0}, {in_w_, 0, 0}};
+    ::poll(p, 2, ms);
+  }
+}
+
+int PipeClient::notify_fd() noexcept {
+  if (rd_ < 0) return -EBADF;
+  if (ep_ < 0) {
+    ep_ = ::epoll_create1(EPOLL_CLOEXEC);
+    evfd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (ep_ < 0 || evfd_ < 0) return -errno;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = rd_;
+    ::epoll_ctl(ep_, EPOLL_CTL_ADD, rd_, &ev);
+    ev.data.fd = evfd_;
+    ::epoll_ctl(ep_, EPOLL_CTL_ADD, evfd_, &ev);
+    ev.events = 0;  // EPOLLERR is always reported: the hub went away
+    ev.data.fd = in_w_;
+    ::epoll_ctl(ep_, EPOLL_CTL_ADD, in_w_, &ev);
     inbox_changed();
   }
   return ep_;

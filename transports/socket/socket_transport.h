@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <string>
 #include <vector>
 
 #include "transports/frame.h"
@@ -45,11 +46,16 @@ struct Owner {
   uint32_t mode;
 };
 
-class SocketHub final : public Transport {
+// The creator's side of a SOCKET or PIPE channel.
+// SOCKET: listen_fd accepts connections; each is a writer and/or a reader.
+// PIPE: in_fd is the channel FIFO (all writers' frames, and readers' JOIN frames); each
+// reader gets frames through its own FIFO, fifo_prefix + "." + join id.
+class Hub final : public Transport {
  public:
-  SocketHub(int listen_fd, Owner owner, uint32_t capacity_msgs, pid_t self) noexcept;
-  ~SocketHub() override;
-  TransportKind kind() const noexcept override { return TransportKind::kSocket; }
+  static Hub* socket_hub(int listen_fd, Owner owner, uint32_t capacity_msgs, pid_t self) noexcept;
+  static Hub* pipe_hub(int in_fd, std::string fifo_prefix, uint32_t capacity_msgs, pid_t self) noexcept;
+  ~Hub() override;
+  TransportKind kind() const noexcept override { return pipe_ ? TransportKind::kPipe : TransportKind::kSocket; }
   int send(const MsgHeader& hdr, const void* payload, int64_t timeout_ns) noexcept override;
   int receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept override;
   int notify_fd() noexcept override;
@@ -64,11 +70,15 @@ class SocketHub final : public Transport {
     bool writer = false;
     bool want_out = false;    // EPOLLOUT registered
     bool registered = true;   // in the epoll set
+    bool out_only = false;    // a PIPE reader's FIFO: never read from
     std::deque<frame::Frame> out;
   };
+  Hub(int fd, bool pipe, Owner owner, uint32_t cap, pid_t self) noexcept;
   int poll_once(int timeout_ms) noexcept;
+  void read_fifo() noexcept;
+  void join(const frame::Frame& f) noexcept;
   void accept_peers() noexcept;
-  void read_peer(Peer& p) noexcept;
+  void read_peer(Peer& p, bool hello_only) noexcept;
   void flush(Peer& p) noexcept;
   void drop(int fd) noexcept;
   void route(const frame::Frame& f) noexcept;
@@ -78,7 +88,12 @@ class SocketHub final : public Transport {
   void inbox_changed() noexcept;
   bool permitted(const ucred& c, bool read, bool write) const noexcept;
 
-  int listen_fd_;
+  int listen_fd_;  // the listening socket, or the channel FIFO (PIPE)
+  bool pipe_;
+  bool fifo_registered_ = true;
+  std::string fifo_prefix_;
+  frame::StreamDecoder decoder_;
+  uint64_t rejected_ = 0;  // malformed bytes skipped in the FIFO stream
   int ep_ = -1;
   int evfd_ = -1;
   bool ev_set_ = false;
@@ -118,5 +133,41 @@ class SocketClient final : public Transport {
   bool ev_set_ = false;
   Inbox inbox_;
 };
+
+// A client of a PIPE channel. in_w: a write end of the channel FIFO; rd: this reader's
+// own FIFO (held O_RDWR so it never reads EOF), or -1 for a writer only. Both come from
+// the registry. The hub's death shows as POLLERR on in_w (a FIFO without readers).
+class PipeClient final : public Transport {
+ public:
+  PipeClient(int in_w, int rd, bool writer, uint32_t capacity_msgs, pid_t self) noexcept;
+  ~PipeClient() override;
+  TransportKind kind() const noexcept override { return TransportKind::kPipe; }
+  int send(const MsgHeader& hdr, const void* payload, int64_t timeout_ns) noexcept override;
+  int receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept override;
+  int notify_fd() noexcept override;
+  void forget_after_fork() noexcept override {}
+
+  // Announces reader FIFO join_id to the hub, ahead of anything sent after it.
+  static int join(int in_w, uint32_t join_id, pid_t self) noexcept;
+
+ private:
+  int write_frame(const frame::Frame& f, int64_t timeout_ns) noexcept;
+  void drain() noexcept;
+  bool hub_gone() const noexcept;
+  void inbox_changed() noexcept;
+
+  int in_w_, rd_;
+  bool writer_;
+  uint32_t cap_;
+  uint32_t pid_;
+  int ep_ = -1, evfd_ = -1;
+  bool ev_set_ = false;
+  int bad_ = 0;
+  frame::StreamDecoder decoder_;
+  Inbox inbox_;
+};
+
+// write() without dying of SIGPIPE when a FIFO has lost its reader (-1/EPIPE instead).
+ssize_t write_nosigpipe(int fd, const void* buf, size_t len) noexcept;
 
 }  // namespace fwipc::sock
