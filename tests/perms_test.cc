@@ -29,17 +29,20 @@ int open_as_nobody(const char* name, uint32_t mode) {
 
 TEST_CASE("shouldRefuseAnotherUidAccessToA0600Channel") {
   REQUIRE_MESSAGE(::geteuid() == 0, "this test needs root to switch uid");
-  TempRuntime rt;
-  const int priv = ipc_create_channel_ex("private", IPC_TYPE_QUEUE, 0, 0600);
-  const int pub = ipc_create_channel_ex("public", IPC_TYPE_QUEUE, 0, 0666);
-  const int ro = ipc_create_channel_ex("readonly", IPC_TYPE_QUEUE, 0, 0644);
-  REQUIRE(priv >= 0);
-  REQUIRE(pub >= 0);
-  REQUIRE(ro >= 0);
-  CHECK(open_as_nobody("private", IPC_MODE_READ) == 1);
-  CHECK(open_as_nobody("private", IPC_MODE_WRITE) == 1);
-  CHECK(open_as_nobody("public", IPC_MODE_READ | IPC_MODE_WRITE) == 0);
-  CHECK(open_as_nobody("readonly", IPC_MODE_READ) == 0);
-  CHECK(open_as_nobody("readonly", IPC_MODE_WRITE) == 1);
-  for (int id : {priv, pub, ro}) CHECK(ipc_close_channel(uint32_t(id)) == 0);
+  for (uint32_t type : {IPC_TYPE_QUEUE, IPC_TYPE_SOCKET, IPC_TYPE_PIPE}) {
+    CAPTURE(type);
+    TempRuntime rt;
+    const int priv = ipc_create_channel_ex("private", type, 0, 0600);
+    const int pub = ipc_create_channel_ex("public", type, 0, 0666);
+    const int ro = ipc_create_channel_ex("readonly", type, 0, 0644);
+    REQUIRE(priv >= 0);
+    REQUIRE(pub >= 0);
+    REQUIRE(ro >= 0);
+    CHECK(open_as_nobody("private", IPC_MODE_READ) == 1);
+    CHECK(open_as_nobody("private", IPC_MODE_WRITE) == 1);
+    CHECK(open_as_nobody("public", IPC_MODE_READ | IPC_MODE_WRITE) == 0);
+    CHECK(open_as_nobody("readonly", IPC_MODE_READ) == 0);
+    CHECK(open_as_nobody("readonly", IPC_MODE_WRITE) == 1);
+    for (int id : {priv, pub, ro}) CHECK(ipc_close_channel(uint32_t(id)) == 0);
+  }
 }

@@ -15,14 +15,13 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <memory>
-#include <sstream>
 #include <vector>
 
 #include "runtime/common/futex.h"
 #include "runtime/common/names.h"
+#include "runtime/common/perm.h"
 #include "runtime/common/proc.h"
 #include "runtime/common/rundir.h"
 #include "runtime/include/ipc.h"
@@ -111,35 +110,12 @@ struct Client {
   int fd = -1;
   ucred cred{};
   uint64_t start_time = 0;
-  std::vector<gid_t> groups;
   uint32_t next_handle = 1;
   std::map<uint32_t, Membership> members;
 };
 
-std::vector<gid_t> supplementary_groups(pid_t pid) {
-  std::vector<gid_t> out;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("Groups:", 0) != 0) continue;
-    std::istringstream ss(line.substr(7));
-    unsigned long g;
-    while (ss >> g) out.push_back(static_cast<gid_t>(g));
-  }
-  return out;
-}
-
 bool permitted(const Client& c, const Channel& ch, bool want_read, bool want_write) {
-  if (c.cred.uid == 0) return true;
-  uint32_t bits;
-  if (c.cred.uid == ch.uid) {
-    bits = (ch.mode >> 6) & 7;
-  } else if (c.cred.gid == ch.gid || std::find(c.groups.begin(), c.groups.end(), ch.gid) != c.groups.end()) {
-    bits = (ch.mode >> 3) & 7;
-  } else {
-    bits = ch.mode & 7;
-  }
-  return (!want_read || (bits & 4)) && (!want_write || (bits & 2));
+  return mode_permits(Caller{c.cred.pid, c.cred.uid, c.cred.gid}, ch.uid, ch.gid, ch.mode, want_read, want_write);
 }
 
 class Server {
@@ -235,7 +211,6 @@ void Server::accept_clients() {
     }
     c->fd = fd;
     c->start_time = process_start_time(c->cred.pid);
-    c->groups = supplementary_groups(c->cred.pid);
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.fd = fd;

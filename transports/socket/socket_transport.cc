@@ -13,11 +13,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "runtime/common/futex.h"
+#include "runtime/common/perm.h"
 
 namespace fwipc::sock {
 namespace {
@@ -43,17 +42,25 @@ frame::Frame make_frame(const MsgHeader& h, const void* payload, uint32_t sender
   return f;
 }
 
-bool in_group(pid_t pid, gid_t gid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("Groups:", 0) != 0) continue;
-    std::istringstream ss(line.substr(7));
-    unsigned long g;
-    while (ss >> g)
-      if (g == gid) return true;
+// A notify descriptor for a client: an epoll set of the data descriptor, an eventfd that
+// is set while the inbox holds messages, and optionally a descriptor whose EPOLLERR means
+// the hub is gone.
+int make_notify(int data_fd, int err_fd, int* ep, int* evfd) {
+  *ep = ::epoll_create1(EPOLL_CLOEXEC);
+  *evfd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (*ep < 0 || *evfd < 0) return -errno;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = data_fd;
+  ::epoll_ctl(*ep, EPOLL_CTL_ADD, data_fd, &ev);
+  ev.data.fd = *evfd;
+  ::epoll_ctl(*ep, EPOLL_CTL_ADD, *evfd, &ev);
+  if (err_fd >= 0) {
+    ev.events = 0;  // EPOLLERR is reported regardless of the mask
+    ev.data.fd = err_fd;
+    ::epoll_ctl(*ep, EPOLL_CTL_ADD, err_fd, &ev);
   }
-  return false;
+  return 0;
 }
 
 // Level-style readiness for a notify descriptor: set while the inbox holds messages.
@@ -155,12 +162,8 @@ Hub::~Hub() {
 void Hub::forget_after_fork() noexcept {}  // descriptors only: closing them is local
 
 bool Hub::permitted(const ucred& c, bool read, bool write) const noexcept {
-  if (c.uid == 0 || c.pid == static_cast<pid_t>(pid_)) return true;
-  uint32_t bits;
-  if (c.uid == owner_.uid) bits = (owner_.mode >> 6) & 7;
-  else if (c.gid == owner_.gid || in_group(c.pid, owner_.gid)) bits = (owner_.mode >> 3) & 7;
-  else bits = owner_.mode & 7;
-  return (!read || (bits & 4)) && (!write || (bits & 2));
+  if (c.pid == static_cast<pid_t>(pid_)) return true;
+  return mode_permits(Caller{c.pid, c.uid, c.gid}, owner_.uid, owner_.gid, owner_.mode, read, write);
 }
 
 bool Hub::backlogged() const noexcept {
@@ -532,15 +535,7 @@ int SocketClient::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeo
 int SocketClient::notify_fd() noexcept {
   if (!reader_) return -EBADF;
   if (ep_ < 0) {
-    ep_ = ::epoll_create1(EPOLL_CLOEXEC);
-    evfd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (ep_ < 0 || evfd_ < 0) return -errno;
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = conn_;
-    ::epoll_ctl(ep_, EPOLL_CTL_ADD, conn_, &ev);
-    ev.data.fd = evfd_;
-    ::epoll_ctl(ep_, EPOLL_CTL_ADD, evfd_, &ev);
+    if (int rc = make_notify(conn_, -1, &ep_, &evfd_); rc < 0) return rc;
     inbox_changed();
   }
   return ep_;
@@ -647,18 +642,7 @@ int PipeClient::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout
 int PipeClient::notify_fd() noexcept {
   if (rd_ < 0) return -EBADF;
   if (ep_ < 0) {
-    ep_ = ::epoll_create1(EPOLL_CLOEXEC);
-    evfd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (ep_ < 0 || evfd_ < 0) return -errno;
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = rd_;
-    ::epoll_ctl(ep_, EPOLL_CTL_ADD, rd_, &ev);
-    ev.data.fd = evfd_;
-    ::epoll_ctl(ep_, EPOLL_CTL_ADD, evfd_, &ev);
-    ev.events = 0;  // EPOLLERR is always reported: the hub went away
-    ev.data.fd = in_w_;
-    ::epoll_ctl(ep_, EPOLL_CTL_ADD, in_w_, &ev);
+    if (int rc = make_notify(rd_, in_w_, &ep_, &evfd_); rc < 0) return rc;
     inbox_changed();
   }
   return ep_;
