@@ -11,9 +11,13 @@
 #include <ctime>
 #include <functional>
 #include <numeric>
+#include <thread>
 
 #include "runtime/common/futex.h"
+#include "runtime/include/fwipc/channel.hpp"
 #include "runtime/include/ipc.h"
+#include "concurrentqueue.h"
+#include "readerwriterqueue.h"
 
 namespace fwipc::bench {
 namespace {
@@ -62,16 +66,16 @@ Percentiles percentiles(std::vector<int64_t> s) {
 
 // ---- QUEUE ping-pong
 
-QueuePingPong::QueuePingPong(const std::string& prefix, uint32_t bytes) : bytes_(bytes) {
+QueuePingPong::QueuePingPong(const std::string& prefix, uint32_t bytes, uint32_t type) : bytes_(bytes) {
   const std::string ping = prefix + ".ping", pong = prefix + ".pong";
-  pong_ = ipc_create_channel(pong.c_str(), IPC_TYPE_QUEUE, 64 * 576);
+  pong_ = ipc_create_channel(pong.c_str(), type, 64 * 576);
   if (pong_ < 0) return;
   int sync[2];
   if (::pipe(sync) != 0) return;
   peer_ = ::fork();
   if (peer_ == 0) {
     ::close(sync[0]);
-    const int in = ipc_create_channel(ping.c_str(), IPC_TYPE_QUEUE, 64 * 576);
+    const int in = ipc_create_channel(ping.c_str(), type, 64 * 576);
     const int out = ipc_open_channel(pong.c_str(), IPC_MODE_WRITE);
     const char ok = (in >= 0 && out >= 0) ? 1 : 0;
     (void)!::write(sync[1], &ok, 1);
@@ -128,6 +132,8 @@ std::vector<int64_t> QueuePingPong::timed(uint64_t n) {
 // while other rows run, it sleeps on a futex after 200 us without a ping; the first ping of
 // a chunk (or one not answered within 1 ms) wakes it. The timed trips never make a syscall.
 
+constexpr uint32_t kPark = 0xfffffffeu;
+
 struct alignas(64) RawPingPong::Line {
   std::atomic<uint32_t> v;
 };
@@ -138,7 +144,8 @@ RawPingPong::RawPingPong() {
   line_->v.store(0);
   peer_ = ::fork();
   if (peer_ == 0) {
-    // Echo: wait for an odd value, answer with the next even one; 0xffffffff stops.
+    // Echo: wait for an odd value, answer with the next even one; 0xffffffff stops;
+    // kPark means "sleep now", so an idle floor peer steals no core from the next row.
     uint32_t expect = 1;
     for (;;) {
       uint32_t v;
@@ -146,6 +153,10 @@ RawPingPong::RawPingPong() {
       int spins = 0;
       while ((v = line_->v.load(std::memory_order_acquire)) != expect) {
         if (v == ~0u) ::_exit(0);
+        if (v == kPark) {
+          futex_wait(&line_->v, kPark, 100'000'000);
+          continue;
+        }
         cpu_relax();
         if (++spins % 1024 == 0 && now_ns() - t0 > 200'000) {
           futex_wait(&line_->v, v, 100'000'000);
@@ -185,30 +196,44 @@ std::vector<int64_t> RawPingPong::timed(uint64_t n) {
     round_trip();
     out.push_back(now_ns() - t0);
   }
+  line_->v.store(kPark, std::memory_order_release);
   return out;
 }
 
 // ---- one-way throughput
 
-double queue_throughput(const std::string& name, uint64_t n, uint32_t bytes) {
-  const int in = ipc_create_channel(name.c_str(), IPC_TYPE_QUEUE, 1024 * 576);
+double queue_throughput(const std::string& name, uint64_t n, uint32_t bytes, uint32_t type, int writers,
+                        bool zero_copy) {
+  const int in = ipc_create_channel(name.c_str(), type, 1024 * 576);
   if (in < 0) return 0;
   int sync[2];
   if (::pipe(sync) != 0) return 0;
-  const pid_t peer = ::fork();
-  if (peer == 0) {
-    ::close(sync[1]);
-    const int out = ipc_open_channel(name.c_str(), IPC_MODE_WRITE);
-    if (out < 0 || wait_byte(sync[0]) != 0) ::_exit(1);
-    char buf[512] = {};
-    for (uint64_t i = 0; i < n; ++i) {
-      std::memcpy(buf, &i, sizeof i);
-      if (ipc_send(uint32_t(out), buf, bytes, 1) != int(bytes)) ::_exit(2);
+  std::vector<pid_t> peers;
+  for (int w = 0; w < writers; ++w) {
+    const uint64_t mine = n / uint64_t(writers) + (uint64_t(w) < n % uint64_t(writers) ? 1 : 0);
+    const pid_t peer = ::fork();
+    if (peer == 0) {
+      ::close(sync[1]);
+      auto ch = Channel::open(name.c_str(), IPC_MODE_WRITE);
+      if (!ch.ok() || wait_byte(sync[0]) != 0) ::_exit(1);
+      std::byte buf[512] = {};
+      for (uint64_t i = 0; i < mine; ++i) {
+        if (zero_copy) {
+          auto loan = ch->loan();
+          if (!loan.ok()) ::_exit(2);
+          std::memcpy(loan->payload().data(), &i, sizeof i);
+          if (loan->commit(bytes, 1) != int(bytes)) ::_exit(3);
+        } else {
+          std::memcpy(buf, &i, sizeof i);
+          if (ch->send({buf, bytes}, 1) != int(bytes)) ::_exit(2);
+        }
+      }
+      ::_exit(0);
     }
-    ::_exit(0);
+    peers.push_back(peer);
   }
   ::close(sync[0]);
-  (void)!::write(sync[1], "g", 1);
+  for (int w = 0; w < writers; ++w) (void)!::write(sync[1], "g", 1);
   char buf[512];
   int64_t t0 = 0;
   uint64_t got = 0;
@@ -218,9 +243,132 @@ double queue_throughput(const std::string& name, uint64_t n, uint32_t bytes) {
   }
   const int64_t dt = now_ns() - t0;
   ::close(sync[1]);
-  reap(peer);
+  for (pid_t p : peers) reap(p);
   ipc_close_channel(uint32_t(in));
   return got == n && dt > 0 ? double(n - 1) * 1e9 / double(dt) : 0;
+}
+
+namespace {
+
+// Design: the producer owns tail, the consumer owns head; each keeps a cached copy of the
+// other's index and re-reads it only when the cached one says full/empty. Both publish
+// their index every `batch` records (and when they would otherwise wait).
+struct alignas(64) BareRing {
+  alignas(64) std::atomic<uint64_t> head;
+  alignas(64) std::atomic<uint64_t> tail;
+  alignas(64) char records[1];
+};
+
+}  // namespace
+
+double bare_ring_throughput(uint64_t n, uint32_t rec, uint32_t batch) {
+  constexpr uint64_t kSlots = 4096;
+  const size_t bytes = offsetof(BareRing, records) + kSlots * rec;
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return 0;
+  auto* r = static_cast<BareRing*>(p);
+  r->head.store(0);
+  r->tail.store(0);
+  const pid_t peer = ::fork();
+  if (peer == 0) {
+    char src[512] = {};
+    uint64_t tail = 0, head_cache = 0, published = 0;
+    while (tail < n) {
+      if (tail - head_cache == kSlots) {
+        r->tail.store(tail, std::memory_order_release);  // publish before waiting
+        published = tail;
+        while (tail - (head_cache = r->head.load(std::memory_order_acquire)) == kSlots) cpu_relax();
+      }
+      std::memcpy(src, &tail, sizeof tail);
+      std::memcpy(r->records + (tail % kSlots) * rec, src, rec);
+      ++tail;
+      if (tail - published >= batch) {
+        r->tail.store(tail, std::memory_order_release);  // SYNC POINT WRITE: records below tail
+        published = tail;
+      }
+    }
+    r->tail.store(tail, std::memory_order_release);
+    ::_exit(0);
+  }
+  char dst[512];
+  uint64_t head = 0, tail_cache = 0, published = 0;
+  int64_t t0 = 0;
+  bool ok = true;
+  while (head < n) {
+    if (head == tail_cache) {
+      r->head.store(head, std::memory_order_release);
+      published = head;
+      while ((tail_cache = r->tail.load(std::memory_order_acquire)) == head) cpu_relax();  // SYNC POINT READ
+    }
+    std::memcpy(dst, r->records + (head % kSlots) * rec, rec);
+    uint64_t v;
+    std::memcpy(&v, dst, sizeof v);
+    ok = ok && v == head;
+    if (head == 0) t0 = now_ns();
+    ++head;
+    if (head - published >= batch) {
+      r->head.store(head, std::memory_order_release);
+      published = head;
+    }
+  }
+  const int64_t dt = now_ns() - t0;
+  reap(peer);
+  ::munmap(p, bytes);
+  return ok && dt > 0 ? double(n - 1) * 1e9 / double(dt) : 0;
+}
+
+double moodycamel_throughput(uint64_t n, uint32_t bytes, int producers) {
+  struct Msg {
+    char data[512];
+  };
+  std::atomic<bool> go{false};
+  const uint64_t per = n / uint64_t(producers);
+  const uint64_t total = per * uint64_t(producers);
+  int64_t t0 = 0, t1 = 0;
+  auto consume = [&](auto& q) {
+    Msg m;
+    for (uint64_t got = 0; got < total;) {
+      if (q.try_dequeue(m)) {
+        if (got++ == 0) t0 = now_ns();
+      }
+    }
+    t1 = now_ns();
+  };
+  std::vector<std::thread> threads;
+  if (producers == 1) {
+    moodycamel::ReaderWriterQueue<Msg> q(4096);
+    threads.emplace_back([&] {
+      Msg m{};
+      while (!go.load()) {
+      }
+      for (uint64_t i = 0; i < per; ++i) {
+        std::memcpy(m.data, &i, std::min<size_t>(bytes, sizeof i));
+        while (!q.try_enqueue(m)) cpu_relax();
+      }
+    });
+    go = true;
+    consume(q);
+  } else {
+    // Blocks sized per producer: with a shared pool one explicit producer can own every
+    // block and starve the other, since try_enqueue never allocates.
+    moodycamel::ConcurrentQueue<Msg> q(4096, size_t(producers), 0);
+    for (int p = 0; p < producers; ++p) {
+      threads.emplace_back([&] {
+        moodycamel::ProducerToken tok(q);
+        Msg m{};
+        while (!go.load()) {
+        }
+        for (uint64_t i = 0; i < per; ++i) {
+          std::memcpy(m.data, &i, std::min<size_t>(bytes, sizeof i));
+          while (!q.try_enqueue(tok, m)) cpu_relax();
+        }
+      });
+    }
+    go = true;
+    consume(q);
+  }
+  for (auto& t : threads) t.join();
+  return t1 > t0 ? double(total - 1) * 1e9 / double(t1 - t0) : 0;
 }
 
 }  // namespace fwipc::bench

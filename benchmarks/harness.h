@@ -20,11 +20,12 @@ void interleave(uint64_t total, uint64_t chunk,
                 const std::vector<std::function<std::vector<int64_t>(uint64_t)>>& rows,
                 std::vector<std::vector<int64_t>>* out);
 
-// An echo peer over two QUEUE channels (<prefix>.ping / <prefix>.pong). Round trips are
+// An echo peer over two channels (<prefix>.ping / <prefix>.pong). Round trips are
 // timed one by one. spin_ns sets the peer's and our FWIPC_SPIN_NS (0: sleep at once).
 class QueuePingPong {
  public:
-  QueuePingPong(const std::string& prefix, uint32_t payload_bytes);
+  // type: IPC_TYPE_QUEUE (default), IPC_TYPE_SOCKET or IPC_TYPE_PIPE.
+  QueuePingPong(const std::string& prefix, uint32_t payload_bytes, uint32_t type = 2);
   ~QueuePingPong();
   bool ok() const { return ping_ >= 0 && pong_ >= 0; }
   // One round trip; false on error.
@@ -52,8 +53,19 @@ class RawPingPong {
   uint64_t seq_ = 0;  // last value we expect back (even)
 };
 
-// One writer process sends n messages of payload_bytes through ipc_send; we receive them
-// with ipc_receive. Returns messages per second (0 on error).
-double queue_throughput(const std::string& name, uint64_t n, uint32_t payload_bytes);
+// `writers` processes send n messages in all, of payload_bytes each, through ipc_send (or
+// the zero-copy loan/commit path when zero_copy); we receive them with ipc_receive.
+// Returns messages per second (0 on error).
+double queue_throughput(const std::string& name, uint64_t n, uint32_t payload_bytes, uint32_t type = 2,
+                        int writers = 1, bool zero_copy = false);
+
+// The reference a channel is measured against: a bare single-producer ring of fixed
+// records in shared memory with head/tail on their own lines, cached opposite indices and
+// index updates published every `batch` records. Messages per second between 2 processes.
+double bare_ring_throughput(uint64_t n, uint32_t record_bytes, uint32_t batch);
+
+// The in-process ceiling: moodycamel ReaderWriterQueue (1 producer thread) or
+// ConcurrentQueue (`producers` threads), one consumer thread. Messages per second.
+double moodycamel_throughput(uint64_t n, uint32_t payload_bytes, int producers);
 
 }  // namespace fwipc::bench

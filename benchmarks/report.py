@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Turns the suite's Google Benchmark JSON into CSV, Markdown tables and gnuplot data."""
+import csv
+import json
+import sys
+
+COLS = ["family", "row", "bytes", "writers", "p50_ns", "p99_ns", "p999_ns", "max_ns", "floor_p50_ns",
+        "x_floor", "trips", "msgs_per_s", "GB_per_s", "x_bare_ring"]
+
+
+def parse(doc):
+    good, bad = [], []
+    for b in doc.get("benchmarks", []):
+        if b.get("error_occurred"):
+            bad.append(f"{b['name']}: {b.get('error_message', 'error')}")
+            continue
+        parts = b["name"].split("/")  # family/row/bytes[/writers]/iterations:1/manual_time
+        r = {"family": parts[0], "row": parts[1], "bytes": int(parts[2])}
+        r["writers"] = int(parts[3]) if parts[0] == "tput" else 1
+        for k in COLS[4:]:
+            if k in b:
+                r[k] = b[k]
+        good.append(r)
+    # Throughput ratio to the bare batched ring of the same run and record size.
+    bare = {r["bytes"]: r["msgs_per_s"] for r in good if r["row"] == "bare_ring_batched"}
+    for r in good:
+        if r["family"] == "tput" and r["bytes"] in bare:
+            r["x_bare_ring"] = r["msgs_per_s"] / bare[r["bytes"]]
+    return good, bad
+
+
+def fmt_ns(ns):
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.1f} us"
+    return f"{ns:.0f} ns"
+
+
+def main(src, out_csv, out_md, out_dat):
+    with open(src) as f:
+        doc = json.load(f)
+    data, errors = parse(doc)
+    with open(out_csv, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLS)
+        w.writeheader()
+        for r in data:
+            w.writerow(r)
+    ctx = doc.get("context", {})
+    rtt = [r for r in data if r["family"] == "rtt"]
+    tput = [r for r in data if r["family"] == "tput"]
+    with open(out_md, "w") as f:
+        f.write(f"Run {ctx.get('date', '?')} on {ctx.get('host_name', '?')}, {ctx.get('num_cpus', '?')} CPUs "
+                f"at {ctx.get('mhz_per_cpu', '?')} MHz.\n\n")
+        f.write("Round trip between two processes. x floor = p50 / p50 of the raw cache-line ping-pong "
+                "run interleaved with that row.\n\n")
+        f.write("| row | bytes | p50 | p99 | p99.9 | max | x floor |\n|---|---|---|---|---|---|---|\n")
+        for r in sorted(rtt, key=lambda r: (r["bytes"], r["p50_ns"])):
+            f.write(f"| {r['row']} | {r['bytes']} | {fmt_ns(r['p50_ns'])} | {fmt_ns(r['p99_ns'])} | "
+                    f"{fmt_ns(r['p999_ns'])} | {fmt_ns(r['max_ns'])} | {r['x_floor']:.2f} |\n")
+        f.write("\nOne-way throughput, writer processes to one reader (moodycamel: threads of one process). "
+                "x bare ring = rate / the bare batched ring's rate for that record size.\n\n")
+        f.write("| row | bytes | writers | M msg/s | GB/s | x bare ring |\n|---|---|---|---|---|---|\n")
+        for r in sorted(tput, key=lambda r: (r["bytes"], r["writers"], -r["msgs_per_s"])):
+            x = f"{r['x_bare_ring']:.2f}" if "x_bare_ring" in r else "-"
+            f.write(f"| {r['row']} | {r['bytes']} | {r['writers']} | {r['msgs_per_s'] / 1e6:.2f} | "
+                    f"{r['GB_per_s']:.2f} | {x} |\n")
+        for e in errors:
+            f.write(f"\n{e}\n")
+    # gnuplot data: block 0 latency per row, block 1 throughput per row (1 writer).
+    with open(out_dat, "w") as f:
+        by_row = {}
+        for r in rtt:
+            by_row.setdefault(r["row"], {})[r["bytes"]] = r
+        f.write("row p50_64 p99_64 p999_64 p50_512 p99_512 p999_512\n")
+        for name, v in sorted(by_row.items(), key=lambda kv: kv[1].get(64, {}).get("p50_ns", 0)):
+            vals = []
+            for b in (64, 512):
+                x = v.get(b, {})
+                vals += [x.get("p50_ns", 0), x.get("p99_ns", 0), x.get("p999_ns", 0)]
+            f.write(name + " " + " ".join(f"{x:.0f}" for x in vals) + "\n")
+        f.write("\n\n")
+        by_row = {}
+        for r in tput:
+            if r["writers"] == 1:
+                by_row.setdefault(r["row"], {})[r["bytes"]] = r
+        f.write("row mps_64 mps_512\n")
+        for name, v in sorted(by_row.items(), key=lambda kv: -kv[1].get(64, {}).get("msgs_per_s", 0)):
+            f.write(f"{name} {v.get(64, {}).get('msgs_per_s', 0) / 1e6:.3f} {v.get(512, {}).get('msgs_per_s', 0) / 1e6:.3f}\n")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:5])

@@ -1,0 +1,160 @@
+// The benchmark suite: every channel type beside the reference mechanisms, in one run.
+// Round trips: each row runs interleaved with the raw cache-line floor (alternating chunks)
+// and reports its percentiles and its ratio to the floor of the same moments, because the
+// floor itself moves on this VM. FWIPC_BENCH_TRIPS sets the samples per row (default
+// 100,000, after warm-up).
+#include <benchmark/benchmark.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <functional>
+#include <string>
+
+#include "benchmarks/harness.h"
+#include "benchmarks/links.h"
+#include "runtime/include/ipc.h"
+#include "transports/shm/ring.h"
+
+namespace {
+
+using fwipc::bench::interleave;
+using fwipc::bench::percentiles;
+
+uint64_t trips() {
+  const char* e = std::getenv("FWIPC_BENCH_TRIPS");
+  return e && *e ? std::strtoull(e, nullptr, 10) : 100'000;
+}
+
+// Measures `row` (a function returning n timed trips) against the floor, sets counters.
+void measure(benchmark::State& st, const std::function<std::vector<int64_t>(uint64_t)>& row,
+             const std::function<void()>& warm) {
+  fwipc::bench::RawPingPong raw;
+  for (int i = 0; i < 10000; ++i) raw.round_trip();
+  for (int i = 0; i < 2000; ++i) warm();
+  std::vector<std::vector<int64_t>> s;
+  const uint64_t n = trips();
+  for (auto _ : st) {
+    interleave(n, std::max<uint64_t>(n / 20, 1), {[&](uint64_t k) { return raw.timed(k); }, row}, &s);
+    if (s[1].size() != n) {
+      st.SkipWithError("round trip failed");
+      return;
+    }
+    const auto p = percentiles(s[1]);
+    const auto f = percentiles(s[0]);
+    st.SetIterationTime(p.mean_ns * double(n) / 1e9);
+    st.counters["p50_ns"] = p.p50_ns;
+    st.counters["p99_ns"] = p.p99_ns;
+    st.counters["p999_ns"] = p.p999_ns;
+    st.counters["max_ns"] = p.max_ns;
+    st.counters["floor_p50_ns"] = f.p50_ns;
+    st.counters["x_floor"] = p.p50_ns / f.p50_ns;
+    st.counters["trips"] = double(n);
+  }
+}
+
+void BM_RoundTrip_Raw(benchmark::State& st) {
+  fwipc::bench::RawPingPong other;
+  measure(st, [&](uint64_t k) { return other.timed(k); }, [&] { other.round_trip(); });
+}
+
+void BM_RoundTrip_Link(benchmark::State& st, fwipc::bench::LinkKind kind) {
+  fwipc::bench::LinkPingPong pp(kind, uint32_t(st.range(0)));
+  if (!pp.ok()) {
+    st.SkipWithError("setup failed");
+    return;
+  }
+  measure(st, [&](uint64_t k) { return pp.timed(k); }, [&] { pp.round_trip(); });
+}
+
+void BM_RoundTrip_Fwipc(benchmark::State& st, uint32_t type, bool spin) {
+  static int serial = 0;
+  const auto old_spin = fwipc::shm::ShmRing::spin_ns();
+  if (!spin) fwipc::shm::ShmRing::set_spin_ns(0);  // the peer inherits it at fork
+  {
+    fwipc::bench::QueuePingPong pp("suite" + std::to_string(serial++), uint32_t(st.range(0)), type);
+    if (!pp.ok()) {
+      st.SkipWithError("channel setup failed");
+    } else {
+      measure(st, [&](uint64_t k) { return pp.timed(k); }, [&] { pp.round_trip(); });
+    }
+  }
+  fwipc::shm::ShmRing::set_spin_ns(old_spin);
+}
+
+uint64_t tput_msgs() {
+  const char* e = std::getenv("FWIPC_BENCH_MSGS");
+  return e && *e ? std::strtoull(e, nullptr, 10) : 2'000'000;
+}
+
+// One-way throughput: args are (payload bytes, writers).
+void report_rate(benchmark::State& st, double rate, uint64_t n) {
+  if (rate <= 0) {
+    st.SkipWithError("run failed");
+    return;
+  }
+  st.SetIterationTime(double(n) / rate);
+  st.counters["msgs_per_s"] = rate;
+  st.counters["GB_per_s"] = rate * double(st.range(0)) / 1e9;
+}
+
+void BM_Tput_Fwipc(benchmark::State& st, uint32_t type, bool zero_copy) {
+  static int serial = 0;
+  const uint64_t n = type == IPC_TYPE_QUEUE ? tput_msgs() : tput_msgs() / 10;
+  for (auto _ : st) {
+    const double r = fwipc::bench::queue_throughput("tput" + std::to_string(serial++), n, uint32_t(st.range(0)), type,
+                                                    int(st.range(1)), zero_copy);
+    report_rate(st, r, n);
+  }
+}
+
+void BM_Tput_BareRing(benchmark::State& st) {
+  const uint64_t n = tput_msgs() * 4;
+  for (auto _ : st) report_rate(st, fwipc::bench::bare_ring_throughput(n, uint32_t(st.range(0)), 32), n);
+}
+
+void BM_Tput_Moodycamel(benchmark::State& st) {
+  const uint64_t n = tput_msgs() * 2;
+  for (auto _ : st) report_rate(st, fwipc::bench::moodycamel_throughput(n, uint32_t(st.range(0)), int(st.range(1))), n);
+}
+
+void register_all() {
+  auto opts = [](benchmark::internal::Benchmark* b) {
+    b->Arg(64)->Arg(512)->Iterations(1)->UseManualTime()->Unit(benchmark::kNanosecond);
+  };
+  opts(benchmark::RegisterBenchmark("rtt/raw_cacheline", BM_RoundTrip_Raw));
+  opts(benchmark::RegisterBenchmark("rtt/fwipc_queue_spin", BM_RoundTrip_Fwipc, IPC_TYPE_QUEUE, true));
+  opts(benchmark::RegisterBenchmark("rtt/fwipc_queue_sleep", BM_RoundTrip_Fwipc, IPC_TYPE_QUEUE, false));
+  opts(benchmark::RegisterBenchmark("rtt/fwipc_socket", BM_RoundTrip_Fwipc, IPC_TYPE_SOCKET, true));
+  opts(benchmark::RegisterBenchmark("rtt/fwipc_pipe", BM_RoundTrip_Fwipc, IPC_TYPE_PIPE, true));
+  for (auto k : fwipc::bench::all_links())
+    opts(benchmark::RegisterBenchmark((std::string("rtt/") + fwipc::bench::link_name(k)).c_str(), BM_RoundTrip_Link, k));
+
+  auto tput = [](benchmark::internal::Benchmark* b, bool two_writers) {
+    b->Args({64, 1})->Args({512, 1});
+    if (two_writers) b->Args({64, 2})->Args({512, 2});
+    b->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+  };
+  tput(benchmark::RegisterBenchmark("tput/bare_ring_batched", BM_Tput_BareRing), false);
+  tput(benchmark::RegisterBenchmark("tput/fwipc_queue", BM_Tput_Fwipc, IPC_TYPE_QUEUE, false), true);
+  tput(benchmark::RegisterBenchmark("tput/fwipc_queue_zero_copy", BM_Tput_Fwipc, IPC_TYPE_QUEUE, true), true);
+  tput(benchmark::RegisterBenchmark("tput/fwipc_socket", BM_Tput_Fwipc, IPC_TYPE_SOCKET, false), true);
+  tput(benchmark::RegisterBenchmark("tput/fwipc_pipe", BM_Tput_Fwipc, IPC_TYPE_PIPE, false), true);
+  tput(benchmark::RegisterBenchmark("tput/moodycamel_inprocess", BM_Tput_Moodycamel), true);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string dir;
+  if (!std::getenv("FWIPC_RUNTIME_DIR")) {
+    char tmpl[] = "/tmp/fwipc-bench-XXXXXX";
+    if (::mkdtemp(tmpl)) ::setenv("FWIPC_RUNTIME_DIR", (dir = tmpl).c_str(), 1);
+  }
+  ::setenv("FWIPC_REGISTRY_IDLE_MS", "1000", 0);
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  if (!dir.empty()) (void)!std::system(("rm -rf " + dir).c_str());
+  return 0;
+}
