@@ -124,6 +124,13 @@ int main() {
     }
     fwipc::shm::ShmRing::set_spin_ns(50'000);
   }
+  for (uint32_t type : {uint32_t(IPC_TYPE_SOCKET), uint32_t(IPC_TYPE_PIPE)}) {
+    fwipc::bench::QueuePingPong pp(type == IPC_TYPE_SOCKET ? "demo.sock" : "demo.fifo", 64, type);
+    if (!pp.ok()) continue;
+    for (int i = 0; i < 200; ++i) pp.round_trip();
+    print_rtt(type == IPC_TYPE_SOCKET ? "SOCKET channel 64 B" : "PIPE channel 64 B",
+              fwipc::bench::percentiles(pp.timed(5000)), 0);
+  }
 
   std::printf("\nOne-way throughput, 1 writer -> 1 reader process, ipc_send/ipc_receive\n");
   for (uint32_t bytes : {64u, 512u}) {
