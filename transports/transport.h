@@ -8,8 +8,6 @@ namespace fwipc {
 
 enum class TransportKind : uint32_t { kShmRing = 0, kSocket = 1, kPipe = 2 };
 
-const char* transport_name(TransportKind k) noexcept;
-
 // A message header as the runtime sees it; the payload travels separately so receives can
 // copy straight into the caller's buffer.
 struct MsgHeader {
