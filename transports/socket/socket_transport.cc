@@ -235,8 +235,7 @@ void Hub::read_fifo() noexcept {
       }
       if (f.kind == frame::kJoin) join(f);
       else if (f.kind == frame::kData) route(f);  // FIFOs carry no credentials: sender as written
-      for (auto& [ofd, o] : peers_)
-        if (!o.out.empty()) flush(o);
+      flush_all();
     }
     if (!inbound_on_ || backlogged() || decoder_.buffered() > 8 * frame::kMaxFrame) return;
     char buf[16384];
@@ -290,6 +289,14 @@ void Hub::flush(Peer& p) noexcept {
   if (p.want_out != !p.out.empty()) set_interest(p);
 }
 
+// flush() may drop a peer (erasing it from peers_), so step past it before the call.
+void Hub::flush_all() noexcept {
+  for (auto it = peers_.begin(); it != peers_.end();) {
+    Peer& p = (it++)->second;
+    if (!p.out.empty()) flush(p);
+  }
+}
+
 void Hub::route(const frame::Frame& f) noexcept {
   if (f.receiver == 0 || f.receiver == pid_) {
     inbox_.push(f);
@@ -331,8 +338,7 @@ void Hub::read_peer(Peer& p, bool hello_only) noexcept {
     }
     f.sender = static_cast<uint32_t>(p.cred.pid);  // the kernel's word, not the peer's
     route(f);
-    for (auto& [ofd, o] : peers_)
-      if (!o.out.empty()) flush(o);
+    flush_all();
     if (peers_.find(fd) == peers_.end()) return;
   }
 }
@@ -386,8 +392,7 @@ int Hub::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexc
     poll_once(ms_until(deadline));
   }
   route(make_frame(h, payload, pid_));
-  for (auto& [fd, p] : peers_)
-    if (!p.out.empty()) flush(p);
+  flush_all();
   update_inbound();
   return static_cast<int>(h.size);
 }

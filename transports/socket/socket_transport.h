@@ -80,6 +80,7 @@ class Hub final : public Transport {
   void accept_peers() noexcept;
   void read_peer(Peer& p, bool hello_only) noexcept;
   void flush(Peer& p) noexcept;
+  void flush_all() noexcept;
   void drop(int fd) noexcept;
   void route(const frame::Frame& f) noexcept;
   bool backlogged() const noexcept;
