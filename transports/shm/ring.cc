@@ -43,6 +43,26 @@ int sender_socket() {
   return fd;
 }
 
+// Takes an fd-armed reader out of the waiter count. Exactly one caller wins the 1 -> 0 step
+// (the reader itself, a writer that pings it, or whoever releases its entry).
+bool disarm(SegmentHeader* h, ReaderEntry& e) {
+  uint32_t one = 1;
+  if (e.armed.load(std::memory_order_relaxed) == 0 ||
+      !e.armed.compare_exchange_strong(one, 0, std::memory_order_acq_rel))
+    return false;
+  h->data_waiters.fetch_sub(1, std::memory_order_relaxed);
+  return true;
+}
+
+// Makes reader idx's notify socket readable. EAGAIN (a ping already queued) and
+// ECONNREFUSED (reader gone) need nothing more.
+void ping(const SegmentHeader* h, uint32_t idx, uint32_t state) {
+  sockaddr_un a;
+  const socklen_t len = notify_addr(h, idx, state, &a);
+  const char b = 1;
+  (void)::sendto(sender_socket(), &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&a), len);
+}
+
 void wake_writers(SegmentHeader* h) {
   h->space_futex.fetch_add(1, std::memory_order_release);
   futex_wake_all(&h->space_futex);
@@ -194,9 +214,7 @@ bool release_reader(const Segment& seg, uint32_t idx, uint32_t state) noexcept {
   if (!e.state.compare_exchange_strong(expect, next, std::memory_order_seq_cst)) return false;
   // Take back what a reader that died asleep or armed still counts as waiting, or every
   // later send would pay for a wakeup syscall.
-  uint32_t one = 1;
-  if (e.armed.compare_exchange_strong(one, 0, std::memory_order_acq_rel))
-    h->data_waiters.fetch_sub(1, std::memory_order_relaxed);
+  disarm(h, e);
   if (e.sleeping.exchange(0, std::memory_order_acq_rel) == 1) h->data_waiters.fetch_sub(1, std::memory_order_relaxed);
   wake_writers(h);
   return true;
@@ -226,16 +244,7 @@ void notify_readers(const Segment& seg) noexcept {
   const uint32_t n = std::min(h->reader_count.load(std::memory_order_acquire), kMaxReaders);
   for (uint32_t i = 0; i < n; ++i) {
     ReaderEntry& e = h->readers[i];
-    uint32_t one = 1;
-    if (e.armed.load(std::memory_order_relaxed) == 0 ||
-        !e.armed.compare_exchange_strong(one, 0, std::memory_order_acq_rel))
-      continue;
-    h->data_waiters.fetch_sub(1, std::memory_order_relaxed);
-    sockaddr_un a;
-    const socklen_t len = notify_addr(h, i, e.state.load(std::memory_order_acquire), &a);
-    const char b = 1;
-    // EAGAIN (a ping already queued) and ECONNREFUSED (reader gone) need nothing more.
-    (void)::sendto(sender_socket(), &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&a), len);
+    if (disarm(h, e)) ping(h, i, e.state.load(std::memory_order_acquire));
   }
 }
 
@@ -270,11 +279,7 @@ ShmRing::ShmRing(Segment seg, bool can_write, int reader_index, uint32_t reader_
 }
 
 ShmRing::~ShmRing() {
-  if (me_ != nullptr) {
-    uint32_t one = 1;
-    if (me_->armed.compare_exchange_strong(one, 0, std::memory_order_acq_rel))
-      hdr_->data_waiters.fetch_sub(1, std::memory_order_relaxed);
-  }
+  if (me_ != nullptr) disarm(hdr_, *me_);
   if (notify_fd_ >= 0) ::close(notify_fd_);
 }
 
@@ -606,16 +611,7 @@ void ShmRing::rearm_notify() noexcept {
   uint32_t zero = 0;
   if (me_->armed.compare_exchange_strong(zero, 1, std::memory_order_seq_cst))
     hdr_->data_waiters.fetch_add(1, std::memory_order_seq_cst);
-  if (data_ready()) {
-    uint32_t one = 1;
-    if (me_->armed.compare_exchange_strong(one, 0, std::memory_order_acq_rel)) {
-      hdr_->data_waiters.fetch_sub(1, std::memory_order_relaxed);
-      sockaddr_un a;
-      const socklen_t len = notify_addr(hdr_, static_cast<uint32_t>(reader_index_), reader_state_, &a);
-      const char c = 1;
-      (void)::sendto(sender_socket(), &c, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&a), len);
-    }
-  }
+  if (data_ready() && disarm(hdr_, *me_)) ping(hdr_, static_cast<uint32_t>(reader_index_), reader_state_);
 }
 
 void ShmRing::forget_after_fork() noexcept {
