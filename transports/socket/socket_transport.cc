@@ -103,6 +103,27 @@ ssize_t write_nosigpipe(int fd, const void* buf, size_t len) noexcept {
   return n;
 }
 
+namespace {
+
+// Writes one frame to a client's descriptor (a socket, or a FIFO that may have lost its
+// reader), waiting for room up to timeout_ns (< 0: forever; 0: not at all).
+int write_frame_to(int fd, bool fifo, const frame::Frame& f, int64_t timeout_ns) noexcept {
+  const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : -1;
+  for (;;) {
+    const ssize_t n = fifo ? write_nosigpipe(fd, &f, f.wire_bytes())
+                           : ::send(fd, &f, f.wire_bytes(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n == static_cast<ssize_t>(f.wire_bytes())) return 0;
+    if (n >= 0 || errno != EAGAIN) return -EPIPE;  // the hub is gone: so is the channel
+    if (timeout_ns == 0) return -EAGAIN;
+    const int ms = ms_until(deadline);
+    if (ms == 0) return -ETIMEDOUT;
+    pollfd p{fd, POLLOUT, 0};
+    ::poll(&p, 1, ms);
+  }
+}
+
+}  // namespace
+
 // ---------------------------------------------------------------- Inbox
 
 namespace {
@@ -477,7 +498,7 @@ void SocketClient::forget_after_fork() noexcept {}
 
 void SocketClient::inbox_changed() noexcept { set_event(evfd_, &ev_set_, !inbox_.empty()); }
 
-int SocketClient::drain() noexcept {
+void SocketClient::drain() noexcept {
   while (!eof_ && inbox_.size() < cap_) {
     char buf[frame::kMaxFrame + 1];
     const ssize_t n = ::recv(conn_, buf, sizeof buf, MSG_DONTWAIT);
@@ -494,24 +515,13 @@ int SocketClient::drain() noexcept {
     inbox_.push(f);
   }
   inbox_changed();
-  return 0;
 }
 
 int SocketClient::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexcept {
   if (!writer_) return -EBADF;
   if (h.size > frame::kMaxPayload) return -EMSGSIZE;
-  const frame::Frame f = make_frame(h, payload, pid_);
-  const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : -1;
-  for (;;) {
-    const ssize_t n = ::send(conn_, &f, f.wire_bytes(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n == static_cast<ssize_t>(f.wire_bytes())) return static_cast<int>(h.size);
-    if (n >= 0 || errno != EAGAIN) return -EPIPE;  // the hub closed: the channel is gone
-    if (timeout_ns == 0) return -EAGAIN;
-    const int ms = ms_until(deadline);
-    if (ms == 0) return -ETIMEDOUT;
-    pollfd p{conn_, POLLOUT, 0};
-    ::poll(&p, 1, ms);
-  }
+  const int rc = write_frame_to(conn_, false, make_frame(h, payload, pid_), timeout_ns);
+  return rc < 0 ? rc : static_cast<int>(h.size);
 }
 
 int SocketClient::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept {
@@ -563,37 +573,21 @@ bool PipeClient::hub_gone() const noexcept {
   return ::poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
 }
 
+// Frames are written whole, at most PIPE_BUF bytes each: atomic, never interleaved with
+// another writer's.
 int PipeClient::join(int in_w, uint32_t join_id, pid_t self) noexcept {
-  PipeClient tmp(in_w, -1, true, 0, self);
   frame::Frame f{};
   f.magic = frame::kMagic;
   f.kind = frame::kJoin;
   f.type = join_id;
   f.sender = static_cast<uint32_t>(self);
-  const int rc = tmp.write_frame(f, -1);
-  tmp.in_w_ = -1;  // borrowed
-  return rc < 0 ? rc : 0;
-}
-
-int PipeClient::write_frame(const frame::Frame& f, int64_t timeout_ns) noexcept {
-  const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : -1;
-  for (;;) {
-    // One write of at most PIPE_BUF bytes: atomic, never interleaved with another writer's.
-    const ssize_t n = write_nosigpipe(in_w_, &f, f.wire_bytes());
-    if (n == static_cast<ssize_t>(f.wire_bytes())) return 0;
-    if (n >= 0 || errno != EAGAIN) return -EPIPE;  // no reader: the creator is gone
-    if (timeout_ns == 0) return -EAGAIN;
-    const int ms = ms_until(deadline);
-    if (ms == 0) return -ETIMEDOUT;
-    pollfd p{in_w_, POLLOUT, 0};
-    ::poll(&p, 1, ms);
-  }
+  return write_frame_to(in_w, true, f, -1);
 }
 
 int PipeClient::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexcept {
   if (!writer_) return -EBADF;
   if (h.size > frame::kMaxPayload) return -EMSGSIZE;
-  const int rc = write_frame(make_frame(h, payload, pid_), timeout_ns);
+  const int rc = write_frame_to(in_w_, true, make_frame(h, payload, pid_), timeout_ns);
   return rc < 0 ? rc : static_cast<int>(h.size);
 }
 

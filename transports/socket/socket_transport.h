@@ -121,7 +121,7 @@ class SocketClient final : public Transport {
   static int connect_hub(const char* path, bool reader, bool writer) noexcept;
 
  private:
-  int drain() noexcept;
+  void drain() noexcept;
   void inbox_changed() noexcept;
 
   int conn_;
@@ -152,7 +152,6 @@ class PipeClient final : public Transport {
   static int join(int in_w, uint32_t join_id, pid_t self) noexcept;
 
  private:
-  int write_frame(const frame::Frame& f, int64_t timeout_ns) noexcept;
   void drain() noexcept;
   bool hub_gone() const noexcept;
   void inbox_changed() noexcept;
