@@ -1,4 +1,5 @@
 #include "benchmarks/harness.h"
+#include "benchmarks/timing.h"
 
 #include <signal.h>
 #include <sys/mman.h>
@@ -115,15 +116,8 @@ bool QueuePingPong::round_trip() {
 }
 
 std::vector<int64_t> QueuePingPong::timed(uint64_t n) {
-  std::vector<int64_t> out;
-  out.reserve(n);
-  if (!round_trip()) return out;  // wakes a sleeping peer off the timed path
-  for (uint64_t i = 0; i < n; ++i) {
-    const int64_t t0 = now_ns();
-    if (!round_trip()) break;
-    out.push_back(now_ns() - t0);
-  }
-  return out;
+  if (!round_trip()) return {};  // wakes a sleeping peer off the timed path
+  return time_trips(n, [this] { return round_trip(); });
 }
 
 // ---- raw cache-line ping-pong
@@ -187,15 +181,12 @@ void RawPingPong::round_trip() {
 }
 
 std::vector<int64_t> RawPingPong::timed(uint64_t n) {
-  std::vector<int64_t> out;
-  out.reserve(n);
   futex_wake_all(&line_->v);
   round_trip();  // the peer is awake and spinning before the first timed trip
-  for (uint64_t i = 0; i < n; ++i) {
-    const int64_t t0 = now_ns();
+  auto out = time_trips(n, [this] {
     round_trip();
-    out.push_back(now_ns() - t0);
-  }
+    return true;
+  });
   line_->v.store(kPark, std::memory_order_release);
   return out;
 }

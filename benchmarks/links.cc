@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "benchmarks/timing.h"
 #include "runtime/common/futex.h"
 
 namespace fwipc::bench {
@@ -270,14 +271,7 @@ bool LinkPingPong::round_trip() {
 }
 
 std::vector<int64_t> LinkPingPong::timed(uint64_t n) {
-  std::vector<int64_t> out;
-  out.reserve(n);
-  for (uint64_t i = 0; i < n; ++i) {
-    const int64_t t0 = monotonic_ns();
-    if (!round_trip()) break;
-    out.push_back(monotonic_ns() - t0);
-  }
-  return out;
+  return time_trips(n, [this] { return round_trip(); });
 }
 
 }  // namespace fwipc::bench
