@@ -218,8 +218,10 @@ Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, in
       auto seg = shm::Segment::attach(fd);
       ::close(fd);
       if (!seg) return R::error(seg.error());
-      return std::unique_ptr<Transport>(std::make_unique<shm::ShmRing>(
-          std::move(seg.value()), writer, reader ? rep.reader_index : -1, rep.reader_state, p.pid));
+      shm::Roles roles;
+      if (reader) roles.reader_index = rep.reader_index, roles.reader_state = rep.reader_state;
+      if (writer) roles.writer_index = rep.writer_index, roles.writer_state = rep.writer_state;
+      return std::unique_ptr<Transport>(std::make_unique<shm::ShmRing>(std::move(seg.value()), roles, p.pid));
     }
     case TransportKind::kSocket: {
       if (created != nullptr) {
@@ -351,8 +353,9 @@ int close(uint32_t id) noexcept {
     if ((rc < 0 || rep.status < 0) && h->ring != nullptr) {
       // The registry that knew this id is gone (restarted): undo our part by hand.
       const shm::Segment& seg = h->ring->segment();
-      if (h->ring->reader_index() >= 0)
-        shm::release_reader(seg, static_cast<uint32_t>(h->ring->reader_index()), h->ring->reader_state());
+      const shm::Roles& r = h->ring->roles();
+      if (r.reader_index >= 0) shm::release_reader(seg, static_cast<uint32_t>(r.reader_index), r.reader_state);
+      if (r.writer_index >= 0) shm::release_writer(seg, static_cast<uint32_t>(r.writer_index), r.writer_state);
       if (h->creator) shm::close_channel(seg);
     }
   }

@@ -1,6 +1,7 @@
 // Multi-process behaviour with real processes, real shared memory and a real registry.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -8,7 +9,9 @@
 #include <cstdint>
 #include <cstring>
 #include <map>
+#include <span>
 
+#include "runtime/include/fwipc/channel.hpp"
 #include "runtime/include/ipc.h"
 #include "tests/support.h"
 
@@ -239,4 +242,49 @@ TEST_CASE("shouldDeliverAUnicastOnlyToTheAddressedProcess") {
   CHECK(ipc_receive_message(uint32_t(c), &m, 1000) == 3);
   CHECK(std::memcmp(m.payload, "end", 3) == 0);
   CHECK(ipc_close_channel(uint32_t(c)) == 0);
+}
+
+// A writer SIGKILLed between claiming a slot and committing it: readers skip the claim
+// (never see its half-written bytes) and everything committed around it arrives. One
+// reader blocks in receive, one waits on its pollable descriptor (woken via the registry).
+TEST_CASE("shouldSkipTheClaimOfAWriterKilledMidWrite") {
+  TempRuntime rt;
+  auto owner = fwipc::Channel::create("midwrite", IPC_TYPE_QUEUE, 0);
+  REQUIRE(owner.ok());
+  auto poller = fwipc::Channel::open("midwrite", IPC_MODE_READ);
+  REQUIRE(poller.ok());
+  const int pfd = poller->fd();
+  REQUIRE(pfd >= 0);
+  Barrier claimed;
+  const pid_t victim = spawn([&] {
+    auto w = fwipc::Channel::open("midwrite", IPC_MODE_WRITE);
+    if (!w.ok()) return 10;
+    if (w->send(std::as_bytes(std::span("before", 6)), 1) != 6) return 11;
+    auto l = w->loan();
+    if (!l.ok()) return 12;
+    std::memcpy(l->payload().data(), "TORN", 4);
+    claimed.signal();
+    ::pause();  // killed here, holding the claim
+    return 13;
+  });
+  REQUIRE(claimed.wait(1));
+  const int w = ipc_open_channel("midwrite", IPC_MODE_WRITE);
+  REQUIRE(w >= 0);
+  REQUIRE(ipc_send(uint32_t(w), "after", 5, 1) == 5);
+  char buf[16];
+  // The poller drains "before"; "after" waits behind the claim.
+  CHECK(poller->receive(std::as_writable_bytes(std::span(buf)), nullptr, 0) == 6);
+  CHECK(poller->receive(std::as_writable_bytes(std::span(buf)), nullptr, 0) == -EAGAIN);
+  ::kill(victim, SIGKILL);
+  CHECK(wait_exit(victim) == 128 + SIGKILL);
+  CHECK(owner->receive(std::as_writable_bytes(std::span(buf)), nullptr, 10000) == 6);
+  CHECK(std::memcmp(buf, "before", 6) == 0);
+  CHECK(owner->receive(std::as_writable_bytes(std::span(buf)), nullptr, 10000) == 5);
+  CHECK(std::memcmp(buf, "after", 5) == 0);
+  // Woken without calling receive: whoever abandons the claim pings armed readers.
+  pollfd p{pfd, POLLIN, 0};
+  CHECK(::poll(&p, 1, 10000) == 1);
+  CHECK(poller->receive(std::as_writable_bytes(std::span(buf)), nullptr, 0) == 5);
+  CHECK(std::memcmp(buf, "after", 5) == 0);
+  CHECK(ipc_close_channel(uint32_t(w)) == 0);
 }

@@ -8,7 +8,7 @@
 
 namespace fwipc::registry {
 
-inline constexpr uint32_t kProtoMagic = 0x46575231;  // "FWR1"
+inline constexpr uint32_t kProtoMagic = 0x46575232;  // "FWR2"
 inline constexpr const char* kSocketName = "registry.sock";
 inline constexpr const char* kLockName = "registry.lock";
 
@@ -38,9 +38,11 @@ struct Reply {
   uint32_t transport;    // TransportKind actually used
   int32_t reader_index;  // -1: not a reader
   uint32_t reader_state;
+  int32_t writer_index;  // -1: not a writer (QUEUE only)
+  uint32_t writer_state;
 };
 
 static_assert(sizeof(Request) == 96 && offsetof(Request, name) == 32);
-static_assert(sizeof(Reply) == 24);
+static_assert(sizeof(Reply) == 32);
 
 }  // namespace fwipc::registry

@@ -86,6 +86,8 @@ struct Membership {
   Channel* ch;
   int32_t reader_index;
   uint32_t reader_state;
+  int32_t writer_index;
+  uint32_t writer_state;
   bool creator;
   std::string reader_fifo;  // PIPE readers: their FIFO, removed with the membership
 };
@@ -248,7 +250,7 @@ void Server::serve(Client& c) {
       return;
     }
     Reply r{};
-    r.reader_index = -1;
+    r.reader_index = r.writer_index = -1;
     int pass = -1;
     pass2_ = -1;
     if (n != static_cast<ssize_t>(sizeof rq) || rq.magic != kProtoMagic) {
@@ -275,7 +277,7 @@ void Server::serve(Client& c) {
 
 Reply Server::create(Client& c, const Request& rq, int* fd_out) {
   Reply r{};
-  r.reader_index = -1;
+  r.reader_index = r.writer_index = -1;
   if ((r.status = validate_channel_name(rq.name)) < 0) return r;
   if (rq.type > IPC_TYPE_QUEUE || (rq.perm_mode & ~0777u) != 0) {
     r.status = -EINVAL;
@@ -301,18 +303,20 @@ Reply Server::create(Client& c, const Request& rq, int* fd_out) {
   ch->uid = c.cred.uid;
   ch->gid = c.cred.gid;
   ch->mode = rq.perm_mode;
-  Membership m{nullptr, -1, 0, true, {}};
+  Membership m{nullptr, -1, 0, -1, 0, true, {}};
   bool on_shm = rq.type == IPC_TYPE_QUEUE && !(rq.flags & kNoShm);
   if (on_shm) {
     auto seg = shm::Segment::create(rq.name, *slots, c.cred.pid);
     if (seg) {
       ch->seg = std::move(seg.value());
       auto idx = shm::join_reader(ch->seg, c.cred.pid, c.start_time, &m.reader_state);
-      if (!idx) {
-        r.status = idx.error();
+      auto widx = shm::join_writer(ch->seg, c.cred.pid, c.start_time, &m.writer_state);
+      if (!idx || !widx) {
+        r.status = !idx ? idx.error() : widx.error();
         return r;
       }
       m.reader_index = static_cast<int32_t>(*idx);
+      m.writer_index = static_cast<int32_t>(*widx);
       *fd_out = ch->seg.fd();
     } else {
       on_shm = false;  // no memory, no memfd: fall back to a socket, transparently
@@ -355,12 +359,14 @@ Reply Server::create(Client& c, const Request& rq, int* fd_out) {
   r.transport = static_cast<uint32_t>(raw->transport);
   r.reader_index = m.reader_index;
   r.reader_state = m.reader_state;
+  r.writer_index = m.writer_index;
+  r.writer_state = m.writer_state;
   return r;
 }
 
 Reply Server::open(Client& c, const Request& rq, int* fd_out) {
   Reply r{};
-  r.reader_index = -1;
+  r.reader_index = r.writer_index = -1;
   if ((r.status = validate_channel_name(rq.name)) < 0) return r;
   const bool want_read = rq.flags & kWantRead;
   const bool want_write = rq.flags & kWantWrite;
@@ -382,7 +388,7 @@ Reply Server::open(Client& c, const Request& rq, int* fd_out) {
     r.status = -ENOSPC;
     return r;
   }
-  Membership m{ch, -1, 0, false, {}};
+  Membership m{ch, -1, 0, -1, 0, false, {}};
   if (ch->transport == TransportKind::kPipe) {
     // Everyone writes into the channel FIFO (data, or a reader's JOIN); a reader also gets
     // its own FIFO, which the creator's runtime opens for writing when the JOIN arrives.
@@ -407,13 +413,24 @@ Reply Server::open(Client& c, const Request& rq, int* fd_out) {
       m.reader_state = join;
       m.reader_fifo = std::move(rpath);
     }
-  } else if (want_read && ch->transport == TransportKind::kShmRing) {
-    auto idx = shm::join_reader(ch->seg, c.cred.pid, c.start_time, &m.reader_state);
-    if (!idx) {
-      r.status = idx.error();
-      return r;
+  } else if (ch->transport == TransportKind::kShmRing) {
+    if (want_write) {
+      auto idx = shm::join_writer(ch->seg, c.cred.pid, c.start_time, &m.writer_state);
+      if (!idx) {
+        r.status = idx.error();
+        return r;
+      }
+      m.writer_index = static_cast<int32_t>(*idx);
     }
-    m.reader_index = static_cast<int32_t>(*idx);
+    if (want_read) {
+      auto idx = shm::join_reader(ch->seg, c.cred.pid, c.start_time, &m.reader_state);
+      if (!idx) {
+        if (m.writer_index >= 0) shm::release_writer(ch->seg, uint32_t(m.writer_index), m.writer_state);
+        r.status = idx.error();
+        return r;
+      }
+      m.reader_index = static_cast<int32_t>(*idx);
+    }
   }
   ch->members++;
   const uint32_t h = c.next_handle++;
@@ -422,6 +439,8 @@ Reply Server::open(Client& c, const Request& rq, int* fd_out) {
   r.transport = static_cast<uint32_t>(ch->transport);
   r.reader_index = m.reader_index;
   r.reader_state = m.reader_state;
+  r.writer_index = m.writer_index;
+  r.writer_state = m.writer_state;
   if (ch->transport == TransportKind::kShmRing) *fd_out = ch->seg.fd();
   c.members[h] = std::move(m);
   return r;
@@ -430,6 +449,7 @@ Reply Server::open(Client& c, const Request& rq, int* fd_out) {
 void Server::release(Membership& m) {
   Channel* ch = m.ch;
   if (m.reader_index >= 0) shm::release_reader(ch->seg, static_cast<uint32_t>(m.reader_index), m.reader_state);
+  if (m.writer_index >= 0) shm::release_writer(ch->seg, static_cast<uint32_t>(m.writer_index), m.writer_state);
   if (!m.reader_fifo.empty()) ::unlink(m.reader_fifo.c_str());
   if (m.creator && !ch->name.empty()) {
     // The creator's close removes the name; ids still open see -EPIPE on send (a socket
@@ -444,7 +464,7 @@ void Server::release(Membership& m) {
 
 Reply Server::close(Client& c, const Request& rq) {
   Reply r{};
-  r.reader_index = -1;
+  r.reader_index = r.writer_index = -1;
   auto it = c.members.find(rq.handle);
   if (it == c.members.end()) {
     r.status = -EBADF;
@@ -461,8 +481,12 @@ void Server::drop_client(int fd) {
   // The connection closes when the process dies: release its readers so writers are not
   // held back by a dead cursor, and unlink the channels it created.
   for (auto& [h, m] : it->second->members) {
-    if (m.ch->transport == TransportKind::kShmRing)
+    if (m.ch->transport == TransportKind::kShmRing) {
       shm::release_sleeper(m.ch->seg, it->second->cred.pid);  // died blocked on a full ring
+      // Died between claim and commit: readers skip the claim now rather than at their
+      // next liveness check (and fd-armed readers get pinged).
+      if (m.writer_index >= 0) shm::recover_stalled(m.ch->seg);
+    }
     release(m);
   }
   ::epoll_ctl(ep_, EPOLL_CTL_DEL, fd, nullptr);

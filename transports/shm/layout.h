@@ -5,7 +5,11 @@
 // Design (who writes what):
 //   header.tail        all writers, CAS: claims ring positions (monotonic 64-bit).
 //   slot.seq           the writer that claimed the slot: position + 1, stored with release
-//                      after the record (the commit word). Readers acquire it.
+//                      after the record (the commit word). Readers acquire it. Whoever
+//                      finds the claim's owner dead CASes it to (position + 1) | kAbandoned.
+//   writer.inflight    that writer only: > 0 from before its tail CAS until after its
+//                      commit. A claimed, uncommitted slot while no live writer is in flight
+//                      belongs to a dead writer (see recover_claim in ring.cc).
 //   reader.cursor      that reader only: next position it will read. Writers acquire it to
 //                      find free slots (slot p is free once every active cursor > p - N).
 //   reader.state       the registry (join/leave); a reader never frees itself by hand.
@@ -25,17 +29,30 @@
 namespace fwipc::shm {
 
 inline constexpr uint64_t kMagic = 0x474e5243'50495746ULL;  // "FWIPCRNG" little-endian
-inline constexpr uint32_t kLayoutVersion = 1;
+inline constexpr uint32_t kLayoutVersion = 2;
 inline constexpr size_t kCacheLine = 64;
 inline constexpr uint32_t kMaxReaders = 64;
+inline constexpr uint32_t kMaxWriters = 64;
 inline constexpr uint32_t kMaxPayload = 512;
 inline constexpr uint32_t kSlotBytes = 576;  // 32-byte header + 512 payload, 9 cache lines
 inline constexpr uint32_t kMinSlots = 16;
 inline constexpr uint32_t kSpaceSleepers = 16;
 inline constexpr uint32_t kMaxSlots = 1u << 19;
 
-// Slot flags.
-inline constexpr uint32_t kSlotSkip = 1u;  // claimed and abandoned (an uncommitted loan)
+// Commit word of a slot that readers pass over: a loan given back, or the claim of a
+// writer that died before committing. Positions never reach 2^63.
+inline constexpr uint64_t kAbandoned = 1ull << 63;
+
+enum class SlotState { kEmpty, kReady, kSkip, kCorrupt };
+
+// What the commit word `seq` says about position pos. Anything from a later lap means
+// the slot was reused under us (our cursor entry was taken or forged).
+inline SlotState slot_state(uint64_t seq, uint64_t pos) noexcept {
+  if (seq == pos + 1) return SlotState::kReady;
+  if (seq == ((pos + 1) | kAbandoned)) return SlotState::kSkip;
+  if ((seq & ~kAbandoned) > pos + 1) return SlotState::kCorrupt;
+  return SlotState::kEmpty;
+}
 
 struct Slot {
   std::atomic<uint64_t> seq;  // commit word: position + 1 when published
@@ -44,7 +61,7 @@ struct Slot {
   uint32_t sender;
   uint32_t receiver;
   uint32_t priority;
-  uint32_t flags;
+  uint32_t flags;  // reserved, 0
   char payload[kMaxPayload];
   char pad_[kSlotBytes - 32 - kMaxPayload];
 };
@@ -60,6 +77,17 @@ struct alignas(kCacheLine) ReaderEntry {
   std::atomic<uint32_t> armed;   // 1: reader waits on its notify socket; writer CASes to 0
   std::atomic<uint32_t> sleeping;  // 1 while counted in data_waiters by a futex sleep
   uint64_t start_time;           // reader's process start time (PID reuse guard)
+  char pad_[kCacheLine - 32];
+};
+
+// Writer state word: the same active bit and generation scheme as readers.
+struct alignas(kCacheLine) WriterEntry {
+  std::atomic<uint32_t> state;     // written by the registry
+  std::atomic<uint32_t> pid;
+  std::atomic<uint32_t> inflight;  // claims between tail CAS and commit (see above)
+  uint32_t reserved;
+  uint64_t start_time;             // PID reuse guard
+  std::atomic<uint64_t> full;      // sends refused or timed out on a full ring
   char pad_[kCacheLine - 32];
 };
 
@@ -91,17 +119,23 @@ struct SegmentHeader {
   char pad4_[kCacheLine - 8];
   // Line 5: lifecycle (read-mostly).
   alignas(kCacheLine) std::atomic<uint32_t> closed;  // creator gone: sends fail with -EPIPE
-  std::atomic<uint32_t> reader_count;
-  char pad5_[kCacheLine - 8];
+  std::atomic<uint32_t> reader_count;  // scan bounds: highest entry ever used + 1
+  std::atomic<uint32_t> writer_count;
+  uint32_t reserved5;
+  std::atomic<uint64_t> abandoned;  // slots skipped: loans given back, dead writers' claims
+  char pad5_[kCacheLine - 24];
   // Line 6: PIDs of writers blocked on a full ring (0: free slot).
   alignas(kCacheLine) std::atomic<uint32_t> space_sleeper[kSpaceSleepers];
   ReaderEntry readers[kMaxReaders];
+  WriterEntry writers[kMaxWriters];
 };
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
 static_assert(sizeof(Slot) == kSlotBytes);
 static_assert(offsetof(Slot, type) == 8 && offsetof(Slot, flags) == 28);
+static_assert(sizeof(WriterEntry) == kCacheLine);
+static_assert(offsetof(WriterEntry, start_time) == 16 && offsetof(WriterEntry, full) == 24);
 static_assert(offsetof(Slot, payload) == 32);
 static_assert(sizeof(ReaderEntry) == kCacheLine);
 static_assert(offsetof(ReaderEntry, sleeping) == 20 && offsetof(ReaderEntry, start_time) == 24);
@@ -111,10 +145,12 @@ static_assert(offsetof(SegmentHeader, prio_seq) == 2 * kCacheLine);
 static_assert(offsetof(SegmentHeader, data_futex) == 3 * kCacheLine);
 static_assert(offsetof(SegmentHeader, space_futex) == 4 * kCacheLine);
 static_assert(offsetof(SegmentHeader, closed) == 5 * kCacheLine);
+static_assert(offsetof(SegmentHeader, abandoned) == 5 * kCacheLine + 16);
 static_assert(offsetof(SegmentHeader, space_sleeper) == 6 * kCacheLine);
 static_assert(sizeof(SegmentHeader::space_sleeper) == kCacheLine);
 static_assert(offsetof(SegmentHeader, readers) == 7 * kCacheLine);
-static_assert(sizeof(SegmentHeader) == (7 + kMaxReaders) * kCacheLine);
+static_assert(offsetof(SegmentHeader, writers) == (7 + kMaxReaders) * kCacheLine);
+static_assert(sizeof(SegmentHeader) == (7 + kMaxReaders + kMaxWriters) * kCacheLine);
 static_assert(sizeof(SegmentHeader) % kCacheLine == 0);
 
 inline constexpr uint64_t segment_bytes(uint32_t slot_count) {

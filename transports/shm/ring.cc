@@ -21,6 +21,7 @@ namespace fwipc::shm {
 namespace {
 
 constexpr int64_t kLivenessSliceNs = 100'000'000;  // blocked writers re-check reader liveness
+constexpr int64_t kStallSliceNs = 5'000'000;       // readers behind a pending claim re-check it
 
 uint32_t round_pow2(uint64_t v) {
   uint32_t p = 1;
@@ -220,6 +221,75 @@ bool release_reader(const Segment& seg, uint32_t idx, uint32_t state) noexcept {
   return true;
 }
 
+Result<uint32_t> join_writer(const Segment& seg, pid_t pid, uint64_t start_time, uint32_t* state_out) noexcept {
+  SegmentHeader* h = seg.header();
+  for (uint32_t i = 0; i < kMaxWriters; ++i) {
+    WriterEntry& e = h->writers[i];
+    uint32_t st = e.state.load(std::memory_order_acquire);
+    if (st & kReaderActive) continue;
+    e.pid.store(static_cast<uint32_t>(pid), std::memory_order_relaxed);
+    e.start_time = start_time;
+    e.inflight.store(0, std::memory_order_relaxed);
+    const uint32_t next = ((st >> 1) + 1) << 1 | kReaderActive;
+    if (!e.state.compare_exchange_strong(st, next, std::memory_order_seq_cst)) continue;
+    if (h->writer_count.load(std::memory_order_relaxed) < i + 1) h->writer_count.store(i + 1, std::memory_order_seq_cst);
+    *state_out = next;
+    return i;
+  }
+  return Result<uint32_t>::error(-EUSERS);
+}
+
+bool release_writer(const Segment& seg, uint32_t idx, uint32_t state) noexcept {
+  if (idx >= kMaxWriters) return false;
+  uint32_t expect = state;
+  const uint32_t next = ((state >> 1) + 1) << 1;
+  return seg.header()->writers[idx].state.compare_exchange_strong(expect, next, std::memory_order_seq_cst);
+}
+
+bool recover_claim(const Segment& seg, uint64_t pos) noexcept {
+  SegmentHeader* h = seg.header();
+  Slot* s = seg.slot(pos);
+  uint64_t seq = s->seq.load(std::memory_order_acquire);
+  if (slot_state(seq, pos) != SlotState::kEmpty) return true;
+  // SYNC POINT READ (claim): the tail CAS is a release and every later RMW of tail continues
+  // its release sequence, so seeing tail > pos makes the claimer's inflight increment
+  // (sequenced before its CAS) visible below.
+  if (h->tail.load(std::memory_order_acquire) <= pos) return false;  // not claimed yet
+  const uint32_t n = std::min(h->writer_count.load(std::memory_order_acquire), kMaxWriters);
+  for (uint32_t i = 0; i < n; ++i) {
+    const WriterEntry& e = h->writers[i];
+    if ((e.state.load(std::memory_order_acquire) & kReaderActive) == 0) continue;
+    // Pairs with the release decrement after the commit: inflight == 0 means any commit of
+    // this writer is visible to the re-read of seq below.
+    if (e.inflight.load(std::memory_order_acquire) == 0) continue;
+    if (process_alive(static_cast<pid_t>(e.pid.load(std::memory_order_relaxed)), e.start_time)) return false;
+  }
+  // No live writer is between claim and commit, so nobody will ever commit pos: its claimer
+  // died (or its entry was already released). Only a CAS from the value we saw, so a commit
+  // that raced in is never overwritten.
+  if (s->seq.compare_exchange_strong(seq, (pos + 1) | kAbandoned, std::memory_order_acq_rel)) {
+    h->abandoned.fetch_add(1, std::memory_order_relaxed);
+    notify_readers(seg);  // sleeping and fd-armed readers behind the claim
+  }
+  return true;
+}
+
+int recover_stalled(const Segment& seg) noexcept {
+  SegmentHeader* h = seg.header();
+  int recovered = 0;
+  const uint32_t n = std::min(h->reader_count.load(std::memory_order_acquire), kMaxReaders);
+  for (uint32_t i = 0; i < n; ++i) {
+    const ReaderEntry& e = h->readers[i];
+    if ((e.state.load(std::memory_order_acquire) & kReaderActive) == 0) continue;
+    const uint64_t c = e.cursor.load(std::memory_order_acquire);
+    const uint64_t before = seg.slot(c)->seq.load(std::memory_order_acquire);
+    if (slot_state(before, c) == SlotState::kEmpty && recover_claim(seg, c) &&
+        slot_state(seg.slot(c)->seq.load(std::memory_order_acquire), c) == SlotState::kSkip)
+      ++recovered;
+  }
+  return recovered;
+}
+
 void release_sleeper(const Segment& seg, pid_t pid) noexcept {
   SegmentHeader* h = seg.header();
   for (uint32_t i = 0; i < kSpaceSleepers; ++i) {
@@ -264,15 +334,13 @@ int64_t ShmRing::spin_ns() noexcept { return spin_budget().load(std::memory_orde
 
 void ShmRing::set_spin_ns(int64_t ns) noexcept { spin_budget().store(ns, std::memory_order_relaxed); }
 
-ShmRing::ShmRing(Segment seg, bool can_write, int reader_index, uint32_t reader_state, pid_t self) noexcept
-    : seg_(std::move(seg)),
-      hdr_(seg_.header()),
-      can_write_(can_write),
-      reader_index_(reader_index >= 0 && reader_index < int(kMaxReaders) ? reader_index : -1),
-      reader_state_(reader_state),
-      pid_(static_cast<uint32_t>(self)) {
-  if (reader_index_ >= 0) {
-    me_ = &hdr_->readers[reader_index_];
+ShmRing::ShmRing(Segment seg, Roles roles, pid_t self) noexcept
+    : seg_(std::move(seg)), hdr_(seg_.header()), roles_(roles), pid_(static_cast<uint32_t>(self)) {
+  if (roles_.reader_index >= int(kMaxReaders)) roles_.reader_index = -1;
+  if (roles_.writer_index >= int(kMaxWriters)) roles_.writer_index = -1;
+  if (roles_.writer_index >= 0) wme_ = &hdr_->writers[roles_.writer_index];
+  if (roles_.reader_index >= 0) {
+    me_ = &hdr_->readers[roles_.reader_index];
     cursor_ = me_->cursor.load(std::memory_order_acquire);
     prio_seen_ = hdr_->prio_seq.load(std::memory_order_acquire);
   }
@@ -303,40 +371,55 @@ uint64_t ShmRing::compute_limit(uint64_t tail) noexcept {
   return std::max(cur, limit);
 }
 
-void ShmRing::reap_dead_readers() noexcept {
-  // Backstop for a registry that is down: free entries whose process is gone.
-  const uint32_t n = std::min(hdr_->reader_count.load(std::memory_order_acquire), kMaxReaders);
-  for (uint32_t i = 0; i < n; ++i) {
-    ReaderEntry& e = hdr_->readers[i];
+namespace {
+// Frees the entries (readers or writers) whose process is gone.
+template <typename Entry, typename Release>
+void reap(const Segment& seg, Entry* entries, uint32_t count, Release release) {
+  for (uint32_t i = 0; i < count; ++i) {
+    Entry& e = entries[i];
     const uint32_t st = e.state.load(std::memory_order_acquire);
     if ((st & kReaderActive) == 0) continue;
-    const pid_t pid = static_cast<pid_t>(e.pid.load(std::memory_order_relaxed));
-    if (!process_alive(pid, e.start_time)) release_reader(seg_, i, st);
+    if (!process_alive(static_cast<pid_t>(e.pid.load(std::memory_order_relaxed)), e.start_time)) release(seg, i, st);
   }
+}
+}  // namespace
+
+void ShmRing::reap_dead_readers() noexcept {
+  // Backstop for a registry that is down. Dead writers' claims first: they may be what
+  // holds the slowest reader back.
+  recover_stalled(seg_);
+  reap(seg_, hdr_->readers, std::min(hdr_->reader_count.load(std::memory_order_acquire), kMaxReaders), release_reader);
+  reap(seg_, hdr_->writers, std::min(hdr_->writer_count.load(std::memory_order_acquire), kMaxWriters), release_writer);
 }
 
 int ShmRing::claim(uint64_t* out, int64_t timeout_ns) noexcept {
-  if (!can_write_) return -EBADF;
+  if (wme_ == nullptr) return -EBADF;
   int64_t deadline = -1;
   int64_t spin_until = -1;
   for (;;) {
     if (hdr_->closed.load(std::memory_order_relaxed)) return -EPIPE;
     uint64_t pos = hdr_->tail.load(std::memory_order_relaxed);
     if (pos < limit_.load(std::memory_order_relaxed) || pos < compute_limit(pos)) {
-      // Claims position pos. Relaxed is enough: the slot's reuse was ordered by the cursor
-      // acquire in compute_limit, and publication is ordered by the commit word.
-      if (hdr_->tail.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
+      // In flight before the claim can be seen (see recover_claim); undone by publish().
+      wme_->inflight.fetch_add(1, std::memory_order_relaxed);
+      // SYNC POINT WRITE (claim): release orders the inflight increment before the claim.
+      // The slot's reuse was ordered by the cursor acquire in compute_limit, and
+      // publication is ordered by the commit word.
+      if (hdr_->tail.compare_exchange_weak(pos, pos + 1, std::memory_order_release)) {
         *out = pos;
         return 0;
       }
+      wme_->inflight.fetch_sub(1, std::memory_order_relaxed);
       continue;
     }
     // Full: the slowest live reader holds us back.
-    if (timeout_ns == 0) return -EAGAIN;
-    const int64_t now = monotonic_ns();
+    const int64_t now = timeout_ns == 0 ? 0 : monotonic_ns();
     if (deadline < 0 && timeout_ns > 0) deadline = now + timeout_ns;
+    if (timeout_ns == 0 || (deadline >= 0 && now >= deadline)) {
+      wme_->full.fetch_add(1, std::memory_order_relaxed);
+      return timeout_ns == 0 ? -EAGAIN : -ETIMEDOUT;
+    }
     if (spin_until < 0) spin_until = now + spin_ns();
-    if (deadline >= 0 && now >= deadline) return -ETIMEDOUT;
     if (now < spin_until) {
       for (int i = 0; i < 64; ++i) cpu_relax();
       continue;
@@ -369,9 +452,11 @@ int ShmRing::sleep_for_space(uint64_t pos, int64_t slice_ns) noexcept {
   return rc;
 }
 
-void ShmRing::publish(uint64_t pos, Slot* s, uint32_t priority) noexcept {
+void ShmRing::publish(uint64_t pos, Slot* s, uint32_t priority, uint64_t flag) noexcept {
   // SYNC POINT WRITE (commit): pairs with the reader's acquire of seq in try_receive.
-  s->seq.store(pos + 1, std::memory_order_release);
+  s->seq.store((pos + 1) | flag, std::memory_order_release);
+  // After the commit: whoever sees 0 here also sees the commit (recover_claim).
+  wme_->inflight.fetch_sub(1, std::memory_order_release);
   // Counted after the commit: a reader that sees the new count also sees the message.
   if (priority != 0) hdr_->prio_seq.fetch_add(1, std::memory_order_release);
   // SYNC POINT (data sleep): store-load barrier against a reader that registers as waiter
@@ -392,7 +477,7 @@ int ShmRing::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) n
   s->priority = h.priority;
   s->flags = 0;
   std::memcpy(s->payload, payload, h.size);
-  publish(pos, s, h.priority);
+  publish(pos, s, h.priority, 0);
   return static_cast<int>(h.size);
 }
 
@@ -417,16 +502,15 @@ int ShmRing::commit(Loan* l, const MsgHeader& h) noexcept {
   s->receiver = h.receiver;
   s->priority = h.priority;
   s->flags = 0;
-  publish(l->pos, s, h.priority);
+  publish(l->pos, s, h.priority, 0);
   l->slot = nullptr;
   return static_cast<int>(h.size);
 }
 
 void ShmRing::abandon(Loan* l) noexcept {
   if (!*l) return;
-  l->slot->size = 0;
-  l->slot->flags = kSlotSkip;
-  publish(l->pos, l->slot, 0);
+  hdr_->abandoned.fetch_add(1, std::memory_order_relaxed);
+  publish(l->pos, l->slot, 0, kAbandoned);
   l->slot = nullptr;
 }
 
@@ -451,7 +535,31 @@ void ShmRing::advance(uint64_t next) noexcept {
 bool ShmRing::data_ready() const noexcept {
   if (!heap_.empty()) return true;
   if (hdr_->closed.load(std::memory_order_relaxed)) return true;
-  return seg_.slot(cursor_)->seq.load(std::memory_order_acquire) == cursor_ + 1;
+  // Skip and corrupt slots count as ready: try_receive moves past or reports them.
+  return slot_state(seg_.slot(cursor_)->seq.load(std::memory_order_acquire), cursor_) != SlotState::kEmpty;
+}
+
+bool ShmRing::stalled_on_claim() const noexcept {
+  return heap_.empty() && hdr_->tail.load(std::memory_order_acquire) > cursor_ &&
+         slot_state(seg_.slot(cursor_)->seq.load(std::memory_order_acquire), cursor_) == SlotState::kEmpty;
+}
+
+// A claim pending at our cursor for longer than a live writer needs to copy 512 bytes is
+// worth a liveness check of the writers in flight (a few syscalls, so rate-limited).
+void ShmRing::maybe_recover(int64_t now) noexcept {
+  constexpr int64_t kStallNs = 2'000'000;
+  if (!stalled_on_claim()) {
+    stall_pos_ = ~0ull;
+    return;
+  }
+  if (stall_pos_ != cursor_) {
+    stall_pos_ = cursor_;
+    stall_since_ = now;
+    return;
+  }
+  if (now - stall_since_ < kStallNs) return;
+  stall_since_ = now;
+  recover_claim(seg_, cursor_);
 }
 
 namespace {
@@ -469,18 +577,19 @@ int ShmRing::drain_into_heap() noexcept {
   while (heap_.size() < seg_.slot_count()) {
     const uint64_t pos = cursor_;
     const Slot* s = seg_.slot(pos);
-    const uint64_t seq = s->seq.load(std::memory_order_acquire);
-    if (seq != pos + 1) {
-      if (seq > pos + 1) return -EBADMSG;  // a writer lapped us: our entry was taken or forged
-      break;
+    const SlotState st = slot_state(s->seq.load(std::memory_order_acquire), pos);
+    if (st == SlotState::kCorrupt) return -EBADMSG;  // a writer lapped us: our entry was taken or forged
+    if (st == SlotState::kEmpty) break;
+    if (st == SlotState::kSkip) {
+      advance(pos + 1);
+      continue;
     }
     Pending p;
     p.pos = pos;
     p.hdr = MsgHeader{s->type, s->size, s->sender, s->receiver, s->priority};
-    const uint32_t flags = s->flags;
     const bool mine = p.hdr.receiver == 0 || p.hdr.receiver == pid_;
     const bool bad = p.hdr.size > kMaxPayload;
-    if (!bad && mine && !(flags & kSlotSkip)) std::memcpy(p.payload, s->payload, p.hdr.size);
+    if (!bad && mine) std::memcpy(p.payload, s->payload, p.hdr.size);
     std::atomic_thread_fence(std::memory_order_acquire);
     if (s->seq.load(std::memory_order_relaxed) != pos + 1) return -EBADMSG;  // torn
     advance(pos + 1);
@@ -488,7 +597,7 @@ int ShmRing::drain_into_heap() noexcept {
       ++corrupt_;
       continue;
     }
-    if (!mine || (flags & kSlotSkip)) continue;
+    if (!mine) continue;
     heap_.push_back(p);
     std::push_heap(heap_.begin(), heap_.end(), HeapLess{});
     ++got;
@@ -524,13 +633,15 @@ int ShmRing::try_receive(MsgHeader* hdr, void* buf, uint32_t cap) noexcept {
       const uint64_t pos = cursor_;
       const Slot* s = seg_.slot(pos);
       // SYNC POINT READ (commit): pairs with the release store in publish().
-      const uint64_t seq = s->seq.load(std::memory_order_acquire);
-      if (seq != pos + 1) {
-        if (seq > pos + 1) return -EBADMSG;
-        break;
+      const SlotState st = slot_state(s->seq.load(std::memory_order_acquire), pos);
+      if (st != SlotState::kReady) {
+        if (st == SlotState::kCorrupt) return -EBADMSG;
+        if (st == SlotState::kEmpty) break;
+        advance(pos + 1);  // kSkip
+        continue;
       }
       const MsgHeader h{s->type, s->size, s->sender, s->receiver, s->priority};
-      const bool skip = (s->flags & kSlotSkip) || (h.receiver != 0 && h.receiver != pid_);
+      const bool skip = h.receiver != 0 && h.receiver != pid_;
       if (!skip && h.size > kMaxPayload) {
         advance(pos + 1);
         return -EBADMSG;
@@ -552,7 +663,8 @@ int ShmRing::try_receive(MsgHeader* hdr, void* buf, uint32_t cap) noexcept {
   // Nothing for us. The closed flag is read after the ring: a message committed before
   // close is never reported as -EPIPE.
   if (hdr_->closed.load(std::memory_order_acquire)) {
-    if (seg_.slot(cursor_)->seq.load(std::memory_order_acquire) == cursor_ + 1) return try_receive(hdr, buf, cap);
+    if (slot_state(seg_.slot(cursor_)->seq.load(std::memory_order_acquire), cursor_) != SlotState::kEmpty)
+      return try_receive(hdr, buf, cap);
     return -EPIPE;
   }
   return -EAGAIN;
@@ -569,15 +681,19 @@ int ShmRing::wait_for_data(int64_t deadline) noexcept {
     const int64_t now = monotonic_ns();
     if (deadline >= 0 && now >= deadline) return -ETIMEDOUT;
     if (now < spin_until) continue;
+    maybe_recover(now);
+    // Behind a pending claim, sleep in slices: if its writer died, nobody will wake us.
+    int64_t slice = stall_pos_ == cursor_ ? kStallSliceNs : -1;
+    if (deadline >= 0) slice = slice < 0 ? deadline - now : std::min(slice, deadline - now);
     const uint32_t v = hdr_->data_futex.load(std::memory_order_acquire);
     me_->sleeping.store(1, std::memory_order_relaxed);
     // SYNC POINT (data sleep): pairs with the fence in publish().
     hdr_->data_waiters.fetch_add(1, std::memory_order_seq_cst);
     int rc = 0;
-    if (!data_ready()) rc = futex_wait(&hdr_->data_futex, v, deadline >= 0 ? deadline - now : -1);
+    if (!data_ready()) rc = futex_wait(&hdr_->data_futex, v, slice);
     if (me_->sleeping.exchange(0, std::memory_order_acq_rel) == 1)
       hdr_->data_waiters.fetch_sub(1, std::memory_order_relaxed);
-    if (rc == -ETIMEDOUT) return rc;
+    if (rc == -ETIMEDOUT && deadline >= 0 && monotonic_ns() >= deadline) return rc;
   }
 }
 
@@ -592,7 +708,10 @@ int ShmRing::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns
       rc = try_receive(hdr, buf, cap);
       if (rc != -EAGAIN) return rc;
     }
-    if (timeout_ns == 0) return -EAGAIN;
+    if (timeout_ns == 0) {
+      maybe_recover(monotonic_ns());
+      return -EAGAIN;
+    }
     rc = wait_for_data(deadline);
     if (rc < 0) return rc;
   }
@@ -611,12 +730,12 @@ void ShmRing::rearm_notify() noexcept {
   uint32_t zero = 0;
   if (me_->armed.compare_exchange_strong(zero, 1, std::memory_order_seq_cst))
     hdr_->data_waiters.fetch_add(1, std::memory_order_seq_cst);
-  if (data_ready() && disarm(hdr_, *me_)) ping(hdr_, static_cast<uint32_t>(reader_index_), reader_state_);
+  if (data_ready() && disarm(hdr_, *me_)) ping(hdr_, static_cast<uint32_t>(roles_.reader_index), roles_.reader_state);
 }
 
 void ShmRing::forget_after_fork() noexcept {
-  me_ = nullptr;  // the entry is the parent's: the destructor must not disarm it
-  can_write_ = false;
+  me_ = nullptr;  // the entries are the parent's: the destructor must not disarm them
+  wme_ = nullptr;
 }
 
 int ShmRing::notify_fd() noexcept {
@@ -625,7 +744,7 @@ int ShmRing::notify_fd() noexcept {
   const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
   sockaddr_un a;
-  const socklen_t len = notify_addr(hdr_, static_cast<uint32_t>(reader_index_), reader_state_, &a);
+  const socklen_t len = notify_addr(hdr_, static_cast<uint32_t>(roles_.reader_index), roles_.reader_state, &a);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0) {
     const int e = errno;
     ::close(fd);

@@ -50,6 +50,16 @@ class Segment {
 Result<uint32_t> join_reader(const Segment& seg, pid_t pid, uint64_t start_time, uint32_t* state_out) noexcept;
 // Frees entry idx if it still holds membership `state`; wakes blocked writers. Idempotent.
 bool release_reader(const Segment& seg, uint32_t idx, uint32_t state) noexcept;
+// The same for writers: an entry per writing handle carries its in-flight claim count.
+Result<uint32_t> join_writer(const Segment& seg, pid_t pid, uint64_t start_time, uint32_t* state_out) noexcept;
+bool release_writer(const Segment& seg, uint32_t idx, uint32_t state) noexcept;
+// If position pos is claimed but uncommitted and no live writer is in flight, the claim
+// was a dead writer's: marks it abandoned so readers skip it. True if pos is committed or
+// skippable now.
+bool recover_claim(const Segment& seg, uint64_t pos) noexcept;
+// recover_claim at every reader's cursor (recover_claim wakes the readers).
+// Returns how many claims were abandoned.
+int recover_stalled(const Segment& seg) noexcept;
 // Frees the blocked-writer slots of a dead process so readers stop waking it.
 void release_sleeper(const Segment& seg, pid_t pid) noexcept;
 // Marks the channel closed and wakes everyone waiting on it.
@@ -66,10 +76,17 @@ struct Loan {
   explicit operator bool() const noexcept { return slot != nullptr; }
 };
 
+// Which entries of the segment a handle owns (from join_reader / join_writer).
+struct Roles {
+  int reader_index = -1;  // < 0: cannot receive
+  uint32_t reader_state = 0;
+  int writer_index = -1;  // < 0: cannot send
+  uint32_t writer_state = 0;
+};
+
 class ShmRing final : public Transport {
  public:
-  // reader_index < 0: write-only handle.
-  ShmRing(Segment seg, bool can_write, int reader_index, uint32_t reader_state, pid_t self) noexcept;
+  ShmRing(Segment seg, Roles roles, pid_t self) noexcept;
   ~ShmRing() override;
 
   TransportKind kind() const noexcept override { return TransportKind::kShmRing; }
@@ -86,8 +103,7 @@ class ShmRing final : public Transport {
   void abandon(Loan* loan) noexcept;
 
   const Segment& segment() const noexcept { return seg_; }
-  int reader_index() const noexcept { return reader_index_; }
-  uint32_t reader_state() const noexcept { return reader_state_; }
+  const Roles& roles() const noexcept { return roles_; }
 
   // Spin budget before sleeping: FWIPC_SPIN_NS at first use (default 50 us), or as set.
   static int64_t spin_ns() noexcept;
@@ -104,21 +120,22 @@ class ShmRing final : public Transport {
   int sleep_for_space(uint64_t pos, int64_t slice_ns) noexcept;
   uint64_t compute_limit(uint64_t tail) noexcept;
   void reap_dead_readers() noexcept;
-  void publish(uint64_t pos, Slot* s, uint32_t priority) noexcept;
+  void publish(uint64_t pos, Slot* s, uint32_t priority, uint64_t flag) noexcept;
   int try_receive(MsgHeader* hdr, void* buf, uint32_t cap) noexcept;
   int take_from_heap(MsgHeader* hdr, void* buf, uint32_t cap) noexcept;
   int drain_into_heap() noexcept;
   void advance(uint64_t next) noexcept;
+  bool stalled_on_claim() const noexcept;
+  void maybe_recover(int64_t now) noexcept;
   bool data_ready() const noexcept;
   int wait_for_data(int64_t deadline_ns) noexcept;
   void rearm_notify() noexcept;
 
   Segment seg_;
   SegmentHeader* hdr_;
-  bool can_write_;
-  int reader_index_;
-  uint32_t reader_state_;
+  Roles roles_;
   ReaderEntry* me_ = nullptr;
+  WriterEntry* wme_ = nullptr;
   uint32_t pid_;
   // Writer: a bound on claimable positions computed from the cursors earlier. Bounds only
   // grow (cursors only advance; joiners start at the tail), so any stale value is safe.
@@ -128,6 +145,8 @@ class ShmRing final : public Transport {
   uint64_t prio_seen_ = 0;
   std::vector<Pending> heap_;
   int corrupt_ = 0;
+  uint64_t stall_pos_ = ~0ull;  // cursor at which a claim was first seen pending
+  int64_t stall_since_ = 0;
   int notify_fd_ = -1;
 };
 
