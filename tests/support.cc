@@ -70,6 +70,19 @@ int wait_exit(pid_t pid) {
   return -1;
 }
 
+int wait_exit_within(pid_t pid, int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms; waited += 5) {
+    int st = 0;
+    const pid_t r = ::waitpid(pid, &st, WNOHANG);
+    if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+    if (r < 0 && errno != EINTR) return -1;
+    ::usleep(5000);
+  }
+  ::kill(pid, SIGKILL);
+  wait_exit(pid);
+  return -2;
+}
+
 Barrier::Barrier() {
   if (::pipe(fds) != 0) std::abort();
 }

@@ -27,6 +27,8 @@ class TempRuntime {
 pid_t spawn(const std::function<int()>& fn);
 // Waits for pid; returns its exit code, or 128 + signal.
 int wait_exit(pid_t pid);
+// The same, but SIGKILLs pid after timeout_ms and returns -2 (it hung).
+int wait_exit_within(pid_t pid, int timeout_ms);
 
 // One-byte barrier between processes.
 struct Barrier {

@@ -22,6 +22,7 @@ namespace {
 
 constexpr int64_t kLivenessSliceNs = 100'000'000;  // blocked writers re-check reader liveness
 constexpr int64_t kStallSliceNs = 5'000'000;       // readers behind a pending claim re-check it
+constexpr uint64_t kCorruptLimit = 0;              // compute_limit: a reader entry is impossible
 
 uint32_t round_pow2(uint64_t v) {
   uint32_t p = 1;
@@ -362,7 +363,11 @@ uint64_t ShmRing::compute_limit(uint64_t tail) noexcept {
     // SYNC POINT READ (cursor): pairs with the reader's release store in advance(); once we
     // see cursor c, the reader has finished copying every slot below c.
     const uint64_t c = e.cursor.load(std::memory_order_acquire);
-    if (c < min) min = c;  // a cursor past the tail is corrupt: ignoring it is conservative
+    // A live cursor is never more than N behind the tail (writers never lap it), and tail
+    // only grows, so one behind the `tail` we read earlier is a scribbled entry. A cursor
+    // past it may just be newer than our tail: ignoring it is conservative.
+    if (c + seg_.slot_count() < tail) return kCorruptLimit;
+    if (c < min) min = c;
   }
   const uint64_t limit = min + seg_.slot_count();
   uint64_t cur = limit_.load(std::memory_order_relaxed);
@@ -399,7 +404,10 @@ int ShmRing::claim(uint64_t* out, int64_t timeout_ns) noexcept {
   for (;;) {
     if (hdr_->closed.load(std::memory_order_relaxed)) return -EPIPE;
     uint64_t pos = hdr_->tail.load(std::memory_order_relaxed);
-    if (pos < limit_.load(std::memory_order_relaxed) || pos < compute_limit(pos)) {
+    uint64_t limit = limit_.load(std::memory_order_relaxed);
+    if (pos >= limit) limit = compute_limit(pos);
+    if (limit == kCorruptLimit) return -EIO;
+    if (pos < limit) {
       // In flight before the claim can be seen (see recover_claim); undone by publish().
       wme_->inflight.fetch_add(1, std::memory_order_relaxed);
       // SYNC POINT WRITE (claim): release orders the inflight increment before the claim.
