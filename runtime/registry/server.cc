@@ -124,10 +124,13 @@ class Server {
  public:
   explicit Server(ServerOptions o) : opts_(std::move(o)) {}
   int run();
+  // One client session fed from bytes instead of a socket (the protocol fuzzer).
+  void fuzz_session(const uint8_t* data, size_t size);
 
  private:
   void accept_clients();
   void serve(Client& c);
+  void handle(Client& c, Request& rq, ssize_t n);
   void drop_client(int fd);
   Reply create(Client& c, const Request& rq, int* fd_out);
   Reply open(Client& c, const Request& rq, int* fd_out);
@@ -249,29 +252,34 @@ void Server::serve(Client& c) {
       drop_client(c.fd);
       return;
     }
-    Reply r{};
-    r.reader_index = r.writer_index = -1;
-    int pass = -1;
-    pass2_ = -1;
-    if (n != static_cast<ssize_t>(sizeof rq) || rq.magic != kProtoMagic) {
-      r.status = -EBADMSG;
-    } else {
-      rq.name[sizeof rq.name - 1] = '\0';
-      switch (static_cast<Op>(rq.op)) {
-        case Op::kCreate: r = create(c, rq, &pass); break;
-        case Op::kOpen: r = open(c, rq, &pass); break;
-        case Op::kClose: r = close(c, rq); break;
-        case Op::kPing: r.status = 0; break;
-        default: r.status = -EOPNOTSUPP;
-      }
+    handle(c, rq, n);
+  }
+}
+
+// n: the datagram's real length (MSG_TRUNC), of which at most sizeof rq is in rq.
+void Server::handle(Client& c, Request& rq, ssize_t n) {
+  Reply r{};
+  r.reader_index = r.writer_index = -1;
+  int pass = -1;
+  pass2_ = -1;
+  if (n != static_cast<ssize_t>(sizeof rq) || rq.magic != kProtoMagic) {
+    r.status = -EBADMSG;
+  } else {
+    rq.name[sizeof rq.name - 1] = '\0';
+    switch (static_cast<Op>(rq.op)) {
+      case Op::kCreate: r = create(c, rq, &pass); break;
+      case Op::kOpen: r = open(c, rq, &pass); break;
+      case Op::kClose: r = close(c, rq); break;
+      case Op::kPing: r.status = 0; break;
+      default: r.status = -EOPNOTSUPP;
     }
-    const int fds[2] = {pass, pass2_};
-    reply(c.fd, r, fds, pass < 0 ? 0 : pass2_ < 0 ? 1 : 2);
-    // Descriptors opened only to be passed on are ours to close now.
-    for (int* f : {&pending_close_, &pending_close2_}) {
-      if (*f >= 0) ::close(*f);
-      *f = -1;
-    }
+  }
+  const int fds[2] = {pass, pass2_};
+  reply(c.fd, r, fds, pass < 0 ? 0 : pass2_ < 0 ? 1 : 2);
+  // Descriptors opened only to be passed on are ours to close now.
+  for (int* f : {&pending_close_, &pending_close2_}) {
+    if (*f >= 0) ::close(*f);
+    *f = -1;
   }
 }
 
@@ -475,6 +483,53 @@ Reply Server::close(Client& c, const Request& rq) {
   return r;
 }
 
+void Server::fuzz_session(const uint8_t* data, size_t size) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) return;
+  auto owned = std::make_unique<Client>();
+  Client& c = *owned;
+  c.fd = sv[0];
+  socklen_t len = sizeof c.cred;
+  ::getsockopt(sv[0], SOL_SOCKET, SO_PEERCRED, &c.cred, &len);
+  c.start_time = process_start_time(c.cred.pid);
+  clients_[sv[0]] = std::move(owned);
+  // Input: records of [control byte][up to 127 bytes]; control bit 7 stamps the magic so
+  // the fuzzer spends its time past the first check.
+  while (size > 0) {
+    const uint8_t ctl = data[0];
+    const size_t n = std::min<size_t>(ctl & 0x7f, size - 1);
+    Request rq{};
+    std::memcpy(&rq, data + 1, std::min(n, sizeof rq));
+    if (ctl & 0x80) rq.magic = kProtoMagic;
+    handle(c, rq, static_cast<ssize_t>(n));
+    data += 1 + n;
+    size -= 1 + n;
+    // Drain the reply and close whatever descriptors it carried.
+    Reply r;
+    iovec iov{&r, sizeof r};
+    alignas(cmsghdr) char ctl_buf[CMSG_SPACE(4 * sizeof(int))];
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl_buf;
+    m.msg_controllen = sizeof ctl_buf;
+    while (::recvmsg(sv[1], &m, MSG_DONTWAIT) >= 0) {
+      for (cmsghdr* h = CMSG_FIRSTHDR(&m); h != nullptr; h = CMSG_NXTHDR(&m, h)) {
+        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
+        const size_t k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; ++i) {
+          int fd;
+          std::memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof fd);
+          ::close(fd);
+        }
+      }
+      m.msg_controllen = sizeof ctl_buf;
+    }
+  }
+  drop_client(sv[0]);
+  ::close(sv[1]);
+}
+
 void Server::drop_client(int fd) {
   auto it = clients_.find(fd);
   if (it == clients_.end()) return;
@@ -495,6 +550,14 @@ void Server::drop_client(int fd) {
 }
 
 }  // namespace
+
+void fuzz_session(const std::string& dir, const uint8_t* data, size_t size) {
+  static Server* s = [&] {
+    ensure_dir(dir);
+    return new Server(ServerOptions{dir, -1});
+  }();
+  s->fuzz_session(data, size);
+}
 
 int run_server(const ServerOptions& opts) {
   ::signal(SIGPIPE, SIG_IGN);

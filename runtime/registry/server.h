@@ -2,6 +2,8 @@
 // channel's owner and mode, and releases what a client held when its connection closes.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace fwipc::registry {
@@ -18,5 +20,10 @@ int run_server(const ServerOptions& opts);
 // Forks a detached registry process for dir (double fork, new session). Returns 0 once
 // the child is started; the caller retries its connect.
 int spawn_detached(const std::string& dir, int idle_exit_ms);
+
+// The protocol fuzzer's entry: one client session of a process-wide server for dir, its
+// requests taken from data (see Server::fuzz_session), released at the end as on a
+// disconnect. Not for production use.
+void fuzz_session(const std::string& dir, const uint8_t* data, size_t size);
 
 }  // namespace fwipc::registry
