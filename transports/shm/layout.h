@@ -13,7 +13,10 @@
 //   reader.cursor      that reader only: next position it will read. Writers acquire it to
 //                      find free slots (slot p is free once every active cursor > p - N).
 //   reader.state       the registry (join/leave); a reader never frees itself by hand.
-//   data_futex/waiters sleeping or fd-armed readers; writers wake only when waiters != 0.
+//   data_futex/waiters sleeping or fd-armed readers; writers wake only when waiters != 0,
+//                      and only the writer that flips wake_pending 0 -> 1 (every reader
+//                      clears it before its last check ahead of sleeping or arming), so a
+//                      burst costs one wakeup syscall, not one per message.
 //                      A reader counted as sleeping also sets its entry's `sleeping`, so
 //                      whoever releases a dead reader's entry can take its count back.
 //   space_futex/mask   writers blocked on a full ring, one bit per sleeper slot whose PID
@@ -112,11 +115,13 @@ struct SegmentHeader {
   // Line 3: reader wakeups.
   alignas(kCacheLine) std::atomic<uint32_t> data_futex;
   std::atomic<uint32_t> data_waiters;  // sleeping + fd-armed readers
-  char pad3_[kCacheLine - 8];
+  std::atomic<uint32_t> wake_pending;  // 1: a wakeup was sent since the last reader went to sleep
+  char pad3_[kCacheLine - 12];
   // Line 4: writer wakeups.
   alignas(kCacheLine) std::atomic<uint32_t> space_futex;
   std::atomic<uint32_t> space_mask;  // bit i: space_sleeper[i] is blocked
-  char pad4_[kCacheLine - 8];
+  std::atomic<uint32_t> space_pending;  // as wake_pending, for writers
+  char pad4_[kCacheLine - 12];
   // Line 5: lifecycle (read-mostly).
   alignas(kCacheLine) std::atomic<uint32_t> closed;  // creator gone: sends fail with -EPIPE
   std::atomic<uint32_t> reader_count;  // scan bounds: highest entry ever used + 1

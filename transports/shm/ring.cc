@@ -453,6 +453,8 @@ int ShmRing::sleep_for_space(uint64_t pos, int64_t slice_ns) noexcept {
   // SYNC POINT (space sleep): seq_cst mask update, then re-read the cursors; a reader
   // advances its cursor, fences, then reads the mask. One of us sees the other.
   hdr_->space_mask.fetch_or(1u << slot, std::memory_order_seq_cst);
+  hdr_->space_pending.store(0, std::memory_order_seq_cst);  // see wake_pending in layout.h
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   int rc = 0;
   if (pos >= compute_limit(pos)) rc = futex_wait(&hdr_->space_futex, v, slice_ns);
   hdr_->space_mask.fetch_and(~(1u << slot), std::memory_order_relaxed);
@@ -470,7 +472,10 @@ void ShmRing::publish(uint64_t pos, Slot* s, uint32_t priority, uint64_t flag) n
   // SYNC POINT (data sleep): store-load barrier against a reader that registers as waiter
   // and then re-checks the slot; without it both could miss each other.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (hdr_->data_waiters.load(std::memory_order_relaxed) != 0) notify_readers(seg_);
+  if (hdr_->data_waiters.load(std::memory_order_relaxed) != 0 &&
+      hdr_->wake_pending.load(std::memory_order_relaxed) == 0 &&
+      hdr_->wake_pending.exchange(1, std::memory_order_seq_cst) == 0)
+    notify_readers(seg_);
 }
 
 int ShmRing::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexcept {
@@ -537,7 +542,10 @@ void ShmRing::advance(uint64_t next) noexcept {
   me_->cursor.store(next, std::memory_order_release);
   // SYNC POINT (space sleep): see claim(); a store-load barrier before reading waiters.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (hdr_->space_mask.load(std::memory_order_relaxed) != 0) wake_writers(hdr_);
+  if (hdr_->space_mask.load(std::memory_order_relaxed) != 0 &&
+      hdr_->space_pending.load(std::memory_order_relaxed) == 0 &&
+      hdr_->space_pending.exchange(1, std::memory_order_seq_cst) == 0)
+    wake_writers(hdr_);
 }
 
 bool ShmRing::data_ready() const noexcept {
@@ -678,6 +686,14 @@ int ShmRing::try_receive(MsgHeader* hdr, void* buf, uint32_t cap) noexcept {
   return -EAGAIN;
 }
 
+// SYNC POINT (wake batching): pairs with the fence and wake_pending exchange in publish().
+// Either the writer sees 0 and wakes (its futex increment is ordered after our read of the
+// futex value), or our re-check after this fence sees its commit.
+void ShmRing::clear_wake_pending() noexcept {
+  hdr_->wake_pending.store(0, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
 int ShmRing::wait_for_data(int64_t deadline) noexcept {
   const int64_t start = monotonic_ns();
   const int64_t spin_until = start + spin_ns();
@@ -697,6 +713,7 @@ int ShmRing::wait_for_data(int64_t deadline) noexcept {
     me_->sleeping.store(1, std::memory_order_relaxed);
     // SYNC POINT (data sleep): pairs with the fence in publish().
     hdr_->data_waiters.fetch_add(1, std::memory_order_seq_cst);
+    clear_wake_pending();
     int rc = 0;
     if (!data_ready()) rc = futex_wait(&hdr_->data_futex, v, slice);
     if (me_->sleeping.exchange(0, std::memory_order_acq_rel) == 1)
@@ -738,6 +755,7 @@ void ShmRing::rearm_notify() noexcept {
   uint32_t zero = 0;
   if (me_->armed.compare_exchange_strong(zero, 1, std::memory_order_seq_cst))
     hdr_->data_waiters.fetch_add(1, std::memory_order_seq_cst);
+  clear_wake_pending();
   if (data_ready() && disarm(hdr_, *me_)) ping(hdr_, static_cast<uint32_t>(roles_.reader_index), roles_.reader_state);
 }
 
