@@ -1,6 +1,7 @@
 // Multi-process behaviour with real processes, real shared memory and a real registry.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <cstring>
 #include <map>
 #include <span>
+#include <string>
 
 #include "runtime/include/fwipc/channel.hpp"
 #include "runtime/include/ipc.h"
@@ -287,4 +289,51 @@ TEST_CASE("shouldSkipTheClaimOfAWriterKilledMidWrite") {
   CHECK(poller->receive(std::as_writable_bytes(std::span(buf)), nullptr, 0) == 5);
   CHECK(std::memcmp(buf, "after", 5) == 0);
   CHECK(ipc_close_channel(uint32_t(w)) == 0);
+}
+
+// A restarted registry takes over the channels of live creators from its state file (new
+// openers find them by name, on every transport), forgets them when their creator closes
+// them, and removes files a crash left behind.
+TEST_CASE("shouldFindChannelsByNameAfterARegistryRestart") {
+  TempRuntime rt;
+  struct Kind {
+    const char* name;
+    uint32_t type;
+  };
+  const Kind kinds[] = {{"kept-q", IPC_TYPE_QUEUE}, {"kept-s", IPC_TYPE_SOCKET}, {"kept-p", IPC_TYPE_PIPE}};
+  int ids[3];
+  for (int i = 0; i < 3; ++i) {
+    ids[i] = ipc_create_channel(kinds[i].name, kinds[i].type, 0);
+    REQUIRE(ids[i] >= 0);
+  }
+  const std::string ghost = rt.dir() + "/ghost.sock", ghost_fifo = rt.dir() + "/ghost.fifo.3";
+  for (const std::string& g : {ghost, ghost_fifo}) {
+    const int fd = ::open(g.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    REQUIRE(fd >= 0);
+    ::close(fd);
+  }
+  rt.kill_registry();
+  for (int i = 0; i < 3; ++i) {
+    const pid_t w = spawn([&, i] {
+      const int id = ipc_open_channel(kinds[i].name, IPC_MODE_WRITE);  // auto-starts a registry
+      if (id < 0) return 10;
+      return ipc_send(uint32_t(id), kinds[i].name, 6, 1) == 6 ? 0 : 11;
+    });
+    char buf[16] = {};
+    CHECK(ipc_receive(uint32_t(ids[i]), buf, sizeof buf) == 6);
+    CHECK(std::memcmp(buf, kinds[i].name, 6) == 0);
+    CHECK(wait_exit(w) == 0);
+  }
+  CHECK(::access(ghost.c_str(), F_OK) != 0);
+  CHECK(::access(ghost_fifo.c_str(), F_OK) != 0);
+  // Closing through a registry that never knew the id: the name goes at its next sweep.
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(ipc_close_channel(uint32_t(ids[i])) == 0);
+    int rc = 0;
+    for (int tries = 0; tries < 300 && (rc = ipc_open_channel(kinds[i].name, IPC_MODE_WRITE)) >= 0; ++tries) {
+      ipc_close_channel(uint32_t(rc));
+      ::usleep(10000);
+    }
+    CHECK(rc == -ENOENT);
+  }
 }

@@ -12,7 +12,7 @@ inline constexpr uint32_t kProtoMagic = 0x46575232;  // "FWR2"
 inline constexpr const char* kSocketName = "registry.sock";
 inline constexpr const char* kLockName = "registry.lock";
 
-enum class Op : uint32_t { kCreate = 1, kOpen = 2, kClose = 3, kPing = 4 };
+enum class Op : uint32_t { kCreate = 1, kOpen = 2, kClose = 3, kPing = 4, kList = 5, kClean = 6 };
 
 // Request.flags
 inline constexpr uint32_t kWantRead = 1u;
@@ -42,7 +42,36 @@ struct Reply {
   uint32_t writer_state;
 };
 
+// kList answer (instead of a Reply): the first channel whose number is >= Request.handle,
+// or status -ENOENT past the last. A QUEUE channel's segment comes along (SCM_RIGHTS) when
+// the caller may read it, for the statistics in its header.
+inline constexpr uint32_t kInfoMembers = 16;
+// ChannelInfo.members[].flags
+inline constexpr uint32_t kMemberRead = 1u;
+inline constexpr uint32_t kMemberWrite = 2u;
+inline constexpr uint32_t kMemberCreator = 4u;
+inline constexpr uint32_t kMemberAlive = 8u;
+
+struct ChannelInfo {
+  int32_t status;
+  uint32_t channel;
+  uint32_t type;       // IPC_TYPE_*
+  uint32_t transport;  // TransportKind
+  uint32_t uid;
+  uint32_t gid;
+  uint32_t mode;
+  uint32_t capacity;   // bytes asked for at creation
+  uint32_t member_count;  // all memberships; the first kInfoMembers are listed
+  uint32_t listed;
+  char name[64];
+  struct Member {
+    uint32_t pid;
+    uint32_t flags;
+  } members[kInfoMembers];
+};
+
 static_assert(sizeof(Request) == 96 && offsetof(Request, name) == 32);
+static_assert(sizeof(ChannelInfo) == 40 + 64 + 8 * kInfoMembers);
 static_assert(sizeof(Reply) == 32);
 
 }  // namespace fwipc::registry

@@ -1,5 +1,6 @@
 #include "runtime/registry/server.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -44,12 +45,34 @@ struct Channel {
   uid_t uid = 0;
   gid_t gid = 0;
   uint32_t mode = 0660;
+  uint32_t capacity = 0;
   TransportKind transport = TransportKind::kShmRing;
   shm::Segment seg;     // kShmRing
   std::string path;     // kSocket: the socket file the creator's runtime serves
   int members = 0;
   uint32_t next_join = 1;  // PIPE: reader FIFO numbers
+  pid_t creator_pid = 0;
+  uint64_t creator_start = 0;
+  // Taken over from a previous registry (state file): no membership stands for the
+  // creator, so sweep() watches it instead.
+  bool adopted = false;
 };
+
+constexpr const char* kStateName = "registry.state";
+constexpr int kSweepMs = 200;
+
+// Whether a SOCK_SEQPACKET listener is bound at path.
+bool socket_listened(const std::string& path) {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (path.size() >= sizeof a.sun_path) return false;
+  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) return true;  // cannot tell: keep it
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 || errno == EAGAIN;
+  ::close(fd);
+  return ok;
+}
 
 // A socket file must be connectable by every class that may read or write; what each
 // connection may do is then checked by the creator's runtime from its credentials.
@@ -116,6 +139,27 @@ struct Client {
   std::map<uint32_t, Membership> members;
 };
 
+}  // namespace
+
+int remove_stale_files(const std::string& dir, const std::vector<std::string>& in_use) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return -errno;
+  int removed = 0;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string n = e->d_name;
+    const bool ours = (n.size() > 5 && n.compare(n.size() - 5, 5, ".sock") == 0 && n != kSocketName) ||
+                      (n.size() > 5 && n.compare(n.size() - 5, 5, ".fifo") == 0) || n.find(".fifo.") != std::string::npos;
+    if (!ours) continue;
+    const std::string path = dir + "/" + n;
+    if (std::find(in_use.begin(), in_use.end(), path) != in_use.end()) continue;
+    if (::unlink(path.c_str()) == 0) ++removed;
+  }
+  ::closedir(d);
+  return removed;
+}
+
+namespace {
+
 bool permitted(const Client& c, const Channel& ch, bool want_read, bool want_write) {
   return mode_permits(Caller{c.cred.pid, c.cred.uid, c.cred.gid}, ch.uid, ch.gid, ch.mode, want_read, want_write);
 }
@@ -135,8 +179,14 @@ class Server {
   Reply create(Client& c, const Request& rq, int* fd_out);
   Reply open(Client& c, const Request& rq, int* fd_out);
   Reply close(Client& c, const Request& rq);
+  void list(Client& c, const Request& rq);
+  void unlink_name(Channel* ch);
+  void save_state();
+  void restore_state();
+  bool sweep();
+  int clean_dir();
   void release(Membership& m);
-  void reply(int fd, const Reply& r, const int* pass, int npass);
+  void reply(int fd, const void* r, size_t len, const int* pass, int npass);
 
   ServerOptions opts_;
   int listen_fd_ = -1;
@@ -145,6 +195,7 @@ class Server {
   int pending_close_ = -1;
   int pending_close2_ = -1;
   int pass2_ = -1;  // a second descriptor for the current reply (PIPE readers)
+  uint64_t sweeps_ = 0;
   std::map<int, std::unique_ptr<Client>> clients_;
   std::map<std::string, Channel*> by_name_;
   std::map<uint32_t, std::unique_ptr<Channel>> channels_;
@@ -157,6 +208,8 @@ int Server::run() {
   if (lock_fd < 0) return -errno;
   // The lock is the liveness token: whoever holds it is the registry of this directory.
   if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) return errno == EWOULDBLOCK ? 1 : -errno;
+  restore_state();
+  clean_dir();  // everything a crash left that no adopted channel uses
 
   const std::string path = opts_.runtime_dir + "/" + kSocketName;
   sockaddr_un a{};
@@ -177,14 +230,16 @@ int Server::run() {
   ::epoll_ctl(ep_, EPOLL_CTL_ADD, listen_fd_, &ev);
 
   int64_t idle_since = monotonic_ns();
+  bool adopted = !channels_.empty();
   for (;;) {
+    if (adopted) adopted = sweep();
     const bool idle = clients_.empty() && channels_.empty();
     if (!idle) idle_since = monotonic_ns();
-    int timeout = -1;
+    int timeout = adopted ? kSweepMs : -1;
     if (opts_.idle_exit_ms >= 0 && idle) {
       const int64_t left = opts_.idle_exit_ms - (monotonic_ns() - idle_since) / 1000000;
       if (left <= 0) break;
-      timeout = static_cast<int>(left);
+      timeout = adopted ? std::min<int>(timeout, static_cast<int>(left)) : static_cast<int>(left);
     }
     epoll_event evs[64];
     const int n = ::epoll_wait(ep_, evs, 64, timeout);
@@ -224,8 +279,8 @@ void Server::accept_clients() {
   }
 }
 
-void Server::reply(int fd, const Reply& r, const int* pass, int npass) {
-  iovec iov{const_cast<Reply*>(&r), sizeof r};
+void Server::reply(int fd, const void* r, size_t len, const int* pass, int npass) {
+  iovec iov{const_cast<void*>(r), len};
   msghdr m{};
   m.msg_iov = &iov;
   m.msg_iovlen = 1;
@@ -267,6 +322,8 @@ void Server::handle(Client& c, Request& rq, ssize_t n) {
   } else {
     rq.name[sizeof rq.name - 1] = '\0';
     switch (static_cast<Op>(rq.op)) {
+      case Op::kList: return list(c, rq);
+      case Op::kClean: r.status = clean_dir(); break;
       case Op::kCreate: r = create(c, rq, &pass); break;
       case Op::kOpen: r = open(c, rq, &pass); break;
       case Op::kClose: r = close(c, rq); break;
@@ -275,7 +332,7 @@ void Server::handle(Client& c, Request& rq, ssize_t n) {
     }
   }
   const int fds[2] = {pass, pass2_};
-  reply(c.fd, r, fds, pass < 0 ? 0 : pass2_ < 0 ? 1 : 2);
+  reply(c.fd, &r, sizeof r, fds, pass < 0 ? 0 : pass2_ < 0 ? 1 : 2);
   // Descriptors opened only to be passed on are ours to close now.
   for (int* f : {&pending_close_, &pending_close2_}) {
     if (*f >= 0) ::close(*f);
@@ -311,6 +368,9 @@ Reply Server::create(Client& c, const Request& rq, int* fd_out) {
   ch->uid = c.cred.uid;
   ch->gid = c.cred.gid;
   ch->mode = rq.perm_mode;
+  ch->capacity = rq.capacity;
+  ch->creator_pid = c.cred.pid;
+  ch->creator_start = c.start_time;
   Membership m{nullptr, -1, 0, -1, 0, true, {}};
   bool on_shm = rq.type == IPC_TYPE_QUEUE && !(rq.flags & kNoShm);
   if (on_shm) {
@@ -362,6 +422,7 @@ Reply Server::create(Client& c, const Request& rq, int* fd_out) {
   channels_[ch->id] = std::move(ch);
   const uint32_t h = c.next_handle++;
   c.members[h] = std::move(m);
+  save_state();
   r.handle = h;
   r.channel = raw->id;
   r.transport = static_cast<uint32_t>(raw->transport);
@@ -408,8 +469,11 @@ Reply Server::open(Client& c, const Request& rq, int* fd_out) {
     pending_close_ = in_w;
     *fd_out = in_w;
     if (want_read) {
-      const uint32_t join = ch->next_join++;
+      uint32_t join = ch->next_join++;
       std::string rpath = ch->path + "." + std::to_string(join);
+      // An adopted channel restarts numbering: skip FIFOs of readers joined before.
+      for (struct stat st; ::lstat(rpath.c_str(), &st) == 0 && join < ch->next_join + 4096;)
+        rpath = ch->path + "." + std::to_string(join = ch->next_join++);
       int rc = make_fifo(rpath, 0600, ch->uid, ch->gid);
       const int rd = rc < 0 ? -1 : ::open(rpath.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
       if (rd < 0) {
@@ -459,15 +523,152 @@ void Server::release(Membership& m) {
   if (m.reader_index >= 0) shm::release_reader(ch->seg, static_cast<uint32_t>(m.reader_index), m.reader_state);
   if (m.writer_index >= 0) shm::release_writer(ch->seg, static_cast<uint32_t>(m.writer_index), m.writer_state);
   if (!m.reader_fifo.empty()) ::unlink(m.reader_fifo.c_str());
-  if (m.creator && !ch->name.empty()) {
-    // The creator's close removes the name; ids still open see -EPIPE on send (a socket
-    // channel's clients see it when the creator's runtime closes their connections).
-    by_name_.erase(ch->name);
-    ch->name.clear();
-    if (ch->transport == TransportKind::kShmRing) shm::close_channel(ch->seg);
-    if (!ch->path.empty()) ::unlink(ch->path.c_str());
-  }
+  if (m.creator) unlink_name(ch);
   if (--ch->members == 0 && ch->name.empty()) channels_.erase(ch->id);
+}
+
+// The creator's close removes the name; ids still open see -EPIPE on send (a socket
+// channel's clients see it when the creator's runtime closes their connections).
+void Server::unlink_name(Channel* ch) {
+  if (ch->name.empty()) return;
+  by_name_.erase(ch->name);
+  ch->name.clear();
+  if (ch->transport == TransportKind::kShmRing) shm::close_channel(ch->seg);
+  if (!ch->path.empty()) ::unlink(ch->path.c_str());
+  save_state();
+}
+
+// One line per named channel, replaced atomically: what a restarted registry needs to
+// find the channels again (see restore_state).
+void Server::save_state() {
+  const std::string path = opts_.runtime_dir + "/" + kStateName;
+  const std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "we");
+  if (f == nullptr) return;
+  ::fchmod(::fileno(f), 0600);
+  for (const auto& [id, ch] : channels_) {
+    if (ch->name.empty()) continue;
+    const uint64_t instance = ch->transport == TransportKind::kShmRing ? ch->seg.header()->instance_id : 0;
+    std::fprintf(f, "%s %u %u %u %u %o %u %d %llu %llx %s\n", ch->name.c_str(), ch->type,
+                 static_cast<uint32_t>(ch->transport), ch->uid, ch->gid, ch->mode, ch->capacity, ch->creator_pid,
+                 static_cast<unsigned long long>(ch->creator_start), static_cast<unsigned long long>(instance),
+                 ch->path.empty() ? "-" : ch->path.c_str());
+  }
+  const bool ok = std::fflush(f) == 0;
+  std::fclose(f);
+  if (ok) ::rename(tmp.c_str(), path.c_str());
+}
+
+namespace {
+// A descriptor for the memfd segment of `name` held by process pid (opened through
+// /proc/PID/fd, which needs the same uid or root), or -errno.
+int open_segment_of(pid_t pid, const std::string& name) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  const std::string want = "/memfd:fwipc:" + name + " (deleted)";
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return -errno;
+  int fd = -ENOENT;
+  while (const dirent* e = ::readdir(d)) {
+    char target[512];
+    const std::string link = dir + "/" + e->d_name;
+    const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+    if (n <= 0) continue;
+    target[n] = '\0';
+    if (want != target) continue;
+    fd = ::open(link.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) fd = -errno;
+    break;
+  }
+  ::closedir(d);
+  return fd;
+}
+}  // namespace
+
+// Takes over the channels a previous registry left in the state file whose creators are
+// still alive; the rest are forgotten (their files go in clean_dir()).
+void Server::restore_state() {
+  const std::string path = opts_.runtime_dir + "/" + kStateName;
+  FILE* f = std::fopen(path.c_str(), "re");
+  if (f == nullptr) return;
+  char line[512];
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    char name[80], file[400];
+    unsigned type, transport, uid, gid, mode, capacity;
+    int pid;
+    unsigned long long start, instance;
+    if (std::sscanf(line, "%79s %u %u %u %u %o %u %d %llu %llx %399s", name, &type, &transport, &uid, &gid, &mode,
+                    &capacity, &pid, &start, &instance, file) != 11)
+      continue;
+    if (validate_channel_name(name) < 0 || by_name_.count(name) || transport > 2 || channels_.size() >= kMaxChannels ||
+        !process_alive(pid, start))
+      continue;
+    auto ch = std::make_unique<Channel>();
+    ch->name = name;
+    ch->type = type;
+    ch->transport = static_cast<TransportKind>(transport);
+    ch->uid = uid;
+    ch->gid = gid;
+    ch->mode = mode & 0777;
+    ch->capacity = capacity;
+    ch->creator_pid = pid;
+    ch->creator_start = start;
+    ch->adopted = true;
+    if (ch->transport == TransportKind::kShmRing) {
+      const int fd = open_segment_of(pid, name);
+      if (fd < 0) continue;
+      auto seg = shm::Segment::attach(fd);
+      ::close(fd);
+      if (!seg || seg->header()->instance_id != instance || seg->header()->closed.load()) continue;
+      ch->seg = std::move(seg.value());
+    } else {
+      const std::string want = opts_.runtime_dir + "/" + ch->name + (transport == 1 ? ".sock" : ".fifo");
+      if (want != file) continue;
+      ch->path = file;
+    }
+    ch->id = next_channel_++;
+    by_name_[ch->name] = ch.get();
+    channels_[ch->id] = std::move(ch);
+  }
+  std::fclose(f);
+  save_state();
+}
+
+// Adopted channels have no creator membership: their name goes when the creator dies or
+// closes the channel (a closed ring, a socket nobody listens on, a FIFO nobody reads).
+// Returns whether any adopted channel remains.
+bool Server::sweep() {
+  bool any = false;
+  ++sweeps_;
+  for (auto it = channels_.begin(); it != channels_.end();) {
+    Channel* ch = it->second.get();
+    if (!ch->adopted || ch->name.empty()) {
+      ++it;
+      continue;
+    }
+    bool gone = !process_alive(ch->creator_pid, ch->creator_start);
+    if (!gone && ch->transport == TransportKind::kShmRing) {
+      gone = ch->seg.header()->closed.load(std::memory_order_acquire) != 0;
+      if (!gone) shm::reap_dead_entries(ch->seg);  // nobody else tracks pre-restart members
+    } else if (!gone && ch->transport == TransportKind::kSocket) {
+      // A probe is a connection the creator's hub must accept and drop: once a second.
+      gone = sweeps_ % 5 == 0 && !socket_listened(ch->path);
+    } else if (!gone) {
+      const int fd = ::open(ch->path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+      gone = fd < 0;
+      if (fd >= 0) ::close(fd);
+    }
+    if (gone) {
+      unlink_name(ch);
+      if (ch->members == 0) {
+        it = channels_.erase(it);
+        continue;
+      }
+    } else {
+      any = true;
+    }
+    ++it;
+  }
+  return any;
 }
 
 Reply Server::close(Client& c, const Request& rq) {
@@ -481,6 +682,55 @@ Reply Server::close(Client& c, const Request& rq) {
   release(it->second);
   c.members.erase(it);
   return r;
+}
+
+void Server::list(Client& c, const Request& rq) {
+  ChannelInfo info{};
+  info.status = -ENOENT;
+  int pass = -1;
+  // Unlinked channels (creator gone, members left) are not listed: they have no name.
+  for (auto it = channels_.lower_bound(rq.handle); it != channels_.end(); ++it) {
+    const Channel& ch = *it->second;
+    if (ch.name.empty()) continue;
+    info.status = 0;
+    info.channel = ch.id;
+    info.type = ch.type;
+    info.transport = static_cast<uint32_t>(ch.transport);
+    info.uid = ch.uid;
+    info.gid = ch.gid;
+    info.mode = ch.mode;
+    info.capacity = ch.capacity;
+    std::snprintf(info.name, sizeof info.name, "%s", ch.name.c_str());
+    for (const auto& [fd, cl] : clients_) {
+      for (const auto& [h, m] : cl->members) {
+        if (m.ch != &ch) continue;
+        if (info.listed < kInfoMembers) {
+          auto& e = info.members[info.listed++];
+          e.pid = static_cast<uint32_t>(cl->cred.pid);
+          const bool reads = m.reader_index >= 0 || !m.reader_fifo.empty() || m.creator;
+          const bool writes = m.writer_index >= 0 || m.creator || ch.transport != TransportKind::kShmRing;
+          e.flags = (reads ? kMemberRead : 0) | (writes ? kMemberWrite : 0) | (m.creator ? kMemberCreator : 0) |
+                    (process_alive(cl->cred.pid, cl->start_time) ? kMemberAlive : 0);
+        }
+        ++info.member_count;
+      }
+    }
+    if (ch.transport == TransportKind::kShmRing && permitted(c, ch, true, false)) pass = ch.seg.fd();
+    break;
+  }
+  reply(c.fd, &info, sizeof info, &pass, pass < 0 ? 0 : 1);
+}
+
+// Removes socket files and FIFOs in the runtime directory that no channel or membership
+// of ours uses (left by a crash of everything). Returns how many were removed.
+int Server::clean_dir() {
+  std::vector<std::string> in_use;
+  for (const auto& [id, ch] : channels_)
+    if (!ch->path.empty()) in_use.push_back(ch->path);
+  for (const auto& [fd, cl] : clients_)
+    for (const auto& [h, m] : cl->members)
+      if (!m.reader_fifo.empty()) in_use.push_back(m.reader_fifo);
+  return remove_stale_files(opts_.runtime_dir, in_use);
 }
 
 void Server::fuzz_session(const uint8_t* data, size_t size) {

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace fwipc::registry {
 
@@ -20,6 +21,10 @@ int run_server(const ServerOptions& opts);
 // Forks a detached registry process for dir (double fork, new session). Returns 0 once
 // the child is started; the caller retries its connect.
 int spawn_detached(const std::string& dir, int idle_exit_ms);
+
+// Unlinks channel socket files and FIFOs in dir (by their naming pattern) except in_use.
+// Returns how many, or -errno. The caller must be the registry or hold its lock.
+int remove_stale_files(const std::string& dir, const std::vector<std::string>& in_use);
 
 // The protocol fuzzer's entry: one client session of a process-wide server for dir, its
 // requests taken from data (see Server::fuzz_session), released at the end as on a

@@ -389,12 +389,12 @@ void reap(const Segment& seg, Entry* entries, uint32_t count, Release release) {
 }
 }  // namespace
 
-void ShmRing::reap_dead_readers() noexcept {
-  // Backstop for a registry that is down. Dead writers' claims first: they may be what
-  // holds the slowest reader back.
-  recover_stalled(seg_);
-  reap(seg_, hdr_->readers, std::min(hdr_->reader_count.load(std::memory_order_acquire), kMaxReaders), release_reader);
-  reap(seg_, hdr_->writers, std::min(hdr_->writer_count.load(std::memory_order_acquire), kMaxWriters), release_writer);
+void reap_dead_entries(const Segment& seg) noexcept {
+  // Dead writers' claims first: they may be what holds the slowest reader back.
+  recover_stalled(seg);
+  SegmentHeader* h = seg.header();
+  reap(seg, h->readers, std::min(h->reader_count.load(std::memory_order_acquire), kMaxReaders), release_reader);
+  reap(seg, h->writers, std::min(h->writer_count.load(std::memory_order_acquire), kMaxWriters), release_writer);
 }
 
 int ShmRing::claim(uint64_t* out, int64_t timeout_ns) noexcept {
@@ -434,7 +434,7 @@ int ShmRing::claim(uint64_t* out, int64_t timeout_ns) noexcept {
     }
     int64_t slice = kLivenessSliceNs;
     if (deadline >= 0) slice = std::min(slice, std::max<int64_t>(deadline - now, 0));
-    if (sleep_for_space(pos, slice) == -ETIMEDOUT) reap_dead_readers();
+    if (sleep_for_space(pos, slice) == -ETIMEDOUT) reap_dead_entries(seg_);  // backstop for a registry that is down
   }
 }
 

@@ -60,6 +60,8 @@ bool recover_claim(const Segment& seg, uint64_t pos) noexcept;
 // recover_claim at every reader's cursor (recover_claim wakes the readers).
 // Returns how many claims were abandoned.
 int recover_stalled(const Segment& seg) noexcept;
+// recover_stalled, then frees the reader and writer entries of dead processes.
+void reap_dead_entries(const Segment& seg) noexcept;
 // Frees the blocked-writer slots of a dead process so readers stop waking it.
 void release_sleeper(const Segment& seg, pid_t pid) noexcept;
 // Marks the channel closed and wakes everyone waiting on it.
@@ -119,7 +121,6 @@ class ShmRing final : public Transport {
   int claim(uint64_t* pos, int64_t timeout_ns) noexcept;
   int sleep_for_space(uint64_t pos, int64_t slice_ns) noexcept;
   uint64_t compute_limit(uint64_t tail) noexcept;
-  void reap_dead_readers() noexcept;
   void publish(uint64_t pos, Slot* s, uint32_t priority, uint64_t flag) noexcept;
   int try_receive(MsgHeader* hdr, void* buf, uint32_t cap) noexcept;
   int take_from_heap(MsgHeader* hdr, void* buf, uint32_t cap) noexcept;
