@@ -90,8 +90,7 @@ struct alignas(kCacheLine) WriterEntry {
   std::atomic<uint32_t> inflight;  // claims between tail CAS and commit (see above)
   uint32_t reserved;
   uint64_t start_time;             // PID reuse guard
-  std::atomic<uint64_t> full;      // sends refused or timed out on a full ring
-  char pad_[kCacheLine - 32];
+  char pad_[kCacheLine - 24];
 };
 
 struct SegmentHeader {
@@ -128,7 +127,8 @@ struct SegmentHeader {
   std::atomic<uint32_t> writer_count;
   uint32_t reserved5;
   std::atomic<uint64_t> abandoned;  // slots skipped: loans given back, dead writers' claims
-  char pad5_[kCacheLine - 24];
+  std::atomic<uint64_t> refused;    // sends that found the ring full (-EAGAIN, -ETIMEDOUT)
+  char pad5_[kCacheLine - 32];
   // Line 6: PIDs of writers blocked on a full ring (0: free slot).
   alignas(kCacheLine) std::atomic<uint32_t> space_sleeper[kSpaceSleepers];
   ReaderEntry readers[kMaxReaders];
@@ -140,7 +140,7 @@ static_assert(std::atomic<uint32_t>::is_always_lock_free);
 static_assert(sizeof(Slot) == kSlotBytes);
 static_assert(offsetof(Slot, type) == 8 && offsetof(Slot, flags) == 28);
 static_assert(sizeof(WriterEntry) == kCacheLine);
-static_assert(offsetof(WriterEntry, start_time) == 16 && offsetof(WriterEntry, full) == 24);
+static_assert(offsetof(WriterEntry, start_time) == 16);
 static_assert(offsetof(Slot, payload) == 32);
 static_assert(sizeof(ReaderEntry) == kCacheLine);
 static_assert(offsetof(ReaderEntry, sleeping) == 20 && offsetof(ReaderEntry, start_time) == 24);
@@ -151,6 +151,7 @@ static_assert(offsetof(SegmentHeader, data_futex) == 3 * kCacheLine);
 static_assert(offsetof(SegmentHeader, space_futex) == 4 * kCacheLine);
 static_assert(offsetof(SegmentHeader, closed) == 5 * kCacheLine);
 static_assert(offsetof(SegmentHeader, abandoned) == 5 * kCacheLine + 16);
+static_assert(offsetof(SegmentHeader, refused) == 5 * kCacheLine + 24);
 static_assert(offsetof(SegmentHeader, space_sleeper) == 6 * kCacheLine);
 static_assert(sizeof(SegmentHeader::space_sleeper) == kCacheLine);
 static_assert(offsetof(SegmentHeader, readers) == 7 * kCacheLine);

@@ -424,7 +424,7 @@ int ShmRing::claim(uint64_t* out, int64_t timeout_ns) noexcept {
     const int64_t now = timeout_ns == 0 ? 0 : monotonic_ns();
     if (deadline < 0 && timeout_ns > 0) deadline = now + timeout_ns;
     if (timeout_ns == 0 || (deadline >= 0 && now >= deadline)) {
-      wme_->full.fetch_add(1, std::memory_order_relaxed);
+      hdr_->refused.fetch_add(1, std::memory_order_relaxed);
       return timeout_ns == 0 ? -EAGAIN : -ETIMEDOUT;
     }
     if (spin_until < 0) spin_until = now + spin_ns();
