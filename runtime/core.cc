@@ -371,19 +371,48 @@ int send(uint32_t id, const MsgHeader& hdr, const void* payload) noexcept {
   return h->t->send(hdr, payload, (h->mode & IPC_MODE_NONBLOCK) ? 0 : -1);
 }
 
-int receive(uint32_t id, MsgHeader* hdr, void* buf, uint32_t cap, int timeout_ms) noexcept {
+int send_batch(uint32_t id, const MsgHeader* hdrs, const void* const* payloads, uint32_t n) noexcept {
   Handle* h = lookup(id);
-  if (h == nullptr) return -EBADF;
-  if (!(h->mode & IPC_MODE_READ)) return -EBADF;
-  if (buf == nullptr && cap != 0) return -EFAULT;
+  if (h == nullptr || !(h->mode & IPC_MODE_WRITE)) return -EBADF;
+  if (n == 0) return 0;
+  if (hdrs == nullptr || payloads == nullptr) return -EFAULT;
+  for (uint32_t i = 0; i < n; ++i) {
+    if (hdrs[i].size > IPC_MAX_PAYLOAD) return -EMSGSIZE;
+    if (payloads[i] == nullptr && hdrs[i].size != 0) return -EFAULT;
+  }
+  return h->t->send_batch(hdrs, payloads, n, (h->mode & IPC_MODE_NONBLOCK) ? 0 : -1);
+}
+
+namespace {
+// The reading handle for id and the wait it asks for, or -EBADF.
+int reading(uint32_t id, int timeout_ms, Handle** out, int64_t* timeout_ns) {
+  Handle* h = lookup(id);
+  if (h == nullptr || !(h->mode & IPC_MODE_READ)) return -EBADF;
+  if (h->mode & IPC_MODE_NONBLOCK) *timeout_ns = 0;
+  else if (timeout_ms < 0) *timeout_ns = -1;
+  else *timeout_ns = int64_t(timeout_ms) * 1000000;
+  *out = h;
+  return 0;
+}
+
+// A timed wait that runs out is -ETIMEDOUT; a poll (0) or non-blocking id is -EAGAIN.
+int wait_result(int rc, int64_t timeout_ns) { return rc == -ETIMEDOUT && timeout_ns == 0 ? -EAGAIN : rc; }
+}  // namespace
+
+int receive(uint32_t id, MsgHeader* hdr, void* buf, uint32_t cap, int timeout_ms) noexcept {
+  Handle* h;
   int64_t timeout_ns;
-  if (h->mode & IPC_MODE_NONBLOCK) timeout_ns = 0;
-  else if (timeout_ms < 0) timeout_ns = -1;
-  else timeout_ns = int64_t(timeout_ms) * 1000000;
-  const int rc = h->t->receive(hdr, buf, cap, timeout_ns);
-  // A timed wait that runs out is -ETIMEDOUT; a poll (0) or non-blocking id is -EAGAIN.
-  if (rc == -ETIMEDOUT && timeout_ns == 0) return -EAGAIN;
-  return rc;
+  if (int rc = reading(id, timeout_ms, &h, &timeout_ns); rc < 0) return rc;
+  if (buf == nullptr && cap != 0) return -EFAULT;
+  return wait_result(h->t->receive(hdr, buf, cap, timeout_ns), timeout_ns);
+}
+
+int consume(uint32_t id, uint32_t max, Transport::Visitor fn, void* ctx, int timeout_ms) noexcept {
+  Handle* h;
+  int64_t timeout_ns;
+  if (int rc = reading(id, timeout_ms, &h, &timeout_ns); rc < 0) return rc;
+  if (fn == nullptr) return -EFAULT;
+  return wait_result(h->t->consume(max, fn, ctx, timeout_ns), timeout_ns);
 }
 
 int notify_fd(uint32_t id) noexcept {

@@ -17,6 +17,8 @@ int open(const char* name, uint32_t mode) noexcept;
 int close(uint32_t id) noexcept;
 int send(uint32_t id, const MsgHeader& hdr, const void* payload) noexcept;
 int receive(uint32_t id, MsgHeader* hdr, void* buf, uint32_t cap, int timeout_ms) noexcept;
+int send_batch(uint32_t id, const MsgHeader* hdrs, const void* const* payloads, uint32_t n) noexcept;
+int consume(uint32_t id, uint32_t max, Transport::Visitor fn, void* ctx, int timeout_ms) noexcept;
 int notify_fd(uint32_t id) noexcept;
 int loan(uint32_t id, shm::Loan* out) noexcept;
 int commit(uint32_t id, shm::Loan* loan, const MsgHeader& hdr) noexcept;

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -505,4 +506,96 @@ TEST_CASE("shouldMarkABlockedWriterAndClearTheSlotOfADeadOne") {
   CHECK(h->space_mask.load() == (1u << 5));
   CHECK(h->space_sleeper[3].load() == 0);
   CHECK(h->space_sleeper[5].load() == 777);
+}
+
+namespace {
+struct Seen {
+  std::vector<uint32_t> types;
+  std::vector<std::string> payloads;
+  static void visit(void* ctx, const MsgHeader& h, const char* p) {
+    auto* s = static_cast<Seen*>(ctx);
+    s->types.push_back(h.type);
+    s->payloads.emplace_back(p, h.size);
+  }
+};
+
+int send_n(ShmRing& w, uint32_t n, uint32_t first_type, int64_t timeout_ns, uint32_t prio = 0) {
+  std::vector<MsgHeader> hs;
+  std::vector<std::string> bodies;
+  std::vector<const void*> ps;
+  for (uint32_t i = 0; i < n; ++i) bodies.push_back("m" + std::to_string(first_type + i));
+  for (uint32_t i = 0; i < n; ++i) {
+    hs.push_back(hdr(uint32_t(bodies[i].size()), first_type + i, prio));
+    ps.push_back(bodies[i].data());
+  }
+  return w.send_batch(hs.data(), ps.data(), n, timeout_ns);
+}
+}  // namespace
+
+TEST_CASE("shouldSendABatchWithOneClaimAndConsumeItInPlace") {
+  Fixture f;
+  auto w = f.writer();
+  auto r = f.reader();
+  REQUIRE(send_n(w, 10, 100, 0) == 10);
+  CHECK(f.seg.header()->tail.load() == 10);
+  CHECK(f.seg.header()->writers[w.roles().writer_index].inflight.load() == 0);
+  Seen s;
+  CHECK(r.consume(4, Seen::visit, &s, 0) == 4);
+  CHECK(f.seg.header()->readers[f.reader_idx].cursor.load() == 4);  // released together
+  CHECK(r.consume(64, Seen::visit, &s, 0) == 6);
+  REQUIRE(s.types.size() == 10);
+  for (uint32_t i = 0; i < 10; ++i) {
+    CHECK(s.types[i] == 100 + i);
+    CHECK(s.payloads[i] == "m" + std::to_string(100 + i));
+  }
+  CHECK(r.consume(4, Seen::visit, &s, 0) == -EAGAIN);
+  CHECK(r.consume(0, Seen::visit, &s, 0) == -EINVAL);
+}
+
+TEST_CASE("shouldSendWhatFitsOfABatchAndRefuseTheRestWhenNonBlocking") {
+  Fixture f;  // 16 slots
+  auto w = f.writer();
+  auto r = f.reader();
+  CHECK(send_n(w, 20, 0, 0) == 16);
+  CHECK(send_n(w, 2, 0, 0) == -EAGAIN);
+  std::vector<MsgHeader> big{hdr(4), hdr(kMaxPayload + 1)};
+  const char x[600] = {};
+  const void* ps[] = {x, x};
+  CHECK(w.send_batch(big.data(), ps, 2, 0) == -EMSGSIZE);  // all or nothing
+  Seen s;
+  CHECK(r.consume(64, Seen::visit, &s, 0) == 16);
+  CHECK(send_n(w, 3, 0, 0) == 3);
+}
+
+TEST_CASE("shouldConsumePastSkippedSlotsAndOthersUnicasts") {
+  Fixture f;
+  auto w = f.writer();
+  auto r = f.reader();
+  Loan l;
+  REQUIRE(w.loan(&l, 0) == 0);
+  w.abandon(&l);
+  const int v = 1;
+  REQUIRE(w.send(hdr(4, 1, 0, 999999), &v, 0) == 4);  // for someone else
+  REQUIRE(w.send(hdr(4, 2), &v, 0) == 4);
+  REQUIRE(w.send(hdr(4, 3), &v, 0) == 4);
+  f.seg.slot(3)->size = 100000;  // scribbled
+  REQUIRE(w.send(hdr(4, 4), &v, 0) == 4);
+  Seen s;
+  CHECK(r.consume(64, Seen::visit, &s, 0) == 1);  // stops before the corrupt slot
+  CHECK(r.consume(64, Seen::visit, &s, 0) == -EBADMSG);
+  CHECK(r.consume(64, Seen::visit, &s, 0) == 1);
+  CHECK(s.types == std::vector<uint32_t>{2, 4});
+}
+
+TEST_CASE("shouldConsumeInPriorityOrderWhenPrioritiesAreInPlay") {
+  Fixture f;
+  auto w = f.writer();
+  auto r = f.reader();
+  REQUIRE(send_n(w, 2, 10, 0) == 2);
+  REQUIRE(send_n(w, 2, 20, 0, 5) == 2);
+  Seen s;
+  int total = 0;
+  for (int rc; (rc = r.consume(64, Seen::visit, &s, 0)) > 0;) total += rc;
+  CHECK(total == 4);
+  CHECK(s.types == std::vector<uint32_t>{20, 21, 10, 11});
 }

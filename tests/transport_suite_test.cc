@@ -11,7 +11,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "runtime/common/futex.h"
 #include "runtime/include/fwipc/channel.hpp"
@@ -377,4 +379,45 @@ TEST_CASE("shouldNeverTearOrInterleaveFramesFromFourWritersThroughOneFifo") {
     CHECK(wait_exit(pids[w]) == 0);
   }
   CHECK(ipc_close_channel(uint32_t(c)) == 0);
+}
+
+TEST_CASE("shouldCarryBatchesInOrderAndConsumeThemOnEveryTransport") {
+  for (uint32_t type : kTypes) {
+    CAPTURE(type);
+    TempRuntime rt;
+    auto c = fwipc::Channel::create("batch", type, 0);
+    REQUIRE(c.ok());
+    constexpr uint32_t kTotal = 1000;
+    const pid_t child = spawn([] {
+      auto w = fwipc::Channel::open("batch", IPC_MODE_WRITE);
+      if (!w.ok()) return 10;
+      uint32_t vals[kTotal];
+      std::vector<fwipc::Channel::OutMessage> batch;
+      for (uint32_t i = 0; i < kTotal; ++i) {
+        vals[i] = i;
+        batch.push_back({std::as_bytes(std::span(&vals[i], 1)), i % 7});
+        if (batch.size() == 37 || i + 1 == kTotal) {
+          if (w->send_batch(batch) != int(batch.size())) return 11;
+          batch.clear();
+        }
+      }
+      return 0;
+    });
+    uint32_t next = 0;
+    bool in_order = true;
+    while (next < kTotal) {
+      const int rc = c->consume(
+          [&](const fwipc::MsgHeader& h, std::span<const std::byte> p) {
+            uint32_t v = ~0u;
+            if (p.size() == 4) std::memcpy(&v, p.data(), 4);
+            in_order = in_order && v == next && h.type == next % 7 && h.sender == uint32_t(child);
+            ++next;
+          },
+          16, 10000);
+      REQUIRE(rc > 0);
+      CHECK(rc <= 16);
+    }
+    CHECK(in_order);
+    CHECK(wait_exit(child) == 0);
+  }
 }

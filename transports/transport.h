@@ -2,6 +2,7 @@
 // APIs) is the same whatever carries the bytes.
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 
 namespace fwipc {
@@ -32,6 +33,30 @@ class Transport {
   // small; -EAGAIN when nothing waits and timeout_ns == 0; -ETIMEDOUT; -EPIPE when the
   // channel is closed and drained.
   virtual int receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept = 0;
+
+  // Sends hdrs[i]/payloads[i] in order; returns how many were sent (all, unless an error
+  // stopped it after some) or -errno if none. Transports without a cheaper way loop.
+  virtual int send_batch(const MsgHeader* hdrs, const void* const* payloads, uint32_t n, int64_t timeout_ns) noexcept {
+    uint32_t i = 0;
+    for (; i < n; ++i) {
+      const int rc = send(hdrs[i], payloads[i], timeout_ns);
+      if (rc < 0) return i > 0 ? static_cast<int>(i) : rc;
+    }
+    return static_cast<int>(i);
+  }
+
+  // Calls fn for up to max waiting messages (payload valid only during the call), waiting
+  // like receive() for the first. Returns how many, or -errno as receive().
+  using Visitor = void (*)(void* ctx, const MsgHeader& hdr, const char* payload);
+  virtual int consume(uint32_t max, Visitor fn, void* ctx, int64_t timeout_ns) noexcept {
+    if (max == 0) return -EINVAL;
+    char buf[512];
+    MsgHeader h;
+    const int rc = receive(&h, buf, sizeof buf, timeout_ns);
+    if (rc < 0) return rc;
+    fn(ctx, h, buf);
+    return 1;
+  }
 
   // A descriptor readable while a message waits for this reader (created on first call).
   virtual int notify_fd() noexcept = 0;

@@ -397,7 +397,7 @@ void reap_dead_entries(const Segment& seg) noexcept {
   reap(seg, h->writers, std::min(h->writer_count.load(std::memory_order_acquire), kMaxWriters), release_writer);
 }
 
-int ShmRing::claim(uint64_t* out, int64_t timeout_ns) noexcept {
+int ShmRing::claim(uint64_t* out, uint32_t want, int64_t timeout_ns) noexcept {
   if (wme_ == nullptr) return -EBADF;
   int64_t deadline = -1;
   int64_t spin_until = -1;
@@ -413,9 +413,10 @@ int ShmRing::claim(uint64_t* out, int64_t timeout_ns) noexcept {
       // SYNC POINT WRITE (claim): release orders the inflight increment before the claim.
       // The slot's reuse was ordered by the cursor acquire in compute_limit, and
       // publication is ordered by the commit word.
-      if (hdr_->tail.compare_exchange_weak(pos, pos + 1, std::memory_order_release)) {
+      const uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(want, limit - pos));
+      if (hdr_->tail.compare_exchange_weak(pos, pos + n, std::memory_order_release)) {
         *out = pos;
-        return 0;
+        return static_cast<int>(n);
       }
       wme_->inflight.fetch_sub(1, std::memory_order_relaxed);
       continue;
@@ -462,13 +463,32 @@ int ShmRing::sleep_for_space(uint64_t pos, int64_t slice_ns) noexcept {
   return rc;
 }
 
+void ShmRing::fill(Slot* s, const MsgHeader& h) noexcept {
+  s->type = h.type;
+  s->size = h.size;
+  s->sender = pid_;
+  s->receiver = h.receiver;
+  s->priority = h.priority;
+  s->flags = 0;
+}
+
 void ShmRing::publish(uint64_t pos, Slot* s, uint32_t priority, uint64_t flag) noexcept {
+  commit_slot(pos, s, priority, flag);
+  end_claim();
+}
+
+void ShmRing::commit_slot(uint64_t pos, Slot* s, uint32_t priority, uint64_t flag) noexcept {
   // SYNC POINT WRITE (commit): pairs with the reader's acquire of seq in try_receive.
   s->seq.store((pos + 1) | flag, std::memory_order_release);
-  // After the commit: whoever sees 0 here also sees the commit (recover_claim).
-  wme_->inflight.fetch_sub(1, std::memory_order_release);
   // Counted after the commit: a reader that sees the new count also sees the message.
   if (priority != 0) hdr_->prio_seq.fetch_add(1, std::memory_order_release);
+}
+
+// After every slot of a claim is committed: one in-flight decrement and one wakeup check
+// per claim, however many slots it covered.
+void ShmRing::end_claim() noexcept {
+  // After the commits: whoever sees 0 here also sees them (recover_claim).
+  wme_->inflight.fetch_sub(1, std::memory_order_release);
   // SYNC POINT (data sleep): store-load barrier against a reader that registers as waiter
   // and then re-checks the slot; without it both could miss each other.
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -481,22 +501,36 @@ void ShmRing::publish(uint64_t pos, Slot* s, uint32_t priority, uint64_t flag) n
 int ShmRing::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexcept {
   if (h.size > kMaxPayload) return -EMSGSIZE;
   uint64_t pos;
-  if (int rc = claim(&pos, timeout_ns); rc < 0) return rc;
+  if (int rc = claim(&pos, 1, timeout_ns); rc < 0) return rc;
   Slot* s = seg_.slot(pos);
-  s->type = h.type;
-  s->size = h.size;
-  s->sender = pid_;
-  s->receiver = h.receiver;
-  s->priority = h.priority;
-  s->flags = 0;
+  fill(s, h);
   std::memcpy(s->payload, payload, h.size);
   publish(pos, s, h.priority, 0);
   return static_cast<int>(h.size);
 }
 
+int ShmRing::send_batch(const MsgHeader* hdrs, const void* const* payloads, uint32_t n, int64_t timeout_ns) noexcept {
+  for (uint32_t i = 0; i < n; ++i)
+    if (hdrs[i].size > kMaxPayload) return -EMSGSIZE;  // nothing sent: all or nothing
+  uint32_t sent = 0;
+  while (sent < n) {
+    uint64_t pos;
+    const int got = claim(&pos, n - sent, timeout_ns);
+    if (got < 0) return sent > 0 ? static_cast<int>(sent) : got;
+    for (int k = 0; k < got; ++k, ++sent) {
+      Slot* s = seg_.slot(pos + k);
+      fill(s, hdrs[sent]);
+      std::memcpy(s->payload, payloads[sent], hdrs[sent].size);
+      commit_slot(pos + k, s, hdrs[sent].priority, 0);
+    }
+    end_claim();
+  }
+  return static_cast<int>(sent);
+}
+
 int ShmRing::loan(Loan* out, int64_t timeout_ns) noexcept {
   uint64_t pos;
-  if (int rc = claim(&pos, timeout_ns); rc < 0) return rc;
+  if (int rc = claim(&pos, 1, timeout_ns); rc < 0) return rc;
   out->pos = pos;
   out->slot = seg_.slot(pos);
   return 0;
@@ -509,12 +543,7 @@ int ShmRing::commit(Loan* l, const MsgHeader& h) noexcept {
     return -EMSGSIZE;
   }
   Slot* s = l->slot;
-  s->type = h.type;
-  s->size = h.size;
-  s->sender = pid_;
-  s->receiver = h.receiver;
-  s->priority = h.priority;
-  s->flags = 0;
+  fill(s, h);
   publish(l->pos, s, h.priority, 0);
   l->slot = nullptr;
   return static_cast<int>(h.size);
@@ -676,14 +705,16 @@ int ShmRing::try_receive(MsgHeader* hdr, void* buf, uint32_t cap) noexcept {
       return static_cast<int>(h.size);
     }
   }
-  // Nothing for us. The closed flag is read after the ring: a message committed before
-  // close is never reported as -EPIPE.
-  if (hdr_->closed.load(std::memory_order_acquire)) {
-    if (slot_state(seg_.slot(cursor_)->seq.load(std::memory_order_acquire), cursor_) != SlotState::kEmpty)
-      return try_receive(hdr, buf, cap);
-    return -EPIPE;
-  }
-  return -EAGAIN;
+  const int rc = try_receive_closed();
+  return rc == 0 ? try_receive(hdr, buf, cap) : rc;
+}
+
+// Nothing for us: -EAGAIN, or -EPIPE if the channel is closed, or 0 if a message slipped
+// in (the closed flag is read after the ring: a message committed before close is never
+// reported as -EPIPE).
+int ShmRing::try_receive_closed() noexcept {
+  if (!hdr_->closed.load(std::memory_order_acquire)) return -EAGAIN;
+  return slot_state(seg_.slot(cursor_)->seq.load(std::memory_order_acquire), cursor_) != SlotState::kEmpty ? 0 : -EPIPE;
 }
 
 // SYNC POINT (wake batching): pairs with the fence and wake_pending exchange in publish().
@@ -722,15 +753,17 @@ int ShmRing::wait_for_data(int64_t deadline) noexcept {
   }
 }
 
-int ShmRing::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept {
+// The waiting shared by receive() and consume(): attempt() until it finds something.
+template <typename Attempt>
+int ShmRing::receive_with(Attempt attempt, int64_t timeout_ns) noexcept {
   if (me_ == nullptr) return -EBADF;
   const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : -1;
   for (;;) {
-    int rc = try_receive(hdr, buf, cap);
+    int rc = attempt();
     if (rc != -EAGAIN) return rc;
     if (notify_fd_ >= 0) {
       rearm_notify();
-      rc = try_receive(hdr, buf, cap);
+      rc = attempt();
       if (rc != -EAGAIN) return rc;
     }
     if (timeout_ns == 0) {
@@ -740,6 +773,61 @@ int ShmRing::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns
     rc = wait_for_data(deadline);
     if (rc < 0) return rc;
   }
+}
+
+int ShmRing::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept {
+  return receive_with([&] { return try_receive(hdr, buf, cap); }, timeout_ns);
+}
+
+int ShmRing::consume(uint32_t max, Visitor fn, void* ctx, int64_t timeout_ns) noexcept {
+  if (max == 0) return -EINVAL;
+  return receive_with([&] { return try_consume(max, fn, ctx); }, timeout_ns);
+}
+
+// Visits committed messages in place, then releases them with one cursor update: the
+// writers cannot reuse a slot before our cursor passes it, so the payload is stable
+// during the visit (short of a hostile peer, and sizes are checked before use).
+int ShmRing::try_consume(uint32_t max, Visitor fn, void* ctx) noexcept {
+  if (corrupt_ > 0 || !heap_.empty() || hdr_->prio_seq.load(std::memory_order_acquire) != prio_seen_) {
+    // Priorities in play: one message at a time through the ordered path.
+    char buf[kMaxPayload];
+    MsgHeader h;
+    const int rc = try_receive(&h, buf, sizeof buf);
+    if (rc >= 0) fn(ctx, h, buf);
+    return rc < 0 ? rc : 1;
+  }
+  uint64_t pos = cursor_;
+  uint32_t got = 0;
+  int rc = 0;
+  while (got < max) {
+    const Slot* s = seg_.slot(pos);
+    const SlotState st = slot_state(s->seq.load(std::memory_order_acquire), pos);
+    if (st == SlotState::kEmpty) break;
+    if (st == SlotState::kCorrupt) {
+      if (got == 0) rc = -EBADMSG;
+      break;
+    }
+    if (st == SlotState::kReady) {
+      const MsgHeader h{s->type, s->size, s->sender, s->receiver, s->priority};
+      if (h.receiver == 0 || h.receiver == pid_) {
+        if (h.size > kMaxPayload) {
+          if (got == 0) {
+            rc = -EBADMSG;
+            ++pos;  // reported and passed over, as try_receive does
+          }
+          break;
+        }
+        fn(ctx, h, s->payload);
+        ++got;
+      }
+    }
+    ++pos;
+  }
+  if (pos != cursor_) advance(pos);
+  if (rc < 0) return rc;
+  if (got > 0) return static_cast<int>(got);
+  const int c = try_receive_closed();
+  return c == 0 ? try_consume(max, fn, ctx) : c;
 }
 
 // ---- pollable descriptor

@@ -94,6 +94,10 @@ class ShmRing final : public Transport {
   TransportKind kind() const noexcept override { return TransportKind::kShmRing; }
   int send(const MsgHeader& hdr, const void* payload, int64_t timeout_ns) noexcept override;
   int receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept override;
+  // One claim (one CAS, one wakeup check) for as many messages as the ring has room for.
+  int send_batch(const MsgHeader* hdrs, const void* const* payloads, uint32_t n, int64_t timeout_ns) noexcept override;
+  // Visits messages in place (no copy) and releases them with one cursor update.
+  int consume(uint32_t max, Visitor fn, void* ctx, int64_t timeout_ns) noexcept override;
   int notify_fd() noexcept override;
   void forget_after_fork() noexcept override;
 
@@ -118,7 +122,15 @@ class ShmRing final : public Transport {
     char payload[kMaxPayload];
   };
 
-  int claim(uint64_t* pos, int64_t timeout_ns) noexcept;
+  // Claims up to `want` consecutive positions from *pos; returns how many (>= 1) or -errno.
+  int claim(uint64_t* pos, uint32_t want, int64_t timeout_ns) noexcept;
+  void fill(Slot* s, const MsgHeader& h) noexcept;
+  void commit_slot(uint64_t pos, Slot* s, uint32_t priority, uint64_t flag) noexcept;
+  void end_claim() noexcept;
+  template <typename Attempt>
+  int receive_with(Attempt attempt, int64_t timeout_ns) noexcept;
+  int try_consume(uint32_t max, Visitor fn, void* ctx) noexcept;
+  int try_receive_closed() noexcept;
   int sleep_for_space(uint64_t pos, int64_t slice_ns) noexcept;
   uint64_t compute_limit(uint64_t tail) noexcept;
   void publish(uint64_t pos, Slot* s, uint32_t priority, uint64_t flag) noexcept;

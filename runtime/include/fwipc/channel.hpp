@@ -1,10 +1,13 @@
 // C++ API over the same core as the C API: move-only RAII channels built by factories,
-// span-based send/receive, and zero-copy loan/commit on the shared-memory ring.
+// span-based send/receive, batches, and zero-copy loan/commit and consume on the
+// shared-memory ring.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <type_traits>
 #include <utility>
 
 #include "runtime/common/result.h"
@@ -75,6 +78,49 @@ class Channel {
                             int timeout_ms = core::kDefaultTimeout) noexcept {
     MsgHeader local;
     return core::receive(uid(), hdr ? hdr : &local, buf.data(), static_cast<uint32_t>(buf.size()), timeout_ms);
+  }
+  // One message of a batch: what send() takes, as a value.
+  struct OutMessage {
+    std::span<const std::byte> data;
+    uint32_t type = 0;
+    uint32_t priority = 0;
+    uint32_t receiver = 0;
+  };
+  // Sends msgs in order. On QUEUE, one claim and one wakeup check cover as many messages
+  // as the ring has room for. Returns how many were sent (all of them unless an error
+  // stopped the batch part-way) or a negative errno if none was. Oversize: -EMSGSIZE, none sent.
+  [[nodiscard]] int send_batch(std::span<const OutMessage> msgs) noexcept {
+    constexpr size_t kChunk = 64;
+    MsgHeader hdrs[kChunk];
+    const void* payloads[kChunk];
+    for (const OutMessage& m : msgs)
+      if (m.data.size() > IPC_MAX_PAYLOAD) return -EMSGSIZE;
+    size_t done = 0;
+    while (done < msgs.size()) {
+      const size_t n = std::min(kChunk, msgs.size() - done);
+      for (size_t i = 0; i < n; ++i) {
+        const OutMessage& m = msgs[done + i];
+        hdrs[i] = MsgHeader{m.type, static_cast<uint32_t>(m.data.size()), 0, m.receiver, m.priority};
+        payloads[i] = m.data.data();
+      }
+      const int rc = core::send_batch(uid(), hdrs, payloads, static_cast<uint32_t>(n));
+      if (rc < 0) return done > 0 ? static_cast<int>(done) : rc;
+      done += static_cast<size_t>(rc);
+      if (static_cast<size_t>(rc) < n) break;
+    }
+    return static_cast<int>(done);
+  }
+  // Calls fn(const MsgHeader&, std::span<const std::byte>) for up to max waiting messages,
+  // waiting like receive() for the first. On QUEUE the span points into the ring (no copy)
+  // and is valid only during the call; the messages are released together afterwards. fn
+  // must not throw. Returns how many messages fn saw, or a negative errno as receive().
+  template <typename F>
+  [[nodiscard]] int consume(F&& fn, uint32_t max = 64, int timeout_ms = core::kDefaultTimeout) noexcept {
+    using Fn = std::remove_reference_t<F>;
+    auto thunk = [](void* ctx, const MsgHeader& h, const char* p) {
+      (*static_cast<Fn*>(ctx))(h, std::span<const std::byte>(reinterpret_cast<const std::byte*>(p), h.size));
+    };
+    return core::consume(uid(), max, thunk, const_cast<void*>(static_cast<const void*>(&fn)), timeout_ms);
   }
   [[nodiscard]] Result<LoanedMessage> loan() noexcept {
     shm::Loan l;
