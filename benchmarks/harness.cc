@@ -67,7 +67,32 @@ Percentiles percentiles(std::vector<int64_t> s) {
 
 // ---- QUEUE ping-pong
 
-QueuePingPong::QueuePingPong(const std::string& prefix, uint32_t bytes, uint32_t type) : bytes_(bytes) {
+namespace {
+// The zero-copy echo peer: consume in place, answer through a loan.
+void echo_zero_copy(Channel& in, Channel& out) {
+  for (bool stop = false; !stop;) {
+    const int rc = in.consume(
+        [&](const MsgHeader& h, std::span<const std::byte> p) {
+          if (h.type == kStopType) {
+            stop = true;
+            return;
+          }
+          auto l = out.loan();
+          if (!l.ok()) {
+            stop = true;
+            return;
+          }
+          std::memcpy(l->payload().data(), p.data(), p.size());
+          stop = l->commit(uint32_t(p.size()), h.type) < 0;
+        },
+        1, -1);
+    if (rc < 0) break;
+  }
+}
+}  // namespace
+
+QueuePingPong::QueuePingPong(const std::string& prefix, uint32_t bytes, uint32_t type, bool zero_copy)
+    : bytes_(bytes), zero_copy_(zero_copy) {
   const std::string ping = prefix + ".ping", pong = prefix + ".pong";
   pong_ = ipc_create_channel(pong.c_str(), type, 64 * 576);
   if (pong_ < 0) return;
@@ -81,6 +106,11 @@ QueuePingPong::QueuePingPong(const std::string& prefix, uint32_t bytes, uint32_t
     const char ok = (in >= 0 && out >= 0) ? 1 : 0;
     (void)!::write(sync[1], &ok, 1);
     if (!ok) ::_exit(1);
+    if (zero_copy) {
+      auto cin = Channel::adopt(in), cout = Channel::adopt(out);
+      echo_zero_copy(cin, cout);
+      ::_exit(0);
+    }
     IPC_MESSAGE m;
     for (;;) {
       const int n = ipc_receive_message(uint32_t(in), &m, -1);
@@ -111,6 +141,22 @@ QueuePingPong::~QueuePingPong() {
 }
 
 bool QueuePingPong::round_trip() {
+  if (zero_copy_) {
+    // Borrowed views of our ids: released, not closed, at the end of the trip.
+    auto ping = Channel::adopt(ping_), pong = Channel::adopt(pong_);
+    bool ok = false;
+    if (auto l = ping.loan(); l.ok()) {
+      std::memcpy(l->payload().data(), buf_, bytes_);
+      ok = l->commit(bytes_, 1) == int(bytes_) &&
+           pong.consume([&](const MsgHeader& h, std::span<const std::byte> p) {
+             std::memcpy(buf_, p.data(), p.size());
+             ok = h.size == bytes_;
+           }, 1, -1) == 1 && ok;
+    }
+    (void)ping.release();
+    (void)pong.release();
+    return ok;
+  }
   if (ipc_send(uint32_t(ping_), buf_, bytes_, 1) != int(bytes_)) return false;
   return ipc_receive(uint32_t(pong_), buf_, sizeof buf_) == int(bytes_);
 }
@@ -191,12 +237,100 @@ std::vector<int64_t> RawPingPong::timed(uint64_t n) {
   return out;
 }
 
+// ---- bare per-slot-sequence rings
+
+namespace {
+constexpr uint64_t kBareSlots = 64;
+
+struct alignas(64) BareSlot {
+  std::atomic<uint64_t> seq;  // position + 1 once written
+  uint32_t size;
+  uint32_t type;
+  char header_rest[16];
+  char payload[544];  // the channel's slot size: a 64 B payload spans two lines
+};
+static_assert(sizeof(BareSlot) == 576);
+}  // namespace
+
+struct BareSeqPingPong::Shared {
+  BareSlot ping[kBareSlots];
+  BareSlot pong[kBareSlots];
+  alignas(64) std::atomic<uint32_t> stop;
+  alignas(64) std::atomic<uint32_t> doorbell;  // wakes a parked peer (see RawPingPong)
+};
+
+namespace {
+void bare_put(BareSlot* ring, uint64_t pos, const char* p, uint32_t n) {
+  BareSlot& s = ring[pos % kBareSlots];
+  s.size = n;
+  s.type = 1;
+  std::memcpy(s.payload, p, std::min<uint32_t>(n, sizeof s.payload));
+  s.seq.store(pos + 1, std::memory_order_release);
+}
+
+// Spins until slot pos is written; copies it out. False if told to stop. With a doorbell,
+// parks on it after 200 us idle so it steals no core while other rows run.
+bool bare_get(BareSlot* ring, uint64_t pos, char* out, const std::atomic<uint32_t>& stop,
+              std::atomic<uint32_t>* doorbell) {
+  BareSlot& s = ring[pos % kBareSlots];
+  int64_t t0 = now_ns();
+  for (uint32_t i = 0; s.seq.load(std::memory_order_acquire) != pos + 1; ++i) {
+    cpu_relax();
+    if ((i & 1023) != 1023) continue;
+    if (stop.load(std::memory_order_relaxed)) return false;
+    if (doorbell != nullptr && now_ns() - t0 > 200'000) {
+      const uint32_t v = doorbell->load(std::memory_order_acquire);
+      if (s.seq.load(std::memory_order_acquire) != pos + 1) futex_wait(doorbell, v, 100'000'000);
+      t0 = now_ns();
+    }
+  }
+  std::memcpy(out, s.payload, std::min<uint32_t>(s.size, sizeof s.payload));
+  return true;
+}
+}  // namespace
+
+BareSeqPingPong::BareSeqPingPong(uint32_t bytes) : bytes_(std::min<uint32_t>(bytes, 512)) {
+  void* p = ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  sh_ = static_cast<Shared*>(p);
+  peer_ = ::fork();
+  if (peer_ == 0) {
+    char buf[512];
+    for (uint64_t pos = 0; bare_get(sh_->ping, pos, buf, sh_->stop, &sh_->doorbell); ++pos)
+      bare_put(sh_->pong, pos, buf, bytes_);
+    ::_exit(0);
+  }
+}
+
+BareSeqPingPong::~BareSeqPingPong() {
+  sh_->stop.store(1);
+  sh_->doorbell.fetch_add(1);
+  futex_wake_all(&sh_->doorbell);
+  reap(peer_);
+  ::munmap(sh_, sizeof(Shared));
+}
+
+void BareSeqPingPong::round_trip() {
+  char buf[512] = {};
+  bare_put(sh_->ping, pos_, buf, bytes_);
+  bare_get(sh_->pong, pos_, buf, sh_->stop, nullptr);
+  ++pos_;
+}
+
+std::vector<int64_t> BareSeqPingPong::timed(uint64_t n) {
+  sh_->doorbell.fetch_add(1, std::memory_order_release);
+  futex_wake_all(&sh_->doorbell);
+  round_trip();  // the peer is awake and spinning before the first timed trip
+  return time_trips(n, [this] {
+    round_trip();
+    return true;
+  });
+}
+
 // ---- one-way throughput
 
-double queue_throughput(const std::string& name, uint64_t n, uint32_t bytes, uint32_t type, int writers,
-                        bool zero_copy) {
-  const int in = ipc_create_channel(name.c_str(), type, 1024 * 576);
-  if (in < 0) return 0;
+double queue_throughput(const std::string& name, uint64_t n, uint32_t bytes, uint32_t type, int writers, Path path) {
+  auto in = Channel::create(name.c_str(), type, 1024 * 576);
+  if (!in.ok()) return 0;
   int sync[2];
   if (::pipe(sync) != 0) return 0;
   std::vector<pid_t> peers;
@@ -207,16 +341,30 @@ double queue_throughput(const std::string& name, uint64_t n, uint32_t bytes, uin
       ::close(sync[1]);
       auto ch = Channel::open(name.c_str(), IPC_MODE_WRITE);
       if (!ch.ok() || wait_byte(sync[0]) != 0) ::_exit(1);
-      std::byte buf[512] = {};
-      for (uint64_t i = 0; i < mine; ++i) {
-        if (zero_copy) {
+      constexpr uint64_t kBatch = 32;
+      static std::byte bufs[kBatch][512];
+      Channel::OutMessage msgs[kBatch];
+      for (uint64_t i = 0; i < mine;) {
+        if (path == Path::kBatch) {
+          const uint64_t k = std::min(kBatch, mine - i);
+          for (uint64_t j = 0; j < k; ++j) {
+            const uint64_t seq = i + j;
+            std::memcpy(bufs[j], &seq, sizeof seq);
+            msgs[j] = {{bufs[j], bytes}, 1};
+          }
+          const int rc = ch->send_batch({msgs, k});
+          if (rc <= 0) ::_exit(4);
+          i += uint64_t(rc);
+        } else if (path == Path::kZeroCopy) {
           auto loan = ch->loan();
           if (!loan.ok()) ::_exit(2);
           std::memcpy(loan->payload().data(), &i, sizeof i);
           if (loan->commit(bytes, 1) != int(bytes)) ::_exit(3);
+          ++i;
         } else {
-          std::memcpy(buf, &i, sizeof i);
-          if (ch->send({buf, bytes}, 1) != int(bytes)) ::_exit(2);
+          std::memcpy(bufs[0], &i, sizeof i);
+          if (ch->send({bufs[0], bytes}, 1) != int(bytes)) ::_exit(2);
+          ++i;
         }
       }
       ::_exit(0);
@@ -228,14 +376,25 @@ double queue_throughput(const std::string& name, uint64_t n, uint32_t bytes, uin
   char buf[512];
   int64_t t0 = 0;
   uint64_t got = 0;
-  for (; got < n; ++got) {
-    if (ipc_receive(uint32_t(in), buf, sizeof buf) != int(bytes)) break;
-    if (got == 0) t0 = now_ns();
+  if (path == Path::kPlain) {
+    for (; got < n; ++got) {
+      if (ipc_receive(uint32_t(in->id()), buf, sizeof buf) != int(bytes)) break;
+      if (got == 0) t0 = now_ns();
+    }
+  } else {
+    bool bad = false;
+    while (got < n && !bad) {
+      const int rc = in->consume([&](const MsgHeader& h, std::span<const std::byte>) { bad |= h.size != bytes; }, 64);
+      if (rc <= 0) break;
+      if (got == 0) t0 = now_ns();
+      got += uint64_t(rc);
+    }
+    if (bad) got = 0;
   }
   const int64_t dt = now_ns() - t0;
   ::close(sync[1]);
   for (pid_t p : peers) reap(p);
-  ipc_close_channel(uint32_t(in));
+  in->reset();
   return got == n && dt > 0 ? double(n - 1) * 1e9 / double(dt) : 0;
 }
 

@@ -24,8 +24,9 @@ void interleave(uint64_t total, uint64_t chunk,
 // timed one by one. spin_ns sets the peer's and our FWIPC_SPIN_NS (0: sleep at once).
 class QueuePingPong {
  public:
-  // type: IPC_TYPE_QUEUE (default), IPC_TYPE_SOCKET or IPC_TYPE_PIPE.
-  QueuePingPong(const std::string& prefix, uint32_t payload_bytes, uint32_t type = 2);
+  // type: IPC_TYPE_QUEUE (default), IPC_TYPE_SOCKET or IPC_TYPE_PIPE. zero_copy: both
+  // sides use the C++ API's loan/commit to send and consume() to receive.
+  QueuePingPong(const std::string& prefix, uint32_t payload_bytes, uint32_t type = 2, bool zero_copy = false);
   ~QueuePingPong();
   bool ok() const { return ping_ >= 0 && pong_ >= 0; }
   // One round trip; false on error.
@@ -35,7 +36,27 @@ class QueuePingPong {
  private:
   int ping_ = -1, pong_ = -1, peer_ = -1;
   uint32_t bytes_;
+  bool zero_copy_;
   char buf_[512] = {};
+};
+
+// The calibration row between the floor and a channel: two processes echoing over two
+// bare single-writer rings whose slots carry a per-slot sequence word, a small header and
+// the payload (a 64 B payload spans two cache lines, as in a channel). Nothing else: no
+// cursors, no wakeups, no checks.
+class BareSeqPingPong {
+ public:
+  explicit BareSeqPingPong(uint32_t payload_bytes);
+  ~BareSeqPingPong();
+  void round_trip();
+  std::vector<int64_t> timed(uint64_t n);
+
+ private:
+  struct Shared;
+  Shared* sh_;
+  int peer_ = -1;
+  uint32_t bytes_;
+  uint64_t pos_ = 0;
 };
 
 // Two processes bouncing one cache line in shared memory: the floor for any round trip.
@@ -53,11 +74,17 @@ class RawPingPong {
   uint64_t seq_ = 0;  // last value we expect back (even)
 };
 
-// `writers` processes send n messages in all, of payload_bytes each, through ipc_send (or
-// the zero-copy loan/commit path when zero_copy); we receive them with ipc_receive.
-// Returns messages per second (0 on error).
+// How a throughput run moves messages.
+enum class Path {
+  kPlain,     // ipc_send / ipc_receive, one message per call
+  kZeroCopy,  // C++: loan/commit one message at a time; consume in place
+  kBatch,     // C++: send_batch of 32; consume in place, up to 64 per call
+};
+
+// `writers` processes send n messages in all, of payload_bytes each, along `path`; we
+// receive them. Returns messages per second (0 on error).
 double queue_throughput(const std::string& name, uint64_t n, uint32_t payload_bytes, uint32_t type = 2,
-                        int writers = 1, bool zero_copy = false);
+                        int writers = 1, Path path = Path::kPlain);
 
 // The reference a channel is measured against: a bare single-producer ring of fixed
 // records in shared memory with head/tail on their own lines, cached opposite indices and

@@ -66,12 +66,17 @@ void BM_RoundTrip_Link(benchmark::State& st, fwipc::bench::LinkKind kind) {
   measure(st, [&](uint64_t k) { return pp.timed(k); }, [&] { pp.round_trip(); });
 }
 
-void BM_RoundTrip_Fwipc(benchmark::State& st, uint32_t type, bool spin) {
+void BM_RoundTrip_BareSeq(benchmark::State& st) {
+  fwipc::bench::BareSeqPingPong pp(uint32_t(st.range(0)));
+  measure(st, [&](uint64_t k) { return pp.timed(k); }, [&] { pp.round_trip(); });
+}
+
+void BM_RoundTrip_Fwipc(benchmark::State& st, uint32_t type, bool spin, bool zero_copy) {
   static int serial = 0;
   const auto old_spin = fwipc::shm::ShmRing::spin_ns();
   if (!spin) fwipc::shm::ShmRing::set_spin_ns(0);  // the peer inherits it at fork
   {
-    fwipc::bench::QueuePingPong pp("suite" + std::to_string(serial++), uint32_t(st.range(0)), type);
+    fwipc::bench::QueuePingPong pp("suite" + std::to_string(serial++), uint32_t(st.range(0)), type, zero_copy);
     if (!pp.ok()) {
       st.SkipWithError("channel setup failed");
     } else {
@@ -97,12 +102,12 @@ void report_rate(benchmark::State& st, double rate, uint64_t n) {
   st.counters["GB_per_s"] = rate * double(st.range(0)) / 1e9;
 }
 
-void BM_Tput_Fwipc(benchmark::State& st, uint32_t type, bool zero_copy) {
+void BM_Tput_Fwipc(benchmark::State& st, uint32_t type, fwipc::bench::Path path) {
   static int serial = 0;
   const uint64_t n = type == IPC_TYPE_QUEUE ? tput_msgs() : tput_msgs() / 10;
   for (auto _ : st) {
     const double r = fwipc::bench::queue_throughput("tput" + std::to_string(serial++), n, uint32_t(st.range(0)), type,
-                                                    int(st.range(1)), zero_copy);
+                                                    int(st.range(1)), path);
     report_rate(st, r, n);
   }
 }
@@ -122,10 +127,12 @@ void register_all() {
     b->Arg(64)->Arg(512)->Iterations(1)->UseManualTime()->Unit(benchmark::kNanosecond);
   };
   opts(benchmark::RegisterBenchmark("rtt/raw_cacheline", BM_RoundTrip_Raw));
-  opts(benchmark::RegisterBenchmark("rtt/fwipc_queue_spin", BM_RoundTrip_Fwipc, IPC_TYPE_QUEUE, true));
-  opts(benchmark::RegisterBenchmark("rtt/fwipc_queue_sleep", BM_RoundTrip_Fwipc, IPC_TYPE_QUEUE, false));
-  opts(benchmark::RegisterBenchmark("rtt/fwipc_socket", BM_RoundTrip_Fwipc, IPC_TYPE_SOCKET, true));
-  opts(benchmark::RegisterBenchmark("rtt/fwipc_pipe", BM_RoundTrip_Fwipc, IPC_TYPE_PIPE, true));
+  opts(benchmark::RegisterBenchmark("rtt/bare_seq_ring", BM_RoundTrip_BareSeq));
+  opts(benchmark::RegisterBenchmark("rtt/fwipc_queue_spin", BM_RoundTrip_Fwipc, IPC_TYPE_QUEUE, true, false));
+  opts(benchmark::RegisterBenchmark("rtt/fwipc_queue_zero_copy_spin", BM_RoundTrip_Fwipc, IPC_TYPE_QUEUE, true, true));
+  opts(benchmark::RegisterBenchmark("rtt/fwipc_queue_sleep", BM_RoundTrip_Fwipc, IPC_TYPE_QUEUE, false, false));
+  opts(benchmark::RegisterBenchmark("rtt/fwipc_socket", BM_RoundTrip_Fwipc, IPC_TYPE_SOCKET, true, false));
+  opts(benchmark::RegisterBenchmark("rtt/fwipc_pipe", BM_RoundTrip_Fwipc, IPC_TYPE_PIPE, true, false));
   for (auto k : fwipc::bench::all_links())
     opts(benchmark::RegisterBenchmark((std::string("rtt/") + fwipc::bench::link_name(k)).c_str(), BM_RoundTrip_Link, k));
 
@@ -135,10 +142,12 @@ void register_all() {
     b->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
   };
   tput(benchmark::RegisterBenchmark("tput/bare_ring_batched", BM_Tput_BareRing), false);
-  tput(benchmark::RegisterBenchmark("tput/fwipc_queue", BM_Tput_Fwipc, IPC_TYPE_QUEUE, false), true);
-  tput(benchmark::RegisterBenchmark("tput/fwipc_queue_zero_copy", BM_Tput_Fwipc, IPC_TYPE_QUEUE, true), true);
-  tput(benchmark::RegisterBenchmark("tput/fwipc_socket", BM_Tput_Fwipc, IPC_TYPE_SOCKET, false), true);
-  tput(benchmark::RegisterBenchmark("tput/fwipc_pipe", BM_Tput_Fwipc, IPC_TYPE_PIPE, false), true);
+  using fwipc::bench::Path;
+  tput(benchmark::RegisterBenchmark("tput/fwipc_queue", BM_Tput_Fwipc, IPC_TYPE_QUEUE, Path::kPlain), true);
+  tput(benchmark::RegisterBenchmark("tput/fwipc_queue_zero_copy", BM_Tput_Fwipc, IPC_TYPE_QUEUE, Path::kZeroCopy), true);
+  tput(benchmark::RegisterBenchmark("tput/fwipc_queue_batch", BM_Tput_Fwipc, IPC_TYPE_QUEUE, Path::kBatch), true);
+  tput(benchmark::RegisterBenchmark("tput/fwipc_socket", BM_Tput_Fwipc, IPC_TYPE_SOCKET, Path::kPlain), true);
+  tput(benchmark::RegisterBenchmark("tput/fwipc_pipe", BM_Tput_Fwipc, IPC_TYPE_PIPE, Path::kPlain), true);
   tput(benchmark::RegisterBenchmark("tput/moodycamel_inprocess", BM_Tput_Moodycamel), true);
 }
 

@@ -726,12 +726,13 @@ void ShmRing::clear_wake_pending() noexcept {
 }
 
 int ShmRing::wait_for_data(int64_t deadline) noexcept {
-  const int64_t start = monotonic_ns();
-  const int64_t spin_until = start + spin_ns();
+  const int64_t budget = spin_ns();
+  const int64_t spin_until = monotonic_ns() + budget;
   for (;;) {
-    for (int i = 0; i < 64; ++i) {
+    // With no spin budget, straight to the futex: one look, no polling.
+    for (int i = 0; i < (budget > 0 ? 64 : 1); ++i) {
       if (data_ready()) return 0;
-      cpu_relax();
+      if (budget > 0) cpu_relax();
     }
     const int64_t now = monotonic_ns();
     if (deadline >= 0 && now >= deadline) return -ETIMEDOUT;

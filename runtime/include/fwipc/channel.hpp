@@ -48,6 +48,13 @@ class Channel {
     return from(core::create(name, type, capacity_bytes, perm_mode));
   }
   static Result<Channel> open(const char* name, uint32_t mode) noexcept { return from(core::open(name, mode)); }
+  // Takes over an id from the C API (closed with the Channel); release() gives it back.
+  static Channel adopt(int id) noexcept {
+    Channel c;
+    c.id_ = id;
+    return c;
+  }
+  [[nodiscard]] int release() noexcept { return std::exchange(id_, -1); }
 
   Channel() = default;
   Channel(Channel&& o) noexcept : id_(std::exchange(o.id_, -1)) {}
