@@ -115,14 +115,20 @@ void report_rate(benchmark::State& st, double rate, uint64_t n) {
   st.counters["GB_per_s"] = rate * double(st.range(0)) / 1e9;
 }
 
-void BM_Tput_Fwipc(benchmark::State& st, uint32_t type, fwipc::bench::Path path) {
+// sleeping: the reader does not spin (FWIPC_SPIN_NS=0), so every time it catches up it
+// sleeps on the futex and writers must wake it: the row that shows wakeup batching (one
+// FUTEX_WAKE per burst, not per message).
+void BM_Tput_Fwipc(benchmark::State& st, uint32_t type, fwipc::bench::Path path, bool sleeping) {
   static int serial = 0;
   const uint64_t n = type == IPC_TYPE_QUEUE ? tput_msgs() : tput_msgs() / 10;
+  const auto old_spin = fwipc::shm::ShmRing::spin_ns();
+  if (sleeping) fwipc::shm::ShmRing::set_spin_ns(0);
   for (auto _ : st) {
     const double r = fwipc::bench::queue_throughput("tput" + std::to_string(serial++), n, uint32_t(st.range(0)), type,
                                                     int(st.range(1)), path);
     report_rate(st, r, n);
   }
+  fwipc::shm::ShmRing::set_spin_ns(old_spin);
 }
 
 void BM_Tput_BareRing(benchmark::State& st) {
@@ -156,11 +162,13 @@ void register_all() {
   };
   tput(benchmark::RegisterBenchmark("tput/bare_ring_batched", BM_Tput_BareRing), false);
   using fwipc::bench::Path;
-  tput(benchmark::RegisterBenchmark("tput/fwipc_queue", BM_Tput_Fwipc, IPC_TYPE_QUEUE, Path::kPlain), true);
-  tput(benchmark::RegisterBenchmark("tput/fwipc_queue_zero_copy", BM_Tput_Fwipc, IPC_TYPE_QUEUE, Path::kZeroCopy), true);
-  tput(benchmark::RegisterBenchmark("tput/fwipc_queue_batch", BM_Tput_Fwipc, IPC_TYPE_QUEUE, Path::kBatch), true);
-  tput(benchmark::RegisterBenchmark("tput/fwipc_socket", BM_Tput_Fwipc, IPC_TYPE_SOCKET, Path::kPlain), true);
-  tput(benchmark::RegisterBenchmark("tput/fwipc_pipe", BM_Tput_Fwipc, IPC_TYPE_PIPE, Path::kPlain), true);
+  tput(benchmark::RegisterBenchmark("tput/fwipc_queue", BM_Tput_Fwipc, IPC_TYPE_QUEUE, Path::kPlain, false), true);
+  tput(benchmark::RegisterBenchmark("tput/fwipc_queue_sleeping_reader", BM_Tput_Fwipc, IPC_TYPE_QUEUE, Path::kPlain, true), true);
+  tput(benchmark::RegisterBenchmark("tput/fwipc_queue_zero_copy", BM_Tput_Fwipc, IPC_TYPE_QUEUE, Path::kZeroCopy, false), true);
+  tput(benchmark::RegisterBenchmark("tput/fwipc_queue_batch", BM_Tput_Fwipc, IPC_TYPE_QUEUE, Path::kBatch, false), true);
+  tput(benchmark::RegisterBenchmark("tput/fwipc_queue_batch_sleeping_reader", BM_Tput_Fwipc, IPC_TYPE_QUEUE, Path::kBatch, true), true);
+  tput(benchmark::RegisterBenchmark("tput/fwipc_socket", BM_Tput_Fwipc, IPC_TYPE_SOCKET, Path::kPlain, false), true);
+  tput(benchmark::RegisterBenchmark("tput/fwipc_pipe", BM_Tput_Fwipc, IPC_TYPE_PIPE, Path::kPlain, false), true);
   tput(benchmark::RegisterBenchmark("tput/moodycamel_inprocess", BM_Tput_Moodycamel), true);
 }
 
