@@ -4,11 +4,13 @@
 // floor itself moves on this VM. FWIPC_BENCH_TRIPS sets the samples per row (default
 // 100,000, after warm-up).
 #include <benchmark/benchmark.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "benchmarks/harness.h"
@@ -26,18 +28,48 @@ uint64_t trips() {
   return e && *e ? std::strtoull(e, nullptr, 10) : 100'000;
 }
 
-// Measures `row` (a function returning n timed trips) against the floor, sets counters.
-void measure(benchmark::State& st, const std::function<std::vector<int64_t>(uint64_t)>& row,
-             const std::function<void()>& warm) {
+using Row = std::function<std::vector<int64_t>(uint64_t)>;
+
+// Restricts this process to one CPU (-1: all of them). No-op on a one-CPU machine.
+void pin_self(int cpu) {
+  const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  if (n < 2) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (long c = 0; c < n; ++c)
+    if (cpu < 0 || c == cpu) CPU_SET(c, &set);
+  ::sched_setaffinity(0, sizeof set, &set);
+}
+
+// Median over chunks of (p50 of a chunk of samples `a` / p50 of the same chunk of `b`).
+// The machine switches between modes from one moment to the next (see README): chunk
+// pairs measured back to back see the same mode, whole runs do not.
+double chunk_ratio(const std::vector<int64_t>& a, const std::vector<int64_t>& b, uint64_t chunk) {
+  std::vector<double> ratios;
+  for (uint64_t at = 0; at + chunk <= std::min(a.size(), b.size()); at += chunk) {
+    const auto part = [&](const std::vector<int64_t>& v) {
+      return percentiles(std::vector<int64_t>(v.begin() + int64_t(at), v.begin() + int64_t(at + chunk))).p50_ns;
+    };
+    ratios.push_back(part(a) / std::max(part(b), 1.0));
+  }
+  if (ratios.empty()) return 0;
+  std::sort(ratios.begin(), ratios.end());
+  return ratios[ratios.size() / 2];
+}
+
+// Measures `row` interleaved with the floor (and with `ref` if given: x_ref), sets counters.
+void measure(benchmark::State& st, const Row& row, const std::function<void()>& warm, const Row& ref = nullptr) {
   fwipc::bench::RawPingPong raw;
   for (int i = 0; i < 10000; ++i) raw.round_trip();
   for (int i = 0; i < 2000; ++i) warm();
   std::vector<std::vector<int64_t>> s;
   const uint64_t n = trips();
   const uint64_t chunk = std::max<uint64_t>(n / 20, 1);
+  std::vector<Row> rows{[&](uint64_t k) { return raw.timed(k); }, row};
+  if (ref) rows.push_back(ref);
   for (auto _ : st) {
-    interleave(n, chunk, {[&](uint64_t k) { return raw.timed(k); }, row}, &s);
-    if (s[1].size() != n) {
+    interleave(n, chunk, rows, &s);
+    if (s[1].size() != n || (ref && s[2].size() != n)) {
       st.SkipWithError("round trip failed");
       return;
     }
@@ -49,18 +81,8 @@ void measure(benchmark::State& st, const std::function<std::vector<int64_t>(uint
     st.counters["p999_ns"] = p.p999_ns;
     st.counters["max_ns"] = p.max_ns;
     st.counters["floor_p50_ns"] = f.p50_ns;
-    // The floor switches between modes (vCPU placement) from one moment to the next: the
-    // ratio is taken chunk by chunk (each row chunk against the floor chunk just before
-    // it), and the median of those ratios is reported.
-    std::vector<double> ratios;
-    for (uint64_t at = 0; at + chunk <= n; at += chunk) {
-      const auto part = [&](const std::vector<int64_t>& v) {
-        return percentiles(std::vector<int64_t>(v.begin() + int64_t(at), v.begin() + int64_t(at + chunk))).p50_ns;
-      };
-      ratios.push_back(part(s[1]) / std::max(part(s[0]), 1.0));
-    }
-    std::sort(ratios.begin(), ratios.end());
-    st.counters["x_floor"] = ratios.empty() ? p.p50_ns / f.p50_ns : ratios[ratios.size() / 2];
+    st.counters["x_floor"] = chunk_ratio(s[1], s[0], chunk);
+    if (ref) st.counters["x_ref"] = chunk_ratio(s[1], s[2], chunk);
     st.counters["trips"] = double(n);
   }
 }
@@ -89,11 +111,27 @@ void BM_RoundTrip_Fwipc(benchmark::State& st, uint32_t type, bool spin, bool zer
   const auto old_spin = fwipc::shm::ShmRing::spin_ns();
   if (!spin) fwipc::shm::ShmRing::set_spin_ns(0);  // the peer inherits it at fork
   {
+    // A sleeping reader is compared with the bare futex round trip, chunk by chunk, with
+    // both peers on CPU 1 and us on CPU 0 while they run: whether a wakeup lands on an idle
+    // vCPU (tens of us on this VM) or on the waker's own (a few us) is the scheduler's
+    // choice otherwise, and it chooses differently for different process pairs.
+    if (!spin) pin_self(1);
     fwipc::bench::QueuePingPong pp("suite" + std::to_string(serial++), uint32_t(st.range(0)), type, zero_copy);
-    if (!pp.ok()) {
+    std::unique_ptr<fwipc::bench::LinkPingPong> futex;
+    if (!spin) futex = std::make_unique<fwipc::bench::LinkPingPong>(fwipc::bench::LinkKind::kFutex, uint32_t(st.range(0)));
+    if (!spin) pin_self(-1);
+    const auto pinned = [&](auto& what, uint64_t k) {
+      if (!spin) pin_self(0);
+      auto v = what.timed(k);
+      if (!spin) pin_self(-1);
+      return v;
+    };
+    if (!pp.ok() || (futex && !futex->ok())) {
       st.SkipWithError("channel setup failed");
     } else {
-      measure(st, [&](uint64_t k) { return pp.timed(k); }, [&] { pp.round_trip(); });
+      Row ref;
+      if (futex) ref = [&](uint64_t k) { return pinned(*futex, k); };
+      measure(st, [&](uint64_t k) { return pinned(pp, k); }, [&] { pp.round_trip(); }, ref);
     }
   }
   fwipc::shm::ShmRing::set_spin_ns(old_spin);

@@ -15,6 +15,7 @@
 #include <new>
 #include <string>
 
+#include "runtime/common/fdpass.h"
 #include "runtime/common/names.h"
 #include "runtime/common/proc.h"
 #include "runtime/common/result.h"
@@ -151,29 +152,14 @@ int rpc(registry::Request rq, registry::Reply* rep, int* fd_out, int* fd2_out = 
       p.conn = -1;
       continue;
     }
-    iovec iov{rep, sizeof *rep};
-    alignas(cmsghdr) char ctl[CMSG_SPACE(2 * sizeof(int))];
-    msghdr m{};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    m.msg_control = ctl;
-    m.msg_controllen = sizeof ctl;
-    ssize_t n;
-    do {
-      n = ::recvmsg(p.conn, &m, MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
-    int got[2] = {-1, -1};
-    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      const size_t k = std::min<size_t>(2, (c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-      std::memcpy(got, CMSG_DATA(c), k * sizeof(int));
-    }
+    int got[2];
+    const ssize_t n = recv_with_fds(p.conn, rep, sizeof *rep, got, 2, 0);
     if (n != static_cast<ssize_t>(sizeof *rep)) {
       for (int f : got)
         if (f >= 0) ::close(f);
       ::close(p.conn);
       p.conn = -1;
-      if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE))) continue;  // registry restarted
+      if (n == 0 || n == -ECONNRESET || n == -EPIPE) continue;  // registry restarted
       return -EPROTO;
     }
     for (int i = 0; i < 2; ++i) {

@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/common/fdpass.h"
 #include "runtime/common/futex.h"
 #include "runtime/common/proc.h"
 #include "runtime/common/rundir.h"
@@ -70,26 +71,10 @@ int connect_registry(const std::string& dir) {
 // Sends rq and receives one answer of `len` bytes into out, plus at most one descriptor.
 int ask(int conn, const reg::Request& rq, void* out, size_t len, int* fd_out) {
   if (::send(conn, &rq, sizeof rq, MSG_NOSIGNAL) != ssize_t(sizeof rq)) return -errno;
-  iovec iov{out, len};
-  alignas(cmsghdr) char ctl[CMSG_SPACE(2 * sizeof(int))];
-  msghdr m{};
-  m.msg_iov = &iov;
-  m.msg_iovlen = 1;
-  m.msg_control = ctl;
-  m.msg_controllen = sizeof ctl;
-  const ssize_t n = ::recvmsg(conn, &m, MSG_CMSG_CLOEXEC);
-  if (n < 0) return -errno;
-  *fd_out = -1;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    const size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < k; ++i) {
-      int fd;
-      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-      if (*fd_out < 0) *fd_out = fd;
-      else ::close(fd);
-    }
-  }
+  int fds[1];
+  const ssize_t n = recv_with_fds(conn, out, len, fds, 1, 0);
+  if (n < 0) return int(n);
+  *fd_out = fds[0];
   return n == ssize_t(len) ? 0 : -EPROTO;
 }
 

@@ -20,6 +20,7 @@
 #include <memory>
 #include <vector>
 
+#include "runtime/common/fdpass.h"
 #include "runtime/common/futex.h"
 #include "runtime/common/names.h"
 #include "runtime/common/perm.h"
@@ -755,26 +756,11 @@ void Server::fuzz_session(const uint8_t* data, size_t size) {
     data += 1 + n;
     size -= 1 + n;
     // Drain the reply and close whatever descriptors it carried.
-    Reply r;
-    iovec iov{&r, sizeof r};
-    alignas(cmsghdr) char ctl_buf[CMSG_SPACE(4 * sizeof(int))];
-    msghdr m{};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    m.msg_control = ctl_buf;
-    m.msg_controllen = sizeof ctl_buf;
-    while (::recvmsg(sv[1], &m, MSG_DONTWAIT) >= 0) {
-      for (cmsghdr* h = CMSG_FIRSTHDR(&m); h != nullptr; h = CMSG_NXTHDR(&m, h)) {
-        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
-        const size_t k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < k; ++i) {
-          int fd;
-          std::memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof fd);
-          ::close(fd);
-        }
-      }
-      m.msg_controllen = sizeof ctl_buf;
-    }
+    ChannelInfo sink;
+    int fds[2];
+    while (recv_with_fds(sv[1], &sink, sizeof sink, fds, 2, MSG_DONTWAIT) >= 0)
+      for (int fd : fds)
+        if (fd >= 0) ::close(fd);
   }
   drop_client(sv[0]);
   ::close(sv[1]);

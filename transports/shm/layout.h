@@ -73,6 +73,11 @@ struct Slot {
 // stale owner can tell its entry was taken from it.
 inline constexpr uint32_t kReaderActive = 1u;
 
+// The state word after a join (active) or a leave: a new generation either way.
+inline constexpr uint32_t next_state(uint32_t st, bool active) noexcept {
+  return ((st >> 1) + 1) << 1 | (active ? kReaderActive : 0u);
+}
+
 struct alignas(kCacheLine) ReaderEntry {
   std::atomic<uint64_t> cursor;  // written by its reader (release); read by writers (acquire)
   std::atomic<uint32_t> state;   // written by the registry

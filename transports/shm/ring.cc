@@ -185,7 +185,7 @@ Result<uint32_t> join_reader(const Segment& seg, pid_t pid, uint64_t start_time,
     ReaderEntry& e = h->readers[i];
     uint32_t st = e.state.load(std::memory_order_acquire);
     if (st & kReaderActive) continue;
-    const uint32_t next = ((st >> 1) + 1) << 1 | kReaderActive;
+    const uint32_t next = next_state(st, true);
     // Provisional cursor first: any writer that sees the entry active sees a cursor no
     // greater than the final one, so its bound is conservative.
     e.cursor.store(h->tail.load(std::memory_order_seq_cst), std::memory_order_relaxed);
@@ -212,7 +212,7 @@ bool release_reader(const Segment& seg, uint32_t idx, uint32_t state) noexcept {
   SegmentHeader* h = seg.header();
   ReaderEntry& e = h->readers[idx];
   uint32_t expect = state;
-  const uint32_t next = ((state >> 1) + 1) << 1;  // inactive, new generation
+  const uint32_t next = next_state(state, false);
   if (!e.state.compare_exchange_strong(expect, next, std::memory_order_seq_cst)) return false;
   // Take back what a reader that died asleep or armed still counts as waiting, or every
   // later send would pay for a wakeup syscall.
@@ -231,7 +231,7 @@ Result<uint32_t> join_writer(const Segment& seg, pid_t pid, uint64_t start_time,
     e.pid.store(static_cast<uint32_t>(pid), std::memory_order_relaxed);
     e.start_time = start_time;
     e.inflight.store(0, std::memory_order_relaxed);
-    const uint32_t next = ((st >> 1) + 1) << 1 | kReaderActive;
+    const uint32_t next = next_state(st, true);
     if (!e.state.compare_exchange_strong(st, next, std::memory_order_seq_cst)) continue;
     if (h->writer_count.load(std::memory_order_relaxed) < i + 1) h->writer_count.store(i + 1, std::memory_order_seq_cst);
     *state_out = next;
@@ -243,7 +243,7 @@ Result<uint32_t> join_writer(const Segment& seg, pid_t pid, uint64_t start_time,
 bool release_writer(const Segment& seg, uint32_t idx, uint32_t state) noexcept {
   if (idx >= kMaxWriters) return false;
   uint32_t expect = state;
-  const uint32_t next = ((state >> 1) + 1) << 1;
+  const uint32_t next = next_state(state, false);
   return seg.header()->writers[idx].state.compare_exchange_strong(expect, next, std::memory_order_seq_cst);
 }
 
