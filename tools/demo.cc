@@ -132,11 +132,19 @@ int main() {
               fwipc::bench::percentiles(pp.timed(5000)), 0);
   }
 
-  std::printf("\nOne-way throughput, 1 writer -> 1 reader process, ipc_send/ipc_receive\n");
-  for (uint32_t bytes : {64u, 512u}) {
-    const uint64_t n = 2'000'000;
-    const double rate = fwipc::bench::queue_throughput("demo.tput" + std::to_string(bytes), n, bytes);
-    std::printf("  QUEUE %3u B: %6.2f M msg/s  %6.2f GB/s\n", bytes, rate / 1e6, rate * bytes / 1e9);
+  std::printf("\nOne-way throughput, 1 writer -> 1 reader process\n");
+  const struct {
+    fwipc::bench::Path path;
+    const char* label;
+  } paths[] = {{fwipc::bench::Path::kPlain, "ipc_send/ipc_receive"},
+               {fwipc::bench::Path::kBatch, "C++ send_batch/consume"}};
+  for (const auto& p : paths) {
+    for (uint32_t bytes : {64u, 512u}) {
+      const uint64_t n = 2'000'000;
+      const double rate = fwipc::bench::queue_throughput("demo.tput" + std::to_string(bytes), n, bytes,
+                                                         IPC_TYPE_QUEUE, 1, p.path);
+      std::printf("  QUEUE %3u B, %-23s %6.2f M msg/s  %6.2f GB/s\n", bytes, p.label, rate / 1e6, rate * bytes / 1e9);
+    }
   }
 
   ::kill(reg, SIGTERM);
