@@ -296,24 +296,22 @@ int cmd_list(const std::string& dir) {
   return 0;
 }
 
-std::optional<Info> find_channel(const std::string& dir, const std::string& name) {
+// The QUEUE channel `name` with its segment mapped, or nothing (after saying why).
+std::optional<Info> find_queue(const std::string& dir, const std::string& name, const char* needs) {
   int err = 0;
-  for (Info& i : list_channels(dir, &err))
-    if (name == i.raw.name) return std::move(i);
+  for (Info& i : list_channels(dir, &err)) {
+    if (name != i.raw.name) continue;
+    if (i.seg) return std::move(i);
+    std::fprintf(stderr, "ipcctl: %s: %s needs a QUEUE channel on shared memory that you may read\n", name.c_str(), needs);
+    return std::nullopt;
+  }
+  std::fprintf(stderr, "ipcctl: no channel %s\n", name.c_str());
   return std::nullopt;
 }
 
 int cmd_stat(const std::string& dir, const std::string& name, int interval_ms, long count) {
-  auto info = find_channel(dir, name);
-  if (!info) {
-    std::fprintf(stderr, "ipcctl: no channel %s\n", name.c_str());
-    return 1;
-  }
-  if (!info->seg) {
-    std::fprintf(stderr, "ipcctl: %s: live rates need a QUEUE channel on shared memory that you may read\n",
-                 name.c_str());
-    return 1;
-  }
+  auto info = find_queue(dir, name, "stat");
+  if (!info) return 1;
   Ring prev = read_ring(*info->seg, nullptr, nullptr);
   int64_t t0 = monotonic_ns();
   if (!g_json) std::printf("%-10s %12s %12s %10s %10s %10s %8s\n", "TIME(s)", "MSG/S", "MESSAGES", "DEPTH", "DROPS/S", "ABANDONED", "READERS");
@@ -372,15 +370,8 @@ volatile sig_atomic_t g_stop = 0;
 // if, after copying it, no writer can have claimed its next lap yet (tail <= pos + N):
 // writers claim (tail CAS) before they write.
 int cmd_tail(const std::string& dir, const std::string& name, long count, bool all) {
-  auto info = find_channel(dir, name);
-  if (!info) {
-    std::fprintf(stderr, "ipcctl: no channel %s\n", name.c_str());
-    return 1;
-  }
-  if (!info->seg) {
-    std::fprintf(stderr, "ipcctl: %s: tail needs a QUEUE channel on shared memory that you may read\n", name.c_str());
-    return 1;
-  }
+  auto info = find_queue(dir, name, "tail");
+  if (!info) return 1;
   const shm::Segment& seg = *info->seg;
   const shm::SegmentHeader* h = seg.header();
   const uint32_t n = seg.slot_count();
