@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -95,6 +96,8 @@ int idle_exit_ms() {
   return e && *e ? std::atoi(e) : 10000;
 }
 
+constexpr int kRegistryTimeoutSec = 10;
+
 int connect_once(const std::string& path) {
   const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
@@ -110,6 +113,11 @@ int connect_once(const std::string& path) {
     ::close(fd);
     return -e;
   }
+  // The registry answers in microseconds; one that does not answer for this long is wedged,
+  // and a caller must get an error, not hang with it.
+  const timeval tv{kRegistryTimeoutSec, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   return fd;
 }
 
@@ -160,7 +168,7 @@ int rpc(registry::Request rq, registry::Reply* rep, int* fd_out, int* fd2_out = 
       ::close(p.conn);
       p.conn = -1;
       if (n == 0 || n == -ECONNRESET || n == -EPIPE) continue;  // registry restarted
-      return -EPROTO;
+      return n == -EAGAIN ? -ETIMEDOUT : -EPROTO;
     }
     for (int i = 0; i < 2; ++i) {
       int* out = i == 0 ? fd_out : fd2_out;

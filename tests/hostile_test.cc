@@ -65,7 +65,7 @@ TEST_CASE("shouldSurviveAPeerScribblingOverTheSegment") {
   TempRuntime rt;
   const int c = ipc_create_channel("scribble", IPC_TYPE_QUEUE, IPC_BUFFER_MIN);
   REQUIRE(c >= 0);
-  Barrier ready;
+  Barrier ready, go;
   pid_t kids[5];
   int n = 0;
   for (int i = 0; i < 2; ++i) {
@@ -100,6 +100,7 @@ TEST_CASE("shouldSurviveAPeerScribblingOverTheSegment") {
     auto* p = static_cast<unsigned char*>(::mmap(nullptr, size_t(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
     if (p == MAP_FAILED) return 32;
     ready.signal();
+    if (!go.wait(1)) return 33;  // everyone has joined: scribble from now on
     std::mt19937_64 rng(12345);
     const int64_t end = fwipc::monotonic_ns() + kRunNs;
     // Mostly the header and reader/writer tables (small, where the indices live), then slots.
@@ -115,7 +116,9 @@ TEST_CASE("shouldSurviveAPeerScribblingOverTheSegment") {
     }
     return 0;
   });
-  REQUIRE(ready.wait(n));
+  const bool all_ready = ready.wait(n);
+  go.signal();
+  REQUIRE(all_ready);
   const int creator_rc = reader_loop(c);
   CHECK(creator_rc == 0);
   for (int i = 0; i < n; ++i) CHECK(wait_exit_within(kids[i], 30000) == 0);

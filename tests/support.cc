@@ -1,5 +1,6 @@
 #include "tests/support.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -98,13 +99,16 @@ void Barrier::signal() const {
 }
 
 bool Barrier::wait(int count) const {
+  // Bounded: a peer that died before signalling must fail the test, not hang it.
+  constexpr int kTimeoutMs = 60'000;
   for (int i = 0; i < count; ++i) {
-    char b;
-    ssize_t n;
+    pollfd p{fds[0], POLLIN, 0};
+    int r;
     do {
-      n = ::read(fds[0], &b, 1);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1) return false;
+      r = ::poll(&p, 1, kTimeoutMs);
+    } while (r < 0 && errno == EINTR);
+    char b;
+    if (r != 1 || ::read(fds[0], &b, 1) != 1) return false;
   }
   return true;
 }

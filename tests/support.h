@@ -36,7 +36,7 @@ struct Barrier {
   Barrier();
   ~Barrier();
   void signal() const;          // one byte
-  bool wait(int count) const;   // count bytes (false on EOF)
+  bool wait(int count) const;   // count bytes (false on EOF, or after 60 s)
 };
 
 }  // namespace fwipc::test
