@@ -2,7 +2,6 @@
 
 #include <pthread.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -16,7 +15,7 @@
 #include <new>
 #include <string>
 
-#include "runtime/common/fdpass.h"
+#include "runtime/common/unixsock.h"
 #include "runtime/common/names.h"
 #include "runtime/common/proc.h"
 #include "runtime/common/result.h"
@@ -98,28 +97,9 @@ int idle_exit_ms() {
 
 constexpr int kRegistryTimeoutSec = 10;
 
-int connect_once(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -errno;
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  if (path.size() >= sizeof a.sun_path) {
-    ::close(fd);
-    return -ENAMETOOLONG;
-  }
-  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    const int e = errno;
-    ::close(fd);
-    return -e;
-  }
-  // The registry answers in microseconds; one that does not answer for this long is wedged,
-  // and a caller must get an error, not hang with it.
-  const timeval tv{kRegistryTimeoutSec, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  return fd;
-}
+// The registry answers in microseconds; one that does not answer for this long is wedged,
+// and a caller must get an error, not hang with it.
+int connect_once(const std::string& path) { return connect_seqpacket(path, kRegistryTimeoutSec); }
 
 // Connects to the registry of dir, starting one if none runs (unless FWIPC_NO_AUTOSTART).
 int connect_registry(const std::string& dir) {

@@ -32,7 +32,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/common/fdpass.h"
+#include "runtime/common/unixsock.h"
 #include "runtime/common/futex.h"
 #include "runtime/common/proc.h"
 #include "runtime/common/rundir.h"
@@ -50,23 +50,7 @@ bool g_json = false;
 
 // ---------------------------------------------------------------- registry queries
 
-int connect_registry(const std::string& dir) {
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  const std::string path = dir + "/" + reg::kSocketName;
-  if (path.size() >= sizeof a.sun_path) return -ENAMETOOLONG;
-  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
-  const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -errno;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    const int e = errno;
-    ::close(fd);
-    return -e;
-  }
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  return fd;
-}
+int connect_registry(const std::string& dir) { return connect_seqpacket(dir + "/" + reg::kSocketName, 5); }
 
 // Sends rq and receives one answer of `len` bytes into out, plus at most one descriptor.
 int ask(int conn, const reg::Request& rq, void* out, size_t len, int* fd_out) {

@@ -7,6 +7,9 @@
 
 namespace fwipc {
 
+// The largest payload any transport carries (IPC_MAX_PAYLOAD).
+inline constexpr uint32_t kMaxPayloadBytes = 512;
+
 enum class TransportKind : uint32_t { kShmRing = 0, kSocket = 1, kPipe = 2 };
 
 // A message header as the runtime sees it; the payload travels separately so receives can
@@ -18,6 +21,13 @@ struct MsgHeader {
   uint32_t receiver;
   uint32_t priority;
 };
+
+// Delivery order among waiting messages, as a heap's less-than: higher priority first,
+// then arrival order. a and b are (priority, arrival) pairs.
+inline bool delivered_later(uint32_t prio_a, uint64_t arrival_a, uint32_t prio_b, uint64_t arrival_b) noexcept {
+  if (prio_a != prio_b) return prio_a < prio_b;
+  return arrival_a > arrival_b;
+}
 
 class Transport {
  public:
@@ -50,7 +60,7 @@ class Transport {
   using Visitor = void (*)(void* ctx, const MsgHeader& hdr, const char* payload);
   virtual int consume(uint32_t max, Visitor fn, void* ctx, int64_t timeout_ns) noexcept {
     if (max == 0) return -EINVAL;
-    char buf[512];
+    char buf[kMaxPayloadBytes];
     MsgHeader h;
     const int rc = receive(&h, buf, sizeof buf, timeout_ns);
     if (rc < 0) return rc;

@@ -20,7 +20,7 @@
 #include <memory>
 #include <vector>
 
-#include "runtime/common/fdpass.h"
+#include "runtime/common/unixsock.h"
 #include "runtime/common/futex.h"
 #include "runtime/common/names.h"
 #include "runtime/common/perm.h"
@@ -64,10 +64,8 @@ constexpr int kSweepMs = 200;
 
 // Whether a SOCK_SEQPACKET listener is bound at path.
 bool socket_listened(const std::string& path) {
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  if (path.size() >= sizeof a.sun_path) return false;
-  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+  sockaddr_un a;
+  if (unix_address(path, &a) < 0) return false;
   const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (fd < 0) return true;  // cannot tell: keep it
   const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 || errno == EAGAIN;
@@ -86,10 +84,8 @@ uint32_t connect_mode(uint32_t mode) {
 
 // Binds and listens on path for a SOCKET channel. The listening descriptor, or -errno.
 int bind_channel_socket(const std::string& path, uint32_t mode, uid_t uid, gid_t gid) {
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  if (path.size() >= sizeof a.sun_path) return -ENAMETOOLONG;
-  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+  sockaddr_un a;
+  if (int rc = unix_address(path, &a); rc < 0) return rc;
   const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return -errno;
   ::unlink(path.c_str());  // left by a crashed creator: the name is free in our map
@@ -213,10 +209,8 @@ int Server::run() {
   clean_dir();  // everything a crash left that no adopted channel uses
 
   const std::string path = opts_.runtime_dir + "/" + kSocketName;
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  if (path.size() >= sizeof a.sun_path) return -ENAMETOOLONG;
-  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+  sockaddr_un a;
+  if (int rc = unix_address(path, &a); rc < 0) return rc;
   listen_fd_ = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (listen_fd_ < 0) return -errno;
   ::unlink(path.c_str());  // stale from a dead registry: we hold the lock
@@ -473,7 +467,7 @@ Reply Server::open(Client& c, const Request& rq, int* fd_out) {
       uint32_t join = ch->next_join++;
       std::string rpath = ch->path + "." + std::to_string(join);
       // An adopted channel restarts numbering: skip FIFOs of readers joined before.
-      for (struct stat st; ::lstat(rpath.c_str(), &st) == 0 && join < ch->next_join + 4096;)
+      for (struct stat st; ::lstat(rpath.c_str(), &st) == 0;)
         rpath = ch->path + "." + std::to_string(join = ch->next_join++);
       int rc = make_fifo(rpath, 0600, ch->uid, ch->gid);
       const int rd = rc < 0 ? -1 : ::open(rpath.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);

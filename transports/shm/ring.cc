@@ -18,6 +18,8 @@
 #include "runtime/common/proc.h"
 
 namespace fwipc::shm {
+
+static_assert(kMaxPayload == kMaxPayloadBytes);
 namespace {
 
 constexpr int64_t kLivenessSliceNs = 100'000'000;  // blocked writers re-check reader liveness
@@ -179,43 +181,61 @@ Result<Segment> Segment::attach(int fd_in) noexcept {
 
 // ---------------------------------------------------------------- membership (registry)
 
-Result<uint32_t> join_reader(const Segment& seg, pid_t pid, uint64_t start_time, uint32_t* state_out) noexcept {
-  SegmentHeader* h = seg.header();
-  for (uint32_t i = 0; i < kMaxReaders; ++i) {
-    ReaderEntry& e = h->readers[i];
+namespace {
+// Takes the first free entry for pid: prepare(e) sets the entry's own fields before the
+// state CAS publishes it; the scan bound `count` covers it afterwards.
+template <typename Entry, size_t N, typename Prepare>
+Result<uint32_t> join_entry(Entry (&entries)[N], std::atomic<uint32_t>& count, pid_t pid, uint64_t start_time,
+                            uint32_t* state_out, Prepare prepare) noexcept {
+  for (uint32_t i = 0; i < N; ++i) {
+    Entry& e = entries[i];
     uint32_t st = e.state.load(std::memory_order_acquire);
     if (st & kReaderActive) continue;
-    const uint32_t next = next_state(st, true);
-    // Provisional cursor first: any writer that sees the entry active sees a cursor no
-    // greater than the final one, so its bound is conservative.
-    e.cursor.store(h->tail.load(std::memory_order_seq_cst), std::memory_order_relaxed);
     e.pid.store(static_cast<uint32_t>(pid), std::memory_order_relaxed);
     e.start_time = start_time;
-    e.armed.store(0, std::memory_order_relaxed);
-    e.sleeping.store(0, std::memory_order_relaxed);
+    prepare(e);
+    const uint32_t next = next_state(st, true);
     if (!e.state.compare_exchange_strong(st, next, std::memory_order_seq_cst)) continue;
-    if (h->reader_count.load(std::memory_order_relaxed) < i + 1)
-      h->reader_count.store(i + 1, std::memory_order_seq_cst);  // scan bound for writers
-    // SYNC POINT (join): the state store above is seq_cst, and so is this tail load. A writer
-    // that computed its bound without seeing us read the cursors before our store, so its
-    // bound is <= (min cursor then) + N <= (tail now) + N: it cannot lap position t1.
-    const uint64_t t1 = h->tail.load(std::memory_order_seq_cst);
-    e.cursor.store(t1, std::memory_order_seq_cst);
+    if (count.load(std::memory_order_relaxed) < i + 1) count.store(i + 1, std::memory_order_seq_cst);
     *state_out = next;
     return i;
   }
   return Result<uint32_t>::error(-EUSERS);
 }
 
-bool release_reader(const Segment& seg, uint32_t idx, uint32_t state) noexcept {
-  if (idx >= kMaxReaders) return false;
-  SegmentHeader* h = seg.header();
-  ReaderEntry& e = h->readers[idx];
+// Frees entries[idx] if it still holds membership `state`.
+template <typename Entry, size_t N>
+bool leave_entry(Entry (&entries)[N], uint32_t idx, uint32_t state) noexcept {
+  if (idx >= N) return false;
   uint32_t expect = state;
-  const uint32_t next = next_state(state, false);
-  if (!e.state.compare_exchange_strong(expect, next, std::memory_order_seq_cst)) return false;
+  return entries[idx].state.compare_exchange_strong(expect, next_state(state, false), std::memory_order_seq_cst);
+}
+}  // namespace
+
+Result<uint32_t> join_reader(const Segment& seg, pid_t pid, uint64_t start_time, uint32_t* state_out) noexcept {
+  SegmentHeader* h = seg.header();
+  auto idx = join_entry(h->readers, h->reader_count, pid, start_time, state_out, [h](ReaderEntry& e) {
+    // Provisional cursor first: any writer that sees the entry active sees a cursor no
+    // greater than the final one, so its bound is conservative.
+    e.cursor.store(h->tail.load(std::memory_order_seq_cst), std::memory_order_relaxed);
+    e.armed.store(0, std::memory_order_relaxed);
+    e.sleeping.store(0, std::memory_order_relaxed);
+  });
+  if (!idx) return idx;
+  // SYNC POINT (join): the state CAS is seq_cst, and so is this tail load. A writer that
+  // computed its bound without seeing us read the cursors before our CAS, so its bound is
+  // <= (min cursor then) + N <= (tail now) + N: it cannot lap position t1.
+  const uint64_t t1 = h->tail.load(std::memory_order_seq_cst);
+  h->readers[*idx].cursor.store(t1, std::memory_order_seq_cst);
+  return idx;
+}
+
+bool release_reader(const Segment& seg, uint32_t idx, uint32_t state) noexcept {
+  SegmentHeader* h = seg.header();
+  if (!leave_entry(h->readers, idx, state)) return false;
   // Take back what a reader that died asleep or armed still counts as waiting, or every
   // later send would pay for a wakeup syscall.
+  ReaderEntry& e = h->readers[idx];
   disarm(h, e);
   if (e.sleeping.exchange(0, std::memory_order_acq_rel) == 1) h->data_waiters.fetch_sub(1, std::memory_order_relaxed);
   wake_writers(h);
@@ -224,27 +244,12 @@ bool release_reader(const Segment& seg, uint32_t idx, uint32_t state) noexcept {
 
 Result<uint32_t> join_writer(const Segment& seg, pid_t pid, uint64_t start_time, uint32_t* state_out) noexcept {
   SegmentHeader* h = seg.header();
-  for (uint32_t i = 0; i < kMaxWriters; ++i) {
-    WriterEntry& e = h->writers[i];
-    uint32_t st = e.state.load(std::memory_order_acquire);
-    if (st & kReaderActive) continue;
-    e.pid.store(static_cast<uint32_t>(pid), std::memory_order_relaxed);
-    e.start_time = start_time;
-    e.inflight.store(0, std::memory_order_relaxed);
-    const uint32_t next = next_state(st, true);
-    if (!e.state.compare_exchange_strong(st, next, std::memory_order_seq_cst)) continue;
-    if (h->writer_count.load(std::memory_order_relaxed) < i + 1) h->writer_count.store(i + 1, std::memory_order_seq_cst);
-    *state_out = next;
-    return i;
-  }
-  return Result<uint32_t>::error(-EUSERS);
+  return join_entry(h->writers, h->writer_count, pid, start_time, state_out,
+                    [](WriterEntry& e) { e.inflight.store(0, std::memory_order_relaxed); });
 }
 
 bool release_writer(const Segment& seg, uint32_t idx, uint32_t state) noexcept {
-  if (idx >= kMaxWriters) return false;
-  uint32_t expect = state;
-  const uint32_t next = next_state(state, false);
-  return seg.header()->writers[idx].state.compare_exchange_strong(expect, next, std::memory_order_seq_cst);
+  return leave_entry(seg.header()->writers, idx, state);
 }
 
 bool recover_claim(const Segment& seg, uint64_t pos) noexcept {
@@ -611,8 +616,7 @@ namespace {
 struct HeapLess {
   template <typename P>
   bool operator()(const P& a, const P& b) const noexcept {
-    if (a.hdr.priority != b.hdr.priority) return a.hdr.priority < b.hdr.priority;
-    return a.pos > b.pos;
+    return delivered_later(a.hdr.priority, a.pos, b.hdr.priority, b.pos);
   }
 };
 }  // namespace

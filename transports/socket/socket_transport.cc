@@ -17,8 +17,11 @@
 
 #include "runtime/common/futex.h"
 #include "runtime/common/perm.h"
+#include "runtime/common/unixsock.h"
 
 namespace fwipc::sock {
+
+static_assert(frame::kMaxPayload == kMaxPayloadBytes);
 namespace {
 
 int ms_until(int64_t deadline) {
@@ -130,8 +133,7 @@ namespace {
 struct ItemLess {
   template <typename T>
   bool operator()(const T& a, const T& b) const noexcept {
-    if (a.f.priority != b.f.priority) return a.f.priority < b.f.priority;
-    return a.seq > b.seq;
+    return delivered_later(a.f.priority, a.seq, b.f.priority, b.seq);
   }
 };
 }  // namespace
@@ -451,15 +453,10 @@ int Hub::notify_fd() noexcept {
 // ---------------------------------------------------------------- SocketClient
 
 int SocketClient::connect_hub(const char* path, bool reader, bool writer) noexcept {
+  sockaddr_un a;
+  if (int rc = unix_address(path, &a); rc < 0) return rc;
   const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return -errno;
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  if (std::strlen(path) >= sizeof a.sun_path) {
-    ::close(fd);
-    return -ENAMETOOLONG;
-  }
-  std::strcpy(a.sun_path, path);
   // Non-blocking connect on a Unix socket completes at once or fails with EAGAIN
   // (backlog full): retry briefly.
   int rc = -1;

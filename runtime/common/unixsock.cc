@@ -1,12 +1,39 @@
-#include "runtime/common/fdpass.h"
+#include "runtime/common/unixsock.h"
 
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
 namespace fwipc {
+
+int unix_address(const std::string& path, sockaddr_un* a) noexcept {
+  *a = sockaddr_un{};
+  a->sun_family = AF_UNIX;
+  if (path.size() >= sizeof a->sun_path) return -ENAMETOOLONG;
+  std::memcpy(a->sun_path, path.c_str(), path.size() + 1);
+  return 0;
+}
+
+int connect_seqpacket(const std::string& path, int timeout_sec) noexcept {
+  sockaddr_un a;
+  if (int rc = unix_address(path, &a); rc < 0) return rc;
+  const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return -e;
+  }
+  if (timeout_sec > 0) {
+    const timeval tv{timeout_sec, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  }
+  return fd;
+}
 
 ssize_t recv_with_fds(int sock, void* buf, size_t len, int* fds, int max_fds, int flags) noexcept {
   for (int i = 0; i < max_fds; ++i) fds[i] = -1;
