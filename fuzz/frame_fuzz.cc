@@ -18,7 +18,7 @@ static void require(bool ok) {
 static void check_frame(const Frame& f) {
   require(f.magic == fwipc::frame::kMagic);
   require(f.size <= fwipc::frame::kMaxPayload);
-  require(f.kind == fwipc::frame::kData || f.kind == fwipc::frame::kHello || f.kind == fwipc::frame::kJoin);
+  require(f.kind >= fwipc::frame::kData && f.kind <= fwipc::frame::kWriterJoin);
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

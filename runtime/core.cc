@@ -14,6 +14,7 @@
 #include <mutex>
 #include <new>
 #include <string>
+#include <utility>
 
 #include "runtime/common/unixsock.h"
 #include "runtime/common/names.h"
@@ -118,9 +119,10 @@ int connect_registry(const std::string& dir) {
   return fd;
 }
 
-// One request, one reply (with up to two descriptors, -1 where none came). Reconnects once
-// if the registry went away since the last call (a restarted registry serves new requests).
-int rpc(registry::Request rq, registry::Reply* rep, int* fd_out, int* fd2_out = nullptr) {
+// One request, one reply with up to kReplyFds descriptors in fds (-1 where none came; all
+// closed if fds is null). Reconnects once if the registry went away since the last call (a
+// restarted registry serves new requests).
+int rpc(registry::Request rq, registry::Reply* rep, int* fds) {
   Process& p = proc();
   rq.magic = registry::kProtoMagic;
   const std::string dir = runtime_dir();
@@ -140,8 +142,8 @@ int rpc(registry::Request rq, registry::Reply* rep, int* fd_out, int* fd2_out = 
       p.conn = -1;
       continue;
     }
-    int got[2];
-    const ssize_t n = recv_with_fds(p.conn, rep, sizeof *rep, got, 2, 0);
+    int got[registry::kReplyFds];
+    const ssize_t n = recv_with_fds(p.conn, rep, sizeof *rep, got, registry::kReplyFds, 0);
     if (n != static_cast<ssize_t>(sizeof *rep)) {
       for (int f : got)
         if (f >= 0) ::close(f);
@@ -150,9 +152,8 @@ int rpc(registry::Request rq, registry::Reply* rep, int* fd_out, int* fd2_out = 
       if (n == 0 || n == -ECONNRESET || n == -EPIPE) continue;  // registry restarted
       return n == -EAGAIN ? -ETIMEDOUT : -EPROTO;
     }
-    for (int i = 0; i < 2; ++i) {
-      int* out = i == 0 ? fd_out : fd2_out;
-      if (out) *out = got[i];
+    for (int i = 0; i < registry::kReplyFds; ++i) {
+      if (fds) fds[i] = got[i];
       else if (got[i] >= 0) ::close(got[i]);
     }
     return 0;
@@ -179,18 +180,20 @@ struct CreateInfo {
   uint32_t capacity_msgs;
 };
 
-// Builds the transport the registry chose for this channel. fd: the shm segment, or the
-// listening socket for a SOCKET channel's creator; -1 when there is none.
-Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, int fd, int fd2, const char* name,
+// Builds the transport the registry chose for this channel from the reply's descriptors:
+// fds[0] the shm segment, the listening socket of a SOCKET channel's creator, or the PIPE
+// channel's FIFO; then a PIPE reader's own FIFO, then a PIPE writer's. Takes (and sets
+// to -1) the ones it keeps; the caller closes the rest.
+Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, int* fds, const char* name,
                                                   uint32_t mode, const CreateInfo* created) {
   using R = Result<std::unique_ptr<Transport>>;
   Process& p = proc();
   const bool reader = mode & IPC_MODE_READ, writer = mode & IPC_MODE_WRITE;
+  auto take = [fds](int i) { return std::exchange(fds[i], -1); };
   switch (static_cast<TransportKind>(rep.transport)) {
     case TransportKind::kShmRing: {
-      if (fd < 0) return R::error(-EPROTO);
-      auto seg = shm::Segment::attach(fd);
-      ::close(fd);
+      if (fds[0] < 0) return R::error(-EPROTO);
+      auto seg = shm::Segment::attach(fds[0]);  // maps a duplicate
       if (!seg) return R::error(seg.error());
       shm::Roles roles;
       if (reader) roles.reader_index = rep.reader_index, roles.reader_state = rep.reader_state;
@@ -199,42 +202,39 @@ Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, in
     }
     case TransportKind::kSocket: {
       if (created != nullptr) {
-        if (fd < 0) return R::error(-EPROTO);
+        if (fds[0] < 0) return R::error(-EPROTO);
         const sock::Owner owner{::geteuid(), ::getegid(), created->perm_mode};
-        return std::unique_ptr<Transport>(std::unique_ptr<sock::Hub>(sock::Hub::socket_hub(fd, owner, created->capacity_msgs, p.pid)));
+        return std::unique_ptr<Transport>(sock::Hub::socket_hub(take(0), owner, created->capacity_msgs, p.pid));
       }
-      if (fd >= 0) ::close(fd);
       const std::string path = runtime_dir() + "/" + name + ".sock";
       const int conn = sock::SocketClient::connect_hub(path.c_str(), reader, writer);
       if (conn < 0) return R::error(conn);
       return std::unique_ptr<Transport>(std::make_unique<sock::SocketClient>(conn, reader, writer, 256, p.pid));
     }
     case TransportKind::kPipe: {
-      if (fd < 0) return R::error(-EPROTO);
+      if (fds[0] < 0) return R::error(-EPROTO);
       if (created != nullptr) {
         const std::string prefix = runtime_dir() + "/" + name + ".fifo";
-        return std::unique_ptr<Transport>(sock::Hub::pipe_hub(fd, prefix, created->capacity_msgs, p.pid));
+        return std::unique_ptr<Transport>(sock::Hub::pipe_hub(take(0), prefix, created->capacity_msgs, p.pid));
       }
-      if (reader) {
-        const int rc = fd2 < 0 ? -EPROTO : sock::PipeClient::join(fd, rep.reader_state, p.pid);
-        if (rc < 0) {
-          ::close(fd);
-          if (fd2 >= 0) ::close(fd2);
-          return R::error(rc);
-        }
-      }
-      return std::unique_ptr<Transport>(std::make_unique<sock::PipeClient>(fd, reader ? fd2 : -1, writer, 256, p.pid));
+      const int rd_at = 1, wr_at = reader ? 2 : 1;  // in that order, those asked for
+      if ((reader && fds[rd_at] < 0) || (writer && fds[wr_at] < 0)) return R::error(-EPROTO);
+      int rc = reader ? sock::PipeClient::join(fds[0], frame::kJoin, rep.reader_state, p.pid) : 0;
+      if (writer && rc == 0) rc = sock::PipeClient::join(fds[0], frame::kWriterJoin, rep.writer_state, p.pid);
+      if (rc < 0) return R::error(rc);
+      const int in_w = take(0), rd = reader ? take(rd_at) : -1;
+      const int wr = writer ? take(wr_at) : -1;
+      return std::unique_ptr<Transport>(std::make_unique<sock::PipeClient>(in_w, rd, wr, 256, p.pid));
     }
     default:
-      break;
+      return R::error(-EPROTO);
   }
-  if (fd >= 0) ::close(fd);
-  if (fd2 >= 0) ::close(fd2);
-  return R::error(-EPROTO);
 }
 
-int attach(const registry::Reply& rep, int fd, int fd2, const char* name, uint32_t mode, const CreateInfo* created) {
-  auto t = make_transport(rep, fd, fd2, name, mode, created);
+int attach(const registry::Reply& rep, int* fds, const char* name, uint32_t mode, const CreateInfo* created) {
+  auto t = make_transport(rep, fds, name, mode, created);
+  for (int i = 0; i < registry::kReplyFds; ++i)
+    if (fds[i] >= 0) ::close(fds[i]);
   int rc;
   if (t) {
     auto h = std::make_unique<Handle>();
@@ -254,6 +254,14 @@ int attach(const registry::Reply& rep, int fd, int fd2, const char* name, uint32
   registry::Reply ignored{};
   (void)rpc(rq, &ignored, nullptr);
   return rc;
+}
+
+// A failed request's descriptors (there should be none) are closed; otherwise attach().
+int attach_reply(const registry::Reply& rep, int* fds, const char* name, uint32_t mode, const CreateInfo* created) {
+  if (rep.status >= 0) return attach(rep, fds, name, mode, created);
+  for (int i = 0; i < registry::kReplyFds; ++i)
+    if (fds[i] >= 0) ::close(fds[i]);
+  return rep.status;
 }
 
 bool shm_disabled() {
@@ -277,15 +285,11 @@ int create(const char* name, uint32_t type, uint32_t buffer_size, uint32_t perm_
   if (shm_disabled()) rq.flags |= registry::kNoShm;
   std::strcpy(rq.name, name);
   registry::Reply rep{};
-  int fd = -1;
-  if (int rc = rpc(rq, &rep, &fd); rc < 0) return rc;
-  if (rep.status < 0) {
-    if (fd >= 0) ::close(fd);
-    return rep.status;
-  }
+  int fds[registry::kReplyFds];
+  if (int rc = rpc(rq, &rep, fds); rc < 0) return rc;
   auto slots = shm::Segment::slots_for_capacity(buffer_size);
   const CreateInfo info{perm_mode, slots ? *slots : 256u};
-  return attach(rep, fd, -1, name, IPC_MODE_READ | IPC_MODE_WRITE, &info);
+  return attach_reply(rep, fds, name, IPC_MODE_READ | IPC_MODE_WRITE, &info);
 }
 
 int open(const char* name, uint32_t mode) noexcept {
@@ -300,14 +304,9 @@ int open(const char* name, uint32_t mode) noexcept {
   rq.flags = ((mode & IPC_MODE_READ) ? registry::kWantRead : 0) | ((mode & IPC_MODE_WRITE) ? registry::kWantWrite : 0);
   std::strcpy(rq.name, name);
   registry::Reply rep{};
-  int fd = -1, fd2 = -1;
-  if (int rc = rpc(rq, &rep, &fd, &fd2); rc < 0) return rc;
-  if (rep.status < 0) {
-    for (int f : {fd, fd2})
-      if (f >= 0) ::close(f);
-    return rep.status;
-  }
-  return attach(rep, fd, fd2, name, mode, nullptr);
+  int fds[registry::kReplyFds];
+  if (int rc = rpc(rq, &rep, fds); rc < 0) return rc;
+  return attach_reply(rep, fds, name, mode, nullptr);
 }
 
 int close(uint32_t id) noexcept {

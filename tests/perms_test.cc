@@ -1,9 +1,14 @@
 // Permission checks with a real second uid: needs root (setuid), so it runs unsandboxed.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <string>
 
 #include "runtime/include/ipc.h"
 #include "tests/support.h"
@@ -11,6 +16,8 @@
 using fwipc::test::spawn;
 using fwipc::test::TempRuntime;
 using fwipc::test::wait_exit;
+using fwipc::test::fd_with_target;
+using fwipc::test::write_forged_frame;
 
 namespace {
 constexpr uid_t kNobody = 65534;
@@ -44,5 +51,49 @@ TEST_CASE("shouldRefuseAnotherUidAccessToA0600Channel") {
     CHECK(open_as_nobody("readonly", IPC_MODE_READ) == 0);
     CHECK(open_as_nobody("readonly", IPC_MODE_WRITE) == 1);
     for (int id : {priv, pub, ro}) CHECK(ipc_close_channel(uint32_t(id)) == 0);
+  }
+}
+
+// The sender a reader sees is the real PID of a writer of another uid, whatever it writes
+// into the descriptors its runtime holds (found as a hostile process would find them).
+TEST_CASE("shouldStampTheRealPidOfAWriterOfAnotherUid") {
+  REQUIRE_MESSAGE(::geteuid() == 0, "this test needs root to switch uid");
+  for (uint32_t type : {IPC_TYPE_SOCKET, IPC_TYPE_PIPE}) {
+    CAPTURE(type);
+    TempRuntime rt;
+    const int c = ipc_create_channel_ex("pub", type, 0, 0666);
+    REQUIRE(c >= 0);
+    const pid_t child = spawn([type] {
+      if (::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) return 100;
+      ::prctl(PR_SET_DUMPABLE, 1);  // so that /proc/self/fd is ours to read again
+      const int w = ipc_open_channel("pub", IPC_MODE_WRITE);
+      if (w < 0) return 10;
+      if (ipc_send(uint32_t(w), "ok", 2, 0) != 2) return 11;
+      if (type == IPC_TYPE_PIPE) {
+        const int chan = fd_with_target("/pub.fifo");
+        const int own = fd_with_target("/pub.fifo.w" + std::to_string(::getpid()) + ".", true);
+        if (chan < 0 || own < 0) return 12;
+        if (write_forged_frame(chan, 1, "lie1") <= 0 || write_forged_frame(own, 1, "lie2") <= 0) return 13;
+      } else {
+        int conn = -1;  // the connection to the creator's hub, not the registry's
+        for (int fd = 3; fd < 256 && conn < 0; ++fd) {
+          sockaddr_un a{};
+          socklen_t len = sizeof a;
+          if (::getpeername(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0 && std::strstr(a.sun_path, "/pub.sock"))
+            conn = fd;
+        }
+        if (conn < 0 || write_forged_frame(conn, 1, "lie2") <= 0) return 14;
+      }
+      return 0;
+    });
+    IPC_MESSAGE m;
+    REQUIRE(ipc_receive_message(uint32_t(c), &m, 10000) == 2);
+    CHECK(m.sender == uint32_t(child));
+    REQUIRE(ipc_receive_message(uint32_t(c), &m, 10000) == 4);
+    CHECK(std::string(m.payload, 4) == "lie2");
+    CHECK(m.sender == uint32_t(child));
+    CHECK(wait_exit(child) == 0);
+    CHECK(ipc_receive_message(uint32_t(c), &m, 200) == -ETIMEDOUT);
+    CHECK(ipc_close_channel(uint32_t(c)) == 0);
   }
 }

@@ -13,6 +13,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "transports/frame.h"
+
 namespace fwipc::test {
 
 TempRuntime::TempRuntime() {
@@ -111,6 +113,28 @@ bool Barrier::wait(int count) const {
     if (r != 1 || ::read(fds[0], &b, 1) != 1) return false;
   }
   return true;
+}
+
+int fd_with_target(const std::string& suffix, bool anywhere) {
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    const std::string t = std::filesystem::read_symlink(e.path(), ec).string();
+    if (ec) continue;
+    const bool hit = anywhere ? t.find(suffix) != std::string::npos
+                              : t.size() >= suffix.size() && t.compare(t.size() - suffix.size(), suffix.size(), suffix) == 0;
+    if (hit) return std::atoi(e.path().filename().c_str());
+  }
+  return -1;
+}
+
+long write_forged_frame(int fd, uint32_t sender, const std::string& text) {
+  frame::Frame f{};
+  f.magic = frame::kMagic;
+  f.kind = frame::kData;
+  f.size = static_cast<uint32_t>(text.size());
+  f.sender = sender;
+  std::memcpy(f.payload, text.data(), text.size());
+  return ::write(fd, &f, f.wire_bytes());
 }
 
 }  // namespace fwipc::test

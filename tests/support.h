@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -29,6 +30,13 @@ pid_t spawn(const std::function<int()>& fn);
 int wait_exit(pid_t pid);
 // The same, but SIGKILLs pid after timeout_ms and returns -2 (it hung).
 int wait_exit_within(pid_t pid, int timeout_ms);
+
+// A descriptor of this process whose /proc/self/fd link target ends with `suffix` (or
+// contains it, if `anywhere`), the way a hostile process finds what its runtime holds; -1.
+int fd_with_target(const std::string& suffix, bool anywhere = false);
+// Writes one data frame claiming `sender`, with text as payload, as raw bytes to fd (a
+// FIFO or a socket). Returns write()'s result.
+long write_forged_frame(int fd, uint32_t sender, const std::string& text);
 
 // One-byte barrier between processes.
 struct Barrier {

@@ -306,6 +306,35 @@ TEST_CASE("shouldDeliverTheKernelsSenderPidNotAForgedOne") {
   CHECK(ipc_close_channel(uint32_t(c)) == 0);
 }
 
+TEST_CASE("shouldStampAPipeWritersPidAndRefuseDataInTheChannelFifo") {
+  TempRuntime rt;
+  const int c = ipc_create_channel("pcreds", IPC_TYPE_PIPE, 0);
+  REQUIRE(c >= 0);
+  const pid_t child = spawn([] {
+    const int w = ipc_open_channel("pcreds", IPC_MODE_WRITE);
+    if (w < 0) return 10;
+    // What the runtime holds, found and abused by hand: the channel FIFO (JOIN frames
+    // only) and this writer's own FIFO (read as this PID's, whatever a frame claims).
+    const int chan = fwipc::test::fd_with_target("/pcreds.fifo");
+    const int own = fwipc::test::fd_with_target("/pcreds.fifo.w" + std::to_string(::getpid()) + ".", true);
+    if (chan < 0 || own < 0) return 11;
+    if (fwipc::test::write_forged_frame(chan, 1, "lie1") <= 0) return 12;
+    if (ipc_send(uint32_t(w), "ok", 2, 5) != 2) return 13;  // admitted from here on
+    if (fwipc::test::write_forged_frame(own, 1, "lie2") <= 0) return 14;
+    return 0;
+  });
+  IPC_MESSAGE m;
+  REQUIRE(ipc_receive_message(uint32_t(c), &m, 10000) == 2);
+  CHECK(std::string(m.payload, 2) == "ok");
+  CHECK(m.sender == uint32_t(child));
+  REQUIRE(ipc_receive_message(uint32_t(c), &m, 10000) == 4);
+  CHECK(std::string(m.payload, 4) == "lie2");
+  CHECK(m.sender == uint32_t(child));  // the FIFO's owner, not init
+  CHECK(wait_exit(child) == 0);
+  CHECK(ipc_receive_message(uint32_t(c), &m, 200) == -ETIMEDOUT);  // lie1 never arrives
+  CHECK(ipc_close_channel(uint32_t(c)) == 0);
+}
+
 TEST_CASE("shouldFallBackToASocketWhenSharedMemoryIsDisabled") {
   TempRuntime rt;
   ::setenv("FWIPC_DISABLE_SHM", "1", 1);
@@ -330,7 +359,7 @@ TEST_CASE("shouldFallBackToASocketWhenSharedMemoryIsDisabled") {
   CHECK(shm->transport() == fwipc::TransportKind::kShmRing);
 }
 
-TEST_CASE("shouldNeverTearOrInterleaveFramesFromFourWritersThroughOneFifo") {
+TEST_CASE("shouldNeverTearOrInterleaveFramesFromFourPipeWriters") {
   TempRuntime rt;
   constexpr uint32_t kWriters = 4;
   constexpr uint32_t kPerWriter = 250'000;

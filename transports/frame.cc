@@ -8,7 +8,7 @@ namespace {
 
 // Header plausibility, given only the header bytes.
 bool header_ok(const Frame& f) noexcept {
-  return f.magic == kMagic && (f.kind == kData || f.kind == kHello || f.kind == kJoin) && f.size <= kMaxPayload &&
+  return f.magic == kMagic && (f.kind >= kData && f.kind <= kWriterJoin) && f.size <= kMaxPayload &&
          (f.kind == kData || f.size == 0);
 }
 

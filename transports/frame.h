@@ -14,12 +14,17 @@ inline constexpr uint32_t kHeaderBytes = 32;
 inline constexpr uint32_t kMaxPayload = 512;
 inline constexpr uint32_t kMaxFrame = kHeaderBytes + kMaxPayload;
 
-// kJoin (PIPE only): a reader announces its FIFO; `type` carries the registry's join id.
-enum Kind : uint16_t { kData = 1, kHello = 2, kJoin = 3 };
+// PIPE only, in the channel FIFO: kJoin announces a reader's FIFO, kWriterJoin a writer's;
+// `type` carries the registry's join id and `sender` the PID in the FIFO's name.
+enum Kind : uint16_t { kData = 1, kHello = 2, kJoin = 3, kWriterJoin = 4 };
 
 // Hello flags: what the connecting process opened the channel for.
 inline constexpr uint16_t kHelloRead = 1;
 inline constexpr uint16_t kHelloWrite = 2;
+
+// PIPE: the mode the hub gives a writer's FIFO once it has opened it (the registry makes
+// it 0600), the sign for the registry and the writer that the hub reads it now.
+inline constexpr uint32_t kFifoTakenMode = 0400;
 
 struct Frame {
   uint32_t magic;

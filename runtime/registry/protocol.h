@@ -31,15 +31,18 @@ struct Request {
   char name[64];       // NUL-terminated
 };
 
+// Most descriptors a Reply carries (SCM_RIGHTS): see core.cc make_transport.
+inline constexpr int kReplyFds = 3;
+
 struct Reply {
   int32_t status;        // 0 or a negative errno
   uint32_t handle;       // membership handle (this connection only)
   uint32_t channel;      // registry-wide channel number
   uint32_t transport;    // TransportKind actually used
   int32_t reader_index;  // -1: not a reader
-  uint32_t reader_state;
+  uint32_t reader_state;  // QUEUE: the reader entry's state; PIPE: the reader FIFO's join id
   int32_t writer_index;  // -1: not a writer (QUEUE only)
-  uint32_t writer_state;
+  uint32_t writer_state;  // QUEUE: the writer entry's state; PIPE: the writer FIFO's join id
 };
 
 // kList answer (instead of a Reply): the first channel whose number is >= Request.handle,

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -28,6 +29,7 @@
 #include "runtime/common/rundir.h"
 #include "runtime/include/ipc.h"
 #include "runtime/registry/protocol.h"
+#include "transports/frame.h"
 #include "transports/shm/ring.h"
 #include "transports/transport.h"
 
@@ -57,6 +59,21 @@ struct Channel {
   // Taken over from a previous registry (state file): no membership stands for the
   // creator, so sweep() watches it instead.
   bool adopted = false;
+  // PIPE: read ends of writers' FIFOs the creator's runtime has not opened yet, so that
+  // what a writer sends waits in its FIFO even if the writer exits (see member_fifo).
+  // orphan: the writer's membership is gone; the path goes with the read end.
+  struct Keeper {
+    int fd;
+    bool orphan;
+  };
+  std::map<std::string, Keeper> keepers;
+
+  Channel() = default;
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
+  ~Channel() {
+    for (const auto& [path, k] : keepers) ::close(k.fd);
+  }
 };
 
 constexpr const char* kStateName = "registry.state";
@@ -110,6 +127,7 @@ struct Membership {
   uint32_t writer_state;
   bool creator;
   std::string reader_fifo;  // PIPE readers: their FIFO, removed with the membership
+  std::string writer_fifo;  // PIPE writers: the same
 };
 
 // mkfifo with exactly `mode` (no umask window), owned by uid/gid when we are root.
@@ -126,6 +144,35 @@ int make_fifo(const std::string& path, uint32_t mode, uid_t uid, gid_t gid) {
     return -e;
   }
   return 0;
+}
+
+// A new FIFO of channel ch for one member, path ch.path + infix + "." + join id (the next
+// free one), opened with `flags`. With O_WRONLY, a read end is also opened and kept in
+// ch.keepers, so that writes succeed before the creator's runtime opens the FIFO. *join and
+// *path receive the id and the path. Returns the descriptor or -errno.
+int member_fifo(Channel& ch, const std::string& infix, int flags, uint32_t* join, std::string* path) {
+  std::string p;
+  uint32_t id;
+  // An adopted channel restarts numbering: skip FIFOs of members joined before.
+  struct stat st;
+  do {
+    id = ch.next_join++;
+    p = ch.path + infix + "." + std::to_string(id);
+  } while (::lstat(p.c_str(), &st) == 0);
+  if (int rc = make_fifo(p, 0600, ch.uid, ch.gid); rc < 0) return rc;
+  // O_RDONLY first: a FIFO opens for writing only while it has a reader.
+  const int k = flags == O_WRONLY ? ::open(p.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC) : -1;
+  const int fd = flags != O_WRONLY || k >= 0 ? ::open(p.c_str(), flags | O_NONBLOCK | O_CLOEXEC) : -1;
+  if (fd < 0) {
+    const int e = errno;
+    if (k >= 0) ::close(k);
+    ::unlink(p.c_str());
+    return -e;
+  }
+  if (k >= 0) ch.keepers[p] = Channel::Keeper{k, false};
+  *join = id;
+  *path = std::move(p);
+  return fd;
 }
 
 struct Client {
@@ -147,6 +194,12 @@ int remove_stale_files(const std::string& dir, const std::vector<std::string>& i
     const bool ours = (n.size() > 5 && n.compare(n.size() - 5, 5, ".sock") == 0 && n != kSocketName) ||
                       (n.size() > 5 && n.compare(n.size() - 5, 5, ".fifo") == 0) || n.find(".fifo.") != std::string::npos;
     if (!ours) continue;
+    // A writer's FIFO carries its PID: one whose writer lives may not be opened by the
+    // creator's runtime yet (a restart between open and JOIN), so it stays.
+    if (const size_t w = n.find(".fifo.w"); w != std::string::npos) {
+      const long pid = std::strtol(n.c_str() + w + 7, nullptr, 10);
+      if (pid > 0 && process_alive(static_cast<pid_t>(pid), 0)) continue;
+    }
     const std::string path = dir + "/" + n;
     if (std::find(in_use.begin(), in_use.end(), path) != in_use.end()) continue;
     if (::unlink(path.c_str()) == 0) ++removed;
@@ -173,14 +226,19 @@ class Server {
   void serve(Client& c);
   void handle(Client& c, Request& rq, ssize_t n);
   void drop_client(int fd);
-  Reply create(Client& c, const Request& rq, int* fd_out);
-  Reply open(Client& c, const Request& rq, int* fd_out);
+  Reply create(Client& c, const Request& rq);
+  Reply open(Client& c, const Request& rq);
+  // Attaches fd to the current reply, in order; `ours`: opened only to be passed on, so
+  // closed once the reply is sent.
+  void pass(int fd, bool ours);
   Reply close(Client& c, const Request& rq);
   void list(Client& c, const Request& rq);
   void unlink_name(Channel* ch);
   void save_state();
   void restore_state();
   bool sweep();
+  bool tick();
+  void settle_keepers(Channel& ch, bool all);
   int clean_dir();
   void release(Membership& m);
   void reply(int fd, const void* r, size_t len, const int* pass, int npass);
@@ -189,10 +247,11 @@ class Server {
   int listen_fd_ = -1;
   int ep_ = -1;
   uint32_t next_channel_ = 1;
-  int pending_close_ = -1;
-  int pending_close2_ = -1;
-  int pass2_ = -1;  // a second descriptor for the current reply (PIPE readers)
+  int pass_[kReplyFds] = {};  // descriptors for the current reply
+  bool pass_ours_[kReplyFds] = {};
+  int npass_ = 0;
   uint64_t sweeps_ = 0;
+  bool ticking_ = false;  // run tick() every kSweepMs
   std::map<int, std::unique_ptr<Client>> clients_;
   std::map<std::string, Channel*> by_name_;
   std::map<uint32_t, std::unique_ptr<Channel>> channels_;
@@ -225,16 +284,16 @@ int Server::run() {
   ::epoll_ctl(ep_, EPOLL_CTL_ADD, listen_fd_, &ev);
 
   int64_t idle_since = monotonic_ns();
-  bool adopted = !channels_.empty();
+  ticking_ = !channels_.empty();
   for (;;) {
-    if (adopted) adopted = sweep();
+    if (ticking_) ticking_ = tick();
     const bool idle = clients_.empty() && channels_.empty();
     if (!idle) idle_since = monotonic_ns();
-    int timeout = adopted ? kSweepMs : -1;
+    int timeout = ticking_ ? kSweepMs : -1;
     if (opts_.idle_exit_ms >= 0 && idle) {
       const int64_t left = opts_.idle_exit_ms - (monotonic_ns() - idle_since) / 1000000;
       if (left <= 0) break;
-      timeout = adopted ? std::min<int>(timeout, static_cast<int>(left)) : static_cast<int>(left);
+      timeout = ticking_ ? std::min<int>(timeout, static_cast<int>(left)) : static_cast<int>(left);
     }
     epoll_event evs[64];
     const int n = ::epoll_wait(ep_, evs, 64, timeout);
@@ -279,7 +338,7 @@ void Server::reply(int fd, const void* r, size_t len, const int* pass, int npass
   msghdr m{};
   m.msg_iov = &iov;
   m.msg_iovlen = 1;
-  alignas(cmsghdr) char ctl[CMSG_SPACE(2 * sizeof(int))];
+  alignas(cmsghdr) char ctl[CMSG_SPACE(kReplyFds * sizeof(int))];
   if (npass > 0) {
     m.msg_control = ctl;
     m.msg_controllen = CMSG_SPACE(npass * sizeof(int));
@@ -310,8 +369,7 @@ void Server::serve(Client& c) {
 void Server::handle(Client& c, Request& rq, ssize_t n) {
   Reply r{};
   r.reader_index = r.writer_index = -1;
-  int pass = -1;
-  pass2_ = -1;
+  npass_ = 0;
   if (n != static_cast<ssize_t>(sizeof rq) || rq.magic != kProtoMagic) {
     r.status = -EBADMSG;
   } else {
@@ -319,23 +377,29 @@ void Server::handle(Client& c, Request& rq, ssize_t n) {
     switch (static_cast<Op>(rq.op)) {
       case Op::kList: return list(c, rq);
       case Op::kClean: r.status = clean_dir(); break;
-      case Op::kCreate: r = create(c, rq, &pass); break;
-      case Op::kOpen: r = open(c, rq, &pass); break;
+      case Op::kCreate: r = create(c, rq); break;
+      case Op::kOpen: r = open(c, rq); break;
       case Op::kClose: r = close(c, rq); break;
       case Op::kPing: r.status = 0; break;
       default: r.status = -EOPNOTSUPP;
     }
   }
-  const int fds[2] = {pass, pass2_};
-  reply(c.fd, &r, sizeof r, fds, pass < 0 ? 0 : pass2_ < 0 ? 1 : 2);
-  // Descriptors opened only to be passed on are ours to close now.
-  for (int* f : {&pending_close_, &pending_close2_}) {
-    if (*f >= 0) ::close(*f);
-    *f = -1;
-  }
+  reply(c.fd, &r, sizeof r, pass_, r.status < 0 ? 0 : npass_);
+  for (int i = 0; i < npass_; ++i)
+    if (pass_ours_[i]) ::close(pass_[i]);
+  npass_ = 0;
 }
 
-Reply Server::create(Client& c, const Request& rq, int* fd_out) {
+void Server::pass(int fd, bool ours) {
+  if (npass_ == kReplyFds) {  // a bug, not input: never more than the protocol allows
+    if (ours) ::close(fd);
+    return;
+  }
+  pass_[npass_] = fd;
+  pass_ours_[npass_++] = ours;
+}
+
+Reply Server::create(Client& c, const Request& rq) {
   Reply r{};
   r.reader_index = r.writer_index = -1;
   if ((r.status = validate_channel_name(rq.name)) < 0) return r;
@@ -366,7 +430,7 @@ Reply Server::create(Client& c, const Request& rq, int* fd_out) {
   ch->capacity = rq.capacity;
   ch->creator_pid = c.cred.pid;
   ch->creator_start = c.start_time;
-  Membership m{nullptr, -1, 0, -1, 0, true, {}};
+  Membership m{nullptr, -1, 0, -1, 0, true, {}, {}};
   bool on_shm = rq.type == IPC_TYPE_QUEUE && !(rq.flags & kNoShm);
   if (on_shm) {
     auto seg = shm::Segment::create(rq.name, *slots, c.cred.pid);
@@ -380,7 +444,7 @@ Reply Server::create(Client& c, const Request& rq, int* fd_out) {
       }
       m.reader_index = static_cast<int32_t>(*idx);
       m.writer_index = static_cast<int32_t>(*widx);
-      *fd_out = ch->seg.fd();
+      pass(ch->seg.fd(), false);
     } else {
       on_shm = false;  // no memory, no memfd: fall back to a socket, transparently
     }
@@ -397,8 +461,7 @@ Reply Server::create(Client& c, const Request& rq, int* fd_out) {
       ::unlink(ch->path.c_str());
       return r;
     }
-    *fd_out = fd;
-    pending_close_ = fd;
+    pass(fd, true);
   } else if (!on_shm) {
     ch->transport = TransportKind::kSocket;
     ch->path = opts_.runtime_dir + "/" + ch->name + ".sock";
@@ -407,8 +470,7 @@ Reply Server::create(Client& c, const Request& rq, int* fd_out) {
       r.status = lfd;
       return r;
     }
-    *fd_out = lfd;
-    pending_close_ = lfd;  // ours to close once passed to the creator
+    pass(lfd, true);  // ours to close once passed to the creator
   }
   ch->members = 1;
   Channel* raw = ch.get();
@@ -428,7 +490,7 @@ Reply Server::create(Client& c, const Request& rq, int* fd_out) {
   return r;
 }
 
-Reply Server::open(Client& c, const Request& rq, int* fd_out) {
+Reply Server::open(Client& c, const Request& rq) {
   Reply r{};
   r.reader_index = r.writer_index = -1;
   if ((r.status = validate_channel_name(rq.name)) < 0) return r;
@@ -452,33 +514,35 @@ Reply Server::open(Client& c, const Request& rq, int* fd_out) {
     r.status = -ENOSPC;
     return r;
   }
-  Membership m{ch, -1, 0, -1, 0, false, {}};
+  Membership m{ch, -1, 0, -1, 0, false, {}, {}};
   if (ch->transport == TransportKind::kPipe) {
-    // Everyone writes into the channel FIFO (data, or a reader's JOIN); a reader also gets
-    // its own FIFO, which the creator's runtime opens for writing when the JOIN arrives.
+    // Everyone gets a write end of the channel FIFO, for JOIN frames. A reader also gets its
+    // own FIFO, which the creator's runtime opens for writing when the JOIN arrives; a writer
+    // gets the write end of its own FIFO, named after its PID, which the creator's runtime
+    // opens for reading when that JOIN arrives.
     const int in_w = ::open(ch->path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
     if (in_w < 0) {
       r.status = errno == ENXIO ? -ENOENT : -errno;  // ENXIO: the creator is gone
       return r;
     }
-    pending_close_ = in_w;
-    *fd_out = in_w;
+    pass(in_w, true);
     if (want_read) {
-      uint32_t join = ch->next_join++;
-      std::string rpath = ch->path + "." + std::to_string(join);
-      // An adopted channel restarts numbering: skip FIFOs of readers joined before.
-      for (struct stat st; ::lstat(rpath.c_str(), &st) == 0;)
-        rpath = ch->path + "." + std::to_string(join = ch->next_join++);
-      int rc = make_fifo(rpath, 0600, ch->uid, ch->gid);
-      const int rd = rc < 0 ? -1 : ::open(rpath.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+      const int rd = member_fifo(*ch, "", O_RDWR, &m.reader_state, &m.reader_fifo);
       if (rd < 0) {
-        r.status = rc < 0 ? rc : -errno;
-        ::unlink(rpath.c_str());
+        r.status = rd;
         return r;
       }
-      pending_close2_ = pass2_ = rd;
-      m.reader_state = join;
-      m.reader_fifo = std::move(rpath);
+      pass(rd, true);
+    }
+    if (want_write) {
+      const int wr = member_fifo(*ch, ".w" + std::to_string(c.cred.pid), O_WRONLY, &m.writer_state, &m.writer_fifo);
+      if (wr < 0) {
+        if (!m.reader_fifo.empty()) ::unlink(m.reader_fifo.c_str());
+        r.status = wr;
+        return r;
+      }
+      pass(wr, true);
+      ticking_ = true;  // settle_keepers() until the creator's runtime has opened it
     }
   } else if (ch->transport == TransportKind::kShmRing) {
     if (want_write) {
@@ -508,7 +572,7 @@ Reply Server::open(Client& c, const Request& rq, int* fd_out) {
   r.reader_state = m.reader_state;
   r.writer_index = m.writer_index;
   r.writer_state = m.writer_state;
-  if (ch->transport == TransportKind::kShmRing) *fd_out = ch->seg.fd();
+  if (ch->transport == TransportKind::kShmRing) pass(ch->seg.fd(), false);
   c.members[h] = std::move(m);
   return r;
 }
@@ -518,6 +582,12 @@ void Server::release(Membership& m) {
   if (m.reader_index >= 0) shm::release_reader(ch->seg, static_cast<uint32_t>(m.reader_index), m.reader_state);
   if (m.writer_index >= 0) shm::release_writer(ch->seg, static_cast<uint32_t>(m.writer_index), m.writer_state);
   if (!m.reader_fifo.empty()) ::unlink(m.reader_fifo.c_str());
+  if (!m.writer_fifo.empty()) {
+    // Not opened by the creator's runtime yet: what it holds is still to be delivered.
+    if (auto k = ch->keepers.find(m.writer_fifo); k != ch->keepers.end()) k->second.orphan = true;
+    else ::unlink(m.writer_fifo.c_str());
+    settle_keepers(*ch, false);
+  }
   if (m.creator) unlink_name(ch);
   if (--ch->members == 0 && ch->name.empty()) channels_.erase(ch->id);
 }
@@ -530,7 +600,36 @@ void Server::unlink_name(Channel* ch) {
   ch->name.clear();
   if (ch->transport == TransportKind::kShmRing) shm::close_channel(ch->seg);
   if (!ch->path.empty()) ::unlink(ch->path.c_str());
+  settle_keepers(*ch, true);  // writers now see EPIPE: no reader is left
   save_state();
+}
+
+// Closes the keepers (see Channel) the creator's runtime has taken over, or all of them
+// once it is gone.
+void Server::settle_keepers(Channel& ch, bool all) {
+  for (auto it = ch.keepers.begin(); it != ch.keepers.end();) {
+    struct stat st;
+    const bool taken = ::fstat(it->second.fd, &st) == 0 && (st.st_mode & 0777) == frame::kFifoTakenMode;
+    if (!all && !taken) {
+      ++it;
+      continue;
+    }
+    ::close(it->second.fd);
+    if (it->second.orphan) ::unlink(it->first.c_str());
+    it = ch.keepers.erase(it);
+  }
+}
+
+// Timed work: sweep() of adopted channels, settle_keepers() of PIPE channels. Returns
+// whether any is left for the next tick.
+bool Server::tick() {
+  bool more = sweep();
+  for (auto& [id, ch] : channels_) {
+    if (ch->keepers.empty()) continue;
+    settle_keepers(*ch, false);
+    more = more || !ch->keepers.empty();
+  }
+  return more;
 }
 
 // One line per named channel, replaced atomically: what a restarted registry needs to
@@ -703,7 +802,8 @@ void Server::list(Client& c, const Request& rq) {
           auto& e = info.members[info.listed++];
           e.pid = static_cast<uint32_t>(cl->cred.pid);
           const bool reads = m.reader_index >= 0 || !m.reader_fifo.empty() || m.creator;
-          const bool writes = m.writer_index >= 0 || m.creator || ch.transport != TransportKind::kShmRing;
+          const bool writes = m.writer_index >= 0 || !m.writer_fifo.empty() || m.creator ||
+                              ch.transport == TransportKind::kSocket;  // its hub knows, not us
           e.flags = (reads ? kMemberRead : 0) | (writes ? kMemberWrite : 0) | (m.creator ? kMemberCreator : 0) |
                     (process_alive(cl->cred.pid, cl->start_time) ? kMemberAlive : 0);
         }
@@ -720,11 +820,14 @@ void Server::list(Client& c, const Request& rq) {
 // of ours uses (left by a crash of everything). Returns how many were removed.
 int Server::clean_dir() {
   std::vector<std::string> in_use;
-  for (const auto& [id, ch] : channels_)
+  for (const auto& [id, ch] : channels_) {
     if (!ch->path.empty()) in_use.push_back(ch->path);
+    for (const auto& [path, k] : ch->keepers) in_use.push_back(path);
+  }
   for (const auto& [fd, cl] : clients_)
     for (const auto& [h, m] : cl->members)
-      if (!m.reader_fifo.empty()) in_use.push_back(m.reader_fifo);
+      for (const std::string* f : {&m.reader_fifo, &m.writer_fifo})
+        if (!f->empty()) in_use.push_back(*f);
   return remove_stale_files(opts_.runtime_dir, in_use);
 }
 
@@ -751,8 +854,8 @@ void Server::fuzz_session(const uint8_t* data, size_t size) {
     size -= 1 + n;
     // Drain the reply and close whatever descriptors it carried.
     ChannelInfo sink;
-    int fds[2];
-    while (recv_with_fds(sv[1], &sink, sizeof sink, fds, 2, MSG_DONTWAIT) >= 0)
+    int fds[kReplyFds];
+    while (recv_with_fds(sv[1], &sink, sizeof sink, fds, kReplyFds, MSG_DONTWAIT) >= 0)
       for (int fd : fds)
         if (fd >= 0) ::close(fd);
   }

@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -109,8 +110,9 @@ ssize_t write_nosigpipe(int fd, const void* buf, size_t len) noexcept {
 namespace {
 
 // Writes one frame to a client's descriptor (a socket, or a FIFO that may have lost its
-// reader), waiting for room up to timeout_ns (< 0: forever; 0: not at all).
-int write_frame_to(int fd, bool fifo, const frame::Frame& f, int64_t timeout_ns) noexcept {
+// reader), waiting for room up to timeout_ns (< 0: forever; 0: not at all). POLLERR on
+// gone_fd (a FIFO whose reader is the hub) while waiting also means the hub is gone.
+int write_frame_to(int fd, bool fifo, const frame::Frame& f, int64_t timeout_ns, int gone_fd = -1) noexcept {
   const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : -1;
   for (;;) {
     const ssize_t n = fifo ? write_nosigpipe(fd, &f, f.wire_bytes())
@@ -120,8 +122,8 @@ int write_frame_to(int fd, bool fifo, const frame::Frame& f, int64_t timeout_ns)
     if (timeout_ns == 0) return -EAGAIN;
     const int ms = ms_until(deadline);
     if (ms == 0) return -ETIMEDOUT;
-    pollfd p{fd, POLLOUT, 0};
-    ::poll(&p, 1, ms);
+    pollfd p[2] = {{fd, POLLOUT, 0}, {gone_fd, 0, 0}};
+    if (::poll(p, gone_fd < 0 ? 1 : 2, ms) > 0 && (p[1].revents & POLLERR)) return -EPIPE;
   }
 }
 
@@ -220,13 +222,6 @@ void Hub::update_inbound() noexcept {
   const bool on = !backlogged();
   if (on == inbound_on_) return;
   inbound_on_ = on;
-  if (pipe_) {
-    // The FIFO never hangs up (we hold it O_RDWR), so pausing is a plain MOD.
-    epoll_event ev{};
-    ev.events = on ? EPOLLIN : 0u;
-    ev.data.fd = listen_fd_;
-    ::epoll_ctl(ep_, EPOLL_CTL_MOD, listen_fd_, &ev);
-  }
   for (auto& [fd, p] : peers_) set_interest(p);
 }
 
@@ -247,20 +242,39 @@ void Hub::join(const frame::Frame& f) noexcept {
   set_interest(peers_.emplace(fd, std::move(p)).first->second);
 }
 
-void Hub::read_fifo() noexcept {
+void Hub::writer_join(const frame::Frame& f) noexcept {
+  // Announced twice (or by someone else first): the FIFO is read once, whoever named it.
+  for (const auto& [fd, p] : peers_)
+    if (p.in_fifo && p.join == f.type && p.cred.pid == static_cast<pid_t>(f.sender)) return;
+  // Built from two numbers, so a forged announcement can only name a FIFO the registry made
+  // for that PID; its frames are then read as that PID's, which they are.
+  const std::string path = fifo_prefix_ + ".w" + std::to_string(f.sender) + "." + std::to_string(f.type);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0 || peers_.size() >= 4096) {
+    if (fd >= 0) ::close(fd);
+    return;
+  }
+  (void)::fchmod(fd, frame::kFifoTakenMode);
+  Peer p{};
+  p.fd = fd;
+  p.cred.pid = static_cast<pid_t>(f.sender);
+  p.hello = p.writer = p.in_fifo = true;
+  p.join = f.type;
+  p.registered = false;
+  set_interest(peers_.emplace(fd, std::move(p)).first->second);
+}
+
+// The channel FIFO: JOIN frames only, read whatever the back-pressure (they add no
+// messages). Data in it could claim any sender, so it is refused.
+void Hub::read_control() noexcept {
   for (;;) {
     frame::Frame f;
     int rc;
-    while (inbound_on_ && !backlogged() && (rc = decoder_.next(&f)) != 0) {
-      if (rc < 0) {
-        ++rejected_;  // garbage in the stream: skipped up to the next frame header
-        continue;
-      }
-      if (f.kind == frame::kJoin) join(f);
-      else if (f.kind == frame::kData) route(f);  // FIFOs carry no credentials: sender as written
-      flush_all();
+    while ((rc = decoder_.next(&f)) != 0) {
+      if (rc > 0 && f.kind == frame::kJoin) join(f);
+      else if (rc > 0 && f.kind == frame::kWriterJoin) writer_join(f);
+      else ++rejected_;
     }
-    if (!inbound_on_ || backlogged() || decoder_.buffered() > 8 * frame::kMaxFrame) return;
     char buf[16384];
     const ssize_t n = ::read(listen_fd_, buf, sizeof buf);
     if (n <= 0) return;
@@ -268,6 +282,40 @@ void Hub::read_fifo() noexcept {
   }
 }
 
+// Bytes first, then the channel FIFO, then routing: a reader whose JOIN was written before
+// these frames were (its open() returned before the send) is known before they are routed.
+void Hub::read_writer(Peer& p) noexcept {
+  if (p.dec.buffered() < 8 * frame::kMaxFrame) {
+    char buf[16384];
+    const ssize_t n = ::read(p.fd, buf, sizeof buf);
+    if (n > 0) p.dec.feed(buf, static_cast<size_t>(n));
+    else if (n == 0) p.eof = true;  // only once the FIFO is empty
+  }
+  read_control();
+  route_from(p);
+}
+
+// Routes p's buffered frames while every queue has room; drops p once it is drained and
+// its writers are gone. p may be gone on return.
+void Hub::route_from(Peer& p) noexcept {
+  frame::Frame f;
+  bool dry = false;  // every complete frame routed
+  while (inbound_on_ && !backlogged()) {
+    const int rc = p.dec.next(&f);
+    if (rc == 0) {
+      dry = true;
+      break;
+    }
+    if (rc < 0 || f.kind != frame::kData) {
+      ++rejected_;
+      continue;
+    }
+    f.sender = static_cast<uint32_t>(p.cred.pid);  // the registry's word, not the writer's
+    route(f);
+    flush_all();  // drops only readers; p is a writer FIFO
+  }
+  if (p.eof && dry) drop(p.fd);
+}
 void Hub::inbox_changed() noexcept { set_event(evfd_, &ev_set_, !inbox_.empty()); }
 
 void Hub::accept_peers() noexcept {
@@ -367,11 +415,14 @@ void Hub::read_peer(Peer& p, bool hello_only) noexcept {
 }
 
 int Hub::poll_once(int timeout_ms) noexcept {
-  // Frames already in the decoder raise no epoll event: finish them first.
-  if (pipe_ && inbound_on_ && !backlogged() && decoder_.buffered() >= frame::kHeaderBytes) {
-    const size_t before = decoder_.buffered();
-    read_fifo();
-    if (decoder_.buffered() != before) timeout_ms = 0;
+  // Frames already in a writer's decoder raise no epoll event: finish them first.
+  if (pipe_) {
+    for (auto it = peers_.begin(); it != peers_.end() && inbound_on_ && !backlogged();) {
+      Peer& p = (it++)->second;  // route_from may drop p
+      if (!p.in_fifo || p.dec.buffered() < frame::kHeaderBytes) continue;
+      route_from(p);
+      timeout_ms = 0;
+    }
   }
   epoll_event evs[64];
   const int n = ::epoll_wait(ep_, evs, 64, timeout_ms);
@@ -385,7 +436,7 @@ int Hub::poll_once(int timeout_ms) noexcept {
     if (fd == evfd_) continue;
     ++work;
     if (fd == listen_fd_) {
-      if (pipe_) read_fifo();
+      if (pipe_) read_control();
       continue;
     }
     auto it = peers_.find(fd);
@@ -393,8 +444,9 @@ int Hub::poll_once(int timeout_ms) noexcept {
     // Writable, or broken (a reader gone): flushing sends what fits or drops the peer.
     if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) flush(it->second);
     it = peers_.find(fd);
-    if (it != peers_.end() && !it->second.out_only && (e & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR)))
-      read_peer(it->second, false);
+    if (it == peers_.end() || it->second.out_only || !(e & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR))) continue;
+    if (it->second.in_fifo) read_writer(it->second);
+    else read_peer(it->second, false);
   }
   update_inbound();
   return work;
@@ -405,7 +457,7 @@ int Hub::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexc
   const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : -1;
   // Every reader whose open() has returned gets this message: take pending connections
   // (SOCKET) or JOIN frames (PIPE) first.
-  if (pipe_) read_fifo();
+  if (pipe_) read_control();
   else accept_peers();
   for (;;) {
     poll_once(0);
@@ -555,11 +607,11 @@ int SocketClient::notify_fd() noexcept {
 
 // ---------------------------------------------------------------- PipeClient
 
-PipeClient::PipeClient(int in_w, int rd, bool writer, uint32_t cap, pid_t self) noexcept
-    : in_w_(in_w), rd_(rd), writer_(writer), cap_(cap), pid_(static_cast<uint32_t>(self)) {}
+PipeClient::PipeClient(int in_w, int rd, int wr, uint32_t cap, pid_t self) noexcept
+    : in_w_(in_w), rd_(rd), wr_(wr), cap_(cap), pid_(static_cast<uint32_t>(self)) {}
 
 PipeClient::~PipeClient() {
-  for (int fd : {in_w_, rd_, ep_, evfd_})
+  for (int fd : {in_w_, rd_, wr_, ep_, evfd_})
     if (fd >= 0) ::close(fd);
 }
 
@@ -572,19 +624,27 @@ bool PipeClient::hub_gone() const noexcept {
 
 // Frames are written whole, at most PIPE_BUF bytes each: atomic, never interleaved with
 // another writer's.
-int PipeClient::join(int in_w, uint32_t join_id, pid_t self) noexcept {
+int PipeClient::join(int in_w, uint16_t kind, uint32_t join_id, pid_t self) noexcept {
   frame::Frame f{};
   f.magic = frame::kMagic;
-  f.kind = frame::kJoin;
+  f.kind = kind;
   f.type = join_id;
   f.sender = static_cast<uint32_t>(self);
   return write_frame_to(in_w, true, f, -1);
 }
 
 int PipeClient::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexcept {
-  if (!writer_) return -EBADF;
+  if (wr_ < 0) return -EBADF;
   if (h.size > frame::kMaxPayload) return -EMSGSIZE;
-  const int rc = write_frame_to(in_w_, true, make_frame(h, payload, pid_), timeout_ns);
+  if (!admitted_) {
+    // Until the hub opens our FIFO, the registry holds a read end of it so that frames
+    // wait there (even if we exit). That also hides the hub's death from write(): ask the
+    // channel FIFO whether it still has its reader.
+    struct stat st;
+    if (::fstat(wr_, &st) == 0 && (st.st_mode & 0777) == frame::kFifoTakenMode) admitted_ = true;
+    else if (hub_gone()) return -EPIPE;
+  }
+  const int rc = write_frame_to(wr_, true, make_frame(h, payload, pid_), timeout_ns, in_w_);
   return rc < 0 ? rc : static_cast<int>(h.size);
 }
 

@@ -48,8 +48,11 @@ struct Owner {
 
 // The creator's side of a SOCKET or PIPE channel.
 // SOCKET: listen_fd accepts connections; each is a writer and/or a reader.
-// PIPE: in_fd is the channel FIFO (all writers' frames, and readers' JOIN frames); each
-// reader gets frames through its own FIFO, fifo_prefix + "." + join id.
+// PIPE: in_fd is the channel FIFO, which carries only JOIN frames. Each reader gets frames
+// through its own FIFO, fifo_prefix + "." + join id; each writer sends through its own,
+// fifo_prefix + ".w" + PID + "." + join id. Only the registry creates files in the runtime
+// directory, and it gives a writer FIFO's write end to that PID alone, so frames read from
+// it are that process's: the hub stamps the PID from the name, as SOCKET stamps SO_PEERCRED.
 class Hub final : public Transport {
  public:
   static Hub* socket_hub(int listen_fd, Owner owner, uint32_t capacity_msgs, pid_t self) noexcept;
@@ -71,12 +74,19 @@ class Hub final : public Transport {
     bool want_out = false;    // EPOLLOUT registered
     bool registered = true;   // in the epoll set
     bool out_only = false;    // a PIPE reader's FIFO: never read from
+    bool in_fifo = false;     // a PIPE writer's FIFO: only read from
+    bool eof = false;         // in_fifo: every write end is closed
+    uint32_t join = 0;        // in_fifo: the registry's join id
+    frame::StreamDecoder dec;  // in_fifo: the writer's byte stream
     std::deque<frame::Frame> out;
   };
   Hub(int fd, bool pipe, Owner owner, uint32_t cap, pid_t self) noexcept;
   int poll_once(int timeout_ms) noexcept;
-  void read_fifo() noexcept;
+  void read_control() noexcept;
   void join(const frame::Frame& f) noexcept;
+  void writer_join(const frame::Frame& f) noexcept;
+  void read_writer(Peer& p) noexcept;
+  void route_from(Peer& p) noexcept;
   void accept_peers() noexcept;
   void read_peer(Peer& p, bool hello_only) noexcept;
   void flush(Peer& p) noexcept;
@@ -91,10 +101,9 @@ class Hub final : public Transport {
 
   int listen_fd_;  // the listening socket, or the channel FIFO (PIPE)
   bool pipe_;
-  bool fifo_registered_ = true;
   std::string fifo_prefix_;
-  frame::StreamDecoder decoder_;
-  uint64_t rejected_ = 0;  // malformed bytes skipped in the FIFO stream
+  frame::StreamDecoder decoder_;  // the channel FIFO
+  uint64_t rejected_ = 0;  // PIPE: malformed bytes, and frames of a kind a FIFO may not carry
   int ep_ = -1;
   int evfd_ = -1;
   bool ev_set_ = false;
@@ -135,12 +144,13 @@ class SocketClient final : public Transport {
   Inbox inbox_;
 };
 
-// A client of a PIPE channel. in_w: a write end of the channel FIFO; rd: this reader's
-// own FIFO (held O_RDWR so it never reads EOF), or -1 for a writer only. Both come from
-// the registry. The hub's death shows as POLLERR on in_w (a FIFO without readers).
+// A client of a PIPE channel. in_w: a write end of the channel FIFO (for JOIN frames);
+// rd: this reader's own FIFO (held O_RDWR so it never reads EOF), or -1; wr: the write end
+// of this writer's own FIFO, or -1. All come from the registry. The hub's death shows as
+// POLLERR on in_w (a FIFO without readers).
 class PipeClient final : public Transport {
  public:
-  PipeClient(int in_w, int rd, bool writer, uint32_t capacity_msgs, pid_t self) noexcept;
+  PipeClient(int in_w, int rd, int wr, uint32_t capacity_msgs, pid_t self) noexcept;
   ~PipeClient() override;
   TransportKind kind() const noexcept override { return TransportKind::kPipe; }
   int send(const MsgHeader& hdr, const void* payload, int64_t timeout_ns) noexcept override;
@@ -148,16 +158,17 @@ class PipeClient final : public Transport {
   int notify_fd() noexcept override;
   void forget_after_fork() noexcept override {}
 
-  // Announces reader FIFO join_id to the hub, ahead of anything sent after it.
-  static int join(int in_w, uint32_t join_id, pid_t self) noexcept;
+  // Announces this process's FIFO join_id (kind: frame::kJoin for a reader's,
+  // frame::kWriterJoin for a writer's) to the hub.
+  static int join(int in_w, uint16_t kind, uint32_t join_id, pid_t self) noexcept;
 
  private:
   void drain() noexcept;
   bool hub_gone() const noexcept;
   void inbox_changed() noexcept;
 
-  int in_w_, rd_;
-  bool writer_;
+  int in_w_, rd_, wr_;
+  bool admitted_ = false;  // the hub has opened our writer FIFO (see send())
   uint32_t cap_;
   uint32_t pid_;
   int ep_ = -1, evfd_ = -1;
