@@ -24,6 +24,7 @@
 #include "runtime/include/ipc.h"
 #include "runtime/registry/protocol.h"
 #include "runtime/registry/server.h"
+#include "transports/bridge/bridge.h"
 #include "transports/socket/socket_transport.h"
 
 namespace fwipc::core {
@@ -39,7 +40,8 @@ struct Handle {
   uint32_t reg_handle;
   bool creator;
   std::unique_ptr<Transport> t;
-  shm::ShmRing* ring;  // non-null when t is the shm ring (loan/commit)
+  shm::ShmRing* ring;      // non-null when t is (or wraps) the shm ring (loan/commit)
+  bridge::Bridge* bridge;  // non-null when t is a QUEUE creator's bridge
 };
 
 // Process-wide state. After fork() the child gets a fresh copy (see on_fork_child).
@@ -198,7 +200,13 @@ Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, in
       shm::Roles roles;
       if (reader) roles.reader_index = rep.reader_index, roles.reader_state = rep.reader_state;
       if (writer) roles.writer_index = rep.writer_index, roles.writer_state = rep.writer_state;
-      return std::unique_ptr<Transport>(std::make_unique<shm::ShmRing>(std::move(seg.value()), roles, p.pid));
+      auto ring = std::make_unique<shm::ShmRing>(std::move(seg.value()), roles, p.pid);
+      if (created == nullptr) return std::unique_ptr<Transport>(std::move(ring));
+      // The creator also serves processes of other uids, which never map the ring.
+      if (fds[1] < 0) return R::error(-EPROTO);
+      const sock::Owner owner{::geteuid(), ::getegid(), created->perm_mode};
+      return std::unique_ptr<Transport>(
+          std::make_unique<bridge::Bridge>(std::move(ring), take(1), owner, created->capacity_msgs, p.pid));
     }
     case TransportKind::kSocket: {
       if (created != nullptr) {
@@ -207,7 +215,9 @@ Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, in
         return std::unique_ptr<Transport>(sock::Hub::socket_hub(take(0), owner, created->capacity_msgs, p.pid));
       }
       const std::string path = runtime_dir() + "/" + name + ".sock";
-      const int conn = sock::SocketClient::connect_hub(path.c_str(), reader, writer);
+      // A bridged QUEUE channel's reader names the ring entry the registry joined for it.
+      const int conn = sock::SocketClient::connect_hub(path.c_str(), reader, writer, reader ? rep.reader_index : -1,
+                                                       rep.reader_state);
       if (conn < 0) return R::error(conn);
       return std::unique_ptr<Transport>(std::make_unique<sock::SocketClient>(conn, reader, writer, 256, p.pid));
     }
@@ -241,7 +251,8 @@ int attach(const registry::Reply& rep, int* fds, const char* name, uint32_t mode
     h->mode = mode;
     h->reg_handle = rep.handle;
     h->creator = created != nullptr;
-    h->ring = t->get()->kind() == TransportKind::kShmRing ? static_cast<shm::ShmRing*>(t->get()) : nullptr;
+    h->bridge = dynamic_cast<bridge::Bridge*>(t->get());
+    h->ring = h->bridge != nullptr ? h->bridge->ring() : dynamic_cast<shm::ShmRing*>(t->get());
     h->t = std::move(t.value());
     rc = install(std::move(h));
     if (rc >= 0) return rc;
@@ -399,7 +410,8 @@ int loan(uint32_t id, shm::Loan* out) noexcept {
   Handle* h = lookup(id);
   if (h == nullptr) return -EBADF;
   if (h->ring == nullptr) return -EOPNOTSUPP;
-  return h->ring->loan(out, (h->mode & IPC_MODE_NONBLOCK) ? 0 : -1);
+  const int64_t timeout = (h->mode & IPC_MODE_NONBLOCK) ? 0 : -1;
+  return h->bridge != nullptr ? h->bridge->loan(out, timeout) : h->ring->loan(out, timeout);
 }
 
 int commit(uint32_t id, shm::Loan* l, const MsgHeader& hdr) noexcept {

@@ -4,6 +4,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,6 +14,7 @@
 #include "runtime/include/ipc.h"
 #include "tests/support.h"
 
+using fwipc::test::Barrier;
 using fwipc::test::spawn;
 using fwipc::test::TempRuntime;
 using fwipc::test::wait_exit;
@@ -58,7 +60,7 @@ TEST_CASE("shouldRefuseAnotherUidAccessToA0600Channel") {
 // into the descriptors its runtime holds (found as a hostile process would find them).
 TEST_CASE("shouldStampTheRealPidOfAWriterOfAnotherUid") {
   REQUIRE_MESSAGE(::geteuid() == 0, "this test needs root to switch uid");
-  for (uint32_t type : {IPC_TYPE_SOCKET, IPC_TYPE_PIPE}) {
+  for (uint32_t type : {IPC_TYPE_SOCKET, IPC_TYPE_PIPE, IPC_TYPE_QUEUE}) {
     CAPTURE(type);
     TempRuntime rt;
     const int c = ipc_create_channel_ex("pub", type, 0, 0666);
@@ -68,6 +70,7 @@ TEST_CASE("shouldStampTheRealPidOfAWriterOfAnotherUid") {
       ::prctl(PR_SET_DUMPABLE, 1);  // so that /proc/self/fd is ours to read again
       const int w = ipc_open_channel("pub", IPC_MODE_WRITE);
       if (w < 0) return 10;
+      if (fd_with_target("/memfd:", true) >= 0) return 15;  // a QUEUE's ring is never ours to map
       if (ipc_send(uint32_t(w), "ok", 2, 0) != 2) return 11;
       if (type == IPC_TYPE_PIPE) {
         const int chan = fd_with_target("/pub.fifo");
@@ -96,4 +99,46 @@ TEST_CASE("shouldStampTheRealPidOfAWriterOfAnotherUid") {
     CHECK(ipc_receive_message(uint32_t(c), &m, 200) == -ETIMEDOUT);
     CHECK(ipc_close_channel(uint32_t(c)) == 0);
   }
+}
+
+// A reader of another uid never maps a QUEUE channel's ring: the creator's runtime feeds it
+// from the ring entry the registry joined for it, unicasts included, senders intact.
+TEST_CASE("shouldServeAQueueReaderOfAnotherUidWithoutMappingTheRing") {
+  REQUIRE_MESSAGE(::geteuid() == 0, "this test needs root to switch uid");
+  TempRuntime rt;
+  const int c = ipc_create_channel_ex("pubq", IPC_TYPE_QUEUE, 0, 0666);
+  REQUIRE(c >= 0);
+  Barrier ready;
+  const pid_t parent = ::getpid();
+  const pid_t child = spawn([&] {
+    if (::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) return 100;
+    ::prctl(PR_SET_DUMPABLE, 1);
+    const int r = ipc_open_channel("pubq", IPC_MODE_READ);
+    if (r < 0) return 10;
+    if (fd_with_target("/memfd:", true) >= 0) return 11;
+    ready.signal();
+    IPC_MESSAGE m;
+    for (const char* want : {"all", "you"}) {
+      if (ipc_receive_message(uint32_t(r), &m, 10000) != 3 || std::memcmp(m.payload, want, 3) != 0) return 12;
+      if (m.sender != uint32_t(parent)) return 13;
+    }
+    return ipc_receive_message(uint32_t(r), &m, 200) == -ETIMEDOUT ? 0 : 14;  // "not" was not for us
+  });
+  REQUIRE(ready.wait(1));
+  IPC_MESSAGE m{};
+  m.size = 3;
+  std::memcpy(m.payload, "all", 3);
+  REQUIRE(ipc_send_message(uint32_t(c), &m) == 3);
+  m.receiver = 1;
+  std::memcpy(m.payload, "not", 3);
+  REQUIRE(ipc_send_message(uint32_t(c), &m) == 3);
+  m.receiver = uint32_t(child);
+  std::memcpy(m.payload, "you", 3);
+  REQUIRE(ipc_send_message(uint32_t(c), &m) == 3);
+  // The creator's calls on the channel are what feeds the bridged reader.
+  int status = 0;
+  for (int i = 0; i < 400 && ::waitpid(child, &status, WNOHANG) == 0; ++i) (void)ipc_receive_message(uint32_t(c), &m, 50);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(ipc_close_channel(uint32_t(c)) == 0);
 }

@@ -21,6 +21,9 @@ enum Kind : uint16_t { kData = 1, kHello = 2, kJoin = 3, kWriterJoin = 4 };
 // Hello flags: what the connecting process opened the channel for.
 inline constexpr uint16_t kHelloRead = 1;
 inline constexpr uint16_t kHelloWrite = 2;
+// A reader of a bridged QUEUE channel: `type` and `receiver` carry the ring reader entry
+// (index, state) the registry joined for it.
+inline constexpr uint16_t kHelloEntry = 4;
 
 // PIPE: the mode the hub gives a writer's FIFO once it has opened it (the registry makes
 // it 0600), the sign for the registry and the writer that the hub reads it now.

@@ -128,6 +128,7 @@ struct Membership {
   bool creator;
   std::string reader_fifo;  // PIPE readers: their FIFO, removed with the membership
   std::string writer_fifo;  // PIPE writers: the same
+  bool remote_writer = false;  // QUEUE: writes through the creator's bridge
 };
 
 // mkfifo with exactly `mode` (no umask window), owned by uid/gid when we are root.
@@ -213,6 +214,11 @@ namespace {
 bool permitted(const Client& c, const Channel& ch, bool want_read, bool want_write) {
   return mode_permits(Caller{c.cred.pid, c.cred.uid, c.cred.gid}, ch.uid, ch.gid, ch.mode, want_read, want_write);
 }
+
+// Whether c may map a QUEUE channel's ring. A mapping is read-write (readers move their
+// cursors in it), so its holder could write any sender PID: only the owner's uid, which
+// owns the channel anyway, and root, which could do anything, get one.
+bool shares_ring(const Client& c, const Channel& ch) { return c.cred.uid == ch.uid || c.cred.uid == 0; }
 
 class Server {
  public:
@@ -444,7 +450,16 @@ Reply Server::create(Client& c, const Request& rq) {
       }
       m.reader_index = static_cast<int32_t>(*idx);
       m.writer_index = static_cast<int32_t>(*widx);
+      // Processes of other uids reach the ring through the creator's runtime, over this.
+      ch->path = opts_.runtime_dir + "/" + ch->name + ".sock";
+      const int lfd = bind_channel_socket(ch->path, ch->mode, ch->uid, ch->gid);
+      if (lfd < 0) {
+        ch->path.clear();
+        r.status = lfd;
+        return r;
+      }
       pass(ch->seg.fd(), false);
+      pass(lfd, true);
     } else {
       on_shm = false;  // no memory, no memfd: fall back to a socket, transparently
     }
@@ -544,6 +559,19 @@ Reply Server::open(Client& c, const Request& rq) {
       pass(wr, true);
       ticking_ = true;  // settle_keepers() until the creator's runtime has opened it
     }
+  } else if (ch->transport == TransportKind::kShmRing && !shares_ring(c, *ch)) {
+    // Bridged: a reader entry is joined now (it gets what is sent from now on) and fed by
+    // the creator's runtime; a writer has no entry: its frames are committed for it.
+    if (want_read) {
+      auto idx = shm::join_reader(ch->seg, c.cred.pid, c.start_time, &m.reader_state);
+      if (!idx) {
+        r.status = idx.error();
+        return r;
+      }
+      m.reader_index = static_cast<int32_t>(*idx);
+    }
+    m.remote_writer = want_write;
+    shm::poke_bridge(ch->seg);
   } else if (ch->transport == TransportKind::kShmRing) {
     if (want_write) {
       auto idx = shm::join_writer(ch->seg, c.cred.pid, c.start_time, &m.writer_state);
@@ -572,7 +600,10 @@ Reply Server::open(Client& c, const Request& rq) {
   r.reader_state = m.reader_state;
   r.writer_index = m.writer_index;
   r.writer_state = m.writer_state;
-  if (ch->transport == TransportKind::kShmRing) pass(ch->seg.fd(), false);
+  if (ch->transport == TransportKind::kShmRing) {
+    if (shares_ring(c, *ch)) pass(ch->seg.fd(), false);
+    else r.transport = static_cast<uint32_t>(TransportKind::kSocket);  // to the creator's bridge
+  }
   c.members[h] = std::move(m);
   return r;
 }
@@ -714,6 +745,7 @@ void Server::restore_state() {
       ::close(fd);
       if (!seg || seg->header()->instance_id != instance || seg->header()->closed.load()) continue;
       ch->seg = std::move(seg.value());
+      if (file == opts_.runtime_dir + "/" + ch->name + ".sock") ch->path = file;  // the bridge's
     } else {
       const std::string want = opts_.runtime_dir + "/" + ch->name + (transport == 1 ? ".sock" : ".fifo");
       if (want != file) continue;
@@ -802,7 +834,7 @@ void Server::list(Client& c, const Request& rq) {
           auto& e = info.members[info.listed++];
           e.pid = static_cast<uint32_t>(cl->cred.pid);
           const bool reads = m.reader_index >= 0 || !m.reader_fifo.empty() || m.creator;
-          const bool writes = m.writer_index >= 0 || !m.writer_fifo.empty() || m.creator ||
+          const bool writes = m.writer_index >= 0 || !m.writer_fifo.empty() || m.creator || m.remote_writer ||
                               ch.transport == TransportKind::kSocket;  // its hub knows, not us
           e.flags = (reads ? kMemberRead : 0) | (writes ? kMemberWrite : 0) | (m.creator ? kMemberCreator : 0) |
                     (process_alive(cl->cred.pid, cl->start_time) ? kMemberAlive : 0);
@@ -810,7 +842,8 @@ void Server::list(Client& c, const Request& rq) {
         ++info.member_count;
       }
     }
-    if (ch.transport == TransportKind::kShmRing && permitted(c, ch, true, false)) pass = ch.seg.fd();
+    if (ch.transport == TransportKind::kShmRing && permitted(c, ch, true, false) && shares_ring(c, ch))
+      pass = ch.seg.fd();
     break;
   }
   reply(c.fd, &info, sizeof info, &pass, pass < 0 ? 0 : 1);

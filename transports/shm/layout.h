@@ -22,6 +22,9 @@
 //   space_futex/mask   writers blocked on a full ring, one bit per sleeper slot whose PID
 //                      is in space_sleeper; readers wake only when the mask != 0. The
 //                      registry clears a dead client's slot.
+//   bridge_epoch       the registry, when a process of another uid opens the channel: the
+//                      creator's runtime then serves it over a socket (transports/bridge).
+// Only processes of the channel owner's uid (and root) ever map the segment.
 // Positions are 64-bit and never wrap in practice, so a commit word is never ambiguous.
 #pragma once
 
@@ -32,7 +35,7 @@
 namespace fwipc::shm {
 
 inline constexpr uint64_t kMagic = 0x474e5243'50495746ULL;  // "FWIPCRNG" little-endian
-inline constexpr uint32_t kLayoutVersion = 2;
+inline constexpr uint32_t kLayoutVersion = 3;
 inline constexpr size_t kCacheLine = 64;
 inline constexpr uint32_t kMaxReaders = 64;
 inline constexpr uint32_t kMaxWriters = 64;
@@ -130,7 +133,7 @@ struct SegmentHeader {
   alignas(kCacheLine) std::atomic<uint32_t> closed;  // creator gone: sends fail with -EPIPE
   std::atomic<uint32_t> reader_count;  // scan bounds: highest entry ever used + 1
   std::atomic<uint32_t> writer_count;
-  uint32_t reserved5;
+  std::atomic<uint32_t> bridge_epoch;  // the registry: members of another uid joined (see Bridge)
   std::atomic<uint64_t> abandoned;  // slots skipped: loans given back, dead writers' claims
   std::atomic<uint64_t> refused;    // sends that found the ring full (-EAGAIN, -ETIMEDOUT)
   char pad5_[kCacheLine - 32];

@@ -313,6 +313,12 @@ void close_channel(const Segment& seg) noexcept {
   wake_writers(h);
 }
 
+void poke_bridge(const Segment& seg) noexcept {
+  seg.header()->bridge_epoch.fetch_add(1, std::memory_order_seq_cst);
+  notify_readers(seg);
+  wake_writers(seg.header());
+}
+
 void notify_readers(const Segment& seg) noexcept {
   SegmentHeader* h = seg.header();
   h->data_futex.fetch_add(1, std::memory_order_release);
@@ -408,6 +414,7 @@ int ShmRing::claim(uint64_t* out, uint32_t want, int64_t timeout_ns) noexcept {
   int64_t spin_until = -1;
   for (;;) {
     if (hdr_->closed.load(std::memory_order_relaxed)) return -EPIPE;
+    if (bridge_epoch_moved()) return -EINTR;
     uint64_t pos = hdr_->tail.load(std::memory_order_relaxed);
     uint64_t limit = limit_.load(std::memory_order_relaxed);
     if (pos >= limit) limit = compute_limit(pos);
@@ -468,10 +475,10 @@ int ShmRing::sleep_for_space(uint64_t pos, int64_t slice_ns) noexcept {
   return rc;
 }
 
-void ShmRing::fill(Slot* s, const MsgHeader& h) noexcept {
+void ShmRing::fill(Slot* s, const MsgHeader& h, uint32_t sender) noexcept {
   s->type = h.type;
   s->size = h.size;
-  s->sender = pid_;
+  s->sender = sender;
   s->receiver = h.receiver;
   s->priority = h.priority;
   s->flags = 0;
@@ -504,11 +511,15 @@ void ShmRing::end_claim() noexcept {
 }
 
 int ShmRing::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexcept {
+  return send_as(pid_, h, payload, timeout_ns);
+}
+
+int ShmRing::send_as(uint32_t sender, const MsgHeader& h, const void* payload, int64_t timeout_ns) noexcept {
   if (h.size > kMaxPayload) return -EMSGSIZE;
   uint64_t pos;
   if (int rc = claim(&pos, 1, timeout_ns); rc < 0) return rc;
   Slot* s = seg_.slot(pos);
-  fill(s, h);
+  fill(s, h, sender);
   std::memcpy(s->payload, payload, h.size);
   publish(pos, s, h.priority, 0);
   return static_cast<int>(h.size);
@@ -524,7 +535,7 @@ int ShmRing::send_batch(const MsgHeader* hdrs, const void* const* payloads, uint
     if (got < 0) return sent > 0 ? static_cast<int>(sent) : got;
     for (int k = 0; k < got; ++k, ++sent) {
       Slot* s = seg_.slot(pos + k);
-      fill(s, hdrs[sent]);
+      fill(s, hdrs[sent], pid_);
       std::memcpy(s->payload, payloads[sent], hdrs[sent].size);
       commit_slot(pos + k, s, hdrs[sent].priority, 0);
     }
@@ -548,7 +559,7 @@ int ShmRing::commit(Loan* l, const MsgHeader& h) noexcept {
     return -EMSGSIZE;
   }
   Slot* s = l->slot;
-  fill(s, h);
+  fill(s, h, pid_);
   publish(l->pos, s, h.priority, 0);
   l->slot = nullptr;
   return static_cast<int>(h.size);
@@ -582,9 +593,18 @@ void ShmRing::advance(uint64_t next) noexcept {
     wake_writers(hdr_);
 }
 
+void ShmRing::watch_bridge_epoch(bool on) noexcept {
+  epoch_seen_ = hdr_->bridge_epoch.load(std::memory_order_acquire);
+  watch_epoch_ = on;
+}
+
+bool ShmRing::bridge_epoch_moved() const noexcept {
+  return watch_epoch_ && hdr_->bridge_epoch.load(std::memory_order_relaxed) != epoch_seen_;
+}
+
 bool ShmRing::data_ready() const noexcept {
   if (!heap_.empty()) return true;
-  if (hdr_->closed.load(std::memory_order_relaxed)) return true;
+  if (hdr_->closed.load(std::memory_order_relaxed) || bridge_epoch_moved()) return true;
   // Skip and corrupt slots count as ready: try_receive moves past or reports them.
   return slot_state(seg_.slot(cursor_)->seq.load(std::memory_order_acquire), cursor_) != SlotState::kEmpty;
 }
@@ -766,6 +786,7 @@ int ShmRing::receive_with(Attempt attempt, int64_t timeout_ns) noexcept {
   for (;;) {
     int rc = attempt();
     if (rc != -EAGAIN) return rc;
+    if (bridge_epoch_moved()) return -EINTR;
     if (notify_fd_ >= 0) {
       rearm_notify();
       rc = attempt();

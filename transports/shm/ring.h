@@ -66,6 +66,8 @@ void reap_dead_entries(const Segment& seg) noexcept;
 void release_sleeper(const Segment& seg, pid_t pid) noexcept;
 // Marks the channel closed and wakes everyone waiting on it.
 void close_channel(const Segment& seg) noexcept;
+// Bumps bridge_epoch and wakes everyone waiting, so that the creator's runtime notices.
+void poke_bridge(const Segment& seg) noexcept;
 // Wakes readers sleeping on the futex and pings fd-armed readers.
 void notify_readers(const Segment& seg) noexcept;
 
@@ -93,6 +95,9 @@ class ShmRing final : public Transport {
 
   TransportKind kind() const noexcept override { return TransportKind::kShmRing; }
   int send(const MsgHeader& hdr, const void* payload, int64_t timeout_ns) noexcept override;
+  // send() with the sender set by the caller: the bridge commits what it read from a
+  // socket, stamped with the connection's SO_PEERCRED PID.
+  int send_as(uint32_t sender, const MsgHeader& hdr, const void* payload, int64_t timeout_ns) noexcept;
   int receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept override;
   // One claim (one CAS, one wakeup check) for as many messages as the ring has room for.
   int send_batch(const MsgHeader* hdrs, const void* const* payloads, uint32_t n, int64_t timeout_ns) noexcept override;
@@ -100,6 +105,10 @@ class ShmRing final : public Transport {
   int consume(uint32_t max, Visitor fn, void* ctx, int64_t timeout_ns) noexcept override;
   int notify_fd() noexcept override;
   void forget_after_fork() noexcept override;
+
+  // While on, calls return -EINTR once bridge_epoch has moved since (the bridge's cue).
+  void watch_bridge_epoch(bool on) noexcept;
+  bool bridge_epoch_moved() const noexcept;
 
   // Claims a slot for zero-copy filling; -EAGAIN/-ETIMEDOUT/-EPIPE as send().
   int loan(Loan* out, int64_t timeout_ns) noexcept;
@@ -124,7 +133,7 @@ class ShmRing final : public Transport {
 
   // Claims up to `want` consecutive positions from *pos; returns how many (>= 1) or -errno.
   int claim(uint64_t* pos, uint32_t want, int64_t timeout_ns) noexcept;
-  void fill(Slot* s, const MsgHeader& h) noexcept;
+  void fill(Slot* s, const MsgHeader& h, uint32_t sender) noexcept;
   void commit_slot(uint64_t pos, Slot* s, uint32_t priority, uint64_t flag) noexcept;
   void end_claim() noexcept;
   template <typename Attempt>
@@ -162,6 +171,8 @@ class ShmRing final : public Transport {
   uint64_t stall_pos_ = ~0ull;  // cursor at which a claim was first seen pending
   int64_t stall_since_ = 0;
   int notify_fd_ = -1;
+  bool watch_epoch_ = false;
+  uint32_t epoch_seen_ = 0;
 };
 
 }  // namespace fwipc::shm

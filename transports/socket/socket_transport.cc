@@ -162,6 +162,26 @@ Hub* Hub::socket_hub(int listen_fd, Owner owner, uint32_t cap, pid_t self) noexc
   return new Hub(listen_fd, false, owner, cap, self);
 }
 
+Hub* Hub::bridge_hub(int listen_fd, Owner owner, uint32_t cap, pid_t self, BridgeHooks hooks) noexcept {
+  Hub* h = new Hub(listen_fd, false, owner, cap, self);
+  h->bridge_ = hooks;
+  return h;
+}
+
+std::vector<Hub::ReaderView> Hub::bridged_readers() const {
+  std::vector<ReaderView> v;
+  for (const auto& [fd, p] : peers_)
+    if (p.reader) v.push_back({fd, p.cred.pid, p.entry_index, p.entry_state, p.out.size() < cap_ ? cap_ - p.out.size() : 0});
+  return v;
+}
+
+void Hub::deliver(int fd, const frame::Frame& f) noexcept {
+  auto it = peers_.find(fd);
+  if (it == peers_.end()) return;
+  it->second.out.push_back(f);
+  flush(it->second);
+}
+
 Hub* Hub::pipe_hub(int in_fd, std::string fifo_prefix, uint32_t cap, pid_t self) noexcept {
   Hub* h = new Hub(in_fd, true, Owner{0, 0, 0}, cap, self);
   h->fifo_prefix_ = std::move(fifo_prefix);
@@ -193,6 +213,7 @@ bool Hub::permitted(const ucred& c, bool read, bool write) const noexcept {
 
 bool Hub::backlogged() const noexcept {
   if (inbox_.size() >= cap_) return true;
+  if (bridge_.sink != nullptr && bridge_.sink->size() >= cap_) return true;
   for (const auto& [fd, p] : peers_)
     if (p.out.size() >= cap_) return true;
   return false;
@@ -369,6 +390,10 @@ void Hub::flush_all() noexcept {
 }
 
 void Hub::route(const frame::Frame& f) noexcept {
+  if (bridge_.sink != nullptr) {  // into the ring: readers get it from there
+    bridge_.sink->push_back(f);
+    return;
+  }
   if (f.receiver == 0 || f.receiver == pid_) {
     inbox_.push(f);
     inbox_changed();
@@ -398,6 +423,14 @@ void Hub::read_peer(Peer& p, bool hello_only) noexcept {
         drop(fd);
         return;
       }
+      // A bridge relays the ring to a reader through the entry the registry joined for it.
+      if (bridge_.sink != nullptr && r &&
+          (!(f.flags & frame::kHelloEntry) || !bridge_.admit(bridge_.ctx, p.cred.pid, f.type, f.receiver))) {
+        drop(fd);
+        return;
+      }
+      p.entry_index = f.type;
+      p.entry_state = f.receiver;
       p.hello = true;
       p.reader = r;
       p.writer = w;
@@ -504,7 +537,8 @@ int Hub::notify_fd() noexcept {
 
 // ---------------------------------------------------------------- SocketClient
 
-int SocketClient::connect_hub(const char* path, bool reader, bool writer) noexcept {
+int SocketClient::connect_hub(const char* path, bool reader, bool writer, int entry_index,
+                              uint32_t entry_state) noexcept {
   sockaddr_un a;
   if (int rc = unix_address(path, &a); rc < 0) return rc;
   const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -525,7 +559,10 @@ int SocketClient::connect_hub(const char* path, bool reader, bool writer) noexce
   frame::Frame hello{};
   hello.magic = frame::kMagic;
   hello.kind = frame::kHello;
-  hello.flags = static_cast<uint16_t>((reader ? frame::kHelloRead : 0) | (writer ? frame::kHelloWrite : 0));
+  hello.flags = static_cast<uint16_t>((reader ? frame::kHelloRead : 0) | (writer ? frame::kHelloWrite : 0) |
+                                      (entry_index >= 0 ? frame::kHelloEntry : 0));
+  hello.type = entry_index >= 0 ? static_cast<uint32_t>(entry_index) : 0;
+  hello.receiver = entry_state;
   if (::send(fd, &hello, frame::kHeaderBytes, MSG_NOSIGNAL) != frame::kHeaderBytes) {
     const int e = errno;
     ::close(fd);

@@ -55,7 +55,24 @@ struct Owner {
 // it are that process's: the hub stamps the PID from the name, as SOCKET stamps SO_PEERCRED.
 class Hub final : public Transport {
  public:
+  // Bridge mode: the hub of a QUEUE channel's creator for members of another uid (see
+  // transports/bridge). Writers' frames go to `sink` instead of being routed, and a reader
+  // must name, in its hello, a ring reader entry that admit() accepts for its PID.
+  struct BridgeHooks {
+    std::deque<frame::Frame>* sink;
+    bool (*admit)(void* ctx, pid_t pid, uint32_t index, uint32_t state);
+    void* ctx;
+  };
+  // A bridged reader, for the bridge to fill its queue from the ring.
+  struct ReaderView {
+    int fd;
+    pid_t pid;
+    uint32_t index, state;
+    size_t room;  // frames its queue takes before it counts as full
+  };
+
   static Hub* socket_hub(int listen_fd, Owner owner, uint32_t capacity_msgs, pid_t self) noexcept;
+  static Hub* bridge_hub(int listen_fd, Owner owner, uint32_t capacity_msgs, pid_t self, BridgeHooks hooks) noexcept;
   static Hub* pipe_hub(int in_fd, std::string fifo_prefix, uint32_t capacity_msgs, pid_t self) noexcept;
   ~Hub() override;
   TransportKind kind() const noexcept override { return pipe_ ? TransportKind::kPipe : TransportKind::kSocket; }
@@ -63,6 +80,12 @@ class Hub final : public Transport {
   int receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept override;
   int notify_fd() noexcept override;
   void forget_after_fork() noexcept override;
+
+  // Bridge mode: one round of hub work without waiting; returns how many events it handled.
+  int poll(int timeout_ms) noexcept { return poll_once(timeout_ms); }
+  std::vector<ReaderView> bridged_readers() const;
+  // Queues f for reader fd and sends what fits.
+  void deliver(int fd, const frame::Frame& f) noexcept;
 
  private:
   struct Peer {
@@ -77,6 +100,7 @@ class Hub final : public Transport {
     bool in_fifo = false;     // a PIPE writer's FIFO: only read from
     bool eof = false;         // in_fifo: every write end is closed
     uint32_t join = 0;        // in_fifo: the registry's join id
+    uint32_t entry_index = 0, entry_state = 0;  // bridge mode: the reader's ring entry
     frame::StreamDecoder dec;  // in_fifo: the writer's byte stream
     std::deque<frame::Frame> out;
   };
@@ -113,6 +137,7 @@ class Hub final : public Transport {
   uint32_t pid_;
   std::map<int, Peer> peers_;
   Inbox inbox_;
+  BridgeHooks bridge_{};  // sink == nullptr: not a bridge
 };
 
 class SocketClient final : public Transport {
@@ -126,8 +151,10 @@ class SocketClient final : public Transport {
   int notify_fd() noexcept override;
   void forget_after_fork() noexcept override;
 
-  // Connects to path and announces read/write intent. A negative errno on failure.
-  static int connect_hub(const char* path, bool reader, bool writer) noexcept;
+  // Connects to path and announces read/write intent (and, for a reader of a bridged
+  // QUEUE channel, its ring entry; entry_index < 0: none). A negative errno on failure.
+  static int connect_hub(const char* path, bool reader, bool writer, int entry_index = -1,
+                         uint32_t entry_state = 0) noexcept;
 
  private:
   void drain() noexcept;

@@ -1,0 +1,240 @@
+#include "transports/bridge/bridge.h"
+
+#include <poll.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "runtime/common/futex.h"
+
+namespace fwipc::bridge {
+namespace {
+
+constexpr int64_t kSafetyNapMs = 100;  // the longest a wait goes without looking around
+
+// Time left until deadline for a blocking call (< 0: forever), or -ETIMEDOUT once past.
+int64_t left(int64_t deadline, int64_t timeout_ns) {
+  if (timeout_ns <= 0) return timeout_ns;
+  const int64_t l = deadline - monotonic_ns();
+  return l > 0 ? l : -ETIMEDOUT;
+}
+
+int ms_until(int64_t deadline, int64_t cap_ms) {
+  if (deadline < 0) return static_cast<int>(cap_ms);
+  const int64_t l = (deadline - monotonic_ns() + 999'999) / 1'000'000;
+  return static_cast<int>(std::clamp<int64_t>(l, 0, cap_ms));
+}
+
+}  // namespace
+
+Bridge::Bridge(std::unique_ptr<shm::ShmRing> ring, int listen_fd, sock::Owner owner, uint32_t cap, pid_t self) noexcept
+    : ring_(std::move(ring)) {
+  ring_->watch_bridge_epoch(true);
+  hub_.reset(sock::Hub::bridge_hub(listen_fd, owner, cap, self, sock::Hub::BridgeHooks{&sink_, &Bridge::admit, this}));
+  // Someone of another uid may have opened the channel before we got here.
+  if (ring_->segment().header()->bridge_epoch.load(std::memory_order_acquire) != 0) activate();
+}
+
+Bridge::~Bridge() {
+  pumps_.clear();
+  hub_.reset();
+  if (ep_ >= 0) ::close(ep_);
+}
+
+// A reader's hello names the ring entry the registry joined for it; the entry must be
+// active and carry that reader's PID (the kernel's word, from the connection).
+bool Bridge::admit(void* self, pid_t pid, uint32_t index, uint32_t state) {
+  auto* b = static_cast<Bridge*>(self);
+  if (index >= shm::kMaxReaders || (state & shm::kReaderActive) == 0) return false;
+  const shm::ReaderEntry& e = b->ring_->segment().header()->readers[index];
+  return e.state.load(std::memory_order_acquire) == state &&
+         e.pid.load(std::memory_order_relaxed) == static_cast<uint32_t>(pid);
+}
+
+int Bridge::ensure_epoll() noexcept {
+  if (ep_ >= 0) return 0;
+  ep_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (ep_ < 0) return -errno;
+  const int rfd = ring_->notify_fd();
+  if (rfd >= 0) watch(rfd);
+  if (active_) watch(hub_->notify_fd());
+  return 0;
+}
+
+void Bridge::watch(int fd) noexcept {
+  if (ep_ < 0 || fd < 0) return;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = fd;
+  ::epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
+}
+
+void Bridge::activate() noexcept {
+  if (active_) return;
+  active_ = true;
+  ring_->watch_bridge_epoch(false);
+  if (ensure_epoll() == 0) watch(hub_->notify_fd());
+}
+
+void Bridge::service() noexcept {
+  // Connections, hellos, and bridged writers' frames (into sink_).
+  for (int i = 0; i < 64 && hub_->poll(0) > 0; ++i) {
+  }
+  // Into the ring under the PID the kernel gave for their connection. Full: the rest
+  // waits, and the hub stops reading those writers until sink_ has room.
+  bool committed = false;
+  while (!sink_.empty()) {
+    const frame::Frame& f = sink_.front();
+    const MsgHeader h{f.type, f.size, f.sender, f.receiver, f.priority};
+    const int rc = ring_->send_as(f.sender, h, f.payload, 0);
+    if (rc == -EAGAIN) break;
+    sink_.pop_front();  // sent, or never will be (-EPIPE: the channel is closed)
+    committed = true;
+  }
+  pump_readers();
+  if (committed) hub_->poll(0);  // reading from writers resumes
+}
+
+void Bridge::pump_readers() noexcept {
+  const std::vector<sock::Hub::ReaderView> readers = hub_->bridged_readers();
+  // Pumps of readers that left (or whose connection number was reused) go.
+  for (auto it = pumps_.begin(); it != pumps_.end();) {
+    const auto r = std::find_if(readers.begin(), readers.end(), [&](const sock::Hub::ReaderView& v) {
+      return v.fd == it->first && v.index == it->second.index && v.state == it->second.state;
+    });
+    it = r == readers.end() ? pumps_.erase(it) : std::next(it);
+  }
+  for (const sock::Hub::ReaderView& r : readers) {
+    auto it = pumps_.find(r.fd);
+    if (it == pumps_.end()) {
+      auto seg = shm::Segment::attach(ring_->segment().fd());
+      if (!seg) continue;
+      shm::Roles roles;
+      roles.reader_index = static_cast<int>(r.index);
+      roles.reader_state = r.state;
+      auto ring = std::make_unique<shm::ShmRing>(std::move(seg.value()), roles, r.pid);
+      watch(ring->notify_fd());  // armed: a commit for this reader wakes our wait()
+      it = pumps_.emplace(r.fd, Pump{r.index, r.state, std::move(ring)}).first;
+    }
+    if (r.room == 0) continue;  // its connection's EPOLLOUT (in the hub) wakes us
+    struct Ctx {
+      sock::Hub* hub;
+      int fd;
+    } ctx{hub_.get(), r.fd};
+    (void)it->second.ring->consume(
+        static_cast<uint32_t>(r.room),
+        [](void* c, const MsgHeader& h, const char* payload) {
+          auto* x = static_cast<Ctx*>(c);
+          frame::Frame f{};
+          f.magic = frame::kMagic;
+          f.kind = frame::kData;
+          f.type = h.type;
+          f.size = h.size;
+          f.sender = h.sender;
+          f.receiver = h.receiver;
+          f.priority = h.priority;
+          std::copy(payload, payload + h.size, f.payload);
+          x->hub->deliver(x->fd, f);
+        },
+        &ctx, 0);
+  }
+}
+
+// for_space: waiting for ring space, which has no descriptor: short naps, woken early by
+// hub work only (the ring's own descriptor may stay readable while we do not read).
+void Bridge::wait(int64_t deadline, bool for_space) noexcept {
+  if (for_space || !sink_.empty() || ensure_epoll() < 0) {
+    pollfd p{hub_->notify_fd(), POLLIN, 0};
+    ::poll(&p, 1, ms_until(deadline, 1));
+    return;
+  }
+  // Pumps whose reader has no room would report their ring descriptor forever: only the
+  // others are looked at, and only through the ring entries' pings.
+  const std::vector<sock::Hub::ReaderView> readers = hub_->bridged_readers();
+  for (auto& [fd, pump] : pumps_) {
+    epoll_event ev{};
+    ev.data.fd = pump.ring->notify_fd();
+    const bool room = std::any_of(readers.begin(), readers.end(),
+                                  [&](const sock::Hub::ReaderView& v) { return v.fd == fd && v.room > 0; });
+    ev.events = room ? EPOLLIN : 0u;
+    ::epoll_ctl(ep_, EPOLL_CTL_MOD, ev.data.fd, &ev);
+  }
+  epoll_event evs[8];
+  (void)::epoll_wait(ep_, evs, 8, ms_until(deadline, kSafetyNapMs));
+}
+
+template <typename Op>
+int Bridge::writing(Op op, int64_t timeout_ns) noexcept {
+  const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : -1;
+  for (;;) {
+    if (!active_) {
+      const int64_t t = left(deadline, timeout_ns);
+      const int rc = t == -ETIMEDOUT ? -ETIMEDOUT : op(t);
+      if (rc != -EINTR) return rc;
+      activate();  // the registry let someone of another uid in: serve it from now on
+      continue;
+    }
+    service();
+    const int rc = op(0);
+    if (rc >= 0) pump_readers();  // bridged readers get it now, not at our next call
+    if (rc != -EAGAIN || timeout_ns == 0) return rc;
+    if (deadline >= 0 && monotonic_ns() >= deadline) return -ETIMEDOUT;
+    wait(deadline, true);
+  }
+}
+
+template <typename Op>
+int Bridge::reading(Op op, int64_t timeout_ns) noexcept {
+  const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : -1;
+  for (;;) {
+    if (!active_) {
+      const int64_t t = left(deadline, timeout_ns);
+      const int rc = t == -ETIMEDOUT ? -ETIMEDOUT : op(t);
+      if (rc != -EINTR) return rc;
+      activate();
+      continue;
+    }
+    service();
+    const int rc = op(0);
+    if (rc != -EAGAIN || timeout_ns == 0) return rc;
+    if (deadline >= 0 && monotonic_ns() >= deadline) return -ETIMEDOUT;
+    wait(deadline, false);
+  }
+}
+
+int Bridge::send(const MsgHeader& hdr, const void* payload, int64_t timeout_ns) noexcept {
+  return writing([&](int64_t t) { return ring_->send(hdr, payload, t); }, timeout_ns);
+}
+
+int Bridge::send_batch(const MsgHeader* hdrs, const void* const* payloads, uint32_t n, int64_t timeout_ns) noexcept {
+  return writing([&](int64_t t) { return ring_->send_batch(hdrs, payloads, n, t); }, timeout_ns);
+}
+
+int Bridge::loan(shm::Loan* out, int64_t timeout_ns) noexcept {
+  return writing([&](int64_t t) { return ring_->loan(out, t); }, timeout_ns);
+}
+
+int Bridge::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept {
+  return reading([&](int64_t t) { return ring_->receive(hdr, buf, cap, t); }, timeout_ns);
+}
+
+int Bridge::consume(uint32_t max, Visitor fn, void* ctx, int64_t timeout_ns) noexcept {
+  return reading([&](int64_t t) { return ring_->consume(max, fn, ctx, t); }, timeout_ns);
+}
+
+// Readable when the ring has something for us or, once bridged, when the hub or a bridged
+// reader's entry needs a call on the channel to make progress.
+int Bridge::notify_fd() noexcept {
+  if (int rc = ensure_epoll(); rc < 0) return rc;
+  return ep_;
+}
+
+void Bridge::forget_after_fork() noexcept {
+  ring_->forget_after_fork();
+  for (auto& [fd, pump] : pumps_) pump.ring->forget_after_fork();
+  hub_->forget_after_fork();
+}
+
+}  // namespace fwipc::bridge

@@ -1,0 +1,72 @@
+// The transport of a QUEUE channel's creator.
+//
+// Only processes of the channel owner's uid (and root) map the ring: a mapping is
+// read-write, so anyone holding one could write any sender PID into a slot. The registry
+// sends every other process to a socket that this creator serves, where the kernel names
+// the peer (SO_PEERCRED). The bridge commits those writers' frames into the ring under that
+// PID, and feeds each such reader from the ring reader entry the registry joined for it at
+// its open(): it gets exactly what a ring reader would, with the same back-pressure.
+//
+// Like a SOCKET channel's hub, the bridge works inside the creator's calls on the channel
+// (or a poll on its descriptor). Until the first such process opens the channel (the
+// registry bumps bridge_epoch), every call goes straight to the ring.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+
+#include "transports/frame.h"
+#include "transports/shm/ring.h"
+#include "transports/socket/socket_transport.h"
+#include "transports/transport.h"
+
+namespace fwipc::bridge {
+
+class Bridge final : public Transport {
+ public:
+  // listen_fd: the channel's socket, bound by the registry with the channel's mode.
+  Bridge(std::unique_ptr<shm::ShmRing> ring, int listen_fd, sock::Owner owner, uint32_t capacity_msgs,
+         pid_t self) noexcept;
+  ~Bridge() override;
+
+  TransportKind kind() const noexcept override { return TransportKind::kShmRing; }
+  int send(const MsgHeader& hdr, const void* payload, int64_t timeout_ns) noexcept override;
+  int receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept override;
+  int send_batch(const MsgHeader* hdrs, const void* const* payloads, uint32_t n, int64_t timeout_ns) noexcept override;
+  int consume(uint32_t max, Visitor fn, void* ctx, int64_t timeout_ns) noexcept override;
+  int notify_fd() noexcept override;
+  void forget_after_fork() noexcept override;
+
+  int loan(shm::Loan* out, int64_t timeout_ns) noexcept;
+  shm::ShmRing* ring() noexcept { return ring_.get(); }
+
+ private:
+  struct Pump {
+    uint32_t index, state;
+    std::unique_ptr<shm::ShmRing> ring;  // a view of the ring as that reader's entry
+  };
+  static bool admit(void* self, pid_t pid, uint32_t index, uint32_t state);
+  template <typename Op>
+  int writing(Op op, int64_t timeout_ns) noexcept;
+  template <typename Op>
+  int reading(Op op, int64_t timeout_ns) noexcept;
+  void activate() noexcept;
+  int ensure_epoll() noexcept;
+  void watch(int fd) noexcept;
+  void service() noexcept;
+  void pump_readers() noexcept;
+  void wait(int64_t deadline_ns, bool for_space) noexcept;
+
+  std::unique_ptr<shm::ShmRing> ring_;
+  std::deque<frame::Frame> sink_;  // bridged writers' frames, waiting for ring space
+  std::unique_ptr<sock::Hub> hub_;
+  std::map<int, Pump> pumps_;  // by the reader's connection
+  int ep_ = -1;                // the ring's, the hub's and the pumps' descriptors
+  bool active_ = false;
+};
+
+}  // namespace fwipc::bridge
