@@ -119,6 +119,10 @@ void Bridge::pump_readers() noexcept {
       it = pumps_.emplace(r.fd, Pump{r.index, r.state, std::move(ring)}).first;
     }
     if (r.room == 0) continue;  // its connection's EPOLLOUT (in the hub) wakes us
+    // A reader that died is released by the registry when its registry connection drops,
+    // maybe before we see its hub connection close: never move an entry that is no longer
+    // its (the registry may already have given it to someone else).
+    if (!admit(this, r.pid, r.index, r.state)) continue;
     struct Ctx {
       sock::Hub* hub;
       int fd;
@@ -165,28 +169,12 @@ void Bridge::wait(int64_t deadline, bool for_space) noexcept {
   (void)::epoll_wait(ep_, evs, 8, ms_until(deadline, kSafetyNapMs));
 }
 
+// Until bridged: the ring call itself, blocking as asked, until it reports that the
+// registry let someone of another uid in (-EINTR). Bridged: hub and bridged readers'
+// work around non-blocking ring calls, waiting in between. `writes`: op puts messages in
+// the ring, so it may wait for space and its messages are pumped to bridged readers at once.
 template <typename Op>
-int Bridge::writing(Op op, int64_t timeout_ns) noexcept {
-  const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : -1;
-  for (;;) {
-    if (!active_) {
-      const int64_t t = left(deadline, timeout_ns);
-      const int rc = t == -ETIMEDOUT ? -ETIMEDOUT : op(t);
-      if (rc != -EINTR) return rc;
-      activate();  // the registry let someone of another uid in: serve it from now on
-      continue;
-    }
-    service();
-    const int rc = op(0);
-    if (rc >= 0) pump_readers();  // bridged readers get it now, not at our next call
-    if (rc != -EAGAIN || timeout_ns == 0) return rc;
-    if (deadline >= 0 && monotonic_ns() >= deadline) return -ETIMEDOUT;
-    wait(deadline, true);
-  }
-}
-
-template <typename Op>
-int Bridge::reading(Op op, int64_t timeout_ns) noexcept {
+int Bridge::call(Op op, int64_t timeout_ns, bool writes) noexcept {
   const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : -1;
   for (;;) {
     if (!active_) {
@@ -198,30 +186,31 @@ int Bridge::reading(Op op, int64_t timeout_ns) noexcept {
     }
     service();
     const int rc = op(0);
+    if (rc >= 0 && writes) pump_readers();  // bridged readers get it now, not at our next call
     if (rc != -EAGAIN || timeout_ns == 0) return rc;
     if (deadline >= 0 && monotonic_ns() >= deadline) return -ETIMEDOUT;
-    wait(deadline, false);
+    wait(deadline, writes);
   }
 }
 
 int Bridge::send(const MsgHeader& hdr, const void* payload, int64_t timeout_ns) noexcept {
-  return writing([&](int64_t t) { return ring_->send(hdr, payload, t); }, timeout_ns);
+  return call([&](int64_t t) { return ring_->send(hdr, payload, t); }, timeout_ns, true);
 }
 
 int Bridge::send_batch(const MsgHeader* hdrs, const void* const* payloads, uint32_t n, int64_t timeout_ns) noexcept {
-  return writing([&](int64_t t) { return ring_->send_batch(hdrs, payloads, n, t); }, timeout_ns);
+  return call([&](int64_t t) { return ring_->send_batch(hdrs, payloads, n, t); }, timeout_ns, true);
 }
 
 int Bridge::loan(shm::Loan* out, int64_t timeout_ns) noexcept {
-  return writing([&](int64_t t) { return ring_->loan(out, t); }, timeout_ns);
+  return call([&](int64_t t) { return ring_->loan(out, t); }, timeout_ns, true);
 }
 
 int Bridge::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept {
-  return reading([&](int64_t t) { return ring_->receive(hdr, buf, cap, t); }, timeout_ns);
+  return call([&](int64_t t) { return ring_->receive(hdr, buf, cap, t); }, timeout_ns, false);
 }
 
 int Bridge::consume(uint32_t max, Visitor fn, void* ctx, int64_t timeout_ns) noexcept {
-  return reading([&](int64_t t) { return ring_->consume(max, fn, ctx, t); }, timeout_ns);
+  return call([&](int64_t t) { return ring_->consume(max, fn, ctx, t); }, timeout_ns, false);
 }
 
 // Readable when the ring has something for us or, once bridged, when the hub or a bridged

@@ -51,9 +51,7 @@ class Bridge final : public Transport {
   };
   static bool admit(void* self, pid_t pid, uint32_t index, uint32_t state);
   template <typename Op>
-  int writing(Op op, int64_t timeout_ns) noexcept;
-  template <typename Op>
-  int reading(Op op, int64_t timeout_ns) noexcept;
+  int call(Op op, int64_t timeout_ns, bool writes) noexcept;
   void activate() noexcept;
   int ensure_epoll() noexcept;
   void watch(int fd) noexcept;
