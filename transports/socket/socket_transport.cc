@@ -211,11 +211,13 @@ bool Hub::permitted(const ucred& c, bool read, bool write) const noexcept {
   return mode_permits(Caller{c.pid, c.uid, c.gid}, owner_.uid, owner_.gid, owner_.mode, read, write);
 }
 
-bool Hub::backlogged() const noexcept {
-  if (inbox_.size() >= cap_) return true;
-  if (bridge_.sink != nullptr && bridge_.sink->size() >= cap_) return true;
+bool Hub::backlogged() const noexcept { return any_queue_at(cap_); }
+
+bool Hub::any_queue_at(size_t n) const noexcept {
+  if (inbox_.size() >= n) return true;
+  if (bridge_.sink != nullptr && bridge_.sink->size() >= n) return true;
   for (const auto& [fd, p] : peers_)
-    if (p.out.size() >= cap_) return true;
+    if (p.out.size() >= n) return true;
   return false;
 }
 
@@ -240,7 +242,9 @@ void Hub::set_interest(Peer& p) noexcept {
 // Stops (or resumes) reading from writers: level-triggered epoll would otherwise report
 // them readable forever while we are not allowed to read.
 void Hub::update_inbound() noexcept {
-  const bool on = !backlogged();
+  // Off at a full queue, on again at half: every switch is an epoll_ctl per peer, so it
+  // must not flip with every message a slow reader takes.
+  const bool on = inbound_on_ ? !backlogged() : !any_queue_at(std::max<size_t>(cap_ / 2, 1));
   if (on == inbound_on_) return;
   inbound_on_ = on;
   for (auto& [fd, p] : peers_) set_interest(p);

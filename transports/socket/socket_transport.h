@@ -118,6 +118,7 @@ class Hub final : public Transport {
   void drop(int fd) noexcept;
   void route(const frame::Frame& f) noexcept;
   bool backlogged() const noexcept;
+  bool any_queue_at(size_t n) const noexcept;
   void set_interest(Peer& p) noexcept;
   void update_inbound() noexcept;
   void inbox_changed() noexcept;
