@@ -559,21 +559,13 @@ Reply Server::open(Client& c, const Request& rq) {
       pass(wr, true);
       ticking_ = true;  // settle_keepers() until the creator's runtime has opened it
     }
-  } else if (ch->transport == TransportKind::kShmRing && !shares_ring(c, *ch)) {
-    // Bridged: a reader entry is joined now (it gets what is sent from now on) and fed by
-    // the creator's runtime; a writer has no entry: its frames are committed for it.
-    if (want_read) {
-      auto idx = shm::join_reader(ch->seg, c.cred.pid, c.start_time, &m.reader_state);
-      if (!idx) {
-        r.status = idx.error();
-        return r;
-      }
-      m.reader_index = static_cast<int32_t>(*idx);
-    }
-    m.remote_writer = want_write;
-    shm::poke_bridge(ch->seg);
   } else if (ch->transport == TransportKind::kShmRing) {
-    if (want_write) {
+    // Bridged (another uid): its reader entry is joined now (it gets what is sent from now
+    // on) and fed by the creator's runtime; as a writer it has no entry: the creator's
+    // runtime commits its frames.
+    const bool bridged = !shares_ring(c, *ch);
+    m.remote_writer = bridged && want_write;
+    if (want_write && !bridged) {
       auto idx = shm::join_writer(ch->seg, c.cred.pid, c.start_time, &m.writer_state);
       if (!idx) {
         r.status = idx.error();
@@ -590,6 +582,7 @@ Reply Server::open(Client& c, const Request& rq) {
       }
       m.reader_index = static_cast<int32_t>(*idx);
     }
+    if (bridged) shm::poke_bridge(ch->seg);
   }
   ch->members++;
   const uint32_t h = c.next_handle++;
