@@ -7,8 +7,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <map>
+#include <thread>
 #include <string>
 
 #include "runtime/include/ipc.h"
@@ -160,6 +163,65 @@ TEST_CASE("shouldServeAQueueReaderOfAnotherUidWithoutMappingTheRing") {
   }
   // The creator's calls on the channel are what feeds the bridged reader.
   int status = 0;
+  for (int i = 0; i < 400 && ::waitpid(child, &status, WNOHANG) == 0; ++i) (void)ipc_receive_message(uint32_t(c), &m, 50);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(ipc_close_channel(uint32_t(c)) == 0);
+}
+
+// The bridge under the API's threading rules: two threads send on the creator's id while a
+// third receives, and a process of another uid reads and writes through the bridge.
+TEST_CASE("shouldBridgeWhileTheCreatorSendsFromTwoThreads") {
+  REQUIRE_MESSAGE(::geteuid() == 0, "this test needs root to switch uid");
+  TempRuntime rt;
+  const int c = ipc_create_channel_ex("mt", IPC_TYPE_QUEUE, IPC_BUFFER_MIN, 0666);
+  REQUIRE(c >= 0);
+  Barrier ready;
+  // Checks that every sender's (type) sequence arrives complete and in order.
+  auto check_all = [](int id, const std::map<uint32_t, uint32_t>& want, int64_t* bad) {
+    std::map<uint32_t, uint32_t> next;
+    uint32_t total = 0, expected = 0;
+    for (const auto& [t, n] : want) expected += n;
+    IPC_MESSAGE m;
+    while (total < expected && ipc_receive_message(uint32_t(id), &m, 10000) == 4) {
+      uint32_t v;
+      std::memcpy(&v, m.payload, 4);
+      if (!want.count(m.type) || v != next[m.type]++) ++*bad;
+      ++total;
+    }
+    return total == expected;
+  };
+  const pid_t child = spawn([&] {
+    if (::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) return 100;
+    const int id = ipc_open_channel("mt", IPC_MODE_READ | IPC_MODE_WRITE);
+    if (id < 0) return 10;
+    ready.signal();
+    std::thread reader([&] {
+      int64_t bad = 0;
+      // Its own messages come back too: it is a reader of the channel like any other.
+      if (!check_all(id, {{0, kBulk}, {1, kBulk}, {7, kBulk}}, &bad) || bad != 0) std::_Exit(11);
+    });
+    for (uint32_t i = 0; i < kBulk; ++i)
+      if (ipc_send(uint32_t(id), &i, 4, 7) != 4) std::_Exit(12);
+    reader.join();
+    return 0;
+  });
+  REQUIRE(ready.wait(1));
+  std::thread senders[2];
+  std::atomic<int> failed_sends{0};
+  for (uint32_t t = 0; t < 2; ++t)
+    senders[t] = std::thread([c, t, &failed_sends] {
+      for (uint32_t i = 0; i < kBulk; ++i)
+        if (ipc_send(uint32_t(c), &i, 4, t) != 4) ++failed_sends;
+    });
+  int64_t bad = 0;
+  CHECK(check_all(c, {{0, kBulk}, {1, kBulk}, {7, kBulk}}, &bad));
+  CHECK(bad == 0);
+  for (auto& t : senders) t.join();
+  CHECK(failed_sends == 0);
+  // Keep serving the bridge until the child has everything.
+  int status = 0;
+  IPC_MESSAGE m;
   for (int i = 0; i < 400 && ::waitpid(child, &status, WNOHANG) == 0; ++i) (void)ipc_receive_message(uint32_t(c), &m, 50);
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <mutex>
 #include <cerrno>
 
 #include "runtime/common/futex.h"
@@ -53,13 +54,18 @@ bool Bridge::admit(void* self, pid_t pid, uint32_t index, uint32_t state) {
          e.pid.load(std::memory_order_relaxed) == static_cast<uint32_t>(pid);
 }
 
-int Bridge::ensure_epoll() noexcept {
-  if (ep_ >= 0) return 0;
-  ep_ = ::epoll_create1(EPOLL_CLOEXEC);
-  if (ep_ < 0) return -errno;
-  const int rfd = ring_->notify_fd();
-  if (rfd >= 0) watch(rfd);
-  if (active_) watch(hub_->notify_fd());
+// Caller holds mu_. `reading`: called from the id's reading thread, the only one that may
+// touch the ring's reader side (its notify descriptor).
+int Bridge::ensure_epoll(bool reading) noexcept {
+  if (ep_ < 0) {
+    ep_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (ep_ < 0) return -errno;
+    if (active_.load(std::memory_order_relaxed)) watch(hub_->notify_fd());
+  }
+  if (reading && !ring_watched_) {
+    ring_watched_ = true;
+    watch(ring_->notify_fd());
+  }
   return 0;
 }
 
@@ -72,10 +78,12 @@ void Bridge::watch(int fd) noexcept {
 }
 
 void Bridge::activate() noexcept {
-  if (active_) return;
-  active_ = true;
+  std::lock_guard<std::mutex> lk(mu_);
+  if (active_.load(std::memory_order_relaxed)) return;
   ring_->watch_bridge_epoch(false);
-  if (ensure_epoll() == 0) watch(hub_->notify_fd());
+  const bool had_ep = ep_ >= 0;
+  active_.store(true, std::memory_order_release);
+  if (had_ep) watch(hub_->notify_fd());  // else ensure_epoll() adds it
 }
 
 void Bridge::service() noexcept {
@@ -149,8 +157,10 @@ void Bridge::pump_readers() noexcept {
 // for_space: waiting for ring space, which has no descriptor: short naps, woken early by
 // hub work only (the ring's own descriptor may stay readable while we do not read).
 void Bridge::wait(int64_t deadline, bool for_space) noexcept {
-  if (for_space || !sink_.empty() || ensure_epoll() < 0) {
+  std::unique_lock<std::mutex> lk(mu_);
+  if (for_space || !sink_.empty() || ensure_epoll(true) < 0) {
     pollfd p{hub_->notify_fd(), POLLIN, 0};
+    lk.unlock();
     ::poll(&p, 1, ms_until(deadline, 1));
     return;
   }
@@ -165,8 +175,10 @@ void Bridge::wait(int64_t deadline, bool for_space) noexcept {
     ev.events = room ? EPOLLIN : 0u;
     ::epoll_ctl(ep_, EPOLL_CTL_MOD, ev.data.fd, &ev);
   }
+  const int ep = ep_;
+  lk.unlock();
   epoll_event evs[8];
-  (void)::epoll_wait(ep_, evs, 8, ms_until(deadline, kSafetyNapMs));
+  (void)::epoll_wait(ep, evs, 8, ms_until(deadline, kSafetyNapMs));
 }
 
 // Until bridged: the ring call itself, blocking as asked, until it reports that the
@@ -177,16 +189,22 @@ template <typename Op>
 int Bridge::call(Op op, int64_t timeout_ns, bool writes) noexcept {
   const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : -1;
   for (;;) {
-    if (!active_) {
+    if (!active_.load(std::memory_order_acquire)) {
       const int64_t t = left(deadline, timeout_ns);
       const int rc = t == -ETIMEDOUT ? -ETIMEDOUT : op(t);
       if (rc != -EINTR) return rc;
       activate();
       continue;
     }
-    service();
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      service();
+    }
     const int rc = op(0);
-    if (rc >= 0 && writes) pump_readers();  // bridged readers get it now, not at our next call
+    if (rc >= 0 && writes) {
+      std::lock_guard<std::mutex> lk(mu_);
+      pump_readers();  // bridged readers get it now, not at our next call
+    }
     if (rc != -EAGAIN || timeout_ns == 0) return rc;
     if (deadline >= 0 && monotonic_ns() >= deadline) return -ETIMEDOUT;
     wait(deadline, writes);
@@ -216,7 +234,8 @@ int Bridge::consume(uint32_t max, Visitor fn, void* ctx, int64_t timeout_ns) noe
 // Readable when the ring has something for us or, once bridged, when the hub or a bridged
 // reader's entry needs a call on the channel to make progress.
 int Bridge::notify_fd() noexcept {
-  if (int rc = ensure_epoll(); rc < 0) return rc;
+  std::lock_guard<std::mutex> lk(mu_);
+  if (int rc = ensure_epoll(true); rc < 0) return rc;
   return ep_;
 }
 

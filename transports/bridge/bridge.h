@@ -14,10 +14,12 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
 
 #include "transports/frame.h"
 #include "transports/shm/ring.h"
@@ -53,18 +55,21 @@ class Bridge final : public Transport {
   template <typename Op>
   int call(Op op, int64_t timeout_ns, bool writes) noexcept;
   void activate() noexcept;
-  int ensure_epoll() noexcept;
+  int ensure_epoll(bool reading) noexcept;
   void watch(int fd) noexcept;
   void service() noexcept;
   void pump_readers() noexcept;
   void wait(int64_t deadline_ns, bool for_space) noexcept;
 
-  std::unique_ptr<shm::ShmRing> ring_;
+  std::unique_ptr<shm::ShmRing> ring_;  // thread-safe as the API promises (sends from any thread)
+  // Ids may be sent on from several threads while one receives: mu_ guards the rest.
+  std::mutex mu_;
   std::deque<frame::Frame> sink_;  // bridged writers' frames, waiting for ring space
   std::unique_ptr<sock::Hub> hub_;
   std::map<int, Pump> pumps_;  // by the reader's connection
   int ep_ = -1;                // the ring's, the hub's and the pumps' descriptors
-  bool active_ = false;
+  bool ring_watched_ = false;  // the ring's own descriptor is in ep_
+  std::atomic<bool> active_{false};
 };
 
 }  // namespace fwipc::bridge

@@ -594,12 +594,13 @@ void ShmRing::advance(uint64_t next) noexcept {
 }
 
 void ShmRing::watch_bridge_epoch(bool on) noexcept {
-  epoch_seen_ = hdr_->bridge_epoch.load(std::memory_order_acquire);
-  watch_epoch_ = on;
+  epoch_seen_.store(hdr_->bridge_epoch.load(std::memory_order_acquire), std::memory_order_relaxed);
+  watch_epoch_.store(on, std::memory_order_relaxed);
 }
 
 bool ShmRing::bridge_epoch_moved() const noexcept {
-  return watch_epoch_ && hdr_->bridge_epoch.load(std::memory_order_relaxed) != epoch_seen_;
+  return watch_epoch_.load(std::memory_order_relaxed) &&
+         hdr_->bridge_epoch.load(std::memory_order_relaxed) != epoch_seen_.load(std::memory_order_relaxed);
 }
 
 bool ShmRing::data_ready() const noexcept {

@@ -171,8 +171,9 @@ class ShmRing final : public Transport {
   uint64_t stall_pos_ = ~0ull;  // cursor at which a claim was first seen pending
   int64_t stall_since_ = 0;
   int notify_fd_ = -1;
-  bool watch_epoch_ = false;
-  uint32_t epoch_seen_ = 0;
+  // Set by the bridge from whichever thread notices the epoch, read by every call.
+  std::atomic<bool> watch_epoch_{false};
+  std::atomic<uint32_t> epoch_seen_{0};
 };
 
 }  // namespace fwipc::shm
