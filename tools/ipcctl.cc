@@ -156,16 +156,17 @@ std::vector<Info> list_channels(const std::string& dir, int* err) {
         info.ring = read_ring(*info.seg, &info.readers, &info.writers);
       }
     }
-    if (!info.ring) {
-      for (uint32_t i = 0; i < std::min(info.raw.listed, reg::kInfoMembers); ++i) {
-        const auto& m = info.raw.members[i];
-        Peer p{m.pid, (m.flags & reg::kMemberAlive) != 0};
-        p.reads = m.flags & reg::kMemberRead;
-        p.writes = m.flags & reg::kMemberWrite;
-        p.creator = m.flags & reg::kMemberCreator;
-        if (p.reads) info.readers.push_back(p);
-        if (p.writes && !p.creator) info.writers.push_back(p);
-      }
+    for (uint32_t i = 0; i < std::min(info.raw.listed, reg::kInfoMembers); ++i) {
+      const auto& m = info.raw.members[i];
+      Peer p{m.pid, (m.flags & reg::kMemberAlive) != 0};
+      p.reads = m.flags & reg::kMemberRead;
+      p.writes = m.flags & reg::kMemberWrite;
+      p.creator = m.flags & reg::kMemberCreator;
+      const bool listed = std::any_of(info.writers.begin(), info.writers.end(), [&](const Peer& w) { return w.pid == p.pid; });
+      if (!info.ring && p.reads) info.readers.push_back(p);
+      // With a ring, its entries list readers and writers, but not writers of another uid,
+      // whose frames the creator's bridge commits.
+      if (p.writes && !p.creator && !listed) info.writers.push_back(p);
     }
     cursor = info.raw.channel + 1;
     out.push_back(std::move(info));
