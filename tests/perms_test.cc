@@ -28,10 +28,30 @@ namespace {
 constexpr uid_t kNobody = 65534;
 constexpr uint32_t kBulk = 5000;
 
+// In a child: drops to uid nobody, keeping /proc/self ours to read (a uid change makes the
+// process non-dumpable, which hands /proc/self/fd to root).
+bool become_nobody() {
+  if (::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) return false;
+  ::prctl(PR_SET_DUMPABLE, 1);
+  return true;
+}
+
+// Keeps making calls on the creator's id c (which is what serves bridged members) until
+// child exits; returns its exit code, or -1 if it did not exit within 20 s.
+int serve_until_exit(int c, pid_t child) {
+  IPC_MESSAGE m;
+  int status = 0;
+  for (int i = 0; i < 400; ++i) {
+    if (::waitpid(child, &status, WNOHANG) == child) return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+    (void)ipc_receive_message(uint32_t(c), &m, 50);
+  }
+  return -1;
+}
+
 // Opens name as uid nobody in a child; returns the child's open() result as exit code.
 int open_as_nobody(const char* name, uint32_t mode) {
   const pid_t child = spawn([=] {
-    if (::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) return 100;
+    if (!become_nobody()) return 100;
     const int rc = ipc_open_channel(name, mode);
     if (rc >= 0) return 0;
     return rc == -EACCES ? 1 : 2;
@@ -70,8 +90,7 @@ TEST_CASE("shouldStampTheRealPidOfAWriterOfAnotherUid") {
     const int c = ipc_create_channel_ex("pub", type, IPC_BUFFER_MIN, 0666);
     REQUIRE(c >= 0);
     const pid_t child = spawn([type] {
-      if (::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) return 100;
-      ::prctl(PR_SET_DUMPABLE, 1);  // so that /proc/self/fd is ours to read again
+      if (!become_nobody()) return 100;
       const int w = ipc_open_channel("pub", IPC_MODE_WRITE);
       if (w < 0) return 10;
       if (fd_with_target("/memfd:", true) >= 0) return 15;  // a QUEUE's ring is never ours to map
@@ -124,8 +143,7 @@ TEST_CASE("shouldServeAQueueReaderOfAnotherUidWithoutMappingTheRing") {
   Barrier ready;
   const pid_t parent = ::getpid();
   const pid_t child = spawn([&] {
-    if (::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) return 100;
-    ::prctl(PR_SET_DUMPABLE, 1);
+    if (!become_nobody()) return 100;
     const int r = ipc_open_channel("pubq", IPC_MODE_READ);
     if (r < 0) return 10;
     if (fd_with_target("/memfd:", true) >= 0) return 11;
@@ -161,11 +179,7 @@ TEST_CASE("shouldServeAQueueReaderOfAnotherUidWithoutMappingTheRing") {
     REQUIRE(ipc_send(uint32_t(c), &i, 4, 0) == 4);
     REQUIRE(ipc_receive_message(uint32_t(c), &m, 10000) == 4);  // the creator is a reader too
   }
-  // The creator's calls on the channel are what feeds the bridged reader.
-  int status = 0;
-  for (int i = 0; i < 400 && ::waitpid(child, &status, WNOHANG) == 0; ++i) (void)ipc_receive_message(uint32_t(c), &m, 50);
-  CHECK(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(serve_until_exit(c, child) == 0);
   CHECK(ipc_close_channel(uint32_t(c)) == 0);
 }
 
@@ -192,7 +206,7 @@ TEST_CASE("shouldBridgeWhileTheCreatorSendsFromTwoThreads") {
     return total == expected;
   };
   const pid_t child = spawn([&] {
-    if (::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) return 100;
+    if (!become_nobody()) return 100;
     const int id = ipc_open_channel("mt", IPC_MODE_READ | IPC_MODE_WRITE);
     if (id < 0) return 10;
     ready.signal();
@@ -219,11 +233,6 @@ TEST_CASE("shouldBridgeWhileTheCreatorSendsFromTwoThreads") {
   CHECK(bad == 0);
   for (auto& t : senders) t.join();
   CHECK(failed_sends == 0);
-  // Keep serving the bridge until the child has everything.
-  int status = 0;
-  IPC_MESSAGE m;
-  for (int i = 0; i < 400 && ::waitpid(child, &status, WNOHANG) == 0; ++i) (void)ipc_receive_message(uint32_t(c), &m, 50);
-  CHECK(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(serve_until_exit(c, child) == 0);
   CHECK(ipc_close_channel(uint32_t(c)) == 0);
 }
