@@ -127,10 +127,11 @@ int fd_with_target(const std::string& suffix, bool anywhere) {
   return -1;
 }
 
-long write_forged_frame(int fd, uint32_t sender, const std::string& text) {
+long write_forged_frame(int fd, uint32_t sender, const std::string& text, uint16_t kind, uint32_t type) {
   frame::Frame f{};
   f.magic = frame::kMagic;
-  f.kind = frame::kData;
+  f.kind = kind;
+  f.type = type;
   f.size = static_cast<uint32_t>(text.size());
   f.sender = sender;
   std::memcpy(f.payload, text.data(), text.size());

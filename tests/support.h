@@ -34,9 +34,9 @@ int wait_exit_within(pid_t pid, int timeout_ms);
 // A descriptor of this process whose /proc/self/fd link target ends with `suffix` (or
 // contains it, if `anywhere`), the way a hostile process finds what its runtime holds; -1.
 int fd_with_target(const std::string& suffix, bool anywhere = false);
-// Writes one data frame claiming `sender`, with text as payload, as raw bytes to fd (a
-// FIFO or a socket). Returns write()'s result.
-long write_forged_frame(int fd, uint32_t sender, const std::string& text);
+// Writes one frame claiming `sender` (a data frame with text as payload, unless kind says
+// otherwise) as raw bytes to fd (a FIFO or a socket). Returns write()'s result.
+long write_forged_frame(int fd, uint32_t sender, const std::string& text, uint16_t kind = 1, uint32_t type = 0);
 
 // One-byte barrier between processes.
 struct Barrier {

@@ -335,6 +335,50 @@ TEST_CASE("shouldStampAPipeWritersPidAndRefuseDataInTheChannelFifo") {
   CHECK(ipc_close_channel(uint32_t(c)) == 0);
 }
 
+// JOIN frames in the channel FIFO can be forged by any member: one naming another reader's
+// FIFO must not make that reader get messages twice, nor put it under another PID.
+TEST_CASE("shouldIgnoreForgedPipeJoins") {
+  TempRuntime rt;
+  const int c = ipc_create_channel("joins", IPC_TYPE_PIPE, 0);
+  REQUIRE(c >= 0);
+  Barrier ready, forged;
+  const pid_t reader = spawn([&] {
+    const int r = ipc_open_channel("joins", IPC_MODE_READ);
+    if (r < 0) return 10;
+    ready.signal();
+    IPC_MESSAGE m;
+    for (const char* want : {"all", "end"})
+      if (ipc_receive_message(uint32_t(r), &m, 10000) != 3 || std::memcmp(m.payload, want, 3) != 0) return 11;
+    return ipc_receive_message(uint32_t(r), &m, 200) == -ETIMEDOUT ? 0 : 12;
+  });
+  REQUIRE(ready.wait(1));
+  const pid_t liar = spawn([&] {
+    if (ipc_open_channel("joins", IPC_MODE_WRITE) < 0) return 10;
+    const int chan = fwipc::test::fd_with_target("/joins.fifo");
+    if (chan < 0) return 11;
+    for (uint32_t id = 1; id < 8; ++id) {
+      // The reader's own FIFO again, and the same id claimed for this process.
+      if (fwipc::test::write_forged_frame(chan, uint32_t(reader), "", fwipc::frame::kJoin, id) <= 0) return 12;
+      if (fwipc::test::write_forged_frame(chan, uint32_t(::getpid()), "", fwipc::frame::kJoin, id) <= 0) return 13;
+    }
+    forged.signal();
+    ::pause();  // alive, so that a unicast to it would have somewhere to go
+    return 0;
+  });
+  REQUIRE(forged.wait(1));
+  REQUIRE(ipc_send(uint32_t(c), "all", 3, 0) == 3);
+  IPC_MESSAGE m{};
+  m.size = 3;
+  m.receiver = uint32_t(liar);
+  std::memcpy(m.payload, "lie", 3);
+  REQUIRE(ipc_send_message(uint32_t(c), &m) == 3);
+  REQUIRE(ipc_send(uint32_t(c), "end", 3, 0) == 3);
+  CHECK(wait_exit(reader) == 0);
+  ::kill(liar, SIGKILL);
+  wait_exit(liar);
+  CHECK(ipc_close_channel(uint32_t(c)) == 0);
+}
+
 TEST_CASE("shouldFallBackToASocketWhenSharedMemoryIsDisabled") {
   TempRuntime rt;
   ::setenv("FWIPC_DISABLE_SHM", "1", 1);

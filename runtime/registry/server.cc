@@ -195,10 +195,11 @@ int remove_stale_files(const std::string& dir, const std::vector<std::string>& i
     const bool ours = (n.size() > 5 && n.compare(n.size() - 5, 5, ".sock") == 0 && n != kSocketName) ||
                       (n.size() > 5 && n.compare(n.size() - 5, 5, ".fifo") == 0) || n.find(".fifo.") != std::string::npos;
     if (!ours) continue;
-    // A writer's FIFO carries its PID: one whose writer lives may not be opened by the
+    // A member's FIFO carries its PID: one whose member lives may not be opened by the
     // creator's runtime yet (a restart between open and JOIN), so it stays.
-    if (const size_t w = n.find(".fifo.w"); w != std::string::npos) {
-      const long pid = std::strtol(n.c_str() + w + 7, nullptr, 10);
+    const size_t r = n.find(".fifo.r"), w = n.find(".fifo.w");
+    if (const size_t at = r != std::string::npos ? r : w; at != std::string::npos) {
+      const long pid = std::strtol(n.c_str() + at + 7, nullptr, 10);
       if (pid > 0 && process_alive(static_cast<pid_t>(pid), 0)) continue;
     }
     const std::string path = dir + "/" + n;
@@ -533,8 +534,8 @@ Reply Server::open(Client& c, const Request& rq) {
   if (ch->transport == TransportKind::kPipe) {
     // Everyone gets a write end of the channel FIFO, for JOIN frames. A reader also gets its
     // own FIFO, which the creator's runtime opens for writing when the JOIN arrives; a writer
-    // gets the write end of its own FIFO, named after its PID, which the creator's runtime
-    // opens for reading when that JOIN arrives.
+    // gets the write end of its own FIFO, which the creator's runtime opens for reading when
+    // that JOIN arrives. Both are named after the member's PID (see Hub::join).
     const int in_w = ::open(ch->path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
     if (in_w < 0) {
       r.status = errno == ENXIO ? -ENOENT : -errno;  // ENXIO: the creator is gone
@@ -542,7 +543,7 @@ Reply Server::open(Client& c, const Request& rq) {
     }
     pass(in_w, true);
     if (want_read) {
-      const int rd = member_fifo(*ch, "", O_RDWR, &m.reader_state, &m.reader_fifo);
+      const int rd = member_fifo(*ch, ".r" + std::to_string(c.cred.pid), O_RDWR, &m.reader_state, &m.reader_fifo);
       if (rd < 0) {
         r.status = rd;
         return r;

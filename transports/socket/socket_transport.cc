@@ -250,40 +250,31 @@ void Hub::update_inbound() noexcept {
   for (auto& [fd, p] : peers_) set_interest(p);
 }
 
-void Hub::join(const frame::Frame& f) noexcept {
-  const std::string path = fifo_prefix_ + "." + std::to_string(f.type);
-  // The reader holds its FIFO open (O_RDWR), so this open does not block or fail with
-  // ENXIO unless the reader is already gone.
-  const int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+// A JOIN from the channel FIFO: opens the member's own FIFO, fifo_prefix + ".r" (reader)
+// or ".w" (writer) + PID + "." + join id. Anyone may write the channel FIFO, but the name
+// is built from two numbers and only the registry creates files in the runtime directory,
+// for the PID of the process it then hands the FIFO to: a forged JOIN can only name a FIFO
+// that exists for that PID, and the PID the hub then uses for it is right.
+void Hub::join(const frame::Frame& f, bool writer) noexcept {
+  const pid_t pid = static_cast<pid_t>(f.sender);
+  for (const auto& [fd, p] : peers_)  // announced twice, or by someone else first
+    if ((writer ? p.in_fifo : p.out_only) && p.join == f.type && p.cred.pid == pid) return;
+  const std::string path =
+      fifo_prefix_ + (writer ? ".w" : ".r") + std::to_string(f.sender) + "." + std::to_string(f.type);
+  // A reader holds its FIFO open (O_RDWR), so opening it for writing does not block or fail
+  // with ENXIO unless the reader is already gone.
+  const int fd = ::open(path.c_str(), (writer ? O_RDONLY : O_WRONLY) | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0 || peers_.size() >= 4096) {
     if (fd >= 0) ::close(fd);
     return;
   }
+  if (writer) (void)::fchmod(fd, frame::kFifoTakenMode);
   Peer p{};
   p.fd = fd;
-  p.cred.pid = static_cast<pid_t>(f.sender);
-  p.hello = p.reader = p.out_only = true;
-  p.registered = false;
-  set_interest(peers_.emplace(fd, std::move(p)).first->second);
-}
-
-void Hub::writer_join(const frame::Frame& f) noexcept {
-  // Announced twice (or by someone else first): the FIFO is read once, whoever named it.
-  for (const auto& [fd, p] : peers_)
-    if (p.in_fifo && p.join == f.type && p.cred.pid == static_cast<pid_t>(f.sender)) return;
-  // Built from two numbers, so a forged announcement can only name a FIFO the registry made
-  // for that PID; its frames are then read as that PID's, which they are.
-  const std::string path = fifo_prefix_ + ".w" + std::to_string(f.sender) + "." + std::to_string(f.type);
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0 || peers_.size() >= 4096) {
-    if (fd >= 0) ::close(fd);
-    return;
-  }
-  (void)::fchmod(fd, frame::kFifoTakenMode);
-  Peer p{};
-  p.fd = fd;
-  p.cred.pid = static_cast<pid_t>(f.sender);
-  p.hello = p.writer = p.in_fifo = true;
+  p.cred.pid = pid;
+  p.hello = true;
+  p.reader = p.out_only = !writer;
+  p.writer = p.in_fifo = writer;
   p.join = f.type;
   p.registered = false;
   set_interest(peers_.emplace(fd, std::move(p)).first->second);
@@ -296,8 +287,7 @@ void Hub::read_control() noexcept {
     frame::Frame f;
     int rc;
     while ((rc = decoder_.next(&f)) != 0) {
-      if (rc > 0 && f.kind == frame::kJoin) join(f);
-      else if (rc > 0 && f.kind == frame::kWriterJoin) writer_join(f);
+      if (rc > 0 && (f.kind == frame::kJoin || f.kind == frame::kWriterJoin)) join(f, f.kind == frame::kWriterJoin);
       else ++rejected_;
     }
     char buf[16384];

@@ -49,10 +49,11 @@ struct Owner {
 // The creator's side of a SOCKET or PIPE channel.
 // SOCKET: listen_fd accepts connections; each is a writer and/or a reader.
 // PIPE: in_fd is the channel FIFO, which carries only JOIN frames. Each reader gets frames
-// through its own FIFO, fifo_prefix + "." + join id; each writer sends through its own,
-// fifo_prefix + ".w" + PID + "." + join id. Only the registry creates files in the runtime
-// directory, and it gives a writer FIFO's write end to that PID alone, so frames read from
-// it are that process's: the hub stamps the PID from the name, as SOCKET stamps SO_PEERCRED.
+// through its own FIFO, fifo_prefix + ".r" + PID + "." + join id; each writer sends through
+// its own, fifo_prefix + ".w" + PID + "." + join id. Only the registry creates files in the
+// runtime directory, and it gives a FIFO to that PID alone, so frames read from a writer's
+// FIFO are that process's: the hub stamps the PID from the name, as SOCKET stamps
+// SO_PEERCRED.
 class Hub final : public Transport {
  public:
   // Bridge mode: the hub of a QUEUE channel's creator for members of another uid (see
@@ -99,7 +100,7 @@ class Hub final : public Transport {
     bool out_only = false;    // a PIPE reader's FIFO: never read from
     bool in_fifo = false;     // a PIPE writer's FIFO: only read from
     bool eof = false;         // in_fifo: every write end is closed
-    uint32_t join = 0;        // in_fifo: the registry's join id
+    uint32_t join = 0;        // PIPE: the registry's join id of its FIFO
     uint32_t entry_index = 0, entry_state = 0;  // bridge mode: the reader's ring entry
     frame::StreamDecoder dec;  // in_fifo: the writer's byte stream
     std::deque<frame::Frame> out;
@@ -107,8 +108,7 @@ class Hub final : public Transport {
   Hub(int fd, bool pipe, Owner owner, uint32_t cap, pid_t self) noexcept;
   int poll_once(int timeout_ms) noexcept;
   void read_control() noexcept;
-  void join(const frame::Frame& f) noexcept;
-  void writer_join(const frame::Frame& f) noexcept;
+  void join(const frame::Frame& f, bool writer) noexcept;
   void read_writer(Peer& p) noexcept;
   void route_from(Peer& p) noexcept;
   void accept_peers() noexcept;
