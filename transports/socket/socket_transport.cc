@@ -442,12 +442,16 @@ void Hub::read_peer(Peer& p, bool hello_only) noexcept {
 }
 
 int Hub::poll_once(int timeout_ms) noexcept {
-  // Frames already in a writer's decoder raise no epoll event: finish them first.
-  if (pipe_) {
-    for (auto it = peers_.begin(); it != peers_.end() && inbound_on_ && !backlogged();) {
-      Peer& p = (it++)->second;  // route_from may drop p
-      if (!p.in_fifo || p.dec.buffered() < frame::kHeaderBytes) continue;
-      route_from(p);
+  // Frames already in a writer's decoder raise no epoll event: finish them first. By
+  // descriptor, not iterator: routing may drop any reader (a failed flush) and p itself.
+  if (pipe_ && inbound_on_) {
+    std::vector<int> pending;
+    for (const auto& [fd, p] : peers_)
+      if (p.in_fifo && p.dec.buffered() >= frame::kHeaderBytes) pending.push_back(fd);
+    for (int fd : pending) {
+      auto it = peers_.find(fd);
+      if (it == peers_.end() || !inbound_on_ || backlogged()) continue;
+      route_from(it->second);
       timeout_ms = 0;
     }
   }
