@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <mutex>
 #include <cerrno>
+#include <mutex>
 
 #include "runtime/common/futex.h"
 
@@ -98,7 +98,7 @@ void Bridge::service() noexcept {
     const MsgHeader h{f.type, f.size, f.sender, f.receiver, f.priority};
     const int rc = ring_->send_as(f.sender, h, f.payload, 0);
     if (rc == -EAGAIN) break;
-    sink_.pop_front();  // sent, or never will be (-EPIPE: the channel is closed)
+    sink_.pop_front();  // sent, or never will be (-EPIPE: channel closed; -EIO: ring corrupt)
     committed = true;
   }
   pump_readers();
