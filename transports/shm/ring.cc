@@ -381,8 +381,11 @@ uint64_t ShmRing::compute_limit(uint64_t tail) noexcept {
     if (c < min) min = c;
   }
   const uint64_t limit = min + seg_.slot_count();
-  uint64_t cur = limit_.load(std::memory_order_relaxed);
-  while (cur < limit && !limit_.compare_exchange_weak(cur, limit, std::memory_order_relaxed)) {
+  // Release/acquire on the cached bound: another thread of this handle that claims under
+  // it must also see the cursor acquires behind it (the slots' previous readers are done).
+  uint64_t cur = limit_.load(std::memory_order_acquire);
+  while (cur < limit &&
+         !limit_.compare_exchange_weak(cur, limit, std::memory_order_acq_rel, std::memory_order_acquire)) {
   }
   return std::max(cur, limit);
 }
@@ -416,7 +419,7 @@ int ShmRing::claim(uint64_t* out, uint32_t want, int64_t timeout_ns) noexcept {
     if (hdr_->closed.load(std::memory_order_relaxed)) return -EPIPE;
     if (bridge_epoch_moved()) return -EINTR;
     uint64_t pos = hdr_->tail.load(std::memory_order_relaxed);
-    uint64_t limit = limit_.load(std::memory_order_relaxed);
+    uint64_t limit = limit_.load(std::memory_order_acquire);  // see compute_limit
     if (pos >= limit) limit = compute_limit(pos);
     if (limit == kCorruptLimit) return -EIO;
     if (pos < limit) {

@@ -162,6 +162,7 @@ class ShmRing final : public Transport {
   uint32_t pid_;
   // Writer: a bound on claimable positions computed from the cursors earlier. Bounds only
   // grow (cursors only advance; joiners start at the tail), so any stale value is safe.
+  // Shared by the threads sending on this handle (release/acquire, see compute_limit).
   std::atomic<uint64_t> limit_{0};
   // Reader: next position, and the priority heap (see try_receive).
   uint64_t cursor_ = 0;
