@@ -2,6 +2,11 @@
 // no committed message is lost or duplicated.
 //
 //   soak [--type queue|socket|pipe|all] [--messages N] [--seconds S] [--kill-ms MS]
+//        [--other-uid UID]
+//
+// --other-uid (as root): the last writer and the last reader run as that uid, so on a
+// QUEUE channel they go through the creator's bridge, and on every transport they are
+// the kind of peer whose sender PID must be stamped by the runtime.
 //
 // This process creates the channel and is also a reader that is never killed: it is the
 // complete record against which losses are counted. Writers and readers are child
@@ -30,6 +35,7 @@
 #include <vector>
 
 #include "runtime/common/futex.h"
+#include "runtime/common/rundir.h"
 #include "runtime/include/ipc.h"
 
 namespace {
@@ -121,9 +127,12 @@ int reader_main(Shared* sh, const char* name, int idx) {
 }
 
 template <typename F>
-pid_t fork_child(F fn) {
+pid_t fork_child(F fn, uid_t as_uid = 0) {
   const pid_t p = ::fork();
-  if (p == 0) ::_exit(fn());
+  if (p == 0) {
+    if (as_uid != 0 && (::setgid(as_uid) != 0 || ::setuid(as_uid) != 0)) ::_exit(40);
+    ::_exit(fn());
+  }
   return p;
 }
 
@@ -132,7 +141,7 @@ struct Totals {
   int child_failures = 0;
 };
 
-Totals soak_one(uint32_t type, const char* label, uint64_t target, int64_t seconds, int kill_ms) {
+Totals soak_one(uint32_t type, const char* label, uint64_t target, int64_t seconds, int kill_ms, uid_t other) {
   Totals t;
   auto* sh = static_cast<Shared*>(
       ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
@@ -141,7 +150,10 @@ Totals soak_one(uint32_t type, const char* label, uint64_t target, int64_t secon
     return t;
   }
   std::string name = std::string("soak-") + label + "-" + std::to_string(::getpid());
-  const int c = ipc_create_channel(name.c_str(), type, 1024 * 576);
+  const int c = ipc_create_channel_ex(name.c_str(), type, 1024 * 576, other != 0 ? 0666 : 0660);
+  // The last writer and the last reader run as `other` (0: as we do).
+  auto uid_of_writer = [&](uint32_t w) { return w == kWriters - 1 ? other : 0; };
+  auto uid_of_reader = [&](int r) { return r == kReaders - 1 ? other : 0; };
   if (c < 0) {
     std::fprintf(stderr, "soak: create %s: %s\n", label, ipc_strerror(c));
     t.child_failures = 1;
@@ -149,9 +161,10 @@ Totals soak_one(uint32_t type, const char* label, uint64_t target, int64_t secon
   }
   uint32_t gens[kWriters] = {};
   pid_t writers[kWriters], readers[kReaders];
-  for (int i = 0; i < kReaders; ++i) readers[i] = fork_child([&] { return reader_main(sh, name.c_str(), i); });
+  for (int i = 0; i < kReaders; ++i)
+    readers[i] = fork_child([&] { return reader_main(sh, name.c_str(), i); }, uid_of_reader(i));
   for (uint32_t w = 0; w < kWriters; ++w)
-    writers[w] = fork_child([&] { return writer_main(sh, name.c_str(), w, 0, target); });
+    writers[w] = fork_child([&] { return writer_main(sh, name.c_str(), w, 0, target); }, uid_of_writer(w));
 
   Verifier complete{{}, &sh->readers[kReaders], true};
   std::mt19937 rng(42);
@@ -193,12 +206,12 @@ Totals soak_one(uint32_t type, const char* label, uint64_t target, int64_t secon
       const bool more = sh->total_sent.load() < target && !sh->stop.load();
       if (is_writer && killed && more && gens[i] + 1 < kMaxGens) {
         const uint32_t w = uint32_t(i), g = ++gens[i];
-        p = fork_child([&] { return writer_main(sh, name.c_str(), w, g, target); });
+        p = fork_child([&] { return writer_main(sh, name.c_str(), w, g, target); }, uid_of_writer(w));
       } else if (is_writer) {
         --running_writers;
       } else if (killed && !sh->stop.load()) {
         const int r = i - kWriters;
-        p = fork_child([&] { return reader_main(sh, name.c_str(), r); });
+        p = fork_child([&] { return reader_main(sh, name.c_str(), r); }, uid_of_reader(r));
       }
     }
   }
@@ -250,9 +263,9 @@ Totals soak_one(uint32_t type, const char* label, uint64_t target, int64_t secon
   t.delivered = sh->readers[kReaders].received.load();
   ipc_close_channel(uint32_t(c));
   const bool ok = t.lost == 0 && t.duplicated == 0 && t.corrupt == 0 && t.child_failures == 0;
-  std::printf("soak: %-6s sent=%llu delivered=%llu abandoned=%llu lost=%llu duplicated=%llu corrupt=%llu "
+  std::printf("soak: %-6s%s sent=%llu delivered=%llu abandoned=%llu lost=%llu duplicated=%llu corrupt=%llu "
               "kills=%llu %.1fs (%.2f M msg/s) %s\n",
-              label, (unsigned long long)t.sent, (unsigned long long)t.delivered, (unsigned long long)t.abandoned,
+              label, other != 0 ? " (1 writer + 1 reader of another uid)" : "", (unsigned long long)t.sent, (unsigned long long)t.delivered, (unsigned long long)t.abandoned,
               (unsigned long long)t.lost, (unsigned long long)t.duplicated, (unsigned long long)t.corrupt,
               (unsigned long long)t.kills, secs, double(t.delivered) / secs / 1e6, ok ? "ok" : "FAILED");
   std::fflush(stdout);
@@ -266,6 +279,7 @@ int main(int argc, char** argv) {
   std::string type = "all";
   int64_t messages = -1, seconds = 0;
   int kill_ms = 200;
+  uid_t other = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
@@ -273,12 +287,17 @@ int main(int argc, char** argv) {
     else if (a == "--messages" && v) messages = std::strtoll(v, nullptr, 10), ++i;
     else if (a == "--seconds" && v) seconds = std::strtoll(v, nullptr, 10), ++i;
     else if (a == "--kill-ms" && v) kill_ms = std::atoi(v), ++i;
+    else if (a == "--other-uid" && v) other = static_cast<uid_t>(std::strtoul(v, nullptr, 10)), ++i;
     else {
-      std::fprintf(stderr, "usage: soak [--type queue|socket|pipe|all] [--messages N] [--seconds S] [--kill-ms MS]\n");
+      std::fprintf(stderr,
+                   "usage: soak [--type queue|socket|pipe|all] [--messages N] [--seconds S] [--kill-ms MS] "
+                   "[--other-uid UID]\n");
       return 2;
     }
   }
   ::signal(SIGPIPE, SIG_IGN);
+  // Children of another uid would otherwise pick their own default runtime directory.
+  if (other != 0) ::setenv("FWIPC_RUNTIME_DIR", fwipc::runtime_dir().c_str(), 0);
   struct T {
     const char* label;
     uint32_t type;
@@ -290,7 +309,7 @@ int main(int argc, char** argv) {
     if (type != "all" && type != x.label) continue;
     any = true;
     const uint64_t n = messages >= 0 ? uint64_t(messages) : x.default_messages;
-    const Totals t = soak_one(x.type, x.label, n, seconds, kill_ms);
+    const Totals t = soak_one(x.type, x.label, n, seconds, kill_ms, other);
     ok = ok && t.lost == 0 && t.duplicated == 0 && t.corrupt == 0 && t.child_failures == 0;
   }
   if (!any) {
