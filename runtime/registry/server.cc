@@ -451,16 +451,7 @@ Reply Server::create(Client& c, const Request& rq) {
       }
       m.reader_index = static_cast<int32_t>(*idx);
       m.writer_index = static_cast<int32_t>(*widx);
-      // Processes of other uids reach the ring through the creator's runtime, over this.
-      ch->path = opts_.runtime_dir + "/" + ch->name + ".sock";
-      const int lfd = bind_channel_socket(ch->path, ch->mode, ch->uid, ch->gid);
-      if (lfd < 0) {
-        ch->path.clear();
-        r.status = lfd;
-        return r;
-      }
       pass(ch->seg.fd(), false);
-      pass(lfd, true);
     } else {
       on_shm = false;  // no memory, no memfd: fall back to a socket, transparently
     }
@@ -478,8 +469,10 @@ Reply Server::create(Client& c, const Request& rq) {
       return r;
     }
     pass(fd, true);
-  } else if (!on_shm) {
-    ch->transport = TransportKind::kSocket;
+  } else {
+    if (!on_shm) ch->transport = TransportKind::kSocket;
+    // The channel itself (SOCKET), or how processes of other uids reach the ring through
+    // the creator's runtime (QUEUE).
     ch->path = opts_.runtime_dir + "/" + ch->name + ".sock";
     const int lfd = bind_channel_socket(ch->path, ch->mode, ch->uid, ch->gid);
     if (lfd < 0) {
