@@ -67,6 +67,22 @@ void ping(const SegmentHeader* h, uint32_t idx, uint32_t state) {
   (void)::sendto(sender_socket(), &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&a), len);
 }
 
+// Wake batching (see wake_pending in layout.h): true for the one caller that flips pending
+// 0 -> 1 while someone waits; it issues the wakeup, everyone else skips the syscall.
+bool take_wakeup(bool someone_waits, std::atomic<uint32_t>& pending) {
+  return someone_waits && pending.load(std::memory_order_relaxed) == 0 &&
+         pending.exchange(1, std::memory_order_seq_cst) == 0;
+}
+
+// The sleeper's side of take_wakeup(), before its last check ahead of sleeping.
+// SYNC POINT (wake batching): pairs with the fence and the exchange in take_wakeup(). Either
+// the waker sees 0 and wakes (its futex increment is ordered after our read of the futex
+// value), or our re-check after this fence sees what it published.
+void clear_pending(std::atomic<uint32_t>& pending) {
+  pending.store(0, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
 void wake_writers(SegmentHeader* h) {
   h->space_futex.fetch_add(1, std::memory_order_release);
   futex_wake_all(&h->space_futex);
@@ -469,8 +485,7 @@ int ShmRing::sleep_for_space(uint64_t pos, int64_t slice_ns) noexcept {
   // SYNC POINT (space sleep): seq_cst mask update, then re-read the cursors; a reader
   // advances its cursor, fences, then reads the mask. One of us sees the other.
   hdr_->space_mask.fetch_or(1u << slot, std::memory_order_seq_cst);
-  hdr_->space_pending.store(0, std::memory_order_seq_cst);  // see wake_pending in layout.h
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  clear_pending(hdr_->space_pending);
   int rc = 0;
   if (pos >= compute_limit(pos)) rc = futex_wait(&hdr_->space_futex, v, slice_ns);
   hdr_->space_mask.fetch_and(~(1u << slot), std::memory_order_relaxed);
@@ -507,10 +522,7 @@ void ShmRing::end_claim() noexcept {
   // SYNC POINT (data sleep): store-load barrier against a reader that registers as waiter
   // and then re-checks the slot; without it both could miss each other.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (hdr_->data_waiters.load(std::memory_order_relaxed) != 0 &&
-      hdr_->wake_pending.load(std::memory_order_relaxed) == 0 &&
-      hdr_->wake_pending.exchange(1, std::memory_order_seq_cst) == 0)
-    notify_readers(seg_);
+  if (take_wakeup(hdr_->data_waiters.load(std::memory_order_relaxed) != 0, hdr_->wake_pending)) notify_readers(seg_);
 }
 
 int ShmRing::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexcept {
@@ -590,10 +602,7 @@ void ShmRing::advance(uint64_t next) noexcept {
   me_->cursor.store(next, std::memory_order_release);
   // SYNC POINT (space sleep): see claim(); a store-load barrier before reading waiters.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (hdr_->space_mask.load(std::memory_order_relaxed) != 0 &&
-      hdr_->space_pending.load(std::memory_order_relaxed) == 0 &&
-      hdr_->space_pending.exchange(1, std::memory_order_seq_cst) == 0)
-    wake_writers(hdr_);
+  if (take_wakeup(hdr_->space_mask.load(std::memory_order_relaxed) != 0, hdr_->space_pending)) wake_writers(hdr_);
 }
 
 void ShmRing::watch_bridge_epoch(bool on) noexcept {
@@ -745,14 +754,6 @@ int ShmRing::try_receive_closed() noexcept {
   return slot_state(seg_.slot(cursor_)->seq.load(std::memory_order_acquire), cursor_) != SlotState::kEmpty ? 0 : -EPIPE;
 }
 
-// SYNC POINT (wake batching): pairs with the fence and wake_pending exchange in publish().
-// Either the writer sees 0 and wakes (its futex increment is ordered after our read of the
-// futex value), or our re-check after this fence sees its commit.
-void ShmRing::clear_wake_pending() noexcept {
-  hdr_->wake_pending.store(0, std::memory_order_seq_cst);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-}
-
 int ShmRing::wait_for_data(int64_t deadline) noexcept {
   const int64_t budget = spin_ns();
   const int64_t spin_until = monotonic_ns() + budget;
@@ -773,7 +774,7 @@ int ShmRing::wait_for_data(int64_t deadline) noexcept {
     me_->sleeping.store(1, std::memory_order_relaxed);
     // SYNC POINT (data sleep): pairs with the fence in publish().
     hdr_->data_waiters.fetch_add(1, std::memory_order_seq_cst);
-    clear_wake_pending();
+    clear_pending(hdr_->wake_pending);
     int rc = 0;
     if (!data_ready()) rc = futex_wait(&hdr_->data_futex, v, slice);
     if (me_->sleeping.exchange(0, std::memory_order_acq_rel) == 1)
@@ -873,7 +874,7 @@ void ShmRing::rearm_notify() noexcept {
   uint32_t zero = 0;
   if (me_->armed.compare_exchange_strong(zero, 1, std::memory_order_seq_cst))
     hdr_->data_waiters.fetch_add(1, std::memory_order_seq_cst);
-  clear_wake_pending();
+  clear_pending(hdr_->wake_pending);
   if (data_ready() && disarm(hdr_, *me_)) ping(hdr_, static_cast<uint32_t>(roles_.reader_index), roles_.reader_state);
 }
 

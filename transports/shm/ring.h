@@ -152,7 +152,6 @@ class ShmRing final : public Transport {
   bool data_ready() const noexcept;
   int wait_for_data(int64_t deadline_ns) noexcept;
   void rearm_notify() noexcept;
-  void clear_wake_pending() noexcept;
 
   Segment seg_;
   SegmentHeader* hdr_;
