@@ -139,16 +139,7 @@ void Bridge::pump_readers() noexcept {
         static_cast<uint32_t>(r.room),
         [](void* c, const MsgHeader& h, const char* payload) {
           auto* x = static_cast<Ctx*>(c);
-          frame::Frame f{};
-          f.magic = frame::kMagic;
-          f.kind = frame::kData;
-          f.type = h.type;
-          f.size = h.size;
-          f.sender = h.sender;
-          f.receiver = h.receiver;
-          f.priority = h.priority;
-          std::copy(payload, payload + h.size, f.payload);
-          x->hub->deliver(x->fd, f);
+          x->hub->deliver(x->fd, h, payload);
         },
         &ctx, 0);
   }

@@ -175,10 +175,10 @@ std::vector<Hub::ReaderView> Hub::bridged_readers() const {
   return v;
 }
 
-void Hub::deliver(int fd, const frame::Frame& f) noexcept {
+void Hub::deliver(int fd, const MsgHeader& h, const char* payload) noexcept {
   auto it = peers_.find(fd);
   if (it == peers_.end()) return;
-  it->second.out.push_back(f);
+  it->second.out.push_back(make_frame(h, payload, h.sender));
   flush(it->second);
 }
 

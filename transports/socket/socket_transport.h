@@ -85,8 +85,8 @@ class Hub final : public Transport {
   // Bridge mode: one round of hub work without waiting; returns how many events it handled.
   int poll(int timeout_ms) noexcept { return poll_once(timeout_ms); }
   std::vector<ReaderView> bridged_readers() const;
-  // Queues f for reader fd and sends what fits.
-  void deliver(int fd, const frame::Frame& f) noexcept;
+  // Queues a message for reader fd (sender as given) and sends what fits.
+  void deliver(int fd, const MsgHeader& h, const char* payload) noexcept;
 
  private:
   struct Peer {
