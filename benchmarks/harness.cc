@@ -14,7 +14,9 @@
 #include <numeric>
 #include <thread>
 
-#include "runtime/common/futex.h"
+#include "base/cpu.h"
+#include "base/futex.h"
+#include "base/time.h"
 #include "runtime/include/fwipc/channel.hpp"
 #include "runtime/include/ipc.h"
 #include "concurrentqueue.h"

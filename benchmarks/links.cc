@@ -15,7 +15,7 @@
 #include <cstring>
 
 #include "benchmarks/timing.h"
-#include "runtime/common/futex.h"
+#include "base/futex.h"
 
 namespace fwipc::bench {
 namespace {

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "runtime/common/futex.h"
+#include "base/time.h"
 
 namespace fwipc::bench {
 

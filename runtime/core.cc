@@ -16,11 +16,11 @@
 #include <string>
 #include <utility>
 
-#include "runtime/common/unixsock.h"
-#include "runtime/common/names.h"
-#include "runtime/common/proc.h"
-#include "runtime/common/result.h"
-#include "runtime/common/rundir.h"
+#include "base/unixsock.h"
+#include "base/names.h"
+#include "base/proc.h"
+#include "base/result.h"
+#include "base/rundir.h"
 #include "runtime/include/ipc.h"
 #include "runtime/registry/protocol.h"
 #include "runtime/registry/server.h"

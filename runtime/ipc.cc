@@ -28,8 +28,7 @@ int ipc_send(uint32_t channel_id, const void* buffer, uint32_t size, uint32_t ty
 
 int ipc_send_message(uint32_t channel_id, const IPC_MESSAGE* msg) {
   if (msg == nullptr) return -EFAULT;
-  return fwipc::core::send(channel_id, MsgHeader{msg->type, msg->size, 0, msg->receiver, msg->priority},
-                           msg->payload);
+  return fwipc::core::send(channel_id, fwipc::header_of(*msg), msg->payload);
 }
 
 int ipc_receive(uint32_t channel_id, void* buffer, uint32_t size) {
@@ -41,13 +40,7 @@ int ipc_receive_message(uint32_t channel_id, IPC_MESSAGE* msg, int timeout_ms) {
   if (msg == nullptr) return -EFAULT;
   MsgHeader h;
   const int rc = fwipc::core::receive(channel_id, &h, msg->payload, sizeof msg->payload, timeout_ms);
-  if (rc >= 0) {
-    msg->type = h.type;
-    msg->size = h.size;
-    msg->sender = h.sender;
-    msg->receiver = h.receiver;
-    msg->priority = h.priority;
-  }
+  if (rc >= 0) fwipc::put_header(msg, h, h.sender);
   return rc;
 }
 

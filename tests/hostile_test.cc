@@ -16,7 +16,7 @@
 #include <random>
 #include <string>
 
-#include "runtime/common/futex.h"
+#include "base/time.h"
 #include "runtime/include/ipc.h"
 #include "tests/support.h"
 

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/common/futex.h"
+#include "base/time.h"
 #include "runtime/include/fwipc/channel.hpp"
 #include "runtime/include/ipc.h"
 #include "tests/support.h"

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "benchmarks/harness.h"
-#include "runtime/common/futex.h"
+#include "base/time.h"
 #include "runtime/include/ipc.h"
 #include "runtime/registry/server.h"
 #include "transports/shm/ring.h"

@@ -32,10 +32,10 @@
 #include <string>
 #include <vector>
 
-#include "runtime/common/unixsock.h"
-#include "runtime/common/futex.h"
-#include "runtime/common/proc.h"
-#include "runtime/common/rundir.h"
+#include "base/unixsock.h"
+#include "base/time.h"
+#include "base/proc.h"
+#include "base/rundir.h"
 #include "runtime/include/ipc.h"
 #include "runtime/registry/protocol.h"
 #include "runtime/registry/server.h"

@@ -34,8 +34,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/common/futex.h"
-#include "runtime/common/rundir.h"
+#include "base/time.h"
+#include "base/rundir.h"
 #include "runtime/include/ipc.h"
 
 namespace {

@@ -7,11 +7,13 @@
 #include <cstdint>
 #include <vector>
 
+#include "transports/message.h"
+
 namespace fwipc::frame {
 
 inline constexpr uint32_t kMagic = 0x314d5746;  // "FWM1" little-endian
 inline constexpr uint32_t kHeaderBytes = 32;
-inline constexpr uint32_t kMaxPayload = 512;
+inline constexpr uint32_t kMaxPayload = kMaxPayloadBytes;
 inline constexpr uint32_t kMaxFrame = kHeaderBytes + kMaxPayload;
 
 // PIPE only, in the channel FIFO: kJoin announces a reader's FIFO, kWriterJoin a writer's;

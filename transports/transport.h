@@ -5,29 +5,11 @@
 #include <cerrno>
 #include <cstdint>
 
+#include "transports/message.h"
+
 namespace fwipc {
 
-// The largest payload any transport carries (IPC_MAX_PAYLOAD).
-inline constexpr uint32_t kMaxPayloadBytes = 512;
-
 enum class TransportKind : uint32_t { kShmRing = 0, kSocket = 1, kPipe = 2 };
-
-// A message header as the runtime sees it; the payload travels separately so receives can
-// copy straight into the caller's buffer.
-struct MsgHeader {
-  uint32_t type;
-  uint32_t size;
-  uint32_t sender;
-  uint32_t receiver;
-  uint32_t priority;
-};
-
-// Delivery order among waiting messages, as a heap's less-than: higher priority first,
-// then arrival order. a and b are (priority, arrival) pairs.
-inline bool delivered_later(uint32_t prio_a, uint64_t arrival_a, uint32_t prio_b, uint64_t arrival_b) noexcept {
-  if (prio_a != prio_b) return prio_a < prio_b;
-  return arrival_a > arrival_b;
-}
 
 class Transport {
  public:

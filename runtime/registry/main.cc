@@ -4,7 +4,7 @@
 #include <cstring>
 #include <string>
 
-#include "runtime/common/rundir.h"
+#include "base/rundir.h"
 #include "runtime/registry/server.h"
 
 int main(int argc, char** argv) {

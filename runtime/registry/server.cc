@@ -21,12 +21,12 @@
 #include <memory>
 #include <vector>
 
-#include "runtime/common/unixsock.h"
-#include "runtime/common/futex.h"
-#include "runtime/common/names.h"
-#include "runtime/common/perm.h"
-#include "runtime/common/proc.h"
-#include "runtime/common/rundir.h"
+#include "base/unixsock.h"
+#include "base/time.h"
+#include "base/names.h"
+#include "base/perm.h"
+#include "base/proc.h"
+#include "base/rundir.h"
 #include "runtime/include/ipc.h"
 #include "runtime/registry/protocol.h"
 #include "transports/frame.h"

@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <mutex>
 
-#include "runtime/common/futex.h"
+#include "base/time.h"
 
 namespace fwipc::bridge {
 namespace {

@@ -14,8 +14,10 @@
 #include <cstring>
 #include <random>
 
-#include "runtime/common/futex.h"
-#include "runtime/common/proc.h"
+#include "base/cpu.h"
+#include "base/futex.h"
+#include "base/time.h"
+#include "base/proc.h"
 
 namespace fwipc::shm {
 

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "runtime/common/result.h"
+#include "base/result.h"
 #include "transports/shm/layout.h"
 #include "transports/transport.h"
 

@@ -16,9 +16,9 @@
 #include <cstring>
 #include <string>
 
-#include "runtime/common/futex.h"
-#include "runtime/common/perm.h"
-#include "runtime/common/unixsock.h"
+#include "base/time.h"
+#include "base/perm.h"
+#include "base/unixsock.h"
 
 namespace fwipc::sock {
 

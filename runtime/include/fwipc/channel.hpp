@@ -10,7 +10,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "runtime/common/result.h"
+#include "base/result.h"
 #include "runtime/core.h"
 #include "runtime/include/ipc.h"
 

@@ -1,4 +1,4 @@
-#include "runtime/common/proc.h"
+#include "base/proc.h"
 
 #include <fcntl.h>
 #include <signal.h>

@@ -1,4 +1,4 @@
-#include "runtime/common/rundir.h"
+#include "base/rundir.h"
 
 #include <sys/stat.h>
 #include <unistd.h>

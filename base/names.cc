@@ -1,4 +1,4 @@
-#include "runtime/common/names.h"
+#include "base/names.h"
 
 #include <cerrno>
 #include <cstring>

@@ -1,4 +1,4 @@
-#include "runtime/common/unixsock.h"
+#include "base/unixsock.h"
 
 #include <sys/socket.h>
 #include <sys/time.h>

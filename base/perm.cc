@@ -1,4 +1,4 @@
-#include "runtime/common/perm.h"
+#include "base/perm.h"
 
 #include <fstream>
 #include <sstream>
