@@ -17,8 +17,8 @@
 #include "base/cpu.h"
 #include "base/futex.h"
 #include "base/time.h"
-#include "runtime/include/fwipc/channel.hpp"
-#include "runtime/include/ipc.h"
+#include "fwipc/channel.hpp"
+#include "ipc.h"
 #include "concurrentqueue.h"
 #include "readerwriterqueue.h"
 

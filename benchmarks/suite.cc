@@ -15,7 +15,7 @@
 
 #include "benchmarks/harness.h"
 #include "benchmarks/links.h"
-#include "runtime/include/ipc.h"
+#include "ipc.h"
 #include "transports/shm/ring.h"
 
 namespace {

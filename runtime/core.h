@@ -1,16 +1,20 @@
-// The runtime core: a per-process table of channel ids over transports, and the registry
-// connection. The C API (ipc.cc) and the C++ API (channel.hpp) are thin shells over it.
+// The runtime core behind the C API (ipc.cc): argument checks and dispatch from a channel
+// id to its transport (api.cc), over the handle table (handle_table.h). Internal: the C++
+// API (fwipc/channel.hpp) goes through the public C calls, not through this header.
 #pragma once
 
 #include <cstdint>
 
-#include "transports/shm/ring.h"
 #include "transports/transport.h"
+
+namespace fwipc::shm {
+struct Loan;
+}
 
 namespace fwipc::core {
 
 // Receive timeout meaning "the channel's own mode": forever, or 0 when non-blocking.
-inline constexpr int kDefaultTimeout = -2;
+inline constexpr int kDefaultTimeout = -1;
 
 int create(const char* name, uint32_t type, uint32_t buffer_size, uint32_t perm_mode) noexcept;
 int open(const char* name, uint32_t mode) noexcept;

@@ -1,10 +1,11 @@
 // The C API: a thin shell over the core; nothing here may throw.
-#include "runtime/include/ipc.h"
+#include "ipc.h"
 
 #include <cerrno>
 #include <cstring>
 
 #include "runtime/core.h"
+#include "transports/shm/ring.h"
 
 using fwipc::MsgHeader;
 
@@ -45,6 +46,76 @@ int ipc_receive_message(uint32_t channel_id, IPC_MESSAGE* msg, int timeout_ms) {
 }
 
 int ipc_channel_fd(uint32_t channel_id) { return fwipc::core::notify_fd(channel_id); }
+
+int ipc_channel_transport(uint32_t channel_id) { return fwipc::core::transport_of(channel_id); }
+
+int ipc_send_header(uint32_t channel_id, const IPC_HEADER* hdr, const void* payload) {
+  if (hdr == nullptr) return -EFAULT;
+  return fwipc::core::send(channel_id, *hdr, payload);
+}
+
+int ipc_receive_header(uint32_t channel_id, IPC_HEADER* hdr, void* buffer, uint32_t size, int timeout_ms) {
+  return fwipc::core::receive(channel_id, hdr, buffer, size, timeout_ms);
+}
+
+int ipc_send_batch(uint32_t channel_id, const IPC_HEADER* hdrs, const void* const* payloads, uint32_t n) {
+  return fwipc::core::send_batch(channel_id, hdrs, payloads, n);
+}
+
+namespace {
+struct Visit {
+  ipc_visit_fn fn;
+  void* ctx;
+};
+}  // namespace
+
+int ipc_consume(uint32_t channel_id, uint32_t max, ipc_visit_fn fn, void* ctx, int timeout_ms) {
+  if (fn == nullptr) return -EFAULT;
+  Visit v{fn, ctx};
+  auto thunk = [](void* c, const MsgHeader& h, const char* p) {
+    const Visit* vv = static_cast<const Visit*>(c);
+    vv->fn(vv->ctx, &h, p);
+  };
+  return fwipc::core::consume(channel_id, max, thunk, &v, timeout_ms);
+}
+
+// IPC_LOAN carries a shm::Loan: opaque[0] its position, opaque[1] its slot.
+static_assert(sizeof(uintptr_t) <= sizeof(uint64_t));
+
+int ipc_loan(uint32_t channel_id, IPC_LOAN* loan) {
+  if (loan == nullptr) return -EFAULT;
+  fwipc::shm::Loan l;
+  const int rc = fwipc::core::loan(channel_id, &l);
+  if (rc < 0) return rc;
+  loan->payload = l.data();
+  loan->opaque[0] = l.pos;
+  loan->opaque[1] = reinterpret_cast<uintptr_t>(l.slot);
+  return 0;
+}
+
+namespace {
+fwipc::shm::Loan unpack(const IPC_LOAN* loan) {
+  fwipc::shm::Loan l;
+  l.pos = loan->opaque[0];
+  l.slot = reinterpret_cast<fwipc::shm::Slot*>(static_cast<uintptr_t>(loan->opaque[1]));
+  return l;
+}
+}  // namespace
+
+int ipc_commit(uint32_t channel_id, IPC_LOAN* loan, const IPC_HEADER* hdr) {
+  if (loan == nullptr || hdr == nullptr) return -EFAULT;
+  fwipc::shm::Loan l = unpack(loan);
+  const int rc = fwipc::core::commit(channel_id, &l, *hdr);
+  *loan = IPC_LOAN{};  // committed (or refused and given back): the slot is no longer ours
+  return rc;
+}
+
+void ipc_abandon(uint32_t channel_id, IPC_LOAN* loan) {
+  if (loan == nullptr || loan->opaque[1] == 0) return;
+  fwipc::shm::Loan l = unpack(loan);
+  fwipc::core::abandon(channel_id, &l);
+  *loan = IPC_LOAN{};
+}
 
 const char* ipc_strerror(int code) {
   if (code >= 0) return "success";

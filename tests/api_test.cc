@@ -10,9 +10,8 @@
 #include <string>
 #include <thread>
 
-#include "runtime/core.h"
-#include "runtime/include/fwipc/channel.hpp"
-#include "runtime/include/ipc.h"
+#include "fwipc/channel.hpp"
+#include "ipc.h"
 #include "tests/support.h"
 
 using fwipc::test::Barrier;

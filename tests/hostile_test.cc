@@ -17,7 +17,7 @@
 #include <string>
 
 #include "base/time.h"
-#include "runtime/include/ipc.h"
+#include "ipc.h"
 #include "tests/support.h"
 
 using fwipc::test::Barrier;

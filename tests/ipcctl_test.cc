@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/include/ipc.h"
+#include "ipc.h"
 #include "tests/support.h"
 
 using fwipc::test::TempRuntime;

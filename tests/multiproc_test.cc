@@ -13,8 +13,8 @@
 #include <span>
 #include <string>
 
-#include "runtime/include/fwipc/channel.hpp"
-#include "runtime/include/ipc.h"
+#include "fwipc/channel.hpp"
+#include "ipc.h"
 #include "tests/support.h"
 
 using fwipc::test::Barrier;

@@ -14,7 +14,7 @@
 #include <thread>
 #include <string>
 
-#include "runtime/include/ipc.h"
+#include "ipc.h"
 #include "tests/support.h"
 
 using fwipc::test::Barrier;

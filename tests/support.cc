@@ -26,6 +26,11 @@ TempRuntime::TempRuntime() {
   ::setenv("FWIPC_RUNTIME_DIR", dir_.c_str(), 1);
   ::setenv("FWIPC_REGISTRY_IDLE_MS", "1000", 1);
   ::unsetenv("FWIPC_NO_AUTOSTART");
+  // The registry the runtime auto-starts: the test's data dependency in its runfiles.
+  if (const char* src = std::getenv("TEST_SRCDIR")) {
+    const std::string exe = std::string(src) + "/freeworld_ipc/runtime/registry/daemon/fwipc-registryd";
+    if (::access(exe.c_str(), X_OK) == 0) ::setenv("FWIPC_REGISTRYD", exe.c_str(), 1);
+  }
 }
 
 TempRuntime::~TempRuntime() {

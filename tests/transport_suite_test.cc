@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "base/time.h"
-#include "runtime/include/fwipc/channel.hpp"
-#include "runtime/include/ipc.h"
+#include "fwipc/channel.hpp"
+#include "ipc.h"
 #include "tests/support.h"
 #include "transports/frame.h"
 

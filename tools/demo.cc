@@ -12,8 +12,8 @@
 
 #include "benchmarks/harness.h"
 #include "base/time.h"
-#include "runtime/include/ipc.h"
-#include "runtime/registry/server.h"
+#include "ipc.h"
+#include "runtime/registry/client.h"
 #include "transports/shm/ring.h"
 
 namespace {
@@ -75,11 +75,16 @@ int main() {
   ::setenv("FWIPC_RUNTIME_DIR", tmpl, 1);
   ::setenv("FWIPC_NO_AUTOSTART", "1", 1);  // the demo starts its registry itself
 
+  const char* configured = std::getenv("FWIPC_REGISTRYD");
+  const std::string exe = fwipc::registry::find_registryd(configured ? configured : "");
+  if (exe.empty()) {
+    std::fprintf(stderr, "demo: fwipc-registryd not found (bazel build //runtime:fwipc, or set FWIPC_REGISTRYD)\n");
+    return 1;
+  }
   const pid_t reg = ::fork();
   if (reg == 0) {
-    fwipc::registry::ServerOptions o;
-    o.runtime_dir = tmpl;
-    ::_exit(fwipc::registry::run_server(o) == 0 ? 0 : 1);
+    ::execl(exe.c_str(), exe.c_str(), "--dir", tmpl, static_cast<char*>(nullptr));
+    ::_exit(127);
   }
   for (int i = 0; i < 200 && ::access((std::string(tmpl) + "/registry.sock").c_str(), F_OK) != 0; ++i)
     ::usleep(5000);

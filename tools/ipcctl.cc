@@ -36,9 +36,10 @@
 #include "base/time.h"
 #include "base/proc.h"
 #include "base/rundir.h"
-#include "runtime/include/ipc.h"
+#include "ipc.h"
 #include "runtime/registry/protocol.h"
-#include "runtime/registry/server.h"
+#include "runtime/registry/client.h"
+#include "runtime/registry/stale_files.h"
 #include "transports/shm/ring.h"
 
 namespace {
@@ -50,16 +51,22 @@ bool g_json = false;
 
 // ---------------------------------------------------------------- registry queries
 
-int connect_registry(const std::string& dir) { return connect_seqpacket(dir + "/" + reg::kSocketName, 5); }
+// ipcctl never starts a registry: with none running there is nothing to list.
+registry::ClientOptions no_autostart() {
+  registry::ClientOptions o;
+  o.autostart = false;
+  return o;
+}
 
 // Sends rq and receives one answer of `len` bytes into out, plus at most one descriptor.
-int ask(int conn, const reg::Request& rq, void* out, size_t len, int* fd_out) {
-  if (::send(conn, &rq, sizeof rq, MSG_NOSIGNAL) != ssize_t(sizeof rq)) return -errno;
-  int fds[1];
-  const ssize_t n = recv_with_fds(conn, out, len, fds, 1, 0);
-  if (n < 0) return int(n);
+int ask(registry::Client& c, const std::string& dir, const reg::Request& rq, void* out, size_t len, int* fd_out) {
+  int fds[reg::kReplyFds];
+  const int rc = c.call(dir, no_autostart(), rq, out, len, fds);
+  if (rc < 0) return rc;
   *fd_out = fds[0];
-  return n == ssize_t(len) ? 0 : -EPROTO;
+  for (int i = 1; i < reg::kReplyFds; ++i)
+    if (fds[i] >= 0) ::close(fds[i]);
+  return 0;
 }
 
 struct Peer {
@@ -128,11 +135,7 @@ Ring read_ring(const shm::Segment& seg, std::vector<Peer>* readers, std::vector<
 // Every channel the registry knows (none when no registry runs).
 std::vector<Info> list_channels(const std::string& dir, int* err) {
   std::vector<Info> out;
-  const int conn = connect_registry(dir);
-  if (conn < 0) {
-    *err = conn;
-    return out;
-  }
+  registry::Client conn;
   uint32_t cursor = 0;
   for (;;) {
     reg::Request rq{};
@@ -141,7 +144,7 @@ std::vector<Info> list_channels(const std::string& dir, int* err) {
     rq.handle = cursor;
     Info info{};
     int fd = -1;
-    if (int rc = ask(conn, rq, &info.raw, sizeof info.raw, &fd); rc < 0) {
+    if (int rc = ask(conn, dir, rq, &info.raw, sizeof info.raw, &fd); rc < 0) {
       *err = rc;
       break;
     }
@@ -171,7 +174,6 @@ std::vector<Info> list_channels(const std::string& dir, int* err) {
     cursor = info.raw.channel + 1;
     out.push_back(std::move(info));
   }
-  ::close(conn);
   return out;
 }
 
@@ -402,15 +404,14 @@ int cmd_tail(const std::string& dir, const std::string& name, long count, bool a
 
 int cmd_clean(const std::string& dir) {
   int removed;
-  const int conn = connect_registry(dir);
-  if (conn >= 0) {
-    reg::Request rq{};
-    rq.magic = reg::kProtoMagic;
-    rq.op = static_cast<uint32_t>(reg::Op::kClean);
-    reg::Reply r{};
-    int fd = -1;
-    const int rc = ask(conn, rq, &r, sizeof r, &fd);
-    ::close(conn);
+  registry::Client conn;
+  reg::Request rq{};
+  rq.op = static_cast<uint32_t>(reg::Op::kClean);
+  reg::Reply r{};
+  int fd = -1;
+  const int rc = ask(conn, dir, rq, &r, sizeof r, &fd);
+  if (fd >= 0) ::close(fd);
+  if (rc != -ECONNREFUSED && rc != -ENOENT) {
     removed = rc < 0 ? rc : r.status;
   } else {
     // No registry: hold its lock so none starts while we remove what a crash left.

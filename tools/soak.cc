@@ -36,7 +36,7 @@
 
 #include "base/time.h"
 #include "base/rundir.h"
-#include "runtime/include/ipc.h"
+#include "ipc.h"
 
 namespace {
 

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "fwipc/types.hpp"
 #include "ipc.h"
 
 namespace fwipc {
@@ -14,15 +15,8 @@ namespace fwipc {
 inline constexpr uint32_t kMaxPayloadBytes = IPC_MAX_PAYLOAD;
 inline constexpr uint32_t kNameMaxBytes = IPC_NAME_MAX;
 
-// A message header as the runtime sees it; the payload travels separately so receives can
-// copy straight into the caller's buffer.
-struct MsgHeader {
-  uint32_t type;
-  uint32_t size;
-  uint32_t sender;
-  uint32_t receiver;
-  uint32_t priority;
-};
+// MsgHeader (fwipc/types.hpp) is the public IPC_HEADER; the payload travels separately so
+// receives can copy straight into the caller's buffer.
 
 // The header of any record with the five fields (shm::Slot, frame::Frame, IPC_MESSAGE).
 template <typename Record>

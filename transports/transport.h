@@ -9,8 +9,6 @@
 
 namespace fwipc {
 
-enum class TransportKind : uint32_t { kShmRing = 0, kSocket = 1, kPipe = 2 };
-
 class Transport {
  public:
   virtual ~Transport() = default;

@@ -23,10 +23,17 @@ extern "C" {
 #define IPC_MODE_WRITE 0x2u    /* may send */
 #define IPC_MODE_NONBLOCK 0x4u /* full queue / empty queue return -EAGAIN */
 
-/* Ring capacity bounds for buffer_size (bytes); 0 selects the default. */
-#define IPC_BUFFER_DEFAULT (256u * 576u)
-#define IPC_BUFFER_MIN (16u * 576u)
+/* Ring capacity bounds for buffer_size (bytes); 0 selects the default. A ring slot holds
+ * one message: a 64-byte-aligned 32-byte header and the payload (IPC_SLOT_BYTES). */
+#define IPC_SLOT_BYTES 576u
+#define IPC_BUFFER_DEFAULT (256u * IPC_SLOT_BYTES)
+#define IPC_BUFFER_MIN (16u * IPC_SLOT_BYTES)
 #define IPC_BUFFER_MAX (256u * 1024u * 1024u)
+
+/* What really carries a channel: ipc_channel_transport(). */
+#define IPC_TRANSPORT_SHM 0u    /* the shared-memory ring */
+#define IPC_TRANSPORT_SOCKET 1u /* a Unix socket (SOCKET channels, QUEUE fallback) */
+#define IPC_TRANSPORT_PIPE 2u   /* FIFOs */
 
 typedef struct {
   uint32_t type;     /* message type, chosen by the application */
@@ -37,9 +44,20 @@ typedef struct {
   char payload[512];
 } IPC_MESSAGE;
 
+/* The header fields of IPC_MESSAGE alone, for the calls that take the payload apart. */
+typedef struct {
+  uint32_t type;
+  uint32_t size;
+  uint32_t sender;
+  uint32_t receiver;
+  uint32_t priority;
+} IPC_HEADER;
+
 #ifdef __cplusplus
+static_assert(sizeof(IPC_HEADER) == 20, "IPC_HEADER is the first 20 bytes of IPC_MESSAGE");
 static_assert(sizeof(IPC_MESSAGE) == 532, "IPC_MESSAGE is a 20-byte header + 512-byte payload");
 #else
+_Static_assert(sizeof(IPC_HEADER) == 20, "IPC_HEADER is the first 20 bytes of IPC_MESSAGE");
 _Static_assert(sizeof(IPC_MESSAGE) == 532, "IPC_MESSAGE is a 20-byte header + 512-byte payload");
 #endif
 
@@ -47,6 +65,10 @@ int ipc_create_channel(const char* name, uint32_t type, uint32_t buffer_size);
 /* As ipc_create_channel, with the channel's permission bits (the plain call uses 0660). */
 int ipc_create_channel_ex(const char* name, uint32_t type, uint32_t buffer_size, uint32_t perm_mode);
 int ipc_open_channel(const char* name, uint32_t mode);
+/* Closes an id. Thread contract: any call may run on any thread, but closing an id while
+ * another thread is inside a call on the same id is undefined (its state is freed); stop
+ * using an id everywhere before closing it. Closing an id inherited across fork() in the
+ * child returns -EBADF and leaves the parent's channel alone. */
 int ipc_close_channel(uint32_t channel_id);
 
 /* Sends size bytes with priority 0 to receiver 0 (broadcast). */
@@ -63,6 +85,42 @@ int ipc_receive_message(uint32_t channel_id, IPC_MESSAGE* msg, int timeout_ms);
 /* A descriptor that polls readable while a message is waiting for this id (level-like:
  * it stays readable until a receive finds the channel empty). Owned by the channel. */
 int ipc_channel_fd(uint32_t channel_id);
+
+/* IPC_TRANSPORT_* of the id's channel, or -EBADF. */
+int ipc_channel_transport(uint32_t channel_id);
+
+/* ---- Calls for the C++ API (fwipc/channel.hpp) and for batching C programs. */
+
+/* ipc_send_message() with the header and the payload apart (no 532-byte copy). */
+int ipc_send_header(uint32_t channel_id, const IPC_HEADER* hdr, const void* payload);
+/* ipc_receive_message() into a header and a separate buffer of `size` bytes. */
+int ipc_receive_header(uint32_t channel_id, IPC_HEADER* hdr, void* buffer, uint32_t size, int timeout_ms);
+
+/* Sends hdrs[i] / payloads[i] for i < n, in order. On a QUEUE channel one claim and one
+ * wakeup check cover as many messages as the ring has room for. Returns how many were
+ * sent (all unless an error stopped it part-way), or a negative errno if none was; an
+ * oversize payload anywhere is -EMSGSIZE with none sent. */
+int ipc_send_batch(uint32_t channel_id, const IPC_HEADER* hdrs, const void* const* payloads, uint32_t n);
+
+/* Calls fn(ctx, hdr, payload) for up to max waiting messages, waiting for the first like
+ * ipc_receive_message(). On a QUEUE channel payload points into the ring (no copy) and is
+ * valid only during the call; the messages are released together afterwards. fn must not
+ * call back into this id. Returns how many messages fn saw, or a negative errno. */
+typedef void (*ipc_visit_fn)(void* ctx, const IPC_HEADER* hdr, const void* payload);
+int ipc_consume(uint32_t channel_id, uint32_t max, ipc_visit_fn fn, void* ctx, int timeout_ms);
+
+/* Zero-copy send on a QUEUE channel's ring: ipc_loan() claims a slot (blocking like a send
+ * while the ring is full; -EOPNOTSUPP on other transports); fill loan->payload (up to
+ * IPC_MAX_PAYLOAD bytes), then ipc_commit() publishes hdr->size bytes of it and returns
+ * that size. ipc_abandon() gives a loan back unpublished (readers skip it); a loan must be
+ * committed or abandoned, else readers wait for it. */
+typedef struct {
+  void* payload;       /* IPC_MAX_PAYLOAD writable bytes inside the ring */
+  uint64_t opaque[2];  /* the runtime's */
+} IPC_LOAN;
+int ipc_loan(uint32_t channel_id, IPC_LOAN* loan);
+int ipc_commit(uint32_t channel_id, IPC_LOAN* loan, const IPC_HEADER* hdr);
+void ipc_abandon(uint32_t channel_id, IPC_LOAN* loan);
 
 /* A static, human-readable name for a return code (0, a count, or a negative errno). */
 const char* ipc_strerror(int code);

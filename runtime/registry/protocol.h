@@ -31,7 +31,17 @@ struct Request {
   char name[64];       // NUL-terminated
 };
 
-// Most descriptors a Reply carries (SCM_RIGHTS): see core.cc make_transport.
+// Most descriptors a Reply carries (SCM_RIGHTS). Their order is part of the protocol
+// (the client half is runtime/transport_factory.cc), by Reply.transport:
+//   kShmRing  create: [0] the segment (memfd), [1] the listening socket of the channel's
+//                     bridge, served by the creator's runtime for other uids
+//             open:   [0] the segment (only the owner's uid and root; everyone else gets
+//                     transport kSocket and connects to NAME.sock, the bridge)
+//   kSocket   create: [0] the listening socket NAME.sock; open: none (connect by path)
+//   kPipe     create: [0] the channel FIFO, read-write (JOIN frames come in on it)
+//             open:   [0] a write end of the channel FIFO, then, of those asked for, [1]
+//                     the reader's own FIFO (read end), then the writer's own FIFO (write
+//                     end): a writer-only open has its FIFO at [1]
 inline constexpr int kReplyFds = 3;
 
 struct Reply {

@@ -32,6 +32,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "ipc.h"
+
 namespace fwipc::shm {
 
 inline constexpr uint64_t kMagic = 0x474e5243'50495746ULL;  // "FWIPCRNG" little-endian
@@ -40,8 +42,9 @@ inline constexpr size_t kCacheLine = 64;
 inline constexpr uint32_t kMaxReaders = 64;
 inline constexpr uint32_t kMaxWriters = 64;
 inline constexpr uint32_t kMaxPayload = 512;
-inline constexpr uint32_t kSlotBytes = 576;  // 32-byte header + 512 payload, 9 cache lines
+inline constexpr uint32_t kSlotBytes = IPC_SLOT_BYTES;  // 32-byte header + 512 payload, 9 cache lines
 inline constexpr uint32_t kMinSlots = 16;
+inline constexpr uint32_t kDefaultSlots = 256;  // buffer_size 0 (IPC_BUFFER_DEFAULT)
 inline constexpr uint32_t kSpaceSleepers = 16;
 inline constexpr uint32_t kMaxSlots = 1u << 19;
 

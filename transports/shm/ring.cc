@@ -116,8 +116,8 @@ Segment::~Segment() {
 }
 
 Result<uint32_t> Segment::slots_for_capacity(uint32_t capacity_bytes) noexcept {
-  if (capacity_bytes == 0) capacity_bytes = 256 * kSlotBytes;
-  if (capacity_bytes > 256u * 1024 * 1024) return Result<uint32_t>::error(-EINVAL);
+  if (capacity_bytes == 0) capacity_bytes = IPC_BUFFER_DEFAULT;
+  if (capacity_bytes > IPC_BUFFER_MAX) return Result<uint32_t>::error(-EINVAL);
   const uint64_t want = (uint64_t(capacity_bytes) + kSlotBytes - 1) / kSlotBytes;
   return std::clamp(round_pow2(want), kMinSlots, kMaxSlots);
 }

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "base/result.h"
+#include "fwipc/types.hpp"
 #include "transports/shm/layout.h"
 #include "transports/transport.h"
 

@@ -1,0 +1,150 @@
+// See client.h. The spawn forks twice so the daemon is reparented (no zombie, no
+// unexpected child for the application's waitpid), and does only async-signal-safe work
+// between fork and exec: the caller may have other threads.
+#include "runtime/registry/client.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "base/rundir.h"
+#include "base/unixsock.h"
+
+namespace fwipc::registry {
+namespace {
+
+bool executable(const std::string& p) { return !p.empty() && ::access(p.c_str(), X_OK) == 0; }
+
+std::string dirname_of(const std::string& p) {
+  const size_t slash = p.rfind('/');
+  return slash == std::string::npos ? "." : p.substr(0, slash);
+}
+
+// The directory of the object this function was linked into: libfwipc.so, or the
+// executable when the runtime is linked statically.
+std::string own_object_dir() {
+  Dl_info info{};
+  if (::dladdr(reinterpret_cast<void*>(&own_object_dir), &info) == 0 || info.dli_fname == nullptr) return "";
+  std::string path = info.dli_fname;
+  // The main program's entry may be its bare name: /proc/self/exe is exact.
+  if (path.find('/') == std::string::npos) path = "/proc/self/exe";
+  char real[PATH_MAX];
+  if (::realpath(path.c_str(), real) == nullptr) return "";
+  return dirname_of(real);
+}
+
+int connect_or_start(const std::string& dir, const ClientOptions& o) {
+  const std::string path = dir + "/" + kSocketName;
+  int fd = connect_seqpacket(path, kCallTimeoutSec);
+  if (fd >= 0 || fd == -ENAMETOOLONG || fd == -EACCES) return fd;
+  if (!o.autostart) return -ECONNREFUSED;
+  const std::string exe = find_registryd(o.registryd);
+  if (exe.empty()) return -ECONNREFUSED;
+  if (int rc = ensure_dir(dir); rc < 0) return rc;
+  if (int rc = spawn_registryd(exe, dir, o.idle_exit_ms); rc < 0) return rc;
+  // The new registry needs a moment to bind; a concurrent starter may win the lock.
+  for (int i = 0; i < 500; ++i) {
+    fd = connect_seqpacket(path, kCallTimeoutSec);
+    if (fd >= 0) return fd;
+    ::usleep(i < 50 ? 1000 : 10000);
+  }
+  return fd;
+}
+
+}  // namespace
+
+std::string find_registryd(const std::string& configured) {
+  if (!configured.empty()) return executable(configured) ? configured : "";
+  std::vector<std::string> candidates;
+  if (const std::string here = own_object_dir(); !here.empty()) {
+    for (const char* rel : {"/registry/daemon/fwipc-registryd",         // bazel-bin/runtime/libfwipc.so
+                            "/../runtime/registry/daemon/fwipc-registryd",  // bazel-bin/<pkg>/program
+                            "/../libexec/fwipc-registryd", "/fwipc-registryd", "/../bin/fwipc-registryd"})
+      candidates.push_back(here + rel);
+  }
+  for (const char* p : {"/usr/libexec/fwipc-registryd", "/usr/bin/fwipc-registryd",
+                        "/usr/local/libexec/fwipc-registryd", "/usr/local/bin/fwipc-registryd"})
+    candidates.emplace_back(p);
+  for (const std::string& c : candidates)
+    if (executable(c)) return c;
+  return "";
+}
+
+int spawn_registryd(const std::string& exe, const std::string& dir, int idle_exit_ms) {
+  // Everything the child needs is built before fork: no allocation after it.
+  const std::string ms = std::to_string(idle_exit_ms);
+  const char* argv[] = {exe.c_str(), "--dir", dir.c_str(), "--idle-exit-ms", ms.c_str(), nullptr};
+  const pid_t child = ::fork();
+  if (child < 0) return -errno;
+  if (child == 0) {
+    ::setsid();
+    if (::fork() != 0) ::_exit(0);
+    // Keep none of the caller's sockets or pipes alive in the daemon.
+    const int devnull = ::open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+      ::dup2(devnull, 0);
+      ::dup2(devnull, 1);
+      ::dup2(devnull, 2);
+    }
+    for (int fd = 3; fd < 65536; ++fd) ::close(fd);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (int s = 1; s < NSIG; ++s) ::signal(s, SIG_DFL);
+    ::execv(exe.c_str(), const_cast<char* const*>(argv));
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  return 0;
+}
+
+void Client::reset() noexcept {
+  if (conn_ >= 0) ::close(conn_);
+  conn_ = -1;
+}
+
+int Client::call(const std::string& dir, const ClientOptions& o, Request rq, void* reply, size_t reply_len, int* fds) {
+  rq.magic = kProtoMagic;
+  if (conn_ >= 0 && dir_ != dir) reset();  // FWIPC_RUNTIME_DIR changed: that directory's registry
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (conn_ < 0) {
+      const int fd = connect_or_start(dir, o);
+      if (fd < 0) return fd;
+      conn_ = fd;
+      dir_ = dir;
+    }
+    if (::send(conn_, &rq, sizeof rq, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof rq)) {
+      reset();
+      continue;
+    }
+    int got[kReplyFds];
+    const ssize_t n = recv_with_fds(conn_, reply, reply_len, got, kReplyFds, 0);
+    if (n != static_cast<ssize_t>(reply_len)) {
+      for (int f : got)
+        if (f >= 0) ::close(f);
+      reset();
+      if (n == 0 || n == -ECONNRESET || n == -EPIPE) continue;  // registry restarted
+      return n == -EAGAIN ? -ETIMEDOUT : -EPROTO;
+    }
+    for (int i = 0; i < kReplyFds; ++i) {
+      if (fds) fds[i] = got[i];
+      else if (got[i] >= 0) ::close(got[i]);
+    }
+    return 0;
+  }
+  return -ECONNREFUSED;
+}
+
+}  // namespace fwipc::registry

@@ -1,0 +1,219 @@
+// What each registry request means, whatever the transport: validation, the name map,
+// memberships and the reply. The per-transport parts are in channel_*.cc.
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "base/names.h"
+#include "base/perm.h"
+#include "base/proc.h"
+#include "ipc.h"
+#include "runtime/registry/daemon/server.h"
+
+namespace fwipc::registry {
+
+Channel::~Channel() {
+  for (const auto& [path, k] : keepers) ::close(k.fd);
+}
+
+namespace {
+
+bool permitted(const Client& c, const Channel& ch, bool want_read, bool want_write) {
+  return mode_permits(Caller{c.cred.pid, c.cred.uid, c.cred.gid}, ch.uid, ch.gid, ch.mode, want_read, want_write);
+}
+
+Reply error_reply(int status) {
+  Reply r{};
+  r.status = status;
+  r.reader_index = r.writer_index = -1;
+  return r;
+}
+
+// The reply for a new membership h of channel ch.
+Reply reply_for(uint32_t h, const Channel& ch, const Membership& m) {
+  Reply r = error_reply(0);
+  r.handle = h;
+  r.channel = ch.id;
+  r.transport = static_cast<uint32_t>(ch.transport);
+  r.reader_index = m.reader_index;
+  r.reader_state = m.reader_state;
+  r.writer_index = m.writer_index;
+  r.writer_state = m.writer_state;
+  return r;
+}
+
+}  // namespace
+
+// n: the datagram's real length (MSG_TRUNC), of which at most sizeof rq is in rq.
+void Server::handle(Client& c, Request& rq, ssize_t n) {
+  Reply r = error_reply(0);
+  npass_ = 0;
+  if (n != static_cast<ssize_t>(sizeof rq) || rq.magic != kProtoMagic) {
+    r.status = -EBADMSG;
+  } else {
+    rq.name[sizeof rq.name - 1] = '\0';
+    switch (static_cast<Op>(rq.op)) {
+      case Op::kList: return list(c, rq);
+      case Op::kClean: r.status = clean_dir(); break;
+      case Op::kCreate: r = create(c, rq); break;
+      case Op::kOpen: r = open(c, rq); break;
+      case Op::kClose: r = close(c, rq); break;
+      case Op::kPing: r.status = 0; break;
+      default: r.status = -EOPNOTSUPP;
+    }
+  }
+  reply(c.fd, &r, sizeof r, pass_, r.status < 0 ? 0 : npass_);
+  for (int i = 0; i < npass_; ++i)
+    if (pass_ours_[i]) ::close(pass_[i]);
+  npass_ = 0;
+}
+
+void Server::pass(int fd, bool ours) {
+  if (npass_ == kReplyFds) {  // a bug, not input: never more than the protocol allows
+    if (ours) ::close(fd);
+    return;
+  }
+  pass_[npass_] = fd;
+  pass_ours_[npass_++] = ours;
+}
+
+Reply Server::create(Client& c, const Request& rq) {
+  if (int rc = validate_channel_name(rq.name); rc < 0) return error_reply(rc);
+  if (rq.type > IPC_TYPE_QUEUE || (rq.perm_mode & ~0777u) != 0) return error_reply(-EINVAL);
+  if (by_name_.count(rq.name)) return error_reply(-EEXIST);
+  if (channels_.size() >= kMaxChannels || c.members.size() >= kMaxMembershipsPerClient) return error_reply(-ENOSPC);
+  auto slots = shm::Segment::slots_for_capacity(rq.capacity);
+  if (!slots) return error_reply(slots.error());
+  auto ch = std::make_unique<Channel>();
+  ch->id = next_channel_++;
+  ch->name = rq.name;
+  ch->type = rq.type;
+  ch->uid = c.cred.uid;
+  ch->gid = c.cred.gid;
+  ch->mode = rq.perm_mode;
+  ch->capacity = rq.capacity;
+  ch->creator_pid = c.cred.pid;
+  ch->creator_start = c.start_time;
+  Membership m;
+  m.creator = true;
+  int rc = 0;
+  if (rq.type == IPC_TYPE_PIPE) {
+    ch->transport = TransportKind::kPipe;
+    rc = create_pipe(*ch);
+  } else {
+    // No memory, no memfd: a QUEUE channel falls back to a socket, transparently.
+    bool on_shm = rq.type == IPC_TYPE_QUEUE && !(rq.flags & kNoShm);
+    if (on_shm && (rc = create_shm(c, *ch, *slots, m)) < 0) return error_reply(rc);
+    on_shm = on_shm && rc == 0;
+    ch->transport = on_shm ? TransportKind::kShmRing : TransportKind::kSocket;
+    rc = create_socket(*ch);
+  }
+  if (rc < 0) return error_reply(rc);
+  ch->members = 1;
+  Channel* raw = ch.get();
+  m.ch = raw;
+  by_name_[ch->name] = raw;
+  channels_[ch->id] = std::move(ch);
+  const uint32_t h = c.next_handle++;
+  const Reply r = reply_for(h, *raw, m);
+  c.members[h] = std::move(m);
+  save_state();
+  return r;
+}
+
+Reply Server::open(Client& c, const Request& rq) {
+  if (int rc = validate_channel_name(rq.name); rc < 0) return error_reply(rc);
+  const bool want_read = rq.flags & kWantRead;
+  const bool want_write = rq.flags & kWantWrite;
+  if (!want_read && !want_write) return error_reply(-EINVAL);
+  auto it = by_name_.find(rq.name);
+  if (it == by_name_.end()) return error_reply(-ENOENT);
+  Channel* ch = it->second;
+  if (!permitted(c, *ch, want_read, want_write)) return error_reply(-EACCES);
+  if (c.members.size() >= kMaxMembershipsPerClient) return error_reply(-ENOSPC);
+  Membership m;
+  m.ch = ch;
+  int rc = 0;
+  if (ch->transport == TransportKind::kPipe) rc = open_pipe(c, *ch, want_read, want_write, m);
+  else if (ch->transport == TransportKind::kShmRing) rc = open_shm(c, *ch, want_read, want_write, m);
+  if (rc < 0) return error_reply(rc);
+  ch->members++;
+  const uint32_t h = c.next_handle++;
+  Reply r = reply_for(h, *ch, m);
+  // Another uid reaches a QUEUE channel through the creator's bridge socket, never the ring.
+  if (ch->transport == TransportKind::kShmRing && !shares_ring(c, *ch))
+    r.transport = static_cast<uint32_t>(TransportKind::kSocket);
+  c.members[h] = std::move(m);
+  return r;
+}
+
+Reply Server::close(Client& c, const Request& rq) {
+  auto it = c.members.find(rq.handle);
+  if (it == c.members.end()) return error_reply(-EBADF);
+  release(it->second);
+  c.members.erase(it);
+  return error_reply(0);
+}
+
+void Server::release(Membership& m) {
+  Channel* ch = m.ch;
+  if (ch->transport == TransportKind::kShmRing) release_shm(m);
+  release_pipe(m);
+  if (m.creator) unlink_name(ch);
+  if (--ch->members == 0 && ch->name.empty()) channels_.erase(ch->id);
+}
+
+// The creator's close removes the name; ids still open see -EPIPE on send (a socket
+// channel's clients see it when the creator's runtime closes their connections).
+void Server::unlink_name(Channel* ch) {
+  if (ch->name.empty()) return;
+  by_name_.erase(ch->name);
+  ch->name.clear();
+  if (ch->transport == TransportKind::kShmRing) shm::close_channel(ch->seg);
+  if (!ch->path.empty()) ::unlink(ch->path.c_str());
+  settle_keepers(*ch, true);  // writers now see EPIPE: no reader is left
+  save_state();
+}
+
+void Server::list(Client& c, const Request& rq) {
+  ChannelInfo info{};
+  info.status = -ENOENT;
+  int pass = -1;
+  // Unlinked channels (creator gone, members left) are not listed: they have no name.
+  for (auto it = channels_.lower_bound(rq.handle); it != channels_.end(); ++it) {
+    const Channel& ch = *it->second;
+    if (ch.name.empty()) continue;
+    info.status = 0;
+    info.channel = ch.id;
+    info.type = ch.type;
+    info.transport = static_cast<uint32_t>(ch.transport);
+    info.uid = ch.uid;
+    info.gid = ch.gid;
+    info.mode = ch.mode;
+    info.capacity = ch.capacity;
+    std::snprintf(info.name, sizeof info.name, "%s", ch.name.c_str());
+    for (const auto& [fd, cl] : clients_) {
+      for (const auto& [h, m] : cl->members) {
+        if (m.ch != &ch) continue;
+        if (info.listed < kInfoMembers) {
+          auto& e = info.members[info.listed++];
+          e.pid = static_cast<uint32_t>(cl->cred.pid);
+          const bool reads = m.reader_index >= 0 || !m.reader_fifo.empty() || m.creator;
+          const bool writes = m.writer_index >= 0 || !m.writer_fifo.empty() || m.creator || m.remote_writer ||
+                              ch.transport == TransportKind::kSocket;  // its hub knows, not us
+          e.flags = (reads ? kMemberRead : 0) | (writes ? kMemberWrite : 0) | (m.creator ? kMemberCreator : 0) |
+                    (process_alive(cl->cred.pid, cl->start_time) ? kMemberAlive : 0);
+        }
+        ++info.member_count;
+      }
+    }
+    if (ch.transport == TransportKind::kShmRing && permitted(c, ch, true, false) && shares_ring(c, ch))
+      pass = ch.seg.fd();
+    break;
+  }
+  reply(c.fd, &info, sizeof info, &pass, pass < 0 ? 0 : 1);
+}
+
+}  // namespace fwipc::registry

@@ -1,0 +1,74 @@
+// fwipc-registryd: the registry daemon of one runtime directory.
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "base/rundir.h"
+#include "runtime/registry/daemon/server.h"
+
+namespace {
+
+constexpr const char* kHelp =
+    "Usage: fwipc-registryd [--dir DIR] [--idle-exit-ms MS]\n"
+    "\n"
+    "The FreeWorld IPC registry: maps channel names of one runtime directory to their\n"
+    "shared-memory segments, sockets and FIFOs, checks each caller's uid and gid\n"
+    "(SO_PEERCRED) against a channel's owner and mode, and releases what a process held\n"
+    "when its connection closes (the process died or exited).\n"
+    "\n"
+    "Clients start it on demand (see FWIPC_REGISTRYD and FWIPC_NO_AUTOSTART in the README);\n"
+    "run it yourself to serve a system-wide directory. It stays in the foreground.\n"
+    "\n"
+    "Options:\n"
+    "  --dir DIR          runtime directory to serve (default: $FWIPC_RUNTIME_DIR, else\n"
+    "                     /run/freeworld-ipc; see the README for the non-root fallback)\n"
+    "  --idle-exit-ms MS  exit after MS milliseconds with no client and no channel\n"
+    "                     (default: never)\n"
+    "  --help             this text\n"
+    "\n"
+    "Files in DIR: registry.sock (requests), registry.lock (held while running: one\n"
+    "registry per directory), registry.state (channels to adopt after a restart), and the\n"
+    "channels' NAME.sock sockets and NAME.fifo* FIFOs.\n"
+    "\n"
+    "Signals: SIGTERM and SIGINT stop it cleanly (its socket is removed; channels already\n"
+    "mapped keep working, and a restarted registry adopts them).\n"
+    "\n"
+    "Exit status: 0 on a clean stop or idle exit, 1 if another registry serves DIR or on\n"
+    "an error, 2 on a usage error.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  fwipc::registry::ServerOptions o;
+  o.runtime_dir = fwipc::runtime_dir();
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+      std::fputs(kHelp, stdout);
+      return 0;
+    } else if (std::strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
+      o.runtime_dir = argv[++i];
+    } else if (std::strcmp(argv[i], "--idle-exit-ms") == 0 && i + 1 < argc) {
+      char* end = nullptr;
+      const long ms = std::strtol(argv[++i], &end, 10);
+      if (end == argv[i] || *end != '\0' || ms < 0 || ms > 86400000L * 365) {
+        std::fprintf(stderr, "fwipc-registryd: --idle-exit-ms: not a number of milliseconds: %s\n", argv[i]);
+        return 2;
+      }
+      o.idle_exit_ms = static_cast<int>(ms > 2147483647L ? 2147483647L : ms);
+    } else {
+      std::fprintf(stderr, "fwipc-registryd: unknown argument %s\n%s", argv[i], kHelp);
+      return 2;
+    }
+  }
+  const int rc = fwipc::registry::run_server(o);
+  if (rc == 1) {
+    std::fprintf(stderr, "fwipc-registryd: another registry serves %s\n", o.runtime_dir.c_str());
+    return 1;
+  }
+  if (rc < 0) {
+    std::fprintf(stderr, "fwipc-registryd: %s: %s\n", o.runtime_dir.c_str(), std::strerror(-rc));
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,173 @@
+// fwipc-registryd's state and its one class. The daemon is split by job, one file each:
+//   loop.cc            event loop: accept, read requests, signals, timers, client death
+//   dispatch.cc        what each request means: create/open/close/list, membership records
+//   channel_shm.cc     what create/open/release mean for a QUEUE channel on the shm ring
+//   channel_socket.cc  ... for a SOCKET channel (and a QUEUE channel's bridge socket)
+//   channel_pipe.cc    ... for a PIPE channel: the FIFOs, named after members' PIDs
+//   state.cc           registry.state: what a restarted registry adopts
+//   sweep.cc           adopted channels' liveness, stale files in the runtime directory
+//   main.cc            the executable
+// Nothing here is linked into libfwipc.so: the library only spawns this executable.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/registry/protocol.h"
+#include "runtime/registry/stale_files.h"
+#include "transports/shm/ring.h"
+#include "transports/transport.h"
+
+namespace fwipc::registry {
+
+struct ServerOptions {
+  std::string runtime_dir;
+  int idle_exit_ms = -1;  // exit after this long with no clients and no channels; < 0: never
+};
+
+// Runs until SIGTERM/SIGINT, a fatal error or idle exit. Returns 0, or 1 when another
+// registry already holds the runtime directory's lock (not an error for an auto-start
+// race), or -errno.
+int run_server(const ServerOptions& opts);
+
+// The protocol fuzzer's entry: one client session of a process-wide server for dir, its
+// requests taken from data, released at the end as on a disconnect.
+void fuzz_session(const std::string& dir, const uint8_t* data, size_t size);
+
+// Caps on what clients can make the registry allocate.
+inline constexpr size_t kMaxClients = 4096;
+inline constexpr size_t kMaxChannels = 4096;
+inline constexpr size_t kMaxMembershipsPerClient = 1024;
+inline constexpr const char* kStateName = "registry.state";
+inline constexpr int kSweepMs = 200;
+
+struct Channel {
+  uint32_t id = 0;
+  std::string name;  // empty once unlinked (creator closed or died)
+  uint32_t type = 2;  // IPC_TYPE_*
+  uid_t uid = 0;
+  gid_t gid = 0;
+  uint32_t mode = 0660;
+  uint32_t capacity = 0;
+  TransportKind transport = TransportKind::kShmRing;
+  shm::Segment seg;  // kShmRing
+  std::string path;  // kSocket: the socket the creator's runtime serves; kPipe: the channel FIFO
+  int members = 0;
+  uint32_t next_join = 1;  // PIPE: member FIFO numbers
+  pid_t creator_pid = 0;
+  uint64_t creator_start = 0;
+  // Taken over from a previous registry (state file): no membership stands for the
+  // creator, so sweep() watches it instead.
+  bool adopted = false;
+  // PIPE: read ends of writers' FIFOs the creator's runtime has not opened yet, so that
+  // what a writer sends waits in its FIFO even if the writer exits (see member_fifo).
+  // orphan: the writer's membership is gone; the path goes with the read end.
+  struct Keeper {
+    int fd;
+    bool orphan;
+  };
+  std::map<std::string, Keeper> keepers;
+
+  Channel() = default;
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
+  ~Channel();
+};
+
+struct Membership {
+  Channel* ch = nullptr;
+  int32_t reader_index = -1;
+  uint32_t reader_state = 0;
+  int32_t writer_index = -1;
+  uint32_t writer_state = 0;
+  bool creator = false;
+  std::string reader_fifo;     // PIPE readers: their FIFO, removed with the membership
+  std::string writer_fifo;     // PIPE writers: the same
+  bool remote_writer = false;  // QUEUE: writes through the creator's bridge
+};
+
+struct Client {
+  int fd = -1;
+  ucred cred{};
+  uint64_t start_time = 0;
+  uint32_t next_handle = 1;
+  std::map<uint32_t, Membership> members;
+};
+
+// Whether c may map a QUEUE channel's ring. A mapping is read-write (readers move their
+// cursors in it), so its holder could write any sender PID: only the owner's uid, which
+// owns the channel anyway, and root, which could do anything, get one.
+inline bool shares_ring(const Client& c, const Channel& ch) { return c.cred.uid == ch.uid || c.cred.uid == 0; }
+
+// A socket file must be connectable by every class that may read or write; what each
+// connection may do is then checked by the creator's runtime from its credentials.
+uint32_t connect_mode(uint32_t mode);
+// Whether a SOCK_SEQPACKET listener is bound at path.
+bool socket_listened(const std::string& path);
+
+class Server {
+ public:
+  explicit Server(ServerOptions o) : opts_(std::move(o)) {}
+  int run();
+  // One client session fed from bytes instead of a socket (the protocol fuzzer).
+  void fuzz_session(const uint8_t* data, size_t size);
+
+ private:
+  // loop.cc
+  void accept_clients();
+  void serve(Client& c);
+  void drop_client(int fd);
+  bool tick();
+  void reply(int fd, const void* r, size_t len, const int* pass, int npass);
+  // dispatch.cc
+  void handle(Client& c, Request& rq, ssize_t n);
+  Reply create(Client& c, const Request& rq);
+  Reply open(Client& c, const Request& rq);
+  Reply close(Client& c, const Request& rq);
+  void list(Client& c, const Request& rq);
+  void release(Membership& m);
+  void unlink_name(Channel* ch);
+  // Attaches fd to the current reply, in order; `ours`: opened only to be passed on, so
+  // closed once the reply is sent.
+  void pass(int fd, bool ours);
+  // channel_*.cc: each returns 0 or -errno (create_shm: 1 when no segment can be made,
+  // so the channel falls back to a socket), and passes the reply's descriptors in the
+  // order protocol.h documents.
+  int create_shm(Client& c, Channel& ch, uint32_t slots, Membership& m);
+  int open_shm(Client& c, Channel& ch, bool want_read, bool want_write, Membership& m);
+  void release_shm(Membership& m);
+  int create_socket(Channel& ch);
+  int create_pipe(Channel& ch);
+  int open_pipe(Client& c, Channel& ch, bool want_read, bool want_write, Membership& m);
+  void release_pipe(Membership& m);
+  void settle_keepers(Channel& ch, bool all);
+  // state.cc
+  void save_state();
+  void restore_state();
+  // sweep.cc
+  bool sweep();
+  int clean_dir();
+
+  ServerOptions opts_;
+  int listen_fd_ = -1;
+  int signal_fd_ = -1;
+  int ep_ = -1;
+  uint32_t next_channel_ = 1;
+  int pass_[kReplyFds] = {};  // descriptors for the current reply
+  bool pass_ours_[kReplyFds] = {};
+  int npass_ = 0;
+  uint64_t sweeps_ = 0;
+  bool ticking_ = false;  // run tick() every kSweepMs
+  std::map<int, std::unique_ptr<Client>> clients_;
+  std::map<std::string, Channel*> by_name_;
+  std::map<uint32_t, std::unique_ptr<Channel>> channels_;
+};
+
+}  // namespace fwipc::registry

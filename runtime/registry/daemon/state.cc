@@ -1,0 +1,146 @@
+// The state file (state.h) and the registry's use of it: saved on every change to the
+// name map, read once at start to adopt the channels of live creators.
+#include "runtime/registry/daemon/state.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include "base/names.h"
+#include "base/proc.h"
+#include "runtime/registry/daemon/server.h"
+
+namespace fwipc::registry {
+
+int write_state_file(const std::string& path, const std::vector<StateRecord>& records) {
+  const std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "we");
+  if (f == nullptr) return -errno;
+  ::fchmod(::fileno(f), 0600);
+  for (const StateRecord& r : records)
+    std::fprintf(f, "%s %u %u %u %u %o %u %d %llu %llx %s\n", r.name.c_str(), r.type, r.transport, r.uid, r.gid,
+                 r.mode, r.capacity, r.creator_pid, static_cast<unsigned long long>(r.creator_start),
+                 static_cast<unsigned long long>(r.instance_id), r.path.empty() ? "-" : r.path.c_str());
+  const bool ok = std::fflush(f) == 0 && !std::ferror(f);
+  std::fclose(f);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = ok ? errno : EIO;
+    ::unlink(tmp.c_str());
+    return -e;
+  }
+  return 0;
+}
+
+std::vector<StateRecord> read_state_file(const std::string& path) {
+  std::vector<StateRecord> out;
+  FILE* f = std::fopen(path.c_str(), "re");
+  if (f == nullptr) return out;
+  char line[512];
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    char name[80], file[400];
+    StateRecord r;
+    unsigned long long start, instance;
+    if (std::sscanf(line, "%79s %u %u %u %u %o %u %d %llu %llx %399s", name, &r.type, &r.transport, &r.uid, &r.gid,
+                    &r.mode, &r.capacity, &r.creator_pid, &start, &instance, file) != 11)
+      continue;
+    if (validate_channel_name(name) < 0 || r.transport > static_cast<uint32_t>(TransportKind::kPipe)) continue;
+    r.name = name;
+    r.mode &= 0777;
+    r.creator_start = start;
+    r.instance_id = instance;
+    if (std::string(file) != "-") r.path = file;
+    out.push_back(std::move(r));
+  }
+  std::fclose(f);
+  return out;
+}
+
+void Server::save_state() {
+  std::vector<StateRecord> records;
+  for (const auto& [id, ch] : channels_) {
+    if (ch->name.empty()) continue;
+    StateRecord r;
+    r.name = ch->name;
+    r.type = ch->type;
+    r.transport = static_cast<uint32_t>(ch->transport);
+    r.uid = ch->uid;
+    r.gid = ch->gid;
+    r.mode = ch->mode;
+    r.capacity = ch->capacity;
+    r.creator_pid = ch->creator_pid;
+    r.creator_start = ch->creator_start;
+    r.instance_id = ch->transport == TransportKind::kShmRing ? ch->seg.header()->instance_id : 0;
+    r.path = ch->path;
+    records.push_back(std::move(r));
+  }
+  // A failure costs only the adoption after a restart; the channels themselves work.
+  (void)write_state_file(opts_.runtime_dir + "/" + kStateName, records);
+}
+
+namespace {
+// A descriptor for the memfd segment of `name` held by process pid (opened through
+// /proc/PID/fd, which needs the same uid or root), or -errno.
+int open_segment_of(pid_t pid, const std::string& name) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  const std::string want = "/memfd:fwipc:" + name + " (deleted)";
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return -errno;
+  int fd = -ENOENT;
+  while (const dirent* e = ::readdir(d)) {
+    char target[512];
+    const std::string link = dir + "/" + e->d_name;
+    const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+    if (n <= 0) continue;
+    target[n] = '\0';
+    if (want != target) continue;
+    fd = ::open(link.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) fd = -errno;
+    break;
+  }
+  ::closedir(d);
+  return fd;
+}
+}  // namespace
+
+// Takes over the channels a previous registry left in the state file whose creators are
+// still alive; the rest are forgotten (their files go in clean_dir()).
+void Server::restore_state() {
+  for (StateRecord& r : read_state_file(opts_.runtime_dir + "/" + kStateName)) {
+    if (by_name_.count(r.name) || channels_.size() >= kMaxChannels || !process_alive(r.creator_pid, r.creator_start))
+      continue;
+    auto ch = std::make_unique<Channel>();
+    ch->name = r.name;
+    ch->type = r.type;
+    ch->transport = static_cast<TransportKind>(r.transport);
+    ch->uid = r.uid;
+    ch->gid = r.gid;
+    ch->mode = r.mode;
+    ch->capacity = r.capacity;
+    ch->creator_pid = r.creator_pid;
+    ch->creator_start = r.creator_start;
+    ch->adopted = true;
+    if (ch->transport == TransportKind::kShmRing) {
+      const int fd = open_segment_of(r.creator_pid, r.name);
+      if (fd < 0) continue;
+      auto seg = shm::Segment::attach(fd);
+      ::close(fd);
+      if (!seg || seg->header()->instance_id != r.instance_id || seg->header()->closed.load()) continue;
+      ch->seg = std::move(seg.value());
+      if (r.path == opts_.runtime_dir + "/" + ch->name + ".sock") ch->path = r.path;  // the bridge's
+    } else {
+      const char* suffix = ch->transport == TransportKind::kSocket ? ".sock" : ".fifo";
+      if (r.path != opts_.runtime_dir + "/" + ch->name + suffix) continue;
+      ch->path = r.path;
+    }
+    ch->id = next_channel_++;
+    by_name_[ch->name] = ch.get();
+    channels_[ch->id] = std::move(ch);
+  }
+  save_state();
+}
+
+}  // namespace fwipc::registry

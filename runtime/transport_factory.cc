@@ -1,0 +1,75 @@
+#include "runtime/transport_factory.h"
+
+#include <unistd.h>
+
+#include <string>
+#include <utility>
+
+#include "base/rundir.h"
+#include "ipc.h"
+#include "transports/bridge/bridge.h"
+#include "transports/shm/ring.h"
+#include "transports/socket/socket_transport.h"
+
+namespace fwipc::core {
+
+namespace {
+// A client's inbox for SOCKET/PIPE channels, in messages.
+constexpr uint32_t kClientInboxMsgs = 256;
+}  // namespace
+
+Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, int* fds, const char* name, uint32_t mode,
+                                                  const CreateInfo* created, pid_t self) {
+  using R = Result<std::unique_ptr<Transport>>;
+  const bool reader = mode & IPC_MODE_READ, writer = mode & IPC_MODE_WRITE;
+  auto take = [fds](int i) { return std::exchange(fds[i], -1); };
+  switch (static_cast<TransportKind>(rep.transport)) {
+    case TransportKind::kShmRing: {
+      if (fds[0] < 0) return R::error(-EPROTO);
+      auto seg = shm::Segment::attach(fds[0]);  // maps a duplicate
+      if (!seg) return R::error(seg.error());
+      shm::Roles roles;
+      if (reader) roles.reader_index = rep.reader_index, roles.reader_state = rep.reader_state;
+      if (writer) roles.writer_index = rep.writer_index, roles.writer_state = rep.writer_state;
+      auto ring = std::make_unique<shm::ShmRing>(std::move(seg.value()), roles, self);
+      if (created == nullptr) return std::unique_ptr<Transport>(std::move(ring));
+      // The creator also serves processes of other uids, which never map the ring.
+      if (fds[1] < 0) return R::error(-EPROTO);
+      const sock::Owner owner{::geteuid(), ::getegid(), created->perm_mode};
+      return std::unique_ptr<Transport>(
+          std::make_unique<bridge::Bridge>(std::move(ring), take(1), owner, created->capacity_msgs, self));
+    }
+    case TransportKind::kSocket: {
+      if (created != nullptr) {
+        if (fds[0] < 0) return R::error(-EPROTO);
+        const sock::Owner owner{::geteuid(), ::getegid(), created->perm_mode};
+        return std::unique_ptr<Transport>(sock::Hub::socket_hub(take(0), owner, created->capacity_msgs, self));
+      }
+      const std::string path = runtime_dir() + "/" + name + ".sock";
+      // A bridged QUEUE channel's reader names the ring entry the registry joined for it.
+      const int conn = sock::SocketClient::connect_hub(path.c_str(), reader, writer, reader ? rep.reader_index : -1,
+                                                       rep.reader_state);
+      if (conn < 0) return R::error(conn);
+      return std::unique_ptr<Transport>(std::make_unique<sock::SocketClient>(conn, reader, writer, kClientInboxMsgs, self));
+    }
+    case TransportKind::kPipe: {
+      if (fds[0] < 0) return R::error(-EPROTO);
+      if (created != nullptr) {
+        const std::string prefix = runtime_dir() + "/" + name + ".fifo";
+        return std::unique_ptr<Transport>(sock::Hub::pipe_hub(take(0), prefix, created->capacity_msgs, self));
+      }
+      const int rd_at = 1, wr_at = reader ? 2 : 1;  // in that order, those asked for
+      if ((reader && fds[rd_at] < 0) || (writer && fds[wr_at] < 0)) return R::error(-EPROTO);
+      int rc = reader ? sock::PipeClient::join(fds[0], frame::kJoin, rep.reader_state, self) : 0;
+      if (writer && rc == 0) rc = sock::PipeClient::join(fds[0], frame::kWriterJoin, rep.writer_state, self);
+      if (rc < 0) return R::error(rc);
+      const int in_w = take(0), rd = reader ? take(rd_at) : -1;
+      const int wr = writer ? take(wr_at) : -1;
+      return std::unique_ptr<Transport>(std::make_unique<sock::PipeClient>(in_w, rd, wr, kClientInboxMsgs, self));
+    }
+    default:
+      return R::error(-EPROTO);
+  }
+}
+
+}  // namespace fwipc::core

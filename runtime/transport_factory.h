@@ -1,0 +1,25 @@
+// Builds a channel's transport from the registry's reply. This is the client half of the
+// descriptor-order contract in registry/protocol.h.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "fwipc/types.hpp"
+#include "runtime/registry/protocol.h"
+#include "transports/transport.h"
+
+namespace fwipc::core {
+
+// What only the creator knows.
+struct CreateInfo {
+  uint32_t perm_mode;
+  uint32_t capacity_msgs;
+};
+
+// Takes (and sets to -1) the descriptors of fds it keeps; the caller closes the rest.
+// created is null for an open.
+Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, int* fds, const char* name, uint32_t mode,
+                                                  const CreateInfo* created, pid_t self);
+
+}  // namespace fwipc::core
