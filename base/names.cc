@@ -19,11 +19,4 @@ int validate_channel_name(const char* name) noexcept {
   return 0;
 }
 
-int ChannelName::make(const char* raw, ChannelName* out) noexcept {
-  const int rc = validate_channel_name(raw);
-  if (rc < 0) return rc;
-  std::memcpy(out->buf_, raw, std::strlen(raw) + 1);
-  return 0;
-}
-
 }  // namespace fwipc

@@ -3,24 +3,14 @@
 #pragma once
 
 #include <cstddef>
-#include <string_view>
 
 namespace fwipc {
 
+// IPC_NAME_MAX of the public API (asserted equal in runtime/api.cc; base/ includes nothing
+// of ours).
 inline constexpr size_t kNameMax = 63;
 
 // 0 if valid, else -EINVAL (empty, bad character, "." / "..") or -ENAMETOOLONG.
 int validate_channel_name(const char* name) noexcept;
-
-// A name that has passed validation; cannot hold an invalid one.
-class ChannelName {
- public:
-  static int make(const char* raw, ChannelName* out) noexcept;
-  const char* c_str() const noexcept { return buf_; }
-  std::string_view view() const noexcept { return buf_; }
-
- private:
-  char buf_[kNameMax + 1] = {};
-};
 
 }  // namespace fwipc

@@ -17,6 +17,10 @@
 #include "transports/shm/ring.h"
 
 namespace fwipc::core {
+
+static_assert(kNameMax == IPC_NAME_MAX);
+static_assert(sizeof(registry::Request::name) == kNameMax + 1);
+
 namespace {
 
 registry::Request request(registry::Op op, const char* name) {

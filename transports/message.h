@@ -13,7 +13,6 @@ namespace fwipc {
 
 // The largest payload any transport carries.
 inline constexpr uint32_t kMaxPayloadBytes = IPC_MAX_PAYLOAD;
-inline constexpr uint32_t kNameMaxBytes = IPC_NAME_MAX;
 
 // MsgHeader (fwipc/types.hpp) is the public IPC_HEADER; the payload travels separately so
 // receives can copy straight into the caller's buffer.
