@@ -95,8 +95,7 @@ void Bridge::service() noexcept {
   bool committed = false;
   while (!sink_.empty()) {
     const frame::Frame& f = sink_.front();
-    const MsgHeader h{f.type, f.size, f.sender, f.receiver, f.priority};
-    const int rc = ring_->send_as(f.sender, h, f.payload, 0);
+    const int rc = ring_->send_as(f.sender, header_of(f), f.payload, 0);
     if (rc == -EAGAIN) break;
     sink_.pop_front();  // sent, or never will be (-EPIPE: channel closed; -EIO: ring corrupt)
     committed = true;

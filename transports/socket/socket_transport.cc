@@ -31,21 +31,6 @@ int ms_until(int64_t deadline) {
   return left <= 0 ? 0 : static_cast<int>((left + 999999) / 1000000);
 }
 
-frame::Frame make_frame(const MsgHeader& h, const void* payload, uint32_t sender) {
-  frame::Frame f;
-  f.magic = frame::kMagic;
-  f.kind = frame::kData;
-  f.flags = 0;
-  f.type = h.type;
-  f.size = h.size;
-  f.sender = sender;
-  f.receiver = h.receiver;
-  f.priority = h.priority;
-  f.reserved = 0;
-  if (h.size) std::memcpy(f.payload, payload, h.size);
-  return f;
-}
-
 // A notify descriptor for a client: an epoll set of the data descriptor, an eventfd that
 // is set while the inbox holds messages, and optionally a descriptor whose EPOLLERR means
 // the hub is gone.
@@ -147,7 +132,7 @@ void Inbox::push(const frame::Frame& f) {
 
 int Inbox::pop(MsgHeader* hdr, void* buf, uint32_t cap) noexcept {
   const frame::Frame& f = heap_.front().f;
-  *hdr = MsgHeader{f.type, f.size, f.sender, f.receiver, f.priority};
+  *hdr = header_of(f);
   if (f.size > cap) return -EMSGSIZE;
   if (f.size) std::memcpy(buf, f.payload, f.size);
   const int n = static_cast<int>(f.size);
@@ -178,7 +163,7 @@ std::vector<Hub::ReaderView> Hub::bridged_readers() const {
 void Hub::deliver(int fd, const MsgHeader& h, const char* payload) noexcept {
   auto it = peers_.find(fd);
   if (it == peers_.end()) return;
-  it->second.out.push_back(make_frame(h, payload, h.sender));
+  it->second.out.push_back(frame::make_data_frame(h, payload, h.sender));
   flush(it->second);
 }
 
@@ -497,7 +482,7 @@ int Hub::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexc
     if (deadline >= 0 && monotonic_ns() >= deadline) return -ETIMEDOUT;
     poll_once(ms_until(deadline));
   }
-  route(make_frame(h, payload, pid_));
+  route(frame::make_data_frame(h, payload, pid_));
   flush_all();
   update_inbound();
   return static_cast<int>(h.size);
@@ -554,13 +539,9 @@ int SocketClient::connect_hub(const char* path, bool reader, bool writer, int en
     ::close(fd);
     return -e;
   }
-  frame::Frame hello{};
-  hello.magic = frame::kMagic;
-  hello.kind = frame::kHello;
-  hello.flags = static_cast<uint16_t>((reader ? frame::kHelloRead : 0) | (writer ? frame::kHelloWrite : 0) |
-                                      (entry_index >= 0 ? frame::kHelloEntry : 0));
-  hello.type = entry_index >= 0 ? static_cast<uint32_t>(entry_index) : 0;
-  hello.receiver = entry_state;
+  const frame::Frame hello = frame::make_hello(
+      static_cast<uint16_t>((reader ? frame::kHelloRead : 0) | (writer ? frame::kHelloWrite : 0)), entry_index,
+      entry_state);
   if (::send(fd, &hello, frame::kHeaderBytes, MSG_NOSIGNAL) != frame::kHeaderBytes) {
     const int e = errno;
     ::close(fd);
@@ -604,7 +585,7 @@ void SocketClient::drain() noexcept {
 int SocketClient::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexcept {
   if (!writer_) return -EBADF;
   if (h.size > frame::kMaxPayload) return -EMSGSIZE;
-  const int rc = write_frame_to(conn_, false, make_frame(h, payload, pid_), timeout_ns);
+  const int rc = write_frame_to(conn_, false, frame::make_data_frame(h, payload, pid_), timeout_ns);
   return rc < 0 ? rc : static_cast<int>(h.size);
 }
 
@@ -660,12 +641,7 @@ bool PipeClient::hub_gone() const noexcept {
 // Frames are written whole, at most PIPE_BUF bytes each: atomic, never interleaved with
 // another writer's.
 int PipeClient::join(int in_w, uint16_t kind, uint32_t join_id, pid_t self) noexcept {
-  frame::Frame f{};
-  f.magic = frame::kMagic;
-  f.kind = kind;
-  f.type = join_id;
-  f.sender = static_cast<uint32_t>(self);
-  return write_frame_to(in_w, true, f, -1);
+  return write_frame_to(in_w, true, frame::make_join(kind, join_id, static_cast<uint32_t>(self)), -1);
 }
 
 int PipeClient::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexcept {
@@ -679,7 +655,7 @@ int PipeClient::send(const MsgHeader& h, const void* payload, int64_t timeout_ns
     if (::fstat(wr_, &st) == 0 && (st.st_mode & 0777) == frame::kFifoTakenMode) admitted_ = true;
     else if (hub_gone()) return -EPIPE;
   }
-  const int rc = write_frame_to(wr_, true, make_frame(h, payload, pid_), timeout_ns, in_w_);
+  const int rc = write_frame_to(wr_, true, frame::make_data_frame(h, payload, pid_), timeout_ns, in_w_);
   return rc < 0 ? rc : static_cast<int>(h.size);
 }
 
