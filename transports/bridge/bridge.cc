@@ -13,19 +13,14 @@
 namespace fwipc::bridge {
 namespace {
 
-constexpr int64_t kSafetyNapMs = 100;  // the longest a wait goes without looking around
+constexpr int kSafetyNapMs = 100;  // the longest a wait goes without looking around
 
-// Time left until deadline for a blocking call (< 0: forever), or -ETIMEDOUT once past.
-int64_t left(int64_t deadline, int64_t timeout_ns) {
+// What a blocking ring call may wait: timeout_ns itself when it means "forever" (< 0) or
+// "do not wait" (0), else the time left, or -ETIMEDOUT once past (one clock read).
+int64_t left(const Deadline& deadline, int64_t timeout_ns) {
   if (timeout_ns <= 0) return timeout_ns;
-  const int64_t l = deadline - monotonic_ns();
+  const int64_t l = deadline.remaining_ns();
   return l > 0 ? l : -ETIMEDOUT;
-}
-
-int ms_until(int64_t deadline, int64_t cap_ms) {
-  if (deadline < 0) return static_cast<int>(cap_ms);
-  const int64_t l = (deadline - monotonic_ns() + 999'999) / 1'000'000;
-  return static_cast<int>(std::clamp<int64_t>(l, 0, cap_ms));
 }
 
 }  // namespace
@@ -146,12 +141,12 @@ void Bridge::pump_readers() noexcept {
 
 // for_space: waiting for ring space, which has no descriptor: short naps, woken early by
 // hub work only (the ring's own descriptor may stay readable while we do not read).
-void Bridge::wait(int64_t deadline, bool for_space) noexcept {
+void Bridge::wait(const Deadline& deadline, bool for_space) noexcept {
   std::unique_lock<std::mutex> lk(mu_);
   if (for_space || !sink_.empty() || ensure_epoll(true) < 0) {
     pollfd p{hub_->notify_fd(), POLLIN, 0};
     lk.unlock();
-    ::poll(&p, 1, ms_until(deadline, 1));
+    ::poll(&p, 1, deadline.poll_ms(1));
     return;
   }
   // Pumps whose reader has no room would report their ring descriptor forever: only the
@@ -168,7 +163,7 @@ void Bridge::wait(int64_t deadline, bool for_space) noexcept {
   const int ep = ep_;
   lk.unlock();
   epoll_event evs[8];
-  (void)::epoll_wait(ep, evs, 8, ms_until(deadline, kSafetyNapMs));
+  (void)::epoll_wait(ep, evs, 8, deadline.poll_ms(kSafetyNapMs));
 }
 
 // Until bridged: the ring call itself, blocking as asked, until it reports that the
@@ -177,7 +172,7 @@ void Bridge::wait(int64_t deadline, bool for_space) noexcept {
 // the ring, so it may wait for space and its messages are pumped to bridged readers at once.
 template <typename Op>
 int Bridge::call(Op op, int64_t timeout_ns, bool writes) noexcept {
-  const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : -1;
+  const Deadline deadline = Deadline::after_ns(timeout_ns);
   for (;;) {
     if (!active_.load(std::memory_order_acquire)) {
       const int64_t t = left(deadline, timeout_ns);
@@ -196,7 +191,7 @@ int Bridge::call(Op op, int64_t timeout_ns, bool writes) noexcept {
       pump_readers();  // bridged readers get it now, not at our next call
     }
     if (rc != -EAGAIN || timeout_ns == 0) return rc;
-    if (deadline >= 0 && monotonic_ns() >= deadline) return -ETIMEDOUT;
+    if (deadline.expired()) return -ETIMEDOUT;
     wait(deadline, writes);
   }
 }

@@ -21,6 +21,7 @@
 #include <memory>
 #include <mutex>
 
+#include "base/time.h"
 #include "transports/frame.h"
 #include "transports/shm/ring.h"
 #include "transports/socket/socket_transport.h"
@@ -59,7 +60,7 @@ class Bridge final : public Transport {
   void watch(int fd) noexcept;
   void service() noexcept;
   void pump_readers() noexcept;
-  void wait(int64_t deadline_ns, bool for_space) noexcept;
+  void wait(const Deadline& deadline, bool for_space) noexcept;
 
   std::unique_ptr<shm::ShmRing> ring_;  // thread-safe as the API promises (sends from any thread)
   // Ids may be sent on from several threads while one receives: mu_ guards the rest.

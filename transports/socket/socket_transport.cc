@@ -25,12 +25,6 @@ namespace fwipc::sock {
 static_assert(frame::kMaxPayload == kMaxPayloadBytes);
 namespace {
 
-int ms_until(int64_t deadline) {
-  if (deadline < 0) return -1;
-  const int64_t left = deadline - monotonic_ns();
-  return left <= 0 ? 0 : static_cast<int>((left + 999999) / 1000000);
-}
-
 // A notify descriptor for a client: an epoll set of the data descriptor, an eventfd that
 // is set while the inbox holds messages, and optionally a descriptor whose EPOLLERR means
 // the hub is gone.
@@ -98,14 +92,15 @@ namespace {
 // reader), waiting for room up to timeout_ns (< 0: forever; 0: not at all). POLLERR on
 // gone_fd (a FIFO whose reader is the hub) while waiting also means the hub is gone.
 int write_frame_to(int fd, bool fifo, const frame::Frame& f, int64_t timeout_ns, int gone_fd = -1) noexcept {
-  const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : -1;
+  // timeout_ns == 0 is answered before the deadline is looked at: never a -ETIMEDOUT.
+  const Deadline deadline = Deadline::after_ns(timeout_ns);
   for (;;) {
     const ssize_t n = fifo ? write_nosigpipe(fd, &f, f.wire_bytes())
                            : ::send(fd, &f, f.wire_bytes(), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n == static_cast<ssize_t>(f.wire_bytes())) return 0;
     if (n >= 0 || errno != EAGAIN) return -EPIPE;  // the hub is gone: so is the channel
     if (timeout_ns == 0) return -EAGAIN;
-    const int ms = ms_until(deadline);
+    const int ms = deadline.poll_ms();
     if (ms == 0) return -ETIMEDOUT;
     pollfd p[2] = {{fd, POLLOUT, 0}, {gone_fd, 0, 0}};
     if (::poll(p, gone_fd < 0 ? 1 : 2, ms) > 0 && (p[1].revents & POLLERR)) return -EPIPE;
@@ -470,7 +465,7 @@ int Hub::poll_once(int timeout_ms) noexcept {
 
 int Hub::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexcept {
   if (h.size > frame::kMaxPayload) return -EMSGSIZE;
-  const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : -1;
+  const Deadline deadline = Deadline::after_ns(timeout_ns);
   // Every reader whose open() has returned gets this message: take pending connections
   // (SOCKET) or JOIN frames (PIPE) first.
   if (pipe_) read_control();
@@ -479,8 +474,8 @@ int Hub::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexc
     poll_once(0);
     if (!backlogged()) break;
     if (timeout_ns == 0) return -EAGAIN;
-    if (deadline >= 0 && monotonic_ns() >= deadline) return -ETIMEDOUT;
-    poll_once(ms_until(deadline));
+    if (deadline.expired()) return -ETIMEDOUT;
+    poll_once(deadline.poll_ms());
   }
   route(frame::make_data_frame(h, payload, pid_));
   flush_all();
@@ -489,7 +484,7 @@ int Hub::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexc
 }
 
 int Hub::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept {
-  const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : -1;
+  const Deadline deadline = Deadline::after_ns(timeout_ns);
   for (;;) {
     for (int i = 0; i < 64 && poll_once(0) > 0; ++i) {
     }
@@ -500,8 +495,8 @@ int Hub::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) no
       return rc;
     }
     if (timeout_ns == 0) return -EAGAIN;
-    if (deadline >= 0 && monotonic_ns() >= deadline) return -ETIMEDOUT;
-    poll_once(ms_until(deadline));
+    if (deadline.expired()) return -ETIMEDOUT;
+    poll_once(deadline.poll_ms());
   }
 }
 
@@ -591,7 +586,7 @@ int SocketClient::send(const MsgHeader& h, const void* payload, int64_t timeout_
 
 int SocketClient::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept {
   if (!reader_) return -EBADF;
-  const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : -1;
+  const Deadline deadline = Deadline::after_ns(timeout_ns);
   for (;;) {
     drain();
     if (bad_ > 0) {
@@ -605,7 +600,7 @@ int SocketClient::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeo
     }
     if (eof_) return -EPIPE;
     if (timeout_ns == 0) return -EAGAIN;
-    const int ms = ms_until(deadline);
+    const int ms = deadline.poll_ms();
     if (ms == 0) return -ETIMEDOUT;
     pollfd p{conn_, POLLIN, 0};
     ::poll(&p, 1, ms);
@@ -681,7 +676,7 @@ void PipeClient::drain() noexcept {
 
 int PipeClient::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept {
   if (rd_ < 0) return -EBADF;
-  const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : -1;
+  const Deadline deadline = Deadline::after_ns(timeout_ns);
   for (;;) {
     drain();
     if (!inbox_.empty()) {
@@ -699,7 +694,7 @@ int PipeClient::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout
       continue;
     }
     if (timeout_ns == 0) return -EAGAIN;
-    const int ms = ms_until(deadline);
+    const int ms = deadline.poll_ms();
     if (ms == 0) return -ETIMEDOUT;
     pollfd p[2] = {{rd_, POLLIN, 0}, {in_w_, 0, 0}};
     ::poll(p, 2, ms);
