@@ -19,6 +19,7 @@
 #include "base/time.h"
 #include "base/perm.h"
 #include "base/unixsock.h"
+#include "transports/socket/io.h"
 
 namespace fwipc::sock {
 
@@ -46,95 +47,7 @@ int make_notify(int data_fd, int err_fd, int* ep, int* evfd) {
   return 0;
 }
 
-// Level-style readiness for a notify descriptor: set while the inbox holds messages.
-void set_event(int evfd, bool* is_set, bool want) {
-  if (evfd < 0 || *is_set == want) return;
-  if (want) {
-    const uint64_t one = 1;
-    (void)!::write(evfd, &one, sizeof one);
-  } else {
-    uint64_t v;
-    (void)!::read(evfd, &v, sizeof v);
-  }
-  *is_set = want;
-}
-
 }  // namespace
-
-// write() to a FIFO whose reader is gone raises SIGPIPE; a library must not kill its host
-// for that. Block the signal for this write and swallow one we caused.
-ssize_t write_nosigpipe(int fd, const void* buf, size_t len) noexcept {
-  sigset_t pipe_set, old;
-  sigemptyset(&pipe_set);
-  sigaddset(&pipe_set, SIGPIPE);
-  sigset_t pending;
-  sigpending(&pending);
-  const bool was_pending = sigismember(&pending, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-  ssize_t n;
-  do {
-    n = ::write(fd, buf, len);
-  } while (n < 0 && errno == EINTR);
-  const int e = errno;
-  if (n < 0 && e == EPIPE && !was_pending) {
-    const timespec zero{0, 0};
-    while (sigtimedwait(&pipe_set, nullptr, &zero) < 0 && errno == EINTR) {
-    }
-  }
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  errno = e;
-  return n;
-}
-
-namespace {
-
-// Writes one frame to a client's descriptor (a socket, or a FIFO that may have lost its
-// reader), waiting for room up to timeout_ns (< 0: forever; 0: not at all). POLLERR on
-// gone_fd (a FIFO whose reader is the hub) while waiting also means the hub is gone.
-int write_frame_to(int fd, bool fifo, const frame::Frame& f, int64_t timeout_ns, int gone_fd = -1) noexcept {
-  // timeout_ns == 0 is answered before the deadline is looked at: never a -ETIMEDOUT.
-  const Deadline deadline = Deadline::after_ns(timeout_ns);
-  for (;;) {
-    const ssize_t n = fifo ? write_nosigpipe(fd, &f, f.wire_bytes())
-                           : ::send(fd, &f, f.wire_bytes(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n == static_cast<ssize_t>(f.wire_bytes())) return 0;
-    if (n >= 0 || errno != EAGAIN) return -EPIPE;  // the hub is gone: so is the channel
-    if (timeout_ns == 0) return -EAGAIN;
-    const int ms = deadline.poll_ms();
-    if (ms == 0) return -ETIMEDOUT;
-    pollfd p[2] = {{fd, POLLOUT, 0}, {gone_fd, 0, 0}};
-    if (::poll(p, gone_fd < 0 ? 1 : 2, ms) > 0 && (p[1].revents & POLLERR)) return -EPIPE;
-  }
-}
-
-}  // namespace
-
-// ---------------------------------------------------------------- Inbox
-
-namespace {
-struct ItemLess {
-  template <typename T>
-  bool operator()(const T& a, const T& b) const noexcept {
-    return delivered_later(a.f.priority, a.seq, b.f.priority, b.seq);
-  }
-};
-}  // namespace
-
-void Inbox::push(const frame::Frame& f) {
-  heap_.push_back(Item{seq_++, f});
-  std::push_heap(heap_.begin(), heap_.end(), ItemLess{});
-}
-
-int Inbox::pop(MsgHeader* hdr, void* buf, uint32_t cap) noexcept {
-  const frame::Frame& f = heap_.front().f;
-  *hdr = header_of(f);
-  if (f.size > cap) return -EMSGSIZE;
-  if (f.size) std::memcpy(buf, f.payload, f.size);
-  const int n = static_cast<int>(f.size);
-  std::pop_heap(heap_.begin(), heap_.end(), ItemLess{});
-  heap_.pop_back();
-  return n;
-}
 
 // ---------------------------------------------------------------- Hub
 
@@ -311,7 +224,7 @@ void Hub::route_from(Peer& p) noexcept {
   }
   if (p.eof && dry) drop(p.fd);
 }
-void Hub::inbox_changed() noexcept { set_event(evfd_, &ev_set_, !inbox_.empty()); }
+void Hub::inbox_changed() noexcept { set_ready(evfd_, &ev_set_, !inbox_.empty()); }
 
 void Hub::accept_peers() noexcept {
   for (;;) {
@@ -343,8 +256,7 @@ void Hub::drop(int fd) noexcept {
 void Hub::flush(Peer& p) noexcept {
   while (!p.out.empty()) {
     const frame::Frame& f = p.out.front();
-    const ssize_t n = p.out_only ? write_nosigpipe(p.fd, &f, f.wire_bytes())
-                                 : ::send(p.fd, &f, f.wire_bytes(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    const ssize_t n = write_frame_once(p.fd, p.out_only ? Link::kFifo : Link::kSeqpacket, f);
     if (n < 0 && errno == EAGAIN) break;
     if (n != static_cast<ssize_t>(f.wire_bytes())) {
       drop(p.fd);
@@ -556,7 +468,7 @@ SocketClient::~SocketClient() {
 
 void SocketClient::forget_after_fork() noexcept {}
 
-void SocketClient::inbox_changed() noexcept { set_event(evfd_, &ev_set_, !inbox_.empty()); }
+void SocketClient::inbox_changed() noexcept { set_ready(evfd_, &ev_set_, !inbox_.empty()); }
 
 void SocketClient::drain() noexcept {
   while (!eof_ && inbox_.size() < cap_) {
@@ -580,7 +492,7 @@ void SocketClient::drain() noexcept {
 int SocketClient::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexcept {
   if (!writer_) return -EBADF;
   if (h.size > frame::kMaxPayload) return -EMSGSIZE;
-  const int rc = write_frame_to(conn_, false, frame::make_data_frame(h, payload, pid_), timeout_ns);
+  const int rc = write_frame_to(conn_, Link::kSeqpacket, frame::make_data_frame(h, payload, pid_), timeout_ns);
   return rc < 0 ? rc : static_cast<int>(h.size);
 }
 
@@ -626,7 +538,7 @@ PipeClient::~PipeClient() {
     if (fd >= 0) ::close(fd);
 }
 
-void PipeClient::inbox_changed() noexcept { set_event(evfd_, &ev_set_, !inbox_.empty()); }
+void PipeClient::inbox_changed() noexcept { set_ready(evfd_, &ev_set_, !inbox_.empty()); }
 
 bool PipeClient::hub_gone() const noexcept {
   pollfd p{in_w_, 0, 0};
@@ -636,7 +548,7 @@ bool PipeClient::hub_gone() const noexcept {
 // Frames are written whole, at most PIPE_BUF bytes each: atomic, never interleaved with
 // another writer's.
 int PipeClient::join(int in_w, uint16_t kind, uint32_t join_id, pid_t self) noexcept {
-  return write_frame_to(in_w, true, frame::make_join(kind, join_id, static_cast<uint32_t>(self)), -1);
+  return write_frame_to(in_w, Link::kFifo, frame::make_join(kind, join_id, static_cast<uint32_t>(self)), -1);
 }
 
 int PipeClient::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexcept {
@@ -650,7 +562,7 @@ int PipeClient::send(const MsgHeader& h, const void* payload, int64_t timeout_ns
     if (::fstat(wr_, &st) == 0 && (st.st_mode & 0777) == frame::kFifoTakenMode) admitted_ = true;
     else if (hub_gone()) return -EPIPE;
   }
-  const int rc = write_frame_to(wr_, true, frame::make_data_frame(h, payload, pid_), timeout_ns, in_w_);
+  const int rc = write_frame_to(wr_, Link::kFifo, frame::make_data_frame(h, payload, pid_), timeout_ns, in_w_);
   return rc < 0 ? rc : static_cast<int>(h.size);
 }
 

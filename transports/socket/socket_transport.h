@@ -17,27 +17,10 @@
 #include <vector>
 
 #include "transports/frame.h"
+#include "transports/socket/inbox.h"
 #include "transports/transport.h"
 
 namespace fwipc::sock {
-
-// Messages waiting for this process, highest priority first, in arrival order within one.
-class Inbox {
- public:
-  void push(const frame::Frame& f);
-  bool empty() const noexcept { return heap_.empty(); }
-  size_t size() const noexcept { return heap_.size(); }
-  // Copies the top message out; -EMSGSIZE (kept) if cap is too small.
-  int pop(MsgHeader* hdr, void* buf, uint32_t cap) noexcept;
-
- private:
-  struct Item {
-    uint64_t seq;
-    frame::Frame f;
-  };
-  std::vector<Item> heap_;
-  uint64_t seq_ = 0;
-};
 
 // Who may do what, as for a file: owner, group (primary or supplementary), other.
 struct Owner {
@@ -205,8 +188,5 @@ class PipeClient final : public Transport {
   frame::StreamDecoder decoder_;
   Inbox inbox_;
 };
-
-// write() without dying of SIGPIPE when a FIFO has lost its reader (-1/EPIPE instead).
-ssize_t write_nosigpipe(int fd, const void* buf, size_t len) noexcept;
 
 }  // namespace fwipc::sock
