@@ -18,6 +18,8 @@
 
 #include "transports/frame.h"
 #include "transports/socket/inbox.h"
+#include "transports/socket/pipe_client.h"
+#include "transports/socket/socket_client.h"
 #include "transports/transport.h"
 
 namespace fwipc::sock {
@@ -122,71 +124,6 @@ class Hub final : public Transport {
   std::map<int, Peer> peers_;
   Inbox inbox_;
   BridgeHooks bridge_{};  // sink == nullptr: not a bridge
-};
-
-class SocketClient final : public Transport {
- public:
-  // conn: connected to the hub, hello already sent.
-  SocketClient(int conn, bool reader, bool writer, uint32_t capacity_msgs, pid_t self) noexcept;
-  ~SocketClient() override;
-  TransportKind kind() const noexcept override { return TransportKind::kSocket; }
-  int send(const MsgHeader& hdr, const void* payload, int64_t timeout_ns) noexcept override;
-  int receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept override;
-  int notify_fd() noexcept override;
-  void forget_after_fork() noexcept override;
-
-  // Connects to path and announces read/write intent (and, for a reader of a bridged
-  // QUEUE channel, its ring entry; entry_index < 0: none). A negative errno on failure.
-  static int connect_hub(const char* path, bool reader, bool writer, int entry_index = -1,
-                         uint32_t entry_state = 0) noexcept;
-
- private:
-  void drain() noexcept;
-  void inbox_changed() noexcept;
-
-  int conn_;
-  bool reader_, writer_;
-  bool eof_ = false;
-  int bad_ = 0;
-  uint32_t cap_;
-  uint32_t pid_;
-  int ep_ = -1, evfd_ = -1;
-  bool ev_set_ = false;
-  Inbox inbox_;
-};
-
-// A client of a PIPE channel. in_w: a write end of the channel FIFO (for JOIN frames);
-// rd: this reader's own FIFO (held O_RDWR so it never reads EOF), or -1; wr: the write end
-// of this writer's own FIFO, or -1. All come from the registry. The hub's death shows as
-// POLLERR on in_w (a FIFO without readers).
-class PipeClient final : public Transport {
- public:
-  PipeClient(int in_w, int rd, int wr, uint32_t capacity_msgs, pid_t self) noexcept;
-  ~PipeClient() override;
-  TransportKind kind() const noexcept override { return TransportKind::kPipe; }
-  int send(const MsgHeader& hdr, const void* payload, int64_t timeout_ns) noexcept override;
-  int receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept override;
-  int notify_fd() noexcept override;
-  void forget_after_fork() noexcept override {}
-
-  // Announces this process's FIFO join_id (kind: frame::kJoin for a reader's,
-  // frame::kWriterJoin for a writer's) to the hub.
-  static int join(int in_w, uint16_t kind, uint32_t join_id, pid_t self) noexcept;
-
- private:
-  void drain() noexcept;
-  bool hub_gone() const noexcept;
-  void inbox_changed() noexcept;
-
-  int in_w_, rd_, wr_;
-  bool admitted_ = false;  // the hub has opened our writer FIFO (see send())
-  uint32_t cap_;
-  uint32_t pid_;
-  int ep_ = -1, evfd_ = -1;
-  bool ev_set_ = false;
-  int bad_ = 0;
-  frame::StreamDecoder decoder_;
-  Inbox inbox_;
 };
 
 }  // namespace fwipc::sock
