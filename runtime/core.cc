@@ -25,7 +25,9 @@
 #include "runtime/registry/protocol.h"
 #include "runtime/registry/server.h"
 #include "transports/bridge/bridge.h"
-#include "transports/socket/socket_transport.h"
+#include "transports/socket/hub.h"
+#include "transports/socket/pipe_client.h"
+#include "transports/socket/socket_client.h"
 
 namespace fwipc::core {
 namespace {

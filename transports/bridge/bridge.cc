@@ -27,8 +27,12 @@ int64_t left(const Deadline& deadline, int64_t timeout_ns) {
 
 Bridge::Bridge(std::unique_ptr<shm::ShmRing> ring, int listen_fd, sock::Owner owner, uint32_t cap, pid_t self) noexcept
     : ring_(std::move(ring)) {
+  auto hub = sock::Hub::create_bridge(listen_fd, owner, cap, self, sock::Hub::BridgeHooks{&sink_, &Bridge::admit, this});
+  // Without a hub (no epoll set: out of descriptors or memory) the listening socket is
+  // closed, so other uids' open() fails, and this stays a plain ring that never activates.
+  if (!hub) return;
+  hub_ = std::move(hub.value());
   ring_->watch_bridge_epoch(true);
-  hub_.reset(sock::Hub::bridge_hub(listen_fd, owner, cap, self, sock::Hub::BridgeHooks{&sink_, &Bridge::admit, this}));
   // Someone of another uid may have opened the channel before we got here.
   if (ring_->segment().header()->bridge_epoch.load(std::memory_order_acquire) != 0) activate();
 }
@@ -74,7 +78,7 @@ void Bridge::watch(int fd) noexcept {
 
 void Bridge::activate() noexcept {
   std::lock_guard<std::mutex> lk(mu_);
-  if (active_.load(std::memory_order_relaxed)) return;
+  if (!hub_ || active_.load(std::memory_order_relaxed)) return;
   ring_->watch_bridge_epoch(false);
   const bool had_ep = ep_ >= 0;
   active_.store(true, std::memory_order_release);
@@ -227,7 +231,7 @@ int Bridge::notify_fd() noexcept {
 void Bridge::forget_after_fork() noexcept {
   ring_->forget_after_fork();
   for (auto& [fd, pump] : pumps_) pump.ring->forget_after_fork();
-  hub_->forget_after_fork();
+  if (hub_) hub_->forget_after_fork();
 }
 
 }  // namespace fwipc::bridge
