@@ -9,7 +9,9 @@
 #include "ipc.h"
 #include "transports/bridge/bridge.h"
 #include "transports/shm/ring.h"
-#include "transports/socket/socket_transport.h"
+#include "transports/socket/hub.h"
+#include "transports/socket/pipe_client.h"
+#include "transports/socket/socket_client.h"
 
 namespace fwipc::core {
 
@@ -43,7 +45,9 @@ Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, in
       if (created != nullptr) {
         if (fds[0] < 0) return R::error(-EPROTO);
         const sock::Owner owner{::geteuid(), ::getegid(), created->perm_mode};
-        return std::unique_ptr<Transport>(sock::Hub::socket_hub(take(0), owner, created->capacity_msgs, self));
+        auto hub = sock::Hub::create_socket(take(0), owner, created->capacity_msgs, self);
+        if (!hub) return R::error(hub.error());
+        return std::unique_ptr<Transport>(std::move(hub.value()));
       }
       const std::string path = runtime_dir() + "/" + name + ".sock";
       // A bridged QUEUE channel's reader names the ring entry the registry joined for it.
@@ -56,7 +60,9 @@ Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, in
       if (fds[0] < 0) return R::error(-EPROTO);
       if (created != nullptr) {
         const std::string prefix = runtime_dir() + "/" + name + ".fifo";
-        return std::unique_ptr<Transport>(sock::Hub::pipe_hub(take(0), prefix, created->capacity_msgs, self));
+        auto hub = sock::Hub::create_pipe(take(0), prefix, created->capacity_msgs, self);
+        if (!hub) return R::error(hub.error());
+        return std::unique_ptr<Transport>(std::move(hub.value()));
       }
       const int rd_at = 1, wr_at = reader ? 2 : 1;  // in that order, those asked for
       if ((reader && fds[rd_at] < 0) || (writer && fds[wr_at] < 0)) return R::error(-EPROTO);

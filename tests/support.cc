@@ -133,13 +133,10 @@ int fd_with_target(const std::string& suffix, bool anywhere) {
 }
 
 long write_forged_frame(int fd, uint32_t sender, const std::string& text, uint16_t kind, uint32_t type) {
-  frame::Frame f{};
-  f.magic = frame::kMagic;
+  // Built as a message, then given any kind: tests forge JOINs and data alike.
+  const MsgHeader h{type, static_cast<uint32_t>(text.size()), sender, 0, 0};
+  frame::Frame f = frame::make_data_frame(h, text.data(), sender);
   f.kind = kind;
-  f.type = type;
-  f.size = static_cast<uint32_t>(text.size());
-  f.sender = sender;
-  std::memcpy(f.payload, text.data(), text.size());
   return ::write(fd, &f, f.wire_bytes());
 }
 

@@ -281,16 +281,10 @@ TEST_CASE("shouldDeliverTheKernelsSenderPidNotAForgedOne") {
     a.sun_family = AF_UNIX;
     std::strcpy(a.sun_path, path.c_str());
     if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return 10;
-    fwipc::frame::Frame f{};
-    f.magic = fwipc::frame::kMagic;
-    f.kind = fwipc::frame::kHello;
-    f.flags = fwipc::frame::kHelloWrite;
-    if (::send(fd, &f, fwipc::frame::kHeaderBytes, 0) != fwipc::frame::kHeaderBytes) return 11;
-    f.kind = fwipc::frame::kData;
-    f.flags = 0;
-    f.size = 4;
-    f.sender = 1;  // claims to be init
-    std::memcpy(f.payload, "lie!", 4);
+    const fwipc::frame::Frame hello = fwipc::frame::make_hello(fwipc::frame::kHelloWrite);
+    if (::send(fd, &hello, fwipc::frame::kHeaderBytes, 0) != fwipc::frame::kHeaderBytes) return 11;
+    const fwipc::MsgHeader h{0, 4, 1, 0, 0};
+    const fwipc::frame::Frame f = fwipc::frame::make_data_frame(h, "lie!", 1);  // claims to be init
     if (::send(fd, &f, f.wire_bytes(), 0) != ssize_t(f.wire_bytes())) return 12;
     // Garbage after that gets this connection dropped, and nothing delivered.
     const char junk[40] = "not a frame at all";

@@ -14,6 +14,36 @@ bool header_ok(const Frame& f) noexcept {
 
 }  // namespace
 
+Frame make_data_frame(const MsgHeader& h, const void* payload, uint32_t sender) noexcept {
+  Frame f;  // only wire_bytes() are sent: the payload's tail stays uninitialised on purpose
+  f.magic = kMagic;
+  f.kind = kData;
+  f.flags = 0;
+  put_header(&f, h, sender);
+  f.reserved = 0;
+  if (h.size) std::memcpy(f.payload, payload, h.size);
+  return f;
+}
+
+Frame make_hello(uint16_t intent, int entry_index, uint32_t entry_state) noexcept {
+  Frame f{};
+  f.magic = kMagic;
+  f.kind = kHello;
+  f.flags = static_cast<uint16_t>(intent | (entry_index >= 0 ? kHelloEntry : 0));
+  f.type = entry_index >= 0 ? static_cast<uint32_t>(entry_index) : 0;
+  f.receiver = entry_state;
+  return f;
+}
+
+Frame make_join(uint16_t kind, uint32_t join_id, uint32_t pid) noexcept {
+  Frame f{};
+  f.magic = kMagic;
+  f.kind = kind;
+  f.type = join_id;
+  f.sender = pid;
+  return f;
+}
+
 int check_packet(const void* data, size_t len, Frame* out) noexcept {
   if (len < kHeaderBytes || len > kMaxFrame) return -EBADMSG;
   std::memcpy(out, data, kHeaderBytes);

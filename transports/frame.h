@@ -48,6 +48,15 @@ struct Frame {
 static_assert(sizeof(Frame) == kMaxFrame);
 static_assert(offsetof(Frame, payload) == kHeaderBytes);
 
+// The frames the runtime sends; the one place their header fields are filled in.
+// A message: sender is given apart from h because only the runtime chooses it.
+Frame make_data_frame(const MsgHeader& h, const void* payload, uint32_t sender) noexcept;
+// A connection's first packet. intent: kHelloRead and/or kHelloWrite; entry_index >= 0
+// names a bridged reader's ring entry (sets kHelloEntry).
+Frame make_hello(uint16_t intent, int entry_index = -1, uint32_t entry_state = 0) noexcept;
+// PIPE: kind kJoin (a reader's FIFO) or kWriterJoin (a writer's), for the registry's join id.
+Frame make_join(uint16_t kind, uint32_t join_id, uint32_t pid) noexcept;
+
 // Checks one complete datagram/packet. 0, or -EBADMSG (bad magic, kind, or length).
 int check_packet(const void* data, size_t len, Frame* out) noexcept;
 

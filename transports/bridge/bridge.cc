@@ -13,27 +13,26 @@
 namespace fwipc::bridge {
 namespace {
 
-constexpr int64_t kSafetyNapMs = 100;  // the longest a wait goes without looking around
+constexpr int kSafetyNapMs = 100;  // the longest a wait goes without looking around
 
-// Time left until deadline for a blocking call (< 0: forever), or -ETIMEDOUT once past.
-int64_t left(int64_t deadline, int64_t timeout_ns) {
+// What a blocking ring call may wait: timeout_ns itself when it means "forever" (< 0) or
+// "do not wait" (0), else the time left, or -ETIMEDOUT once past (one clock read).
+int64_t left(const Deadline& deadline, int64_t timeout_ns) {
   if (timeout_ns <= 0) return timeout_ns;
-  const int64_t l = deadline - monotonic_ns();
+  const int64_t l = deadline.remaining_ns();
   return l > 0 ? l : -ETIMEDOUT;
-}
-
-int ms_until(int64_t deadline, int64_t cap_ms) {
-  if (deadline < 0) return static_cast<int>(cap_ms);
-  const int64_t l = (deadline - monotonic_ns() + 999'999) / 1'000'000;
-  return static_cast<int>(std::clamp<int64_t>(l, 0, cap_ms));
 }
 
 }  // namespace
 
 Bridge::Bridge(std::unique_ptr<shm::ShmRing> ring, int listen_fd, sock::Owner owner, uint32_t cap, pid_t self) noexcept
     : ring_(std::move(ring)) {
+  auto hub = sock::Hub::create_bridge(listen_fd, owner, cap, self, sock::Hub::BridgeHooks{&sink_, &Bridge::admit, this});
+  // Without a hub (no epoll set: out of descriptors or memory) the listening socket is
+  // closed, so other uids' open() fails, and this stays a plain ring that never activates.
+  if (!hub) return;
+  hub_ = std::move(hub.value());
   ring_->watch_bridge_epoch(true);
-  hub_.reset(sock::Hub::bridge_hub(listen_fd, owner, cap, self, sock::Hub::BridgeHooks{&sink_, &Bridge::admit, this}));
   // Someone of another uid may have opened the channel before we got here.
   if (ring_->segment().header()->bridge_epoch.load(std::memory_order_acquire) != 0) activate();
 }
@@ -79,7 +78,7 @@ void Bridge::watch(int fd) noexcept {
 
 void Bridge::activate() noexcept {
   std::lock_guard<std::mutex> lk(mu_);
-  if (active_.load(std::memory_order_relaxed)) return;
+  if (!hub_ || active_.load(std::memory_order_relaxed)) return;
   ring_->watch_bridge_epoch(false);
   const bool had_ep = ep_ >= 0;
   active_.store(true, std::memory_order_release);
@@ -95,8 +94,7 @@ void Bridge::service() noexcept {
   bool committed = false;
   while (!sink_.empty()) {
     const frame::Frame& f = sink_.front();
-    const MsgHeader h{f.type, f.size, f.sender, f.receiver, f.priority};
-    const int rc = ring_->send_as(f.sender, h, f.payload, 0);
+    const int rc = ring_->send_as(f.sender, header_of(f), f.payload, 0);
     if (rc == -EAGAIN) break;
     sink_.pop_front();  // sent, or never will be (-EPIPE: channel closed; -EIO: ring corrupt)
     committed = true;
@@ -147,12 +145,12 @@ void Bridge::pump_readers() noexcept {
 
 // for_space: waiting for ring space, which has no descriptor: short naps, woken early by
 // hub work only (the ring's own descriptor may stay readable while we do not read).
-void Bridge::wait(int64_t deadline, bool for_space) noexcept {
+void Bridge::wait(const Deadline& deadline, bool for_space) noexcept {
   std::unique_lock<std::mutex> lk(mu_);
   if (for_space || !sink_.empty() || ensure_epoll(true) < 0) {
     pollfd p{hub_->notify_fd(), POLLIN, 0};
     lk.unlock();
-    ::poll(&p, 1, ms_until(deadline, 1));
+    ::poll(&p, 1, deadline.poll_ms(1));
     return;
   }
   // Pumps whose reader has no room would report their ring descriptor forever: only the
@@ -169,7 +167,7 @@ void Bridge::wait(int64_t deadline, bool for_space) noexcept {
   const int ep = ep_;
   lk.unlock();
   epoll_event evs[8];
-  (void)::epoll_wait(ep, evs, 8, ms_until(deadline, kSafetyNapMs));
+  (void)::epoll_wait(ep, evs, 8, deadline.poll_ms(kSafetyNapMs));
 }
 
 // Until bridged: the ring call itself, blocking as asked, until it reports that the
@@ -178,7 +176,7 @@ void Bridge::wait(int64_t deadline, bool for_space) noexcept {
 // the ring, so it may wait for space and its messages are pumped to bridged readers at once.
 template <typename Op>
 int Bridge::call(Op op, int64_t timeout_ns, bool writes) noexcept {
-  const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : -1;
+  const Deadline deadline = Deadline::after_ns(timeout_ns);
   for (;;) {
     if (!active_.load(std::memory_order_acquire)) {
       const int64_t t = left(deadline, timeout_ns);
@@ -197,7 +195,7 @@ int Bridge::call(Op op, int64_t timeout_ns, bool writes) noexcept {
       pump_readers();  // bridged readers get it now, not at our next call
     }
     if (rc != -EAGAIN || timeout_ns == 0) return rc;
-    if (deadline >= 0 && monotonic_ns() >= deadline) return -ETIMEDOUT;
+    if (deadline.expired()) return -ETIMEDOUT;
     wait(deadline, writes);
   }
 }
@@ -233,7 +231,7 @@ int Bridge::notify_fd() noexcept {
 void Bridge::forget_after_fork() noexcept {
   ring_->forget_after_fork();
   for (auto& [fd, pump] : pumps_) pump.ring->forget_after_fork();
-  hub_->forget_after_fork();
+  if (hub_) hub_->forget_after_fork();
 }
 
 }  // namespace fwipc::bridge

@@ -21,9 +21,10 @@
 #include <memory>
 #include <mutex>
 
+#include "base/time.h"
 #include "transports/frame.h"
 #include "transports/shm/ring.h"
-#include "transports/socket/socket_transport.h"
+#include "transports/socket/hub.h"
 #include "transports/transport.h"
 
 namespace fwipc::bridge {
@@ -59,13 +60,13 @@ class Bridge final : public Transport {
   void watch(int fd) noexcept;
   void service() noexcept;
   void pump_readers() noexcept;
-  void wait(int64_t deadline_ns, bool for_space) noexcept;
+  void wait(const Deadline& deadline, bool for_space) noexcept;
 
   std::unique_ptr<shm::ShmRing> ring_;  // thread-safe as the API promises (sends from any thread)
   // Ids may be sent on from several threads while one receives: mu_ guards the rest.
   std::mutex mu_;
   std::deque<frame::Frame> sink_;  // bridged writers' frames, waiting for ring space
-  std::unique_ptr<sock::Hub> hub_;
+  std::unique_ptr<sock::Hub> hub_;  // null if it could not be made: never activated then
   std::map<int, Pump> pumps_;  // by the reader's connection
   int ep_ = -1;                // the ring's, the hub's and the pumps' descriptors
   bool ring_watched_ = false;  // the ring's own descriptor is in ep_

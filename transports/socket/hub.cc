@@ -1,0 +1,343 @@
+// The hub in every mode: construction, peers' epoll interest, routing and back-pressure,
+// seqpacket peers (SOCKET, BRIDGE), and the Transport calls. The FIFO side is hub_pipe.cc.
+#include "transports/socket/hub.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "base/perm.h"
+#include "base/time.h"
+#include "transports/socket/io.h"
+
+namespace fwipc::sock {
+
+bool Hub::Peer::reads() const noexcept {
+  if (const auto* s = std::get_if<SocketPeer>(&io)) return s->intent & frame::kHelloRead;
+  return std::holds_alternative<ReaderFifo>(io);
+}
+
+bool Hub::Peer::writes() const noexcept {
+  if (const auto* s = std::get_if<SocketPeer>(&io)) return s->intent & frame::kHelloWrite;
+  return std::holds_alternative<WriterFifo>(io);
+}
+
+// ---------------------------------------------------------------- construction
+
+Hub::Hub(Mode mode, int fd, Owner owner, uint32_t cap, pid_t self) noexcept
+    : mode_(mode), listen_fd_(fd), owner_(owner), cap_(cap), pid_(static_cast<uint32_t>(self)) {}
+
+// The one place a hub is set up: the destructor closes whatever exists if it fails.
+Result<std::unique_ptr<Hub>> Hub::start(std::unique_ptr<Hub> h) noexcept {
+  using R = Result<std::unique_ptr<Hub>>;
+  h->ep_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (h->ep_ < 0) return R::error(-errno);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = h->listen_fd_;
+  if (::epoll_ctl(h->ep_, EPOLL_CTL_ADD, h->listen_fd_, &ev) != 0) return R::error(-errno);
+  return R(std::move(h));
+}
+
+Result<std::unique_ptr<Hub>> Hub::create_socket(int listen_fd, Owner owner, uint32_t cap, pid_t self) noexcept {
+  return start(std::unique_ptr<Hub>(new Hub(Mode::kSocket, listen_fd, owner, cap, self)));
+}
+
+Result<std::unique_ptr<Hub>> Hub::create_bridge(int listen_fd, Owner owner, uint32_t cap, pid_t self,
+                                                BridgeHooks hooks) noexcept {
+  std::unique_ptr<Hub> h(new Hub(Mode::kBridge, listen_fd, owner, cap, self));
+  h->bridge_ = hooks;
+  return start(std::move(h));
+}
+
+Result<std::unique_ptr<Hub>> Hub::create_pipe(int in_fd, std::string fifo_prefix, uint32_t cap, pid_t self) noexcept {
+  std::unique_ptr<Hub> h(new Hub(Mode::kPipe, in_fd, Owner{0, 0, 0}, cap, self));
+  h->fifo_prefix_ = std::move(fifo_prefix);
+  return start(std::move(h));
+}
+
+Hub::~Hub() {
+  for (auto& [fd, p] : peers_) ::close(fd);
+  if (listen_fd_ >= 0) ::close(listen_fd_);  // PIPE: writers now see EPIPE, readers POLLERR
+  if (ep_ >= 0) ::close(ep_);
+  if (evfd_ >= 0) ::close(evfd_);
+}
+
+// ---------------------------------------------------------------- peers and back-pressure
+
+Hub::Peer& Hub::add_peer(Peer p) noexcept {
+  Peer& added = peers_.emplace(p.fd, std::move(p)).first->second;
+  set_interest(added);
+  return added;
+}
+
+void Hub::drop(int fd) noexcept {
+  auto it = peers_.find(fd);
+  if (it != peers_.end() && it->second.events != 0) ::epoll_ctl(ep_, EPOLL_CTL_DEL, fd, nullptr);
+  ::close(fd);
+  peers_.erase(fd);  // a dead reader's queue goes with it: writers are released
+}
+
+void Hub::set_interest(Peer& p) noexcept {
+  // A peer we may not read and need not write leaves the set: a hung-up peer would
+  // otherwise report EPOLLHUP (which cannot be masked) on every wait.
+  const bool readable = inbound_on_ && !std::holds_alternative<ReaderFifo>(p.io);
+  const uint32_t want = (readable ? EPOLLIN | EPOLLRDHUP : 0u) | (!p.out.empty() ? EPOLLOUT : 0u);
+  if (want == 0) {
+    if (p.events != 0) ::epoll_ctl(ep_, EPOLL_CTL_DEL, p.fd, nullptr);
+    p.events = 0;
+    return;
+  }
+  epoll_event ev{};
+  ev.events = want;
+  ev.data.fd = p.fd;
+  ::epoll_ctl(ep_, p.events != 0 ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, p.fd, &ev);
+  p.events = want;
+}
+
+bool Hub::backlogged() const noexcept { return any_queue_at(cap_); }
+
+bool Hub::any_queue_at(size_t n) const noexcept {
+  if (inbox_.size() >= n) return true;
+  if (mode_ == Mode::kBridge && bridge_.sink->size() >= n) return true;
+  for (const auto& [fd, p] : peers_)
+    if (p.out.size() >= n) return true;
+  return false;
+}
+
+// Stops (or resumes) reading from writers: level-triggered epoll would otherwise report
+// them readable forever while we are not allowed to read.
+void Hub::update_inbound() noexcept {
+  // Off at a full queue, on again at half: every switch is an epoll_ctl per peer, so it
+  // must not flip with every message a slow reader takes.
+  const bool on = inbound_on_ ? !backlogged() : !any_queue_at(std::max<size_t>(cap_ / 2, 1));
+  if (on == inbound_on_) return;
+  inbound_on_ = on;
+  for (auto& [fd, p] : peers_) set_interest(p);
+}
+
+void Hub::inbox_changed() noexcept { set_ready(evfd_, &ev_set_, !inbox_.empty()); }
+
+// ---------------------------------------------------------------- routing
+
+void Hub::route(const frame::Frame& f) noexcept {
+  if (mode_ == Mode::kBridge) {  // into the ring: readers get it from there
+    bridge_.sink->push_back(f);
+    return;
+  }
+  if (f.receiver == 0 || f.receiver == pid_) {
+    inbox_.push(f);
+    inbox_changed();
+  }
+  for (auto& [fd, p] : peers_) {
+    if (!p.reads() || (f.receiver != 0 && f.receiver != static_cast<uint32_t>(p.cred.pid))) continue;
+    p.out.push_back(f);
+  }
+}
+
+void Hub::flush(Peer& p) noexcept {
+  const Link link = std::holds_alternative<ReaderFifo>(p.io) ? Link::kFifo : Link::kSeqpacket;
+  while (!p.out.empty()) {
+    const frame::Frame& f = p.out.front();
+    const ssize_t n = write_frame_once(p.fd, link, f);
+    if (n < 0 && errno == EAGAIN) break;
+    if (n != static_cast<ssize_t>(f.wire_bytes())) {
+      drop(p.fd);
+      return;
+    }
+    p.out.pop_front();
+  }
+  if (((p.events & EPOLLOUT) != 0) != !p.out.empty()) set_interest(p);
+}
+
+// flush() may drop a peer (erasing it from peers_), so step past it before the call.
+void Hub::flush_all() noexcept {
+  for (auto it = peers_.begin(); it != peers_.end();) {
+    Peer& p = (it++)->second;
+    if (!p.out.empty()) flush(p);
+  }
+}
+
+// ---------------------------------------------------------------- seqpacket peers
+
+bool Hub::permitted(const ucred& c, bool read, bool write) const noexcept {
+  if (c.pid == static_cast<pid_t>(pid_)) return true;
+  return mode_permits(Caller{c.pid, c.uid, c.gid}, owner_.uid, owner_.gid, owner_.mode, read, write);
+}
+
+void Hub::accept_peers() noexcept {
+  for (;;) {
+    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    Peer p{};
+    p.fd = fd;
+    socklen_t len = sizeof p.cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &p.cred, &len) != 0 || peers_.size() >= kMaxPeers) {
+      ::close(fd);
+      continue;
+    }
+    Peer& added = add_peer(std::move(p));
+    // A client sends its hello before its open() returns: reading it now (and no data yet,
+    // so that later connections are taken too) makes it a reader for what follows.
+    read_peer(added, std::get<SocketPeer>(added.io), true);
+  }
+}
+
+// p (and s, its state) may be gone on return.
+void Hub::read_peer(Peer& p, SocketPeer& s, bool hello_only) noexcept {
+  const int fd = p.fd;
+  // Hellos are read even under back-pressure; data only while every queue has room.
+  while (!s.hello || (!hello_only && inbound_on_ && !backlogged())) {
+    char buf[frame::kMaxFrame + 1];  // one byte more: an oversized packet shows as such
+    const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0 && errno == EAGAIN) return;
+    frame::Frame f;
+    // EOF (the peer closed or died) or a malformed frame: the peer is disconnected.
+    if (n <= 0 || frame::check_packet(buf, static_cast<size_t>(n), &f) != 0) {
+      drop(fd);
+      return;
+    }
+    if (f.kind == frame::kHello) {
+      const bool r = f.flags & frame::kHelloRead, w = f.flags & frame::kHelloWrite;
+      if (s.hello || !permitted(p.cred, r, w)) {
+        drop(fd);
+        return;
+      }
+      // A bridge relays the ring to a reader through the entry the registry joined for it.
+      if (mode_ == Mode::kBridge && r &&
+          (!(f.flags & frame::kHelloEntry) || !bridge_.admit(bridge_.ctx, p.cred.pid, f.type, f.receiver))) {
+        drop(fd);
+        return;
+      }
+      s.entry_index = f.type;
+      s.entry_state = f.receiver;
+      s.hello = true;
+      s.intent = static_cast<uint16_t>(f.flags & (frame::kHelloRead | frame::kHelloWrite));
+      continue;
+    }
+    if (!p.writes()) {
+      drop(fd);
+      return;
+    }
+    f.sender = static_cast<uint32_t>(p.cred.pid);  // the kernel's word, not the peer's
+    route(f);
+    flush_all();
+    if (peers_.find(fd) == peers_.end()) return;
+  }
+}
+
+std::vector<Hub::ReaderView> Hub::bridged_readers() const {
+  std::vector<ReaderView> v;
+  for (const auto& [fd, p] : peers_) {
+    const auto* s = std::get_if<SocketPeer>(&p.io);
+    if (s == nullptr || !p.reads()) continue;
+    v.push_back({fd, p.cred.pid, s->entry_index, s->entry_state, p.out.size() < cap_ ? cap_ - p.out.size() : 0});
+  }
+  return v;
+}
+
+void Hub::deliver(int fd, const MsgHeader& h, const char* payload) noexcept {
+  auto it = peers_.find(fd);
+  if (it == peers_.end()) return;
+  it->second.out.push_back(frame::make_data_frame(h, payload, h.sender));
+  flush(it->second);
+}
+
+// ---------------------------------------------------------------- the hub's work
+
+// Every reader whose open() has returned must be known before a message is routed:
+// pending connections (SOCKET, BRIDGE) or JOIN frames (PIPE).
+void Hub::take_newcomers() noexcept {
+  if (mode_ == Mode::kPipe) read_control();
+  else accept_peers();
+}
+
+int Hub::poll_once(int timeout_ms) noexcept {
+  if (mode_ == Mode::kPipe && inbound_on_ && route_buffered()) timeout_ms = 0;
+  epoll_event evs[64];
+  const int n = ::epoll_wait(ep_, evs, 64, timeout_ms);
+  // Connections first: a reader whose open() returned before a writer's send must be
+  // known before that message is routed, whatever order epoll reports them in.
+  if (mode_ != Mode::kPipe) accept_peers();
+  int work = 0;  // events other than our own inbox-ready flag
+  for (int i = 0; i < n; ++i) {
+    const int fd = evs[i].data.fd;
+    const uint32_t e = evs[i].events;
+    if (fd == evfd_) continue;
+    ++work;
+    if (fd == listen_fd_) {
+      if (mode_ == Mode::kPipe) read_control();
+      continue;
+    }
+    auto it = peers_.find(fd);
+    if (it == peers_.end()) continue;
+    // Writable, or broken (a reader gone): flushing sends what fits or drops the peer.
+    if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) flush(it->second);
+    it = peers_.find(fd);
+    if (it == peers_.end() || !(e & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR))) continue;
+    Peer& p = it->second;
+    if (auto* w = std::get_if<WriterFifo>(&p.io)) read_writer(p, *w);
+    else if (auto* s = std::get_if<SocketPeer>(&p.io)) read_peer(p, *s, false);
+    // A ReaderFifo is never read.
+  }
+  update_inbound();
+  return work;
+}
+
+int Hub::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexcept {
+  if (h.size > frame::kMaxPayload) return -EMSGSIZE;
+  const Deadline deadline = Deadline::after_ns(timeout_ns);
+  take_newcomers();
+  for (;;) {
+    poll_once(0);
+    if (!backlogged()) break;
+    if (timeout_ns == 0) return -EAGAIN;  // before the deadline: never a -ETIMEDOUT
+    if (deadline.expired()) return -ETIMEDOUT;
+    poll_once(deadline.poll_ms());
+  }
+  route(frame::make_data_frame(h, payload, pid_));
+  flush_all();
+  update_inbound();
+  return static_cast<int>(h.size);
+}
+
+int Hub::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept {
+  const Deadline deadline = Deadline::after_ns(timeout_ns);
+  for (;;) {
+    for (int i = 0; i < 64 && poll_once(0) > 0; ++i) {
+    }
+    if (!inbox_.empty()) {
+      const int rc = inbox_.pop(hdr, buf, cap);
+      inbox_changed();
+      update_inbound();
+      return rc;
+    }
+    if (timeout_ns == 0) return -EAGAIN;
+    if (deadline.expired()) return -ETIMEDOUT;
+    poll_once(deadline.poll_ms());
+  }
+}
+
+int Hub::notify_fd() noexcept {
+  if (evfd_ < 0) {
+    const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0) return -errno;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (::epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      const int e = errno;
+      ::close(fd);
+      return -e;
+    }
+    evfd_ = fd;
+    inbox_changed();
+  }
+  return ep_;  // readable when a message waits, or hub work (a peer) is pending
+}
+
+}  // namespace fwipc::sock
