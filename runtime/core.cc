@@ -25,6 +25,7 @@
 #include "runtime/registry/protocol.h"
 #include "runtime/registry/server.h"
 #include "transports/bridge/bridge.h"
+#include "transports/shm/membership.h"
 #include "transports/socket/socket_transport.h"
 
 namespace fwipc::core {

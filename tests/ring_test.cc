@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "transports/shm/membership.h"
 #include "transports/shm/ring.h"
 
 using fwipc::MsgHeader;

@@ -30,7 +30,7 @@
 #include "runtime/include/ipc.h"
 #include "runtime/registry/protocol.h"
 #include "transports/frame.h"
-#include "transports/shm/ring.h"
+#include "transports/shm/membership.h"
 #include "transports/transport.h"
 
 namespace fwipc::registry {
