@@ -40,6 +40,7 @@
 #include "runtime/registry/protocol.h"
 #include "runtime/registry/server.h"
 #include "transports/shm/ring.h"
+#include "transports/shm/slot_reader.h"
 
 namespace {
 
@@ -366,8 +367,8 @@ int cmd_tail(const std::string& dir, const std::string& name, long count, bool a
   int idle = 0;
   char payload[shm::kMaxPayload];
   while (!g_stop && (count == 0 || shown < count)) {
-    const shm::Slot* s = seg.slot(pos);
-    const shm::SlotState st = shm::slot_state(s->seq.load(std::memory_order_acquire), pos);
+    const shm::SlotRead r = shm::read_slot(seg.slot(pos), pos);
+    const shm::SlotState st = r.state;
     if (st == shm::SlotState::kEmpty) {
       if (h->closed.load(std::memory_order_relaxed) && h->tail.load() <= pos) break;
       // Yield first: on a busy ring a sleeping observer is lapped at once.
@@ -378,9 +379,9 @@ int cmd_tail(const std::string& dir, const std::string& name, long count, bool a
     idle = 0;
     bool lapped = st == shm::SlotState::kCorrupt;
     if (st == shm::SlotState::kReady) {
-      const MsgHeader mh{s->type, s->size, s->sender, s->receiver, s->priority};
-      if (mh.size <= shm::kMaxPayload) std::memcpy(payload, s->payload, mh.size);
-      std::atomic_thread_fence(std::memory_order_acquire);
+      const MsgHeader& mh = r.hdr;
+      // Without a cursor entry, only the tail tells whether the slot was reused meanwhile.
+      (void)r.copy_to(r.size_ok() ? payload : nullptr);
       lapped = h->tail.load(std::memory_order_acquire) > pos + n;
       if (!lapped && mh.size <= shm::kMaxPayload) {
         print_message(pos, mh, payload);

@@ -32,6 +32,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "transports/message.h"
+
 namespace fwipc::shm {
 
 inline constexpr uint64_t kMagic = 0x474e5243'50495746ULL;  // "FWIPCRNG" little-endian
@@ -39,7 +41,7 @@ inline constexpr uint32_t kLayoutVersion = 3;
 inline constexpr size_t kCacheLine = 64;
 inline constexpr uint32_t kMaxReaders = 64;
 inline constexpr uint32_t kMaxWriters = 64;
-inline constexpr uint32_t kMaxPayload = 512;
+inline constexpr uint32_t kMaxPayload = kMaxPayloadBytes;  // IPC_MAX_PAYLOAD; the Slot asserts pin it
 inline constexpr uint32_t kSlotBytes = 576;  // 32-byte header + 512 payload, 9 cache lines
 inline constexpr uint32_t kMinSlots = 16;
 inline constexpr uint32_t kSpaceSleepers = 16;

@@ -12,6 +12,7 @@
 #include "transports/shm/membership.h"
 #include "transports/shm/notify.h"
 #include "transports/shm/ring.h"
+#include "transports/shm/slot_reader.h"
 
 namespace fwipc::shm {
 
@@ -75,22 +76,19 @@ int ShmRing::drain_into_heap() noexcept {
   int got = 0;
   while (heap_.size() < seg_.slot_count()) {
     const uint64_t pos = cursor_;
-    const Slot* s = seg_.slot(pos);
-    const SlotState st = slot_state(s->seq.load(std::memory_order_acquire), pos);
-    if (st == SlotState::kCorrupt) return -EBADMSG;  // a writer lapped us: our entry was taken or forged
-    if (st == SlotState::kEmpty) break;
-    if (st == SlotState::kSkip) {
+    const SlotRead r = read_slot(seg_.slot(pos), pos);
+    if (r.state == SlotState::kCorrupt) return -EBADMSG;  // a writer lapped us: our entry was taken or forged
+    if (r.state == SlotState::kEmpty) break;
+    if (r.state == SlotState::kSkip) {
       advance(pos + 1);
       continue;
     }
     Pending p;
     p.pos = pos;
-    p.hdr = MsgHeader{s->type, s->size, s->sender, s->receiver, s->priority};
-    const bool mine = p.hdr.receiver == 0 || p.hdr.receiver == pid_;
-    const bool bad = p.hdr.size > kMaxPayload;
-    if (!bad && mine) std::memcpy(p.payload, s->payload, p.hdr.size);
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (s->seq.load(std::memory_order_relaxed) != pos + 1) return -EBADMSG;  // torn
+    p.hdr = r.hdr;
+    const bool mine = r.addressed_to(pid_);
+    const bool bad = !r.size_ok();
+    if (!r.copy_to(!bad && mine ? p.payload : nullptr)) return -EBADMSG;  // torn
     advance(pos + 1);
     if (bad) {
       ++corrupt_;
@@ -130,18 +128,16 @@ int ShmRing::try_receive(MsgHeader* hdr, void* buf, uint32_t cap) noexcept {
   } else {
     for (;;) {
       const uint64_t pos = cursor_;
-      const Slot* s = seg_.slot(pos);
-      // SYNC POINT READ (commit): pairs with the release store in publish().
-      const SlotState st = slot_state(s->seq.load(std::memory_order_acquire), pos);
-      if (st != SlotState::kReady) {
-        if (st == SlotState::kCorrupt) return -EBADMSG;
-        if (st == SlotState::kEmpty) break;
+      const SlotRead r = read_slot(seg_.slot(pos), pos);
+      if (r.state != SlotState::kReady) {
+        if (r.state == SlotState::kCorrupt) return -EBADMSG;
+        if (r.state == SlotState::kEmpty) break;
         advance(pos + 1);  // kSkip
         continue;
       }
-      const MsgHeader h{s->type, s->size, s->sender, s->receiver, s->priority};
-      const bool skip = h.receiver != 0 && h.receiver != pid_;
-      if (!skip && h.size > kMaxPayload) {
+      const MsgHeader& h = r.hdr;
+      const bool skip = !r.addressed_to(pid_);
+      if (!skip && !r.size_ok()) {
         advance(pos + 1);
         return -EBADMSG;
       }
@@ -149,10 +145,7 @@ int ShmRing::try_receive(MsgHeader* hdr, void* buf, uint32_t cap) noexcept {
         *hdr = h;
         return -EMSGSIZE;  // kept: the cursor does not move
       }
-      if (!skip) std::memcpy(buf, s->payload, h.size);
-      // Seqlock-style re-check: the slot was not reused while we copied.
-      std::atomic_thread_fence(std::memory_order_acquire);
-      if (s->seq.load(std::memory_order_relaxed) != pos + 1) return -EBADMSG;
+      if (!r.copy_to(skip ? nullptr : buf)) return -EBADMSG;  // reused while we copied
       advance(pos + 1);
       if (skip) continue;
       *hdr = h;
@@ -248,24 +241,22 @@ int ShmRing::try_consume(uint32_t max, Visitor fn, void* ctx) noexcept {
   uint32_t got = 0;
   int rc = 0;
   while (got < max) {
-    const Slot* s = seg_.slot(pos);
-    const SlotState st = slot_state(s->seq.load(std::memory_order_acquire), pos);
-    if (st == SlotState::kEmpty) break;
-    if (st == SlotState::kCorrupt) {
+    const SlotRead r = read_slot(seg_.slot(pos), pos);
+    if (r.state == SlotState::kEmpty) break;
+    if (r.state == SlotState::kCorrupt) {
       if (got == 0) rc = -EBADMSG;
       break;
     }
-    if (st == SlotState::kReady) {
-      const MsgHeader h{s->type, s->size, s->sender, s->receiver, s->priority};
-      if (h.receiver == 0 || h.receiver == pid_) {
-        if (h.size > kMaxPayload) {
+    if (r.state == SlotState::kReady) {
+      if (r.addressed_to(pid_)) {
+        if (!r.size_ok()) {
           if (got == 0) {
             rc = -EBADMSG;
             ++pos;  // reported and passed over, as try_receive does
           }
           break;
         }
-        fn(ctx, h, s->payload);
+        fn(ctx, r.hdr, r.payload());
         ++got;
       }
     }

@@ -106,11 +106,7 @@ int ShmRing::sleep_for_space(uint64_t pos, int64_t slice_ns) noexcept {
 }
 
 void ShmRing::fill(Slot* s, const MsgHeader& h, uint32_t sender) noexcept {
-  s->type = h.type;
-  s->size = h.size;
-  s->sender = sender;
-  s->receiver = h.receiver;
-  s->priority = h.priority;
+  put_header(s, h, sender);
   s->flags = 0;
 }
 
