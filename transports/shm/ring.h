@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "base/time.h"
 #include "transports/shm/layout.h"
 #include "transports/shm/segment.h"
 #include "transports/transport.h"
@@ -105,7 +106,7 @@ class ShmRing final : public Transport {
   bool stalled_on_claim() const noexcept;
   void maybe_recover(int64_t now) noexcept;
   bool data_ready() const noexcept;
-  int wait_for_data(int64_t deadline_ns) noexcept;
+  int wait_for_data(const Deadline& deadline) noexcept;
   void rearm_notify() noexcept;
 
   Segment seg_;

@@ -164,7 +164,7 @@ int ShmRing::try_receive_closed() noexcept {
   return slot_state(seg_.slot(cursor_)->seq.load(std::memory_order_acquire), cursor_) != SlotState::kEmpty ? 0 : -EPIPE;
 }
 
-int ShmRing::wait_for_data(int64_t deadline) noexcept {
+int ShmRing::wait_for_data(const Deadline& deadline) noexcept {
   const int64_t budget = spin_ns();
   const int64_t spin_until = monotonic_ns() + budget;
   for (;;) {
@@ -174,12 +174,15 @@ int ShmRing::wait_for_data(int64_t deadline) noexcept {
       if (budget > 0) cpu_relax();
     }
     const int64_t now = monotonic_ns();
-    if (deadline >= 0 && now >= deadline) return -ETIMEDOUT;
+    if (deadline.expired()) return -ETIMEDOUT;
     if (now < spin_until) continue;
     maybe_recover(now);
     // Behind a pending claim, sleep in slices: if its writer died, nobody will wake us.
     int64_t slice = stall_pos_ == cursor_ ? kStallSliceNs : -1;
-    if (deadline >= 0) slice = slice < 0 ? deadline - now : std::min(slice, deadline - now);
+    if (!deadline.infinite()) {
+      const int64_t left = deadline.remaining_ns();
+      slice = slice < 0 ? left : std::min(slice, left);
+    }
     const uint32_t v = hdr_->data_futex.load(std::memory_order_acquire);
     me_->sleeping.store(1, std::memory_order_relaxed);
     // SYNC POINT (data sleep): pairs with the fence in publish().
@@ -189,7 +192,7 @@ int ShmRing::wait_for_data(int64_t deadline) noexcept {
     if (!data_ready()) rc = futex_wait(&hdr_->data_futex, v, slice);
     if (me_->sleeping.exchange(0, std::memory_order_acq_rel) == 1)
       hdr_->data_waiters.fetch_sub(1, std::memory_order_relaxed);
-    if (rc == -ETIMEDOUT && deadline >= 0 && monotonic_ns() >= deadline) return rc;
+    if (rc == -ETIMEDOUT && deadline.expired()) return rc;
   }
 }
 
@@ -197,7 +200,9 @@ int ShmRing::wait_for_data(int64_t deadline) noexcept {
 template <typename Attempt>
 int ShmRing::receive_with(Attempt attempt, int64_t timeout_ns) noexcept {
   if (me_ == nullptr) return -EBADF;
-  const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : -1;
+  // A poll (timeout_ns == 0) returns below before any wait: it needs no deadline (nor a
+  // clock read). Otherwise the bound starts at entry.
+  const Deadline deadline = timeout_ns == 0 ? Deadline::never() : Deadline::after_ns(timeout_ns);
   for (;;) {
     int rc = attempt();
     if (rc != -EAGAIN) return rc;

@@ -41,8 +41,10 @@ uint64_t ShmRing::compute_limit(uint64_t tail) noexcept {
 
 int ShmRing::claim(uint64_t* out, uint32_t want, int64_t timeout_ns) noexcept {
   if (wme_ == nullptr) return -EBADF;
-  int64_t deadline = -1;
-  int64_t spin_until = -1;
+  // Both start when the ring is first found full, so a send with room reads no clock.
+  bool found_full = false;
+  Deadline deadline = Deadline::never();
+  int64_t spin_until = 0;
   for (;;) {
     if (hdr_->closed.load(std::memory_order_relaxed)) return -EPIPE;
     if (bridge_epoch_moved()) return -EINTR;
@@ -65,19 +67,26 @@ int ShmRing::claim(uint64_t* out, uint32_t want, int64_t timeout_ns) noexcept {
       continue;
     }
     // Full: the slowest live reader holds us back.
-    const int64_t now = timeout_ns == 0 ? 0 : monotonic_ns();
-    if (deadline < 0 && timeout_ns > 0) deadline = now + timeout_ns;
-    if (timeout_ns == 0 || (deadline >= 0 && now >= deadline)) {
+    if (timeout_ns == 0) {  // do not wait
       hdr_->refused.fetch_add(1, std::memory_order_relaxed);
-      return timeout_ns == 0 ? -EAGAIN : -ETIMEDOUT;
+      return -EAGAIN;
     }
-    if (spin_until < 0) spin_until = now + spin_ns();
+    const int64_t now = monotonic_ns();
+    if (!found_full) {
+      found_full = true;
+      deadline = Deadline::after_ns(timeout_ns);
+      spin_until = now + spin_ns();
+    }
+    if (deadline.expired()) {
+      hdr_->refused.fetch_add(1, std::memory_order_relaxed);
+      return -ETIMEDOUT;
+    }
     if (now < spin_until) {
       for (int i = 0; i < 64; ++i) cpu_relax();
       continue;
     }
     int64_t slice = kLivenessSliceNs;
-    if (deadline >= 0) slice = std::min(slice, std::max<int64_t>(deadline - now, 0));
+    if (!deadline.infinite()) slice = std::min(slice, deadline.remaining_ns());
     if (sleep_for_space(pos, slice) == -ETIMEDOUT) reap_dead_entries(seg_);  // backstop for a registry that is down
   }
 }
