@@ -106,7 +106,7 @@ Ring read_ring(const shm::Segment& seg, std::vector<Peer>* readers, std::vector<
   const uint32_t nr = std::min(h->reader_count.load(), shm::kMaxReaders);
   for (uint32_t i = 0; i < nr; ++i) {
     const shm::ReaderEntry& e = h->readers[i];
-    if ((e.state.load() & shm::kReaderActive) == 0) continue;
+    if ((e.state.load() & shm::kEntryActive) == 0) continue;
     const uint64_t c = e.cursor.load(std::memory_order_acquire);
     const uint32_t pid = e.pid.load();
     Peer p{pid, process_alive(pid_t(pid), e.start_time), c <= r.tail ? r.tail - c : 0};
@@ -117,7 +117,7 @@ Ring read_ring(const shm::Segment& seg, std::vector<Peer>* readers, std::vector<
   const uint32_t nw = std::min(h->writer_count.load(), shm::kMaxWriters);
   for (uint32_t i = 0; i < nw && writers; ++i) {
     const shm::WriterEntry& e = h->writers[i];
-    if ((e.state.load() & shm::kReaderActive) == 0) continue;
+    if ((e.state.load() & shm::kEntryActive) == 0) continue;
     Peer p{e.pid.load(), process_alive(pid_t(e.pid.load()), e.start_time)};
     p.writes = true;
     writers->push_back(p);

@@ -22,7 +22,7 @@ Result<uint32_t> join_entry(Entry (&entries)[N], std::atomic<uint32_t>& count, p
   for (uint32_t i = 0; i < N; ++i) {
     Entry& e = entries[i];
     uint32_t st = e.state.load(std::memory_order_acquire);
-    if (st & kReaderActive) continue;
+    if (st & kEntryActive) continue;
     e.pid.store(static_cast<uint32_t>(pid), std::memory_order_relaxed);
     e.start_time = start_time;
     prepare(e);
@@ -125,7 +125,7 @@ bool recover_claim(const Segment& seg, uint64_t pos) noexcept {
   const uint32_t n = std::min(h->writer_count.load(std::memory_order_acquire), kMaxWriters);
   for (uint32_t i = 0; i < n; ++i) {
     const WriterEntry& e = h->writers[i];
-    if ((e.state.load(std::memory_order_acquire) & kReaderActive) == 0) continue;
+    if ((e.state.load(std::memory_order_acquire) & kEntryActive) == 0) continue;
     // Pairs with the release decrement after the commit: inflight == 0 means any commit of
     // this writer is visible to the re-read of seq below.
     if (e.inflight.load(std::memory_order_acquire) == 0) continue;
@@ -147,7 +147,7 @@ int recover_stalled(const Segment& seg) noexcept {
   const uint32_t n = std::min(h->reader_count.load(std::memory_order_acquire), kMaxReaders);
   for (uint32_t i = 0; i < n; ++i) {
     const ReaderEntry& e = h->readers[i];
-    if ((e.state.load(std::memory_order_acquire) & kReaderActive) == 0) continue;
+    if ((e.state.load(std::memory_order_acquire) & kEntryActive) == 0) continue;
     const uint64_t c = e.cursor.load(std::memory_order_acquire);
     const uint64_t before = seg.slot(c)->seq.load(std::memory_order_acquire);
     if (slot_state(before, c) == SlotState::kEmpty && recover_claim(seg, c) &&
@@ -174,7 +174,7 @@ void reap(const Segment& seg, Entry* entries, uint32_t count, Release release) {
   for (uint32_t i = 0; i < count; ++i) {
     Entry& e = entries[i];
     const uint32_t st = e.state.load(std::memory_order_acquire);
-    if ((st & kReaderActive) == 0) continue;
+    if ((st & kEntryActive) == 0) continue;
     if (!process_alive(static_cast<pid_t>(e.pid.load(std::memory_order_relaxed)), e.start_time)) release(seg, i, st);
   }
 }

@@ -19,7 +19,7 @@ uint64_t ShmRing::compute_limit(uint64_t tail) noexcept {
   const uint32_t n = std::min(hdr_->reader_count.load(std::memory_order_acquire), kMaxReaders);
   for (uint32_t i = 0; i < n; ++i) {
     const ReaderEntry& e = hdr_->readers[i];
-    if ((e.state.load(std::memory_order_acquire) & kReaderActive) == 0) continue;
+    if ((e.state.load(std::memory_order_acquire) & kEntryActive) == 0) continue;
     // SYNC POINT READ (cursor): pairs with the reader's release store in advance(); once we
     // see cursor c, the reader has finished copying every slot below c.
     const uint64_t c = e.cursor.load(std::memory_order_acquire);
