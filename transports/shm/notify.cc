@@ -52,9 +52,9 @@ void ping(const SegmentHeader* h, uint32_t idx, uint32_t state) noexcept {
 
 void notify_readers(const Segment& seg) noexcept {
   SegmentHeader* h = seg.header();
-  h->data_futex.fetch_add(1, std::memory_order_release);
+  h->data_futex.fetch_add(1, std::memory_order_release);  // SYNC POINT WRITE: data futex
   futex_wake_all(&h->data_futex);
-  const uint32_t n = std::min(h->reader_count.load(std::memory_order_acquire), kMaxReaders);
+  const uint32_t n = std::min(h->reader_count.load(std::memory_order_acquire), kMaxReaders);  // SYNC POINT READ: entry count
   for (uint32_t i = 0; i < n; ++i) {
     ReaderEntry& e = h->readers[i];
     if (disarm(h, e)) ping(h, i, e.state.load(std::memory_order_acquire));
@@ -72,6 +72,8 @@ void ShmRing::rearm_notify() noexcept {
   while (::recv(notify_fd_, b, sizeof b, MSG_DONTWAIT) > 0) {
   }
   uint32_t zero = 0;
+  // SYNC POINT STORE-LOAD: data sleep, for an fd-armed reader: armed and counted, then the
+  // re-check below; the store half of the Dekker pair with end_claim, so seq_cst stays.
   if (me_->armed.compare_exchange_strong(zero, 1, std::memory_order_seq_cst))
     hdr_->data_waiters.fetch_add(1, std::memory_order_seq_cst);
   clear_pending(hdr_->wake_pending);

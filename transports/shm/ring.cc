@@ -33,8 +33,8 @@ ShmRing::ShmRing(Segment seg, Roles roles, pid_t self) noexcept
   if (roles_.writer_index >= 0) wme_ = &hdr_->writers[roles_.writer_index];
   if (roles_.reader_index >= 0) {
     me_ = &hdr_->readers[roles_.reader_index];
-    cursor_ = me_->cursor.load(std::memory_order_acquire);
-    prio_seen_ = hdr_->prio_seq.load(std::memory_order_acquire);
+    cursor_ = me_->cursor.load(std::memory_order_acquire);        // SYNC POINT READ: cursor (the joiner's)
+    prio_seen_ = hdr_->prio_seq.load(std::memory_order_acquire);  // SYNC POINT READ: prio_seq
   }
 }
 
@@ -44,6 +44,7 @@ ShmRing::~ShmRing() {
 }
 
 void ShmRing::watch_bridge_epoch(bool on) noexcept {
+  // SYNC POINT READ: bridge epoch
   epoch_seen_.store(hdr_->bridge_epoch.load(std::memory_order_acquire), std::memory_order_relaxed);
   watch_epoch_.store(on, std::memory_order_relaxed);
 }

@@ -27,9 +27,10 @@ namespace fwipc::shm {
 
 void ShmRing::advance(uint64_t next) noexcept {
   cursor_ = next;
-  // SYNC POINT WRITE (cursor): pairs with the writer's acquire in compute_limit.
+  // SYNC POINT WRITE: cursor. We are done with every slot below next.
   me_->cursor.store(next, std::memory_order_release);
-  // SYNC POINT (space sleep): see claim(); a store-load barrier before reading waiters.
+  // SYNC POINT STORE-LOAD: space sleep. Cursor stored, now the mask is read; seq_cst fence
+  // required (Dekker, see sleep_for_space).
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (take_wakeup(hdr_->space_mask.load(std::memory_order_relaxed) != 0, hdr_->space_pending)) wake_writers(hdr_);
 }
@@ -38,10 +39,12 @@ bool ShmRing::data_ready() const noexcept {
   if (!heap_.empty()) return true;
   if (hdr_->closed.load(std::memory_order_relaxed) || bridge_epoch_moved()) return true;
   // Skip and corrupt slots count as ready: try_receive moves past or reports them.
+  // SYNC POINT READ: commit (the re-check of the data-sleep pair).
   return slot_state(seg_.slot(cursor_)->seq.load(std::memory_order_acquire), cursor_) != SlotState::kEmpty;
 }
 
 bool ShmRing::stalled_on_claim() const noexcept {
+  // SYNC POINT READ: claim, then READ: commit.
   return heap_.empty() && hdr_->tail.load(std::memory_order_acquire) > cursor_ &&
          slot_state(seg_.slot(cursor_)->seq.load(std::memory_order_acquire), cursor_) == SlotState::kEmpty;
 }
@@ -118,7 +121,7 @@ int ShmRing::try_receive(MsgHeader* hdr, void* buf, uint32_t cap) noexcept {
     --corrupt_;
     return -EBADMSG;
   }
-  const uint64_t ps = hdr_->prio_seq.load(std::memory_order_acquire);
+  const uint64_t ps = hdr_->prio_seq.load(std::memory_order_acquire);  // SYNC POINT READ: prio_seq
   if (!heap_.empty() || ps != prio_seen_) {
     const int rc = drain_into_heap();
     if (rc < 0) return rc;
@@ -160,7 +163,8 @@ int ShmRing::try_receive(MsgHeader* hdr, void* buf, uint32_t cap) noexcept {
 // in (the closed flag is read after the ring: a message committed before close is never
 // reported as -EPIPE).
 int ShmRing::try_receive_closed() noexcept {
-  if (!hdr_->closed.load(std::memory_order_acquire)) return -EAGAIN;
+  if (!hdr_->closed.load(std::memory_order_acquire)) return -EAGAIN;  // SYNC POINT READ: closed
+  // SYNC POINT READ: commit
   return slot_state(seg_.slot(cursor_)->seq.load(std::memory_order_acquire), cursor_) != SlotState::kEmpty ? 0 : -EPIPE;
 }
 
@@ -183,9 +187,11 @@ int ShmRing::wait_for_data(const Deadline& deadline) noexcept {
       const int64_t left = deadline.remaining_ns();
       slice = slice < 0 ? left : std::min(slice, left);
     }
-    const uint32_t v = hdr_->data_futex.load(std::memory_order_acquire);
+    const uint32_t v = hdr_->data_futex.load(std::memory_order_acquire);  // SYNC POINT READ: data futex
     me_->sleeping.store(1, std::memory_order_relaxed);
-    // SYNC POINT (data sleep): pairs with the fence in publish().
+    // SYNC POINT STORE-LOAD: data sleep. We count ourselves as waiting, then re-check the
+    // slot (data_ready); end_claim stores the commit, then reads data_waiters. Store then
+    // load on both sides (Dekker), so seq_cst stays.
     hdr_->data_waiters.fetch_add(1, std::memory_order_seq_cst);
     clear_pending(hdr_->wake_pending);
     int rc = 0;
@@ -234,6 +240,7 @@ int ShmRing::consume(uint32_t max, Visitor fn, void* ctx, int64_t timeout_ns) no
 // writers cannot reuse a slot before our cursor passes it, so the payload is stable
 // during the visit (short of a hostile peer, and sizes are checked before use).
 int ShmRing::try_consume(uint32_t max, Visitor fn, void* ctx) noexcept {
+  // SYNC POINT READ: prio_seq
   if (corrupt_ > 0 || !heap_.empty() || hdr_->prio_seq.load(std::memory_order_acquire) != prio_seen_) {
     // Priorities in play: one message at a time through the ordered path.
     char buf[kMaxPayload];

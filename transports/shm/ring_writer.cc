@@ -16,12 +16,13 @@ namespace fwipc::shm {
 
 uint64_t ShmRing::compute_limit(uint64_t tail) noexcept {
   uint64_t min = tail;
+  // SYNC POINT READ: entry count
   const uint32_t n = std::min(hdr_->reader_count.load(std::memory_order_acquire), kMaxReaders);
   for (uint32_t i = 0; i < n; ++i) {
     const ReaderEntry& e = hdr_->readers[i];
-    if ((e.state.load(std::memory_order_acquire) & kEntryActive) == 0) continue;
-    // SYNC POINT READ (cursor): pairs with the reader's release store in advance(); once we
-    // see cursor c, the reader has finished copying every slot below c.
+    if ((e.state.load(std::memory_order_acquire) & kEntryActive) == 0) continue;  // SYNC POINT READ: entry state
+    // SYNC POINT READ: cursor. Once we see cursor c, the reader has finished copying every
+    // slot below c, so we may overwrite them.
     const uint64_t c = e.cursor.load(std::memory_order_acquire);
     // A live cursor is never more than N behind the tail (writers never lap it), and tail
     // only grows, so one behind the `tail` we read earlier is a scribbled entry. A cursor
@@ -30,8 +31,9 @@ uint64_t ShmRing::compute_limit(uint64_t tail) noexcept {
     if (c < min) min = c;
   }
   const uint64_t limit = min + seg_.slot_count();
-  // Release/acquire on the cached bound: another thread of this handle that claims under
-  // it must also see the cursor acquires behind it (the slots' previous readers are done).
+  // SYNC POINT WRITE: limit (and READ: limit, from a racing thread's CAS). Another thread
+  // of this handle that claims under the bound must also see the cursor acquires behind it
+  // (the slots' previous readers are done).
   uint64_t cur = limit_.load(std::memory_order_acquire);
   while (cur < limit &&
          !limit_.compare_exchange_weak(cur, limit, std::memory_order_acq_rel, std::memory_order_acquire)) {
@@ -49,13 +51,13 @@ int ShmRing::claim(uint64_t* out, uint32_t want, int64_t timeout_ns) noexcept {
     if (hdr_->closed.load(std::memory_order_relaxed)) return -EPIPE;
     if (bridge_epoch_moved()) return -EINTR;
     uint64_t pos = hdr_->tail.load(std::memory_order_relaxed);
-    uint64_t limit = limit_.load(std::memory_order_acquire);  // see compute_limit
+    uint64_t limit = limit_.load(std::memory_order_acquire);  // SYNC POINT READ: limit
     if (pos >= limit) limit = compute_limit(pos);
     if (limit == kCorruptLimit) return -EIO;
     if (pos < limit) {
-      // In flight before the claim can be seen (see recover_claim); undone by publish().
+      // In flight before the claim can be seen (see recover_claim); undone by end_claim().
       wme_->inflight.fetch_add(1, std::memory_order_relaxed);
-      // SYNC POINT WRITE (claim): release orders the inflight increment before the claim.
+      // SYNC POINT WRITE: claim. Release orders the inflight increment before the claim.
       // The slot's reuse was ordered by the cursor acquire in compute_limit, and
       // publication is ordered by the commit word.
       const uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(want, limit - pos));
@@ -95,22 +97,24 @@ int ShmRing::sleep_for_space(uint64_t pos, int64_t slice_ns) noexcept {
   uint32_t slot = kSpaceSleepers;
   for (uint32_t i = 0; i < kSpaceSleepers && slot == kSpaceSleepers; ++i) {
     uint32_t zero = 0;
+    // SYNC POINT READ: sleeper slot (acquires a slot freed by a release below or by release_sleeper).
     if (hdr_->space_sleeper[i].compare_exchange_strong(zero, pid_, std::memory_order_acq_rel)) slot = i;
   }
   if (slot == kSpaceSleepers) {
     // Every sleeper slot taken: wait without being woken, in short naps.
-    const uint32_t v = hdr_->space_futex.load(std::memory_order_acquire);
+    const uint32_t v = hdr_->space_futex.load(std::memory_order_acquire);  // SYNC POINT READ: space futex
     return futex_wait(&hdr_->space_futex, v, std::min<int64_t>(slice_ns, 1'000'000));
   }
-  const uint32_t v = hdr_->space_futex.load(std::memory_order_acquire);
-  // SYNC POINT (space sleep): seq_cst mask update, then re-read the cursors; a reader
-  // advances its cursor, fences, then reads the mask. One of us sees the other.
+  const uint32_t v = hdr_->space_futex.load(std::memory_order_acquire);  // SYNC POINT READ: space futex
+  // SYNC POINT STORE-LOAD: space sleep. We set our mask bit, then re-read the cursors; a
+  // reader stores its cursor, fences, then reads the mask. Store then load on both sides
+  // (Dekker), so seq_cst is required: one of us sees the other.
   hdr_->space_mask.fetch_or(1u << slot, std::memory_order_seq_cst);
   clear_pending(hdr_->space_pending);
   int rc = 0;
   if (pos >= compute_limit(pos)) rc = futex_wait(&hdr_->space_futex, v, slice_ns);
   hdr_->space_mask.fetch_and(~(1u << slot), std::memory_order_relaxed);
-  hdr_->space_sleeper[slot].store(0, std::memory_order_release);
+  hdr_->space_sleeper[slot].store(0, std::memory_order_release);  // SYNC POINT WRITE: sleeper slot
   return rc;
 }
 
@@ -125,19 +129,23 @@ void ShmRing::publish(uint64_t pos, Slot* s, uint32_t priority, uint64_t flag) n
 }
 
 void ShmRing::commit_slot(uint64_t pos, Slot* s, uint32_t priority, uint64_t flag) noexcept {
-  // SYNC POINT WRITE (commit): pairs with the reader's acquire of seq in try_receive.
+  // SYNC POINT WRITE: commit. The record written before it is visible to a reader that
+  // acquires pos + 1 (read_slot).
   s->seq.store((pos + 1) | flag, std::memory_order_release);
-  // Counted after the commit: a reader that sees the new count also sees the message.
+  // SYNC POINT WRITE: prio_seq. Counted after the commit: a reader that sees the new count
+  // also sees the message.
   if (priority != 0) hdr_->prio_seq.fetch_add(1, std::memory_order_release);
 }
 
 // After every slot of a claim is committed: one in-flight decrement and one wakeup check
 // per claim, however many slots it covered.
 void ShmRing::end_claim() noexcept {
-  // After the commits: whoever sees 0 here also sees them (recover_claim).
+  // SYNC POINT WRITE: inflight. After the commits: whoever sees 0 here also sees them
+  // (recover_claim).
   wme_->inflight.fetch_sub(1, std::memory_order_release);
-  // SYNC POINT (data sleep): store-load barrier against a reader that registers as waiter
-  // and then re-checks the slot; without it both could miss each other.
+  // SYNC POINT STORE-LOAD: data sleep. We stored the commit and now read data_waiters; a
+  // reader stores data_waiters and then re-checks the slot. Store then load on both sides
+  // (Dekker): without a seq_cst fence both could miss each other.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (take_wakeup(hdr_->data_waiters.load(std::memory_order_relaxed) != 0, hdr_->wake_pending)) notify_readers(seg_);
 }

@@ -82,7 +82,8 @@ Result<Segment> Segment::create(const char* debug_name, uint32_t slot_count, pid
   h->creator_pid = static_cast<uint32_t>(creator);
   std::random_device rd;
   h->instance_id = (uint64_t(rd()) << 32) | rd();
-  // Publishes the initialised header to anyone who later validates the magic.
+  // SYNC POINT WRITE: segment header. Publishes the initialised header to anyone who
+  // later validates the magic.
   std::atomic_thread_fence(std::memory_order_release);
   h->magic = kMagic;
   Segment s;
@@ -121,7 +122,7 @@ Result<Segment> Segment::attach(int fd_in) noexcept {
       (n & (n - 1)) != 0 || h->total_bytes != segment_bytes(n) || size != segment_bytes(n)) {
     return R::error(-EBADMSG);
   }
-  std::atomic_thread_fence(std::memory_order_acquire);
+  std::atomic_thread_fence(std::memory_order_acquire);  // SYNC POINT READ: segment header
   s.slots_ = reinterpret_cast<Slot*>(static_cast<char*>(p) + sizeof(SegmentHeader));
   s.slot_count_ = n;
   return s;
