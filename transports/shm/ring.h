@@ -117,10 +117,12 @@ class ShmRing final : public Transport {
   uint32_t pid_;
   // Writer: a bound on claimable positions computed from the cursors earlier. Bounds only
   // grow (cursors only advance; joiners start at the tail), so any stale value is safe.
-  // Shared by the threads sending on this handle (release/acquire, see compute_limit).
-  std::atomic<uint64_t> limit_{0};
-  // Reader: next position, and the priority heap (see try_receive).
-  uint64_t cursor_ = 0;
+  // Shared by the threads sending on this handle (SYNC POINT limit, see compute_limit).
+  // On its own cache line: every sending thread writes it, so it must not share a line
+  // with the read-mostly fields above or the reader's fields below.
+  alignas(kCacheLine) std::atomic<uint64_t> limit_{0};
+  // Reader (one receiving thread): next position, and the priority heap (see try_receive).
+  alignas(kCacheLine) uint64_t cursor_ = 0;
   uint64_t prio_seen_ = 0;
   std::vector<Pending> heap_;
   int corrupt_ = 0;
