@@ -16,8 +16,6 @@
 
 namespace fwipc::shm {
 
-// ---- reading
-//
 // Priorities: while no message with priority != 0 has been published since we last
 // looked (prio_seq unchanged) and the local heap is empty, the ring order is the delivery
 // order and we read straight from the ring (the fast path). Otherwise we drain every
