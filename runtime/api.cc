@@ -14,6 +14,7 @@
 #include "runtime/handle_table.h"
 #include "runtime/transport_factory.h"
 #include "transports/bridge/bridge.h"
+#include "transports/shm/membership.h"
 #include "transports/shm/ring.h"
 
 namespace fwipc::core {

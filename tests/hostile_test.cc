@@ -19,6 +19,7 @@
 #include "base/time.h"
 #include "ipc.h"
 #include "tests/support.h"
+#include "transports/shm/layout.h"
 
 using fwipc::test::Barrier;
 using fwipc::test::spawn;
@@ -104,7 +105,7 @@ TEST_CASE("shouldSurviveAPeerScribblingOverTheSegment") {
     std::mt19937_64 rng(12345);
     const int64_t end = fwipc::monotonic_ns() + kRunNs;
     // Mostly the header and reader/writer tables (small, where the indices live), then slots.
-    const size_t header = 4096 * 2 + 8192;
+    const size_t header = sizeof(fwipc::shm::SegmentHeader);
     while (fwipc::monotonic_ns() < end) {
       const size_t span = (rng() & 3) == 0 ? size_t(st.st_size) : std::min(header, size_t(st.st_size));
       const size_t off = rng() % (span - 64);

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "transports/shm/membership.h"
 #include "transports/shm/ring.h"
 
 using fwipc::MsgHeader;
@@ -260,9 +261,24 @@ TEST_CASE("shouldSkipTheClaimOfAWriterThatDiedBeforeCommitting") {
   CHECK(got == 7);
   CHECK(f.seg.header()->abandoned.load() == 1);
   CHECK(f.seg.slot(0)->seq.load() == (1 | kAbandoned));
-  // The dead writer's late commit must not resurrect it (it never happens for real; the
-  // commit word is simply overwritten by the next lap).
+  // A late commit into the abandoned slot (as if the claimer had only been presumed dead)
+  // rewrites the commit word, but behind every cursor: nothing is delivered again and no
+  // reader, old or new, sees the torn record.
+  REQUIRE(dead.commit(&l, hdr(4, 9)) == 4);
+  CHECK(f.seg.slot(0)->seq.load() == 1);
   CHECK(r.receive(&h, &got, 4, 0) == -EAGAIN);
+  uint32_t st2 = 0;
+  auto idx2 = join_reader(f.seg, ::getpid(), 0, &st2);
+  REQUIRE(idx2.ok());
+  auto late = f.reader_at(int(*idx2), st2);
+  CHECK(late.receive(&h, &got, 4, 0) == -EAGAIN);
+  CHECK(f.seg.header()->abandoned.load() == 1);
+  // The ring goes on from where it was: the next message is the next one delivered.
+  const int w = 8;
+  REQUIRE(live.send(hdr(4), &w, 0) == 4);
+  CHECK(r.receive(&h, &got, 4, 0) == 4);
+  CHECK(got == 8);
+  CHECK(h.type == 1);
 }
 
 TEST_CASE("shouldWaitForTheClaimOfALiveWriter") {

@@ -41,6 +41,7 @@
 #include "runtime/registry/client.h"
 #include "runtime/registry/stale_files.h"
 #include "transports/shm/ring.h"
+#include "transports/shm/slot_reader.h"
 
 namespace {
 
@@ -112,7 +113,7 @@ Ring read_ring(const shm::Segment& seg, std::vector<Peer>* readers, std::vector<
   const uint32_t nr = std::min(h->reader_count.load(), shm::kMaxReaders);
   for (uint32_t i = 0; i < nr; ++i) {
     const shm::ReaderEntry& e = h->readers[i];
-    if ((e.state.load() & shm::kReaderActive) == 0) continue;
+    if ((e.state.load() & shm::kEntryActive) == 0) continue;
     const uint64_t c = e.cursor.load(std::memory_order_acquire);
     const uint32_t pid = e.pid.load();
     Peer p{pid, process_alive(pid_t(pid), e.start_time), c <= r.tail ? r.tail - c : 0};
@@ -123,7 +124,7 @@ Ring read_ring(const shm::Segment& seg, std::vector<Peer>* readers, std::vector<
   const uint32_t nw = std::min(h->writer_count.load(), shm::kMaxWriters);
   for (uint32_t i = 0; i < nw && writers; ++i) {
     const shm::WriterEntry& e = h->writers[i];
-    if ((e.state.load() & shm::kReaderActive) == 0) continue;
+    if ((e.state.load() & shm::kEntryActive) == 0) continue;
     Peer p{e.pid.load(), process_alive(pid_t(e.pid.load()), e.start_time)};
     p.writes = true;
     writers->push_back(p);
@@ -368,8 +369,8 @@ int cmd_tail(const std::string& dir, const std::string& name, long count, bool a
   int idle = 0;
   char payload[shm::kMaxPayload];
   while (!g_stop && (count == 0 || shown < count)) {
-    const shm::Slot* s = seg.slot(pos);
-    const shm::SlotState st = shm::slot_state(s->seq.load(std::memory_order_acquire), pos);
+    const shm::SlotRead r = shm::read_slot(seg.slot(pos), pos);
+    const shm::SlotState st = r.state;
     if (st == shm::SlotState::kEmpty) {
       if (h->closed.load(std::memory_order_relaxed) && h->tail.load() <= pos) break;
       // Yield first: on a busy ring a sleeping observer is lapped at once.
@@ -380,9 +381,9 @@ int cmd_tail(const std::string& dir, const std::string& name, long count, bool a
     idle = 0;
     bool lapped = st == shm::SlotState::kCorrupt;
     if (st == shm::SlotState::kReady) {
-      const MsgHeader mh{s->type, s->size, s->sender, s->receiver, s->priority};
-      if (mh.size <= shm::kMaxPayload) std::memcpy(payload, s->payload, mh.size);
-      std::atomic_thread_fence(std::memory_order_acquire);
+      const MsgHeader& mh = r.hdr;
+      // Without a cursor entry, only the tail tells whether the slot was reused meanwhile.
+      (void)r.copy_to(r.size_ok() ? payload : nullptr);
       lapped = h->tail.load(std::memory_order_acquire) > pos + n;
       if (!lapped && mh.size <= shm::kMaxPayload) {
         print_message(pos, mh, payload);

@@ -47,7 +47,7 @@ Bridge::~Bridge() {
 // active and carry that reader's PID (the kernel's word, from the connection).
 bool Bridge::admit(void* self, pid_t pid, uint32_t index, uint32_t state) {
   auto* b = static_cast<Bridge*>(self);
-  if (index >= shm::kMaxReaders || (state & shm::kReaderActive) == 0) return false;
+  if (index >= shm::kMaxReaders || (state & shm::kEntryActive) == 0) return false;
   const shm::ReaderEntry& e = b->ring_->segment().header()->readers[index];
   return e.state.load(std::memory_order_acquire) == state &&
          e.pid.load(std::memory_order_relaxed) == static_cast<uint32_t>(pid);

@@ -1,29 +1,54 @@
-// The shared-memory segment of a QUEUE channel. This is an ABI between processes that may
-// run different builds: fixed-width fields, offsets instead of pointers, every offset
-// checked at compile time, a magic and a layout version in the header.
+// The shared-memory segment of a QUEUE channel: the data, and nothing else (creating and
+// mapping it is segment.h). This is an ABI between processes that may run different
+// builds: fixed-width fields, offsets instead of pointers, the offset and size of every
+// field and the size of every struct asserted at the end of this file, a magic and a
+// layout version in the header (checked by Segment::attach).
 //
 // Design (who writes what):
+//   header line 0      the creator, once, before it stores magic (after a release fence);
+//                      read-only afterwards. instance_id names the readers' notify sockets.
 //   header.tail        all writers, CAS: claims ring positions (monotonic 64-bit).
-//   slot.seq           the writer that claimed the slot: position + 1, stored with release
-//                      after the record (the commit word). Readers acquire it. Whoever
-//                      finds the claim's owner dead CASes it to (position + 1) | kAbandoned.
+//   slot record        the writer that claimed the slot, between its claim and its commit.
+//   slot.seq           the claimer: position + 1, stored with release after the record (the
+//                      commit word), or (position + 1) | kAbandoned for a loan given back.
+//                      Readers acquire it. Whoever finds the claim's owner dead CASes it to
+//                      (position + 1) | kAbandoned (recovery, in membership.cc).
+//   header.prio_seq    every writer, after committing a message with priority != 0
+//                      (release): a reader whose last seen value moved leaves its in-order
+//                      fast path for the priority heap.
 //   writer.inflight    that writer only: > 0 from before its tail CAS until after its
 //                      commit. A claimed, uncommitted slot while no live writer is in flight
-//                      belongs to a dead writer (see recover_claim in ring.cc).
+//                      belongs to a dead writer (see recover_claim in membership.cc).
 //   reader.cursor      that reader only: next position it will read. Writers acquire it to
 //                      find free slots (slot p is free once every active cursor > p - N).
-//   reader.state       the registry (join/leave); a reader never frees itself by hand.
+//                      The joiner sets the first value.
+//   entry.state        reader and writer entries: changed only by CAS from the membership
+//   (pid, start_time)  word seen (join: the joiner first fills pid and start_time). The
+//                      registry joins and releases; a client releases its own entries only
+//                      when the registry that knew them is gone (runtime/core.cc close), and
+//                      a writer blocked on a full ring frees dead processes' entries when no
+//                      registry does (reap_dead_entries). A reader never frees itself else.
+//   reader_count,      whoever joins an entry raises it to the entry's index + 1; never
+//   writer_count       lowered (scan bounds for everyone who walks the entries).
 //   data_futex/waiters sleeping or fd-armed readers; writers wake only when waiters != 0,
 //                      and only the writer that flips wake_pending 0 -> 1 (every reader
 //                      clears it before its last check ahead of sleeping or arming), so a
 //                      burst costs one wakeup syscall, not one per message.
-//                      A reader counted as sleeping also sets its entry's `sleeping`, so
-//                      whoever releases a dead reader's entry can take its count back.
+//                      A reader counted as sleeping also sets its entry's `sleeping` (and
+//                      `armed` while it waits on its notify socket), so whoever releases a
+//                      dead reader's entry can take its count back; exactly one party wins
+//                      each 1 -> 0 step.
 //   space_futex/mask   writers blocked on a full ring, one bit per sleeper slot whose PID
-//                      is in space_sleeper; readers wake only when the mask != 0. The
-//                      registry clears a dead client's slot.
+//   space_sleeper[]    is in space_sleeper (the writer CASes 0 -> its PID, clears it on
+//   space_pending      waking); readers wake only when the mask != 0, batched by
+//                      space_pending as data wakeups are by wake_pending. The registry
+//                      clears a dead client's slot (release_sleeper).
+//   closed             0 -> 1 once, by whoever closes for the creator (the registry, or the
+//                      creator's runtime when the registry is gone); never cleared.
 //   bridge_epoch       the registry, when a process of another uid opens the channel: the
 //                      creator's runtime then serves it over a socket (transports/bridge).
+//   abandoned          statistics (relaxed increments): slots passed over (a loan given
+//   refused            back, a dead writer's claim), and sends that found the ring full.
 // Only processes of the channel owner's uid (and root) ever map the segment.
 // Positions are 64-bit and never wrap in practice, so a commit word is never ambiguous.
 #pragma once
@@ -33,6 +58,7 @@
 #include <cstdint>
 
 #include "ipc.h"
+#include "transports/message.h"
 
 namespace fwipc::shm {
 
@@ -41,7 +67,7 @@ inline constexpr uint32_t kLayoutVersion = 3;
 inline constexpr size_t kCacheLine = 64;
 inline constexpr uint32_t kMaxReaders = 64;
 inline constexpr uint32_t kMaxWriters = 64;
-inline constexpr uint32_t kMaxPayload = 512;
+inline constexpr uint32_t kMaxPayload = kMaxPayloadBytes;  // IPC_MAX_PAYLOAD; the Slot asserts pin it
 inline constexpr uint32_t kSlotBytes = IPC_SLOT_BYTES;  // 32-byte header + 512 payload, 9 cache lines
 inline constexpr uint32_t kMinSlots = 16;
 inline constexpr uint32_t kDefaultSlots = 256;  // buffer_size 0 (IPC_BUFFER_DEFAULT)
@@ -75,13 +101,13 @@ struct Slot {
   char pad_[kSlotBytes - 32 - kMaxPayload];
 };
 
-// Reader state word: low bit active, the rest a generation bumped on every join/leave so a
-// stale owner can tell its entry was taken from it.
-inline constexpr uint32_t kReaderActive = 1u;
+// Entry state word (reader and writer entries): low bit active, the rest a generation
+// bumped on every join/leave so a stale owner can tell its entry was taken from it.
+inline constexpr uint32_t kEntryActive = 1u;
 
 // The state word after a join (active) or a leave: a new generation either way.
 inline constexpr uint32_t next_state(uint32_t st, bool active) noexcept {
-  return ((st >> 1) + 1) << 1 | (active ? kReaderActive : 0u);
+  return ((st >> 1) + 1) << 1 | (active ? kEntryActive : 0u);
 }
 
 struct alignas(kCacheLine) ReaderEntry {
@@ -94,7 +120,7 @@ struct alignas(kCacheLine) ReaderEntry {
   char pad_[kCacheLine - 32];
 };
 
-// Writer state word: the same active bit and generation scheme as readers.
+// Writer entry: the same state word (kEntryActive, generation) as readers.
 struct alignas(kCacheLine) WriterEntry {
   std::atomic<uint32_t> state;     // written by the registry
   std::atomic<uint32_t> pid;
@@ -146,29 +172,93 @@ struct SegmentHeader {
   WriterEntry writers[kMaxWriters];
 };
 
-static_assert(std::atomic<uint64_t>::is_always_lock_free);
-static_assert(std::atomic<uint32_t>::is_always_lock_free);
-static_assert(sizeof(Slot) == kSlotBytes);
-static_assert(offsetof(Slot, type) == 8 && offsetof(Slot, flags) == 28);
-static_assert(sizeof(WriterEntry) == kCacheLine);
-static_assert(offsetof(WriterEntry, start_time) == 16);
-static_assert(offsetof(Slot, payload) == 32);
-static_assert(sizeof(ReaderEntry) == kCacheLine);
-static_assert(offsetof(ReaderEntry, sleeping) == 20 && offsetof(ReaderEntry, start_time) == 24);
-static_assert(offsetof(SegmentHeader, instance_id) == 40);
-static_assert(offsetof(SegmentHeader, tail) == 1 * kCacheLine);
-static_assert(offsetof(SegmentHeader, prio_seq) == 2 * kCacheLine);
-static_assert(offsetof(SegmentHeader, data_futex) == 3 * kCacheLine);
-static_assert(offsetof(SegmentHeader, space_futex) == 4 * kCacheLine);
-static_assert(offsetof(SegmentHeader, closed) == 5 * kCacheLine);
-static_assert(offsetof(SegmentHeader, abandoned) == 5 * kCacheLine + 16);
-static_assert(offsetof(SegmentHeader, refused) == 5 * kCacheLine + 24);
-static_assert(offsetof(SegmentHeader, space_sleeper) == 6 * kCacheLine);
-static_assert(sizeof(SegmentHeader::space_sleeper) == kCacheLine);
-static_assert(offsetof(SegmentHeader, readers) == 7 * kCacheLine);
-static_assert(offsetof(SegmentHeader, writers) == (7 + kMaxReaders) * kCacheLine);
-static_assert(sizeof(SegmentHeader) == (7 + kMaxReaders + kMaxWriters) * kCacheLine);
-static_assert(sizeof(SegmentHeader) % kCacheLine == 0);
+// ---------------------------------------------------------------- the ABI, pinned
+// One line per field (Aeron style): a failure names the field. Changing any of these is a
+// new layout: bump kLayoutVersion.
+#define FWIPC_ASSERT_FIELD(T, f, off, size)                                                     \
+  static_assert(offsetof(T, f) == (off), "offsetof(" #T ", " #f ") != " #off                    \
+                                          ": shared layout changed, bump kLayoutVersion");      \
+  static_assert(sizeof(T::f) == (size), "sizeof(" #T "::" #f ") != " #size                       \
+                                        ": shared layout changed, bump kLayoutVersion")
+#define FWIPC_ASSERT_SIZE(T, size) \
+  static_assert(sizeof(T) == (size), "sizeof(" #T ") != " #size ": shared layout changed, bump kLayoutVersion")
+
+static_assert(std::atomic<uint64_t>::is_always_lock_free);  // atomics in shared memory
+static_assert(std::atomic<uint32_t>::is_always_lock_free);  // must not hide a lock
+static_assert(kMaxPayload == 512 && kSlotBytes == 576 && kMaxReaders == 64 && kMaxWriters == 64 &&
+              kSpaceSleepers == 16 && kCacheLine == 64);
+
+FWIPC_ASSERT_SIZE(Slot, 576);
+FWIPC_ASSERT_FIELD(Slot, seq, 0, 8);
+FWIPC_ASSERT_FIELD(Slot, type, 8, 4);
+FWIPC_ASSERT_FIELD(Slot, size, 12, 4);
+FWIPC_ASSERT_FIELD(Slot, sender, 16, 4);
+FWIPC_ASSERT_FIELD(Slot, receiver, 20, 4);
+FWIPC_ASSERT_FIELD(Slot, priority, 24, 4);
+FWIPC_ASSERT_FIELD(Slot, flags, 28, 4);
+FWIPC_ASSERT_FIELD(Slot, payload, 32, 512);
+FWIPC_ASSERT_FIELD(Slot, pad_, 544, 32);
+
+FWIPC_ASSERT_SIZE(ReaderEntry, 64);
+FWIPC_ASSERT_FIELD(ReaderEntry, cursor, 0, 8);
+FWIPC_ASSERT_FIELD(ReaderEntry, state, 8, 4);
+FWIPC_ASSERT_FIELD(ReaderEntry, pid, 12, 4);
+FWIPC_ASSERT_FIELD(ReaderEntry, armed, 16, 4);
+FWIPC_ASSERT_FIELD(ReaderEntry, sleeping, 20, 4);
+FWIPC_ASSERT_FIELD(ReaderEntry, start_time, 24, 8);
+FWIPC_ASSERT_FIELD(ReaderEntry, pad_, 32, 32);
+
+FWIPC_ASSERT_SIZE(WriterEntry, 64);
+FWIPC_ASSERT_FIELD(WriterEntry, state, 0, 4);
+FWIPC_ASSERT_FIELD(WriterEntry, pid, 4, 4);
+FWIPC_ASSERT_FIELD(WriterEntry, inflight, 8, 4);
+FWIPC_ASSERT_FIELD(WriterEntry, reserved, 12, 4);
+FWIPC_ASSERT_FIELD(WriterEntry, start_time, 16, 8);
+FWIPC_ASSERT_FIELD(WriterEntry, pad_, 24, 40);
+
+FWIPC_ASSERT_SIZE(SegmentHeader, 8640);  // 7 header lines + 64 reader + 64 writer entries
+// Line 0: written once at creation.
+FWIPC_ASSERT_FIELD(SegmentHeader, magic, 0, 8);
+FWIPC_ASSERT_FIELD(SegmentHeader, version, 8, 4);
+FWIPC_ASSERT_FIELD(SegmentHeader, header_bytes, 12, 4);
+FWIPC_ASSERT_FIELD(SegmentHeader, total_bytes, 16, 8);
+FWIPC_ASSERT_FIELD(SegmentHeader, slot_count, 24, 4);
+FWIPC_ASSERT_FIELD(SegmentHeader, slot_bytes, 28, 4);
+FWIPC_ASSERT_FIELD(SegmentHeader, max_readers, 32, 4);
+FWIPC_ASSERT_FIELD(SegmentHeader, creator_pid, 36, 4);
+FWIPC_ASSERT_FIELD(SegmentHeader, instance_id, 40, 8);
+FWIPC_ASSERT_FIELD(SegmentHeader, pad0_, 48, 16);
+// Line 1: claims.
+FWIPC_ASSERT_FIELD(SegmentHeader, tail, 64, 8);
+FWIPC_ASSERT_FIELD(SegmentHeader, pad1_, 72, 56);
+// Line 2: priority count.
+FWIPC_ASSERT_FIELD(SegmentHeader, prio_seq, 128, 8);
+FWIPC_ASSERT_FIELD(SegmentHeader, pad2_, 136, 56);
+// Line 3: reader wakeups.
+FWIPC_ASSERT_FIELD(SegmentHeader, data_futex, 192, 4);
+FWIPC_ASSERT_FIELD(SegmentHeader, data_waiters, 196, 4);
+FWIPC_ASSERT_FIELD(SegmentHeader, wake_pending, 200, 4);
+FWIPC_ASSERT_FIELD(SegmentHeader, pad3_, 204, 52);
+// Line 4: writer wakeups.
+FWIPC_ASSERT_FIELD(SegmentHeader, space_futex, 256, 4);
+FWIPC_ASSERT_FIELD(SegmentHeader, space_mask, 260, 4);
+FWIPC_ASSERT_FIELD(SegmentHeader, space_pending, 264, 4);
+FWIPC_ASSERT_FIELD(SegmentHeader, pad4_, 268, 52);
+// Line 5: lifecycle and statistics.
+FWIPC_ASSERT_FIELD(SegmentHeader, closed, 320, 4);
+FWIPC_ASSERT_FIELD(SegmentHeader, reader_count, 324, 4);
+FWIPC_ASSERT_FIELD(SegmentHeader, writer_count, 328, 4);
+FWIPC_ASSERT_FIELD(SegmentHeader, bridge_epoch, 332, 4);
+FWIPC_ASSERT_FIELD(SegmentHeader, abandoned, 336, 8);
+FWIPC_ASSERT_FIELD(SegmentHeader, refused, 344, 8);
+FWIPC_ASSERT_FIELD(SegmentHeader, pad5_, 352, 32);
+// Line 6 and the entry tables.
+FWIPC_ASSERT_FIELD(SegmentHeader, space_sleeper, 384, 64);
+FWIPC_ASSERT_FIELD(SegmentHeader, readers, 448, 4096);
+FWIPC_ASSERT_FIELD(SegmentHeader, writers, 4544, 4096);
+
+#undef FWIPC_ASSERT_FIELD
+#undef FWIPC_ASSERT_SIZE
 
 inline constexpr uint64_t segment_bytes(uint32_t slot_count) {
   return sizeof(SegmentHeader) + uint64_t(slot_count) * kSlotBytes;

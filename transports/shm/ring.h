@@ -1,75 +1,22 @@
-// QUEUE transport: a multi-writer, multi-reader broadcast ring in a sealed memfd segment.
-// See layout.h for who owns which field.
+// QUEUE transport, the client's side: a multi-writer, multi-reader broadcast ring in a
+// sealed memfd segment (segment.h). See layout.h for who owns which field and
+// membership.h for the registry's side. The class is implemented in ring.cc (the handle),
+// ring_writer.cc, ring_reader.cc and notify.cc.
 #pragma once
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
+#include "base/time.h"
 #include "fwipc/types.hpp"
 #include "transports/shm/layout.h"
+#include "transports/shm/segment.h"
 #include "transports/transport.h"
 
 namespace fwipc::shm {
-
-// A mapped segment. Owns the mapping and the descriptor.
-class Segment {
- public:
-  Segment() = default;
-  Segment(Segment&& o) noexcept;
-  Segment& operator=(Segment&& o) noexcept;
-  Segment(const Segment&) = delete;
-  Segment& operator=(const Segment&) = delete;
-  ~Segment();
-
-  // Rounds capacity_bytes to a power-of-two slot count within [kMinSlots, kMaxSlots].
-  static Result<uint32_t> slots_for_capacity(uint32_t capacity_bytes) noexcept;
-  // Creates, touches (posix_fallocate: no space is an error now, not a SIGBUS later) and
-  // seals a new segment.
-  static Result<Segment> create(const char* debug_name, uint32_t slot_count, pid_t creator) noexcept;
-  // Maps fd (duplicated) after validating magic, version, sizes and seals. -EBADMSG if not
-  // a segment of this layout.
-  static Result<Segment> attach(int fd) noexcept;
-
-  SegmentHeader* header() const noexcept { return hdr_; }
-  int fd() const noexcept { return fd_; }
-  uint32_t slot_count() const noexcept { return slot_count_; }
-  Slot* slot(uint64_t pos) const noexcept { return slots_ + (pos & (slot_count_ - 1)); }
-
- private:
-  SegmentHeader* hdr_ = nullptr;
-  Slot* slots_ = nullptr;
-  uint64_t bytes_ = 0;
-  uint32_t slot_count_ = 0;  // local copy: never re-read from shared memory
-  int fd_ = -1;
-};
-
-// Registry-side membership: joins a reader at the current tail. Returns the entry index;
-// *state_out receives the state word that identifies this membership.
-Result<uint32_t> join_reader(const Segment& seg, pid_t pid, uint64_t start_time, uint32_t* state_out) noexcept;
-// Frees entry idx if it still holds membership `state`; wakes blocked writers. Idempotent.
-bool release_reader(const Segment& seg, uint32_t idx, uint32_t state) noexcept;
-// The same for writers: an entry per writing handle carries its in-flight claim count.
-Result<uint32_t> join_writer(const Segment& seg, pid_t pid, uint64_t start_time, uint32_t* state_out) noexcept;
-bool release_writer(const Segment& seg, uint32_t idx, uint32_t state) noexcept;
-// If position pos is claimed but uncommitted and no live writer is in flight, the claim
-// was a dead writer's: marks it abandoned so readers skip it. True if pos is committed or
-// skippable now.
-bool recover_claim(const Segment& seg, uint64_t pos) noexcept;
-// recover_claim at every reader's cursor (recover_claim wakes the readers).
-// Returns how many claims were abandoned.
-int recover_stalled(const Segment& seg) noexcept;
-// recover_stalled, then frees the reader and writer entries of dead processes.
-void reap_dead_entries(const Segment& seg) noexcept;
-// Frees the blocked-writer slots of a dead process so readers stop waking it.
-void release_sleeper(const Segment& seg, pid_t pid) noexcept;
-// Marks the channel closed and wakes everyone waiting on it.
-void close_channel(const Segment& seg) noexcept;
-// Bumps bridge_epoch and wakes everyone waiting, so that the creator's runtime notices.
-void poke_bridge(const Segment& seg) noexcept;
-// Wakes readers sleeping on the futex and pings fd-armed readers.
-void notify_readers(const Segment& seg) noexcept;
 
 // A zero-copy loan: a claimed slot whose payload the caller fills before commit().
 struct Loan {
@@ -108,7 +55,10 @@ class ShmRing final : public Transport {
 
   // While on, calls return -EINTR once bridge_epoch has moved since (the bridge's cue).
   void watch_bridge_epoch(bool on) noexcept;
-  bool bridge_epoch_moved() const noexcept;
+  bool bridge_epoch_moved() const noexcept {
+    return watch_epoch_.load(std::memory_order_relaxed) &&
+           hdr_->bridge_epoch.load(std::memory_order_relaxed) != epoch_seen_.load(std::memory_order_relaxed);
+  }
 
   // Claims a slot for zero-copy filling; -EAGAIN/-ETIMEDOUT/-EPIPE as send().
   int loan(Loan* out, int64_t timeout_ns) noexcept;
@@ -120,11 +70,19 @@ class ShmRing final : public Transport {
   const Segment& segment() const noexcept { return seg_; }
   const Roles& roles() const noexcept { return roles_; }
 
-  // Spin budget before sleeping: FWIPC_SPIN_NS at first use (default 50 us), or as set.
+  // Spin budget of a blocking receive before it sleeps, process-wide (the runtime sets it
+  // from FWIPC_SPIN_NS, runtime/config.h).
+  static constexpr int64_t kDefaultSpinNs = 50'000;
   static int64_t spin_ns() noexcept;
   static void set_spin_ns(int64_t ns) noexcept;
 
  private:
+  // Timing of the slow paths, all in one place.
+  static constexpr int64_t kLivenessSliceNs = 100'000'000;  // blocked writers re-check reader liveness
+  static constexpr int64_t kStallNs = 2'000'000;            // a pending claim this old gets a liveness check
+  static constexpr int64_t kStallSliceNs = 5'000'000;       // readers behind a pending claim re-check it
+  static constexpr uint64_t kCorruptLimit = 0;              // compute_limit: a reader entry is impossible
+
   struct Pending {
     uint64_t pos;
     MsgHeader hdr;
@@ -150,7 +108,7 @@ class ShmRing final : public Transport {
   bool stalled_on_claim() const noexcept;
   void maybe_recover(int64_t now) noexcept;
   bool data_ready() const noexcept;
-  int wait_for_data(int64_t deadline_ns) noexcept;
+  int wait_for_data(const Deadline& deadline) noexcept;
   void rearm_notify() noexcept;
 
   Segment seg_;
@@ -161,10 +119,12 @@ class ShmRing final : public Transport {
   uint32_t pid_;
   // Writer: a bound on claimable positions computed from the cursors earlier. Bounds only
   // grow (cursors only advance; joiners start at the tail), so any stale value is safe.
-  // Shared by the threads sending on this handle (release/acquire, see compute_limit).
-  std::atomic<uint64_t> limit_{0};
-  // Reader: next position, and the priority heap (see try_receive).
-  uint64_t cursor_ = 0;
+  // Shared by the threads sending on this handle (SYNC POINT limit, see compute_limit).
+  // On its own cache line: every sending thread writes it, so it must not share a line
+  // with the read-mostly fields above or the reader's fields below.
+  alignas(kCacheLine) std::atomic<uint64_t> limit_{0};
+  // Reader (one receiving thread): next position, and the priority heap (see try_receive).
+  alignas(kCacheLine) uint64_t cursor_ = 0;
   uint64_t prio_seen_ = 0;
   std::vector<Pending> heap_;
   int corrupt_ = 0;

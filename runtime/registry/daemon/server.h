@@ -22,6 +22,7 @@
 
 #include "runtime/registry/protocol.h"
 #include "runtime/registry/stale_files.h"
+#include "transports/shm/membership.h"
 #include "transports/shm/ring.h"
 #include "transports/transport.h"
 
