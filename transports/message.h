@@ -41,4 +41,13 @@ inline bool delivered_later(uint32_t prio_a, uint64_t arrival_a, uint32_t prio_b
   return arrival_a > arrival_b;
 }
 
+// delivered_later() as a heap's comparator, for queued items that say their priority()
+// and arrival(): the ring reader's heap and the SOCKET/PIPE inbox.
+struct DeliveredLater {
+  template <typename Item>
+  bool operator()(const Item& a, const Item& b) const noexcept {
+    return delivered_later(a.priority(), a.arrival(), b.priority(), b.arrival());
+  }
+};
+
 }  // namespace fwipc

@@ -87,6 +87,8 @@ class ShmRing final : public Transport {
     uint64_t pos;
     MsgHeader hdr;
     char payload[kMaxPayload];
+    uint32_t priority() const noexcept { return hdr.priority; }
+    uint64_t arrival() const noexcept { return pos; }
   };
 
   // Claims up to `want` consecutive positions from *pos; returns how many (>= 1) or -errno.

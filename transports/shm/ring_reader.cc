@@ -64,15 +64,6 @@ void ShmRing::maybe_recover(int64_t now) noexcept {
   recover_claim(seg_, cursor_);
 }
 
-namespace {
-struct HeapLess {
-  template <typename P>
-  bool operator()(const P& a, const P& b) const noexcept {
-    return delivered_later(a.hdr.priority, a.pos, b.hdr.priority, b.pos);
-  }
-};
-}  // namespace
-
 int ShmRing::drain_into_heap() noexcept {
   int got = 0;
   while (heap_.size() < seg_.slot_count()) {
@@ -97,7 +88,7 @@ int ShmRing::drain_into_heap() noexcept {
     }
     if (!mine) continue;
     heap_.push_back(p);
-    std::push_heap(heap_.begin(), heap_.end(), HeapLess{});
+    std::push_heap(heap_.begin(), heap_.end(), DeliveredLater{});
     ++got;
   }
   return got;
@@ -109,7 +100,7 @@ int ShmRing::take_from_heap(MsgHeader* hdr, void* buf, uint32_t cap) noexcept {
   if (top.hdr.size > cap) return -EMSGSIZE;
   std::memcpy(buf, top.payload, top.hdr.size);
   const int n = static_cast<int>(top.hdr.size);
-  std::pop_heap(heap_.begin(), heap_.end(), HeapLess{});
+  std::pop_heap(heap_.begin(), heap_.end(), DeliveredLater{});
   heap_.pop_back();
   return n;
 }

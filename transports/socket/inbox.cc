@@ -6,20 +6,9 @@
 #include <cstring>
 
 namespace fwipc::sock {
-namespace {
-
-struct ItemLess {
-  template <typename T>
-  bool operator()(const T& a, const T& b) const noexcept {
-    return delivered_later(a.f.priority, a.seq, b.f.priority, b.seq);
-  }
-};
-
-}  // namespace
-
 void Inbox::push(const frame::Frame& f) {
   heap_.push_back(Item{seq_++, f});
-  std::push_heap(heap_.begin(), heap_.end(), ItemLess{});
+  std::push_heap(heap_.begin(), heap_.end(), DeliveredLater{});
 }
 
 int Inbox::pop(MsgHeader* hdr, void* buf, uint32_t cap) noexcept {
@@ -28,7 +17,7 @@ int Inbox::pop(MsgHeader* hdr, void* buf, uint32_t cap) noexcept {
   if (f.size > cap) return -EMSGSIZE;
   if (f.size) std::memcpy(buf, f.payload, f.size);
   const int n = static_cast<int>(f.size);
-  std::pop_heap(heap_.begin(), heap_.end(), ItemLess{});
+  std::pop_heap(heap_.begin(), heap_.end(), DeliveredLater{});
   heap_.pop_back();
   return n;
 }

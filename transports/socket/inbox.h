@@ -27,6 +27,8 @@ class Inbox {
   struct Item {
     uint64_t seq;  // arrival number: the tie-break within one priority
     frame::Frame f;
+    uint32_t priority() const noexcept { return f.priority; }
+    uint64_t arrival() const noexcept { return seq; }
   };
   std::vector<Item> heap_;
   uint64_t seq_ = 0;
