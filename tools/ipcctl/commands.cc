@@ -1,0 +1,289 @@
+// The commands: list (the registry's channels with their ring counters), stat (rates
+// sampled from one ring), tail (messages decoded as they pass, without a cursor) and clean
+// (stale socket files and FIFOs).
+#include "tools/ipcctl/commands.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <vector>
+
+#include "base/time.h"
+#include "runtime/registry/client.h"
+#include "runtime/registry/protocol.h"
+#include "runtime/registry/stale_files.h"
+#include "tools/ipcctl/output.h"
+#include "tools/ipcctl/view.h"
+#include "transports/shm/slot_reader.h"
+
+namespace fwipc::ipcctl {
+
+namespace reg = fwipc::registry;
+
+namespace {
+
+volatile sig_atomic_t g_stop = 0;
+
+std::string peers_text(const std::vector<Peer>& ps) {
+  if (ps.empty()) return "-";
+  std::string s;
+  for (const Peer& p : ps) {
+    if (!s.empty()) s += ",";
+    s += std::to_string(p.pid);
+    if (!p.alive) s += "(dead)";
+  }
+  return s;
+}
+
+std::string peers_json(const std::vector<Peer>& ps, bool lag) {
+  std::string s = "[";
+  for (const Peer& p : ps) {
+    if (s.size() > 1) s += ",";
+    s += "{\"pid\":" + std::to_string(p.pid) + ",\"alive\":" + (p.alive ? "true" : "false");
+    if (lag) s += ",\"lag\":" + std::to_string(p.lag);
+    s += "}";
+  }
+  return s + "]";
+}
+
+std::string opt_num(const std::optional<RingStats>& r, uint64_t RingStats::*f) {
+  return r ? std::to_string((*r).*f) : "-";
+}
+
+std::string mode_text(uint32_t mode) {
+  char s[16];
+  std::snprintf(s, sizeof s, "0%o", mode);
+  return s;
+}
+
+std::string channel_json(const ChannelView& c) {
+  std::string s = "{\"name\":" + json_str(c.raw.name) + ",\"type\":\"" + type_name(c.raw.type) + "\",\"transport\":\"" +
+                  transport_name(c.raw.transport) + "\",\"owner\":" + json_str(owner_name(c.raw.uid)) +
+                  ",\"uid\":" + std::to_string(c.raw.uid) + ",\"mode\":\"" + mode_text(c.raw.mode) +
+                  "\",\"capacity\":" + std::to_string(capacity_msgs(c));
+  if (c.ring) {
+    s += ",\"depth\":" + std::to_string(c.ring->depth) + ",\"messages\":" + std::to_string(c.ring->tail) +
+         ",\"drops\":" + std::to_string(c.ring->refused) + ",\"abandoned\":" + std::to_string(c.ring->abandoned);
+  } else {
+    s += ",\"depth\":null,\"messages\":null,\"drops\":null,\"abandoned\":null";
+  }
+  return s + ",\"members\":" + std::to_string(c.member_count) + ",\"readers\":" + peers_json(c.readers, bool(c.ring)) +
+         ",\"writers\":" + peers_json(c.writers, false) + "}";
+}
+
+// The QUEUE channel `name` with its segment mapped, or nothing (after saying why).
+std::optional<ChannelView> find_queue(const std::string& dir, const std::string& name, const char* needs) {
+  int err = 0;
+  for (ChannelView& c : list_channels(dir, &err)) {
+    if (name != c.raw.name) continue;
+    if (c.seg) return std::move(c);
+    std::fprintf(stderr, "ipcctl: %s: %s needs a QUEUE channel on shared memory that you may read\n", name.c_str(),
+                 needs);
+    return std::nullopt;
+  }
+  std::fprintf(stderr, "ipcctl: no channel %s\n", name.c_str());
+  return std::nullopt;
+}
+
+void print_message(bool json, uint64_t pos, const MsgHeader& h, const char* payload) {
+  if (json) {
+    std::string hex;
+    char b[3];
+    for (uint32_t i = 0; i < h.size; ++i) {
+      std::snprintf(b, sizeof b, "%02x", static_cast<unsigned char>(payload[i]));
+      hex += b;
+    }
+    std::printf(
+        "{\"pos\":%llu,\"type\":%u,\"size\":%u,\"sender\":%u,\"receiver\":%u,\"priority\":%u,"
+        "\"payload_hex\":\"%s\"}\n",
+        (unsigned long long)pos, h.type, h.size, h.sender, h.receiver, h.priority, hex.c_str());
+  } else {
+    std::string text;
+    const uint32_t shown = std::min<uint32_t>(h.size, 48);
+    for (uint32_t i = 0; i < shown; ++i) {
+      const auto c = static_cast<unsigned char>(payload[i]);
+      text += (c >= 32 && c < 127 && c != '"' && c != '\\') ? char(c) : '.';
+    }
+    std::printf("%10llu  type=%-5u size=%-4u sender=%-7u receiver=%-7u prio=%-3u \"%s%s\"\n", (unsigned long long)pos,
+                h.type, h.size, h.sender, h.receiver, h.priority, text.c_str(), h.size > shown ? "..." : "");
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+void stop_on_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = [](int) { g_stop = 1; };
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+}
+
+int cmd_list(const std::string& dir, const Options& o) {
+  int err = 0;
+  const auto chans = list_channels(dir, &err);
+  // No registry running is not an error: it means no channels.
+  if (err < 0 && err != -ENOENT && err != -ECONNREFUSED) {
+    std::fprintf(stderr, "ipcctl: registry in %s: %s\n", dir.c_str(), std::strerror(-err));
+    return 1;
+  }
+  if (o.json) {
+    std::string s = "[";
+    for (const ChannelView& c : chans) s += (s.size() > 1 ? "," : "") + channel_json(c);
+    std::puts((s + "]").c_str());
+    return 0;
+  }
+  if (chans.empty()) {
+    std::printf("no channels in %s%s\n", dir.c_str(), err < 0 ? " (no registry running)" : "");
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows{{"NAME", "TYPE", "TRANSPORT", "OWNER", "MODE", "CAPACITY", "DEPTH",
+                                              "MESSAGES", "DROPS", "ABANDONED", "READERS", "WRITERS"}};
+  for (const ChannelView& c : chans) {
+    rows.push_back({c.raw.name, type_name(c.raw.type), transport_name(c.raw.transport), owner_name(c.raw.uid),
+                    mode_text(c.raw.mode), std::to_string(capacity_msgs(c)), opt_num(c.ring, &RingStats::depth),
+                    opt_num(c.ring, &RingStats::tail), opt_num(c.ring, &RingStats::refused),
+                    opt_num(c.ring, &RingStats::abandoned), peers_text(c.readers), peers_text(c.writers)});
+  }
+  print_table(rows);
+  return 0;
+}
+
+int cmd_stat(const std::string& dir, const std::string& name, const Options& o) {
+  auto info = find_queue(dir, name, "stat");
+  if (!info) return 1;
+  RingStats prev = read_ring(*info->seg, nullptr, nullptr);
+  int64_t t0 = monotonic_ns();
+  const int64_t start = t0;
+  if (!o.json)
+    std::printf("%-10s %12s %12s %10s %10s %10s %8s\n", "TIME(s)", "MSG/S", "MESSAGES", "DEPTH", "DROPS/S", "ABANDONED",
+                "READERS");
+  for (long n = 0; !g_stop && (o.count == 0 || n < o.count); ++n) {
+    ::usleep(useconds_t(o.interval_ms) * 1000);
+    if (g_stop) break;  // a sample cut short by the signal would show a meaningless rate
+    std::vector<Peer> readers;
+    const RingStats now = read_ring(*info->seg, &readers, nullptr);
+    const int64_t t1 = monotonic_ns();
+    const double dt = double(t1 - t0) / 1e9;
+    const double rate = double(now.tail - prev.tail) / dt, drops = double(now.refused - prev.refused) / dt;
+    const double at = double(t1 - start) / 1e9;
+    if (o.json)
+      std::printf(
+          "{\"name\":%s,\"t\":%.3f,\"msgs_per_s\":%.1f,\"messages\":%llu,\"depth\":%llu,\"drops_per_s\":%.1f,"
+          "\"abandoned\":%llu,\"readers\":%zu,\"closed\":%s}\n",
+          json_str(name).c_str(), at, rate, (unsigned long long)now.tail, (unsigned long long)now.depth, drops,
+          (unsigned long long)now.abandoned, readers.size(), now.closed ? "true" : "false");
+    else
+      std::printf("%-10.1f %12.0f %12llu %10llu %10.0f %10llu %8zu%s\n", at, rate, (unsigned long long)now.tail,
+                  (unsigned long long)now.depth, drops, (unsigned long long)now.abandoned, readers.size(),
+                  now.closed ? "  (closed)" : "");
+    std::fflush(stdout);
+    prev = now;
+    t0 = t1;
+    if (now.closed) break;
+  }
+  return 0;
+}
+
+// Follows the ring from its current tail without a cursor entry, so writers never wait for
+// it and no reader loses a message to it. The price: nothing stops a writer from reusing a
+// slot while we copy it. A copy is only trusted if, afterwards, no writer can have claimed
+// the slot's next lap yet (tail <= pos + N), because writers claim (tail CAS) before they
+// write.
+int cmd_tail(const std::string& dir, const std::string& name, const Options& o) {
+  auto info = find_queue(dir, name, "tail");
+  if (!info) return 1;
+  const shm::Segment& seg = *info->seg;
+  const shm::SegmentHeader* h = seg.header();
+  const uint32_t n = seg.slot_count();
+  uint64_t pos = h->tail.load(std::memory_order_acquire);
+  if (o.all) pos -= std::min(pos, read_ring(seg, nullptr, nullptr).depth);
+  long shown = 0;
+  int idle = 0;
+  char payload[shm::kMaxPayload];
+  while (!g_stop && (o.count == 0 || shown < o.count)) {
+    const shm::SlotRead r = shm::read_slot(seg.slot(pos), pos);
+    const shm::SlotState st = r.state;
+    if (st == shm::SlotState::kEmpty) {
+      // Relaxed: closed only ends the loop, and the tail is only compared: neither
+      // publishes data we read (read_slot acquires the commit word itself).
+      if (h->closed.load(std::memory_order_relaxed) && h->tail.load(std::memory_order_relaxed) <= pos) break;
+      // Yield first: on a busy ring a sleeping observer is lapped at once.
+      if (++idle < 2000)
+        ::sched_yield();
+      else
+        ::usleep(500);
+      continue;
+    }
+    idle = 0;
+    bool lapped = st == shm::SlotState::kCorrupt;
+    if (st == shm::SlotState::kReady) {
+      const MsgHeader& mh = r.hdr;
+      // Without a cursor entry, only the tail tells whether the slot was reused meanwhile.
+      (void)r.copy_to(r.size_ok() ? payload : nullptr);
+      lapped = h->tail.load(std::memory_order_acquire) > pos + n;
+      if (!lapped && mh.size <= shm::kMaxPayload) {
+        print_message(o.json, pos, mh, payload);
+        ++shown;
+      }
+    }
+    if (lapped) {
+      // Resume half a lap behind the tail: far enough back to see messages, far enough
+      // ahead not to be lapped again at once.
+      const uint64_t t = h->tail.load(std::memory_order_acquire);
+      const uint64_t resume = t > n / 2 ? t - n / 2 : 0;
+      if (o.json)
+        std::printf("{\"missed\":%llu}\n", (unsigned long long)(resume - pos));
+      else
+        std::printf("... %llu messages passed unseen (tail fell a lap behind)\n", (unsigned long long)(resume - pos));
+      pos = resume;
+      continue;
+    }
+    ++pos;
+  }
+  return 0;
+}
+
+int cmd_clean(const std::string& dir, const Options& o) {
+  int removed;
+  reg::Client conn;
+  reg::Reply r{};
+  int fd = -1;
+  const int rc = ask_registry(conn, dir, reg::Op::kClean, 0, &r, sizeof r, &fd);
+  if (fd >= 0) ::close(fd);
+  if (rc != -ECONNREFUSED && rc != -ENOENT) {
+    removed = rc < 0 ? rc : r.status;
+  } else {
+    // No registry: hold its lock so none starts while we remove what a crash left.
+    const std::string lock = dir + "/" + reg::kLockName;
+    const int lfd = ::open(lock.c_str(), O_RDWR | O_CLOEXEC);
+    if (lfd >= 0 && ::flock(lfd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(lfd);
+      std::fprintf(stderr, "ipcctl: a registry holds %s but does not answer\n", lock.c_str());
+      return 1;
+    }
+    removed = reg::remove_stale_files(dir, {});
+    if (removed >= 0) ::unlink((dir + "/" + reg::kSocketName).c_str());
+    if (lfd >= 0) ::close(lfd);
+  }
+  if (removed < 0) {
+    std::fprintf(stderr, "ipcctl: clean %s: %s\n", dir.c_str(), std::strerror(-removed));
+    return 1;
+  }
+  if (o.json)
+    std::printf("{\"dir\":%s,\"removed\":%d}\n", json_str(dir).c_str(), removed);
+  else
+    std::printf("removed %d stale file%s from %s\n", removed, removed == 1 ? "" : "s", dir.c_str());
+  return 0;
+}
+
+}  // namespace fwipc::ipcctl

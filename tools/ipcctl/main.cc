@@ -1,0 +1,170 @@
+// ipcctl's command line: options, the help text (the tool's manual: keep it in step with
+// what commands.cc prints) and the short usage that a usage error prints.
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "base/rundir.h"
+#include "tools/ipcctl/commands.h"
+
+namespace {
+
+using fwipc::ipcctl::Options;
+
+constexpr const char* kUsage =
+    "usage: ipcctl [--json] list\n"
+    "       ipcctl [--json] stat NAME [--interval MS] [--count N]\n"
+    "       ipcctl [--json] tail NAME [--all] [--count N]\n"
+    "       ipcctl [--json] clean\n"
+    "       ipcctl --help\n";
+
+constexpr const char* kHelp =
+    "NAME\n"
+    "    ipcctl - inspect and tidy the channels of a FreeWorld IPC runtime directory\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    ipcctl [--json] list\n"
+    "    ipcctl [--json] stat NAME [--interval MS] [--count N]\n"
+    "    ipcctl [--json] tail NAME [--all] [--count N]\n"
+    "    ipcctl [--json] clean\n"
+    "    ipcctl --help\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    ipcctl asks the registry of a runtime directory which channels exist and who\n"
+    "    holds them, and reads the counters of QUEUE channels straight from their\n"
+    "    shared-memory rings. It only observes: it never starts a registry, never\n"
+    "    joins a channel, never holds a writer back and never takes a message from a\n"
+    "    reader. Ring counters, stat and tail need a QUEUE channel on shared memory\n"
+    "    that you may read; SOCKET and PIPE channels keep their counters inside the\n"
+    "    creator's process, so ipcctl shows their members only. Options may come\n"
+    "    before or after the command.\n"
+    "\n"
+    "COMMANDS\n"
+    "    list\n"
+    "        One row per channel: NAME; TYPE (QUEUE, SOCKET, PIPE); TRANSPORT, the\n"
+    "        one really used (shm, socket, pipe: a QUEUE channel is created on a\n"
+    "        socket when its creator could not make a shared-memory segment);\n"
+    "        OWNER; MODE (octal); CAPACITY in messages; DEPTH, messages the slowest\n"
+    "        reader has not read yet; MESSAGES sent since creation; DROPS, sends\n"
+    "        that found the ring full; ABANDONED, slots skipped (loans given back,\n"
+    "        claims of writers that died); READERS and WRITERS, their PIDs, with\n"
+    "        \"(dead)\" after a process that is gone. \"-\" marks a counter the\n"
+    "        channel does not have. With no registry running there are no\n"
+    "        channels, and list says so.\n"
+    "        With --json: one array of objects with name, type, transport, owner,\n"
+    "        uid, mode, capacity, depth, messages, drops, abandoned (these four\n"
+    "        null without a ring), members (the count of all memberships), readers\n"
+    "        ([{pid, alive, lag}], lag only with a ring) and writers\n"
+    "        ([{pid, alive}]).\n"
+    "\n"
+    "    stat NAME [--interval MS] [--count N]\n"
+    "        Samples the ring of QUEUE channel NAME every MS milliseconds and\n"
+    "        prints a line per sample: TIME(s) since the start, MSG/S, MESSAGES,\n"
+    "        DEPTH, DROPS/S, ABANDONED, READERS (how many), and \"(closed)\" once\n"
+    "        its creator has closed it. Stops after N samples, or once the channel\n"
+    "        is closed.\n"
+    "        With --json: an object per line with name, t, msgs_per_s, messages,\n"
+    "        depth, drops_per_s, abandoned, readers and closed.\n"
+    "\n"
+    "    tail NAME [--all] [--count N]\n"
+    "        Decodes the messages of QUEUE channel NAME as they pass, from the next\n"
+    "        one sent on (--all: from the oldest message a reader has not read\n"
+    "        yet). A line per message: its position in the ring, type, size,\n"
+    "        sender, receiver, priority and the first 48 payload bytes, with \".\"\n"
+    "        for bytes that are not printable ASCII. tail has no cursor of its\n"
+    "        own: if it falls a whole lap behind the writers, it prints how many\n"
+    "        messages passed unseen and carries on. Stops after N messages, or once\n"
+    "        the channel is closed and read to its end.\n"
+    "        With --json: an object per line, {pos, type, size, sender, receiver,\n"
+    "        priority, payload_hex} for a message and {missed} for a lap.\n"
+    "\n"
+    "    clean\n"
+    "        Removes the socket files and FIFOs in the runtime directory that\n"
+    "        crashed processes left behind and nothing uses, and prints how many.\n"
+    "        The registry does the work when one runs; otherwise ipcctl takes the\n"
+    "        registry's lock, so that none starts meanwhile, and does it itself.\n"
+    "        With --json: {dir, removed}.\n"
+    "\n"
+    "OPTIONS\n"
+    "    --json         JSON instead of text: one value for list and clean, one\n"
+    "                   object per line for stat and tail\n"
+    "    --interval MS  stat: milliseconds between samples (default 1000; at\n"
+    "                   least 10, at most 3600000)\n"
+    "    --count N      stat: samples, tail: messages, then stop (default 0: go\n"
+    "                   on until interrupted)\n"
+    "    --all          tail: start at the oldest unread message\n"
+    "    -h, --help     print this text and exit\n"
+    "\n"
+    "ENVIRONMENT\n"
+    "    FWIPC_RUNTIME_DIR\n"
+    "        The runtime directory to look at, as for every FreeWorld IPC program.\n"
+    "        Unset or empty: /run/freeworld-ipc when running as root or when it is\n"
+    "        writable, else $XDG_RUNTIME_DIR/freeworld-ipc, else\n"
+    "        /tmp/freeworld-ipc-UID.\n"
+    "\n"
+    "EXIT STATUS\n"
+    "    0   success; also list with no registry running (it shows no channels),\n"
+    "        and stat or tail stopped by SIGINT or SIGTERM\n"
+    "    1   NAME is not a channel, or not a QUEUE on shared memory you may\n"
+    "        read; the registry did not answer; clean could not remove a file\n"
+    "    2   usage error\n";
+
+int usage_error(const std::string& why) {
+  if (!why.empty()) std::fprintf(stderr, "ipcctl: %s\n", why.c_str());
+  std::fputs(kUsage, stderr);
+  return 2;
+}
+
+// A whole non-negative decimal number no larger than max, or false.
+bool parse_count(const char* s, long max, long* out) {
+  char* end = nullptr;
+  errno = 0;
+  const long v = std::strtol(s, &end, 10);
+  if (end == s || *end != '\0' || errno != 0 || v < 0 || v > max) return false;
+  *out = v;
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      std::fputs(kHelp, stdout);
+      return 0;
+    }
+    if (a == "--json") {
+      o.json = true;
+    } else if (a == "--all") {
+      o.all = true;
+    } else if (a == "--interval" || a == "--count") {
+      // An hour bounds the interval: stat sleeps with usleep, whose 32-bit microseconds
+      // end at ~71 minutes.
+      const long max = a == "--interval" ? 3600000L : 2147483647L;
+      long v = 0;
+      if (i + 1 == argc) return usage_error(a + " wants a value");
+      if (!parse_count(argv[++i], max, &v))
+        return usage_error(a + " wants a number from 0 to " + std::to_string(max) + ", not " + argv[i]);
+      if (a == "--interval")
+        o.interval_ms = int(std::max(10L, v));
+      else
+        o.count = v;
+    } else {
+      args.push_back(a);  // channel names may start with "-": no unknown-option check
+    }
+  }
+  if (args.empty()) return usage_error("");
+  const std::string dir = fwipc::runtime_dir();
+  fwipc::ipcctl::stop_on_signals();
+  if (args[0] == "list" && args.size() == 1) return fwipc::ipcctl::cmd_list(dir, o);
+  if (args[0] == "clean" && args.size() == 1) return fwipc::ipcctl::cmd_clean(dir, o);
+  if (args[0] == "stat" && args.size() == 2) return fwipc::ipcctl::cmd_stat(dir, args[1], o);
+  if (args[0] == "tail" && args.size() == 2) return fwipc::ipcctl::cmd_tail(dir, args[1], o);
+  return usage_error("");
+}
