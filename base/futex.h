@@ -12,7 +12,6 @@
 #include <cstdint>
 #include <ctime>
 
-
 namespace fwipc {
 
 static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t));
@@ -27,8 +26,7 @@ inline int futex_wait(std::atomic<uint32_t>* word, uint32_t expected, int64_t ti
     ts.tv_nsec = timeout_ns % 1000000000;
     tsp = &ts;
   }
-  const long rc = syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT, expected, tsp,
-                          nullptr, 0);
+  const long rc = syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT, expected, tsp, nullptr, 0);
   if (rc == 0) return 0;
   if (errno == EAGAIN) return 0;
   return -errno;

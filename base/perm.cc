@@ -26,9 +26,12 @@ bool mode_permits(const Caller& c, uid_t owner_uid, gid_t owner_gid, uint32_t mo
                   bool want_write) noexcept {
   if (c.uid == 0) return true;
   uint32_t bits;
-  if (c.uid == owner_uid) bits = (mode >> 6) & 7;
-  else if (c.gid == owner_gid || in_supplementary_group(c.pid, owner_gid)) bits = (mode >> 3) & 7;
-  else bits = mode & 7;
+  if (c.uid == owner_uid)
+    bits = (mode >> 6) & 7;
+  else if (c.gid == owner_gid || in_supplementary_group(c.pid, owner_gid))
+    bits = (mode >> 3) & 7;
+  else
+    bits = mode & 7;
   return (!want_read || (bits & 4)) && (!want_write || (bits & 2));
 }
 

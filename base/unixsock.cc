@@ -56,8 +56,10 @@ ssize_t recv_with_fds(int sock, void* buf, size_t len, int* fds, int max_fds, in
     for (size_t i = 0; i < k; ++i) {
       int fd;
       std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-      if (taken < max_fds) fds[taken++] = fd;
-      else ::close(fd);
+      if (taken < max_fds)
+        fds[taken++] = fd;
+      else
+        ::close(fd);
     }
   }
   return n;

@@ -19,13 +19,12 @@
 #include "base/cpu.h"
 #include "base/futex.h"
 #include "base/time.h"
+#include "concurrentqueue.h"
 #include "fwipc/channel.hpp"
 #include "ipc.h"
-#include "concurrentqueue.h"
 #include "readerwriterqueue.h"
 
 namespace fwipc::bench {
-
 
 void interleave(uint64_t total, uint64_t chunk, const std::vector<std::function<std::vector<int64_t>(uint64_t)>>& rows,
                 std::vector<std::vector<int64_t>>* out) {

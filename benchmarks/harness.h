@@ -16,8 +16,7 @@ Percentiles percentiles(std::vector<int64_t> samples_ns);
 
 // Runs the rows in alternating chunks until each has `total` samples, so every row sees
 // the same machine state (on this VM the cross-core latency itself changes over time).
-void interleave(uint64_t total, uint64_t chunk,
-                const std::vector<std::function<std::vector<int64_t>(uint64_t)>>& rows,
+void interleave(uint64_t total, uint64_t chunk, const std::vector<std::function<std::vector<int64_t>(uint64_t)>>& rows,
                 std::vector<std::vector<int64_t>>* out);
 
 // An echo peer over two channels (<prefix>.ping / <prefix>.pong). Round trips are
@@ -83,8 +82,8 @@ enum class Path {
 
 // `writers` processes send n messages in all, of payload_bytes each, along `path`; we
 // receive them. Returns messages per second (0 on error).
-double queue_throughput(const std::string& name, uint64_t n, uint32_t payload_bytes, uint32_t type = 2,
-                        int writers = 1, Path path = Path::kPlain);
+double queue_throughput(const std::string& name, uint64_t n, uint32_t payload_bytes, uint32_t type = 2, int writers = 1,
+                        Path path = Path::kPlain);
 
 // The reference a channel is measured against: a bare single-producer ring of fixed
 // records in shared memory with head/tail on their own lines, cached opposite indices and

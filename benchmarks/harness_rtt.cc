@@ -20,9 +20,9 @@
 #include "base/cpu.h"
 #include "base/futex.h"
 #include "base/time.h"
+#include "concurrentqueue.h"
 #include "fwipc/channel.hpp"
 #include "ipc.h"
-#include "concurrentqueue.h"
 #include "readerwriterqueue.h"
 
 namespace fwipc::bench {
@@ -112,10 +112,13 @@ bool QueuePingPong::round_trip() {
     if (auto l = ping.loan(); l.ok()) {
       std::memcpy(l->payload().data(), buf_, bytes_);
       ok = l->commit(bytes_, 1) == int(bytes_) &&
-           pong.consume([&](const MsgHeader& h, std::span<const std::byte> p) {
-             std::memcpy(buf_, p.data(), p.size());
-             ok = h.size == bytes_;
-           }, 1, -1) == 1 && ok;
+           pong.consume(
+               [&](const MsgHeader& h, std::span<const std::byte> p) {
+                 std::memcpy(buf_, p.data(), p.size());
+                 ok = h.size == bytes_;
+               },
+               1, -1) == 1 &&
+           ok;
     }
     (void)ping.release();
     (void)pong.release();

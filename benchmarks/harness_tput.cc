@@ -20,9 +20,9 @@
 #include "base/cpu.h"
 #include "base/futex.h"
 #include "base/time.h"
+#include "concurrentqueue.h"
 #include "fwipc/channel.hpp"
 #include "ipc.h"
-#include "concurrentqueue.h"
 #include "readerwriterqueue.h"
 
 namespace fwipc::bench {

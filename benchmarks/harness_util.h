@@ -11,7 +11,6 @@
 
 namespace fwipc::bench::util {
 
-
 constexpr uint32_t kStopType = 0xdeadu;
 
 inline int64_t now_ns() { return monotonic_ns(); }
@@ -27,6 +26,5 @@ inline int wait_byte(int fd) {
   char b;
   return ::read(fd, &b, 1) == 1 ? 0 : -1;
 }
-
 
 }  // namespace fwipc::bench::util

@@ -14,8 +14,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "benchmarks/timing.h"
 #include "base/futex.h"
+#include "benchmarks/timing.h"
 
 namespace fwipc::bench {
 namespace {
@@ -174,8 +174,8 @@ const char* link_name(LinkKind k) {
 }
 
 std::vector<LinkKind> all_links() {
-  return {LinkKind::kFutex,  LinkKind::kEventfd, LinkKind::kUdsSeqpacket, LinkKind::kUdsStream,
-          LinkKind::kPipe,   LinkKind::kPosixMq, LinkKind::kBoostMq};
+  return {LinkKind::kFutex, LinkKind::kEventfd, LinkKind::kUdsSeqpacket, LinkKind::kUdsStream,
+          LinkKind::kPipe,  LinkKind::kPosixMq, LinkKind::kBoostMq};
 }
 
 LinkPingPong::LinkPingPong(LinkKind kind, uint32_t bytes) : bytes_(bytes) {

@@ -89,7 +89,8 @@ void measure(benchmark::State& st, const Row& row, const std::function<void()>& 
 
 void BM_RoundTrip_Raw(benchmark::State& st) {
   fwipc::bench::RawPingPong other;
-  measure(st, [&](uint64_t k) { return other.timed(k); }, [&] { other.round_trip(); });
+  measure(
+      st, [&](uint64_t k) { return other.timed(k); }, [&] { other.round_trip(); });
 }
 
 void BM_RoundTrip_Link(benchmark::State& st, fwipc::bench::LinkKind kind) {
@@ -98,12 +99,14 @@ void BM_RoundTrip_Link(benchmark::State& st, fwipc::bench::LinkKind kind) {
     st.SkipWithError("setup failed");
     return;
   }
-  measure(st, [&](uint64_t k) { return pp.timed(k); }, [&] { pp.round_trip(); });
+  measure(
+      st, [&](uint64_t k) { return pp.timed(k); }, [&] { pp.round_trip(); });
 }
 
 void BM_RoundTrip_BareSeq(benchmark::State& st) {
   fwipc::bench::BareSeqPingPong pp(uint32_t(st.range(0)));
-  measure(st, [&](uint64_t k) { return pp.timed(k); }, [&] { pp.round_trip(); });
+  measure(
+      st, [&](uint64_t k) { return pp.timed(k); }, [&] { pp.round_trip(); });
 }
 
 void BM_RoundTrip_Fwipc(benchmark::State& st, uint32_t type, bool spin, bool zero_copy) {
@@ -118,7 +121,8 @@ void BM_RoundTrip_Fwipc(benchmark::State& st, uint32_t type, bool spin, bool zer
     if (!spin) pin_self(1);
     fwipc::bench::QueuePingPong pp("suite" + std::to_string(serial++), uint32_t(st.range(0)), type, zero_copy);
     std::unique_ptr<fwipc::bench::LinkPingPong> futex;
-    if (!spin) futex = std::make_unique<fwipc::bench::LinkPingPong>(fwipc::bench::LinkKind::kFutex, uint32_t(st.range(0)));
+    if (!spin)
+      futex = std::make_unique<fwipc::bench::LinkPingPong>(fwipc::bench::LinkKind::kFutex, uint32_t(st.range(0)));
     if (!spin) pin_self(-1);
     const auto pinned = [&](auto& what, uint64_t k) {
       if (!spin) pin_self(0);
@@ -131,7 +135,8 @@ void BM_RoundTrip_Fwipc(benchmark::State& st, uint32_t type, bool spin, bool zer
     } else {
       Row ref;
       if (futex) ref = [&](uint64_t k) { return pinned(*futex, k); };
-      measure(st, [&](uint64_t k) { return pinned(pp, k); }, [&] { pp.round_trip(); }, ref);
+      measure(
+          st, [&](uint64_t k) { return pinned(pp, k); }, [&] { pp.round_trip(); }, ref);
     }
   }
   fwipc::shm::ShmRing::set_spin_ns(old_spin);
@@ -191,7 +196,8 @@ void register_all() {
   opts(benchmark::RegisterBenchmark("rtt/fwipc_socket", BM_RoundTrip_Fwipc, IPC_TYPE_SOCKET, true, false));
   opts(benchmark::RegisterBenchmark("rtt/fwipc_pipe", BM_RoundTrip_Fwipc, IPC_TYPE_PIPE, true, false));
   for (auto k : fwipc::bench::all_links())
-    opts(benchmark::RegisterBenchmark((std::string("rtt/") + fwipc::bench::link_name(k)).c_str(), BM_RoundTrip_Link, k));
+    opts(
+        benchmark::RegisterBenchmark((std::string("rtt/") + fwipc::bench::link_name(k)).c_str(), BM_RoundTrip_Link, k));
 
   auto tput = [](benchmark::internal::Benchmark* b, bool two_writers) {
     b->Args({64, 1})->Args({512, 1});
@@ -201,10 +207,17 @@ void register_all() {
   tput(benchmark::RegisterBenchmark("tput/bare_ring_batched", BM_Tput_BareRing), false);
   using fwipc::bench::Path;
   tput(benchmark::RegisterBenchmark("tput/fwipc_queue", BM_Tput_Fwipc, IPC_TYPE_QUEUE, Path::kPlain, false), true);
-  tput(benchmark::RegisterBenchmark("tput/fwipc_queue_sleeping_reader", BM_Tput_Fwipc, IPC_TYPE_QUEUE, Path::kPlain, true), true);
-  tput(benchmark::RegisterBenchmark("tput/fwipc_queue_zero_copy", BM_Tput_Fwipc, IPC_TYPE_QUEUE, Path::kZeroCopy, false), true);
-  tput(benchmark::RegisterBenchmark("tput/fwipc_queue_batch", BM_Tput_Fwipc, IPC_TYPE_QUEUE, Path::kBatch, false), true);
-  tput(benchmark::RegisterBenchmark("tput/fwipc_queue_batch_sleeping_reader", BM_Tput_Fwipc, IPC_TYPE_QUEUE, Path::kBatch, true), true);
+  tput(benchmark::RegisterBenchmark("tput/fwipc_queue_sleeping_reader", BM_Tput_Fwipc, IPC_TYPE_QUEUE, Path::kPlain,
+                                    true),
+       true);
+  tput(
+      benchmark::RegisterBenchmark("tput/fwipc_queue_zero_copy", BM_Tput_Fwipc, IPC_TYPE_QUEUE, Path::kZeroCopy, false),
+      true);
+  tput(benchmark::RegisterBenchmark("tput/fwipc_queue_batch", BM_Tput_Fwipc, IPC_TYPE_QUEUE, Path::kBatch, false),
+       true);
+  tput(benchmark::RegisterBenchmark("tput/fwipc_queue_batch_sleeping_reader", BM_Tput_Fwipc, IPC_TYPE_QUEUE,
+                                    Path::kBatch, true),
+       true);
   tput(benchmark::RegisterBenchmark("tput/fwipc_socket", BM_Tput_Fwipc, IPC_TYPE_SOCKET, Path::kPlain, false), true);
   tput(benchmark::RegisterBenchmark("tput/fwipc_pipe", BM_Tput_Fwipc, IPC_TYPE_PIPE, Path::kPlain, false), true);
   tput(benchmark::RegisterBenchmark("tput/moodycamel_inprocess", BM_Tput_Moodycamel), true);

@@ -71,9 +71,12 @@ int attach(const registry::Reply& rep, int* fds, const char* name, uint32_t mode
 int reading(uint32_t id, int timeout_ms, Handle** out, int64_t* timeout_ns) {
   Handle* h = lookup(id);
   if (h == nullptr || !(h->mode & IPC_MODE_READ)) return -EBADF;
-  if (h->mode & IPC_MODE_NONBLOCK) *timeout_ns = 0;
-  else if (timeout_ms < 0) *timeout_ns = -1;
-  else *timeout_ns = int64_t(timeout_ms) * 1000000;
+  if (h->mode & IPC_MODE_NONBLOCK)
+    *timeout_ns = 0;
+  else if (timeout_ms < 0)
+    *timeout_ns = -1;
+  else
+    *timeout_ns = int64_t(timeout_ms) * 1000000;
   *out = h;
   return 0;
 }

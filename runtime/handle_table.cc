@@ -17,24 +17,22 @@ Process& proc() {
   static Process* p = [] {
     auto* q = new Process();  // never destroyed: usable from atexit handlers and threads
     q->pid = ::getpid();
-    pthread_atfork(
-        [] { proc().mu.lock(); },
-        [] { proc().mu.unlock(); },
-        [] {
-          // The child inherits ids it may not use: drop them without touching shared
-          // state (the parent still owns their reader entries and registry membership).
-          Process& p = proc();
-          new (&p.mu) std::recursive_mutex();  // the parent's lock state means nothing here
-          p.pid = ::getpid();
-          p.reg.forget_after_fork();
-          for (uint32_t i = 0; i < kMaxHandles; ++i) {
-            Handle* h = p.table[i].exchange(nullptr, std::memory_order_relaxed);
-            if (h == nullptr) continue;
-            h->t->forget_after_fork();
-            delete h;
-            p.gens[i] = (p.gens[i] + 1) & kGenMask;  // inherited ids now fail with -EBADF
-          }
-        });
+    pthread_atfork([] { proc().mu.lock(); }, [] { proc().mu.unlock(); },
+                   [] {
+                     // The child inherits ids it may not use: drop them without touching shared
+                     // state (the parent still owns their reader entries and registry membership).
+                     Process& p = proc();
+                     new (&p.mu) std::recursive_mutex();  // the parent's lock state means nothing here
+                     p.pid = ::getpid();
+                     p.reg.forget_after_fork();
+                     for (uint32_t i = 0; i < kMaxHandles; ++i) {
+                       Handle* h = p.table[i].exchange(nullptr, std::memory_order_relaxed);
+                       if (h == nullptr) continue;
+                       h->t->forget_after_fork();
+                       delete h;
+                       p.gens[i] = (p.gens[i] + 1) & kGenMask;  // inherited ids now fail with -EBADF
+                     }
+                   });
     return q;
   }();
   return *p;

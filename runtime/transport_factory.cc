@@ -54,7 +54,8 @@ Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, in
       const int conn = sock::SocketClient::connect_hub(path.c_str(), reader, writer, reader ? rep.reader_index : -1,
                                                        rep.reader_state);
       if (conn < 0) return R::error(conn);
-      return std::unique_ptr<Transport>(std::make_unique<sock::SocketClient>(conn, reader, writer, kClientInboxMsgs, self));
+      return std::unique_ptr<Transport>(
+          std::make_unique<sock::SocketClient>(conn, reader, writer, kClientInboxMsgs, self));
     }
     case TransportKind::kPipe: {
       if (fds[0] < 0) return R::error(-EPROTO);
@@ -73,8 +74,7 @@ Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, in
       const int wr = writer ? take(wr_at) : -1;
       return std::unique_ptr<Transport>(std::make_unique<sock::PipeClient>(in_w, rd, wr, kClientInboxMsgs, self));
     }
-    default:
-      return R::error(-EPROTO);
+    default: return R::error(-EPROTO);
   }
 }
 

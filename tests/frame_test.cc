@@ -104,7 +104,7 @@ TEST_CASE("shouldRejectLengthsThatDisagreeWithTheHeader") {
   Frame out;
   CHECK(check_packet(&f, f.wire_bytes() - 1, &out) == -EBADMSG);  // short
   CHECK(check_packet(&f, f.wire_bytes() + 1, &out) == -EBADMSG);  // long
-  CHECK(check_packet(&f, kHeaderBytes - 1, &out) == -EBADMSG);     // not even a header
+  CHECK(check_packet(&f, kHeaderBytes - 1, &out) == -EBADMSG);    // not even a header
   std::vector<char> over(kMaxFrame + 1, 0);
   CHECK(check_packet(over.data(), over.size(), &out) == -EBADMSG);  // longer than any frame
   Frame huge = message("x");

@@ -45,9 +45,7 @@ bool receive_code_ok(int rc) {
   return rc >= 0 || rc == -EAGAIN || rc == -ETIMEDOUT || rc == -EBADMSG || rc == -EIO || rc == -EPIPE;
 }
 
-bool send_code_ok(int rc) {
-  return rc >= 0 || rc == -EAGAIN || rc == -ETIMEDOUT || rc == -EIO || rc == -EPIPE;
-}
+bool send_code_ok(int rc) { return rc >= 0 || rc == -EAGAIN || rc == -ETIMEDOUT || rc == -EIO || rc == -EPIPE; }
 
 int reader_loop(int id) {
   const int64_t end = fwipc::monotonic_ns() + kRunNs;
@@ -98,7 +96,8 @@ TEST_CASE("shouldSurviveAPeerScribblingOverTheSegment") {
     const int fd = find_segment_fd("scribble");
     struct stat st;
     if (fd < 0 || ::fstat(fd, &st) != 0) return 31;
-    auto* p = static_cast<unsigned char*>(::mmap(nullptr, size_t(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    auto* p =
+        static_cast<unsigned char*>(::mmap(nullptr, size_t(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
     if (p == MAP_FAILED) return 32;
     ready.signal();
     if (!go.wait(1)) return 33;  // everyone has joined: scribble from now on

@@ -67,8 +67,8 @@ TEST_CASE("shouldBroadcastTwoMillionMessagesFromTwoWritersToTwoReadersIntact") {
   Barrier readers_ready, go;
   auto reader = [&](bool create) {
     return spawn([&, create] {
-      const int id = create ? ipc_create_channel("stress", IPC_TYPE_QUEUE, 1024 * 576)
-                            : ipc_open_channel("stress", IPC_MODE_READ);
+      const int id =
+          create ? ipc_create_channel("stress", IPC_TYPE_QUEUE, 1024 * 576) : ipc_open_channel("stress", IPC_MODE_READ);
       if (id < 0) return 10;
       readers_ready.signal();
       uint64_t next[kWriters] = {};
@@ -143,9 +143,12 @@ TEST_CASE("shouldUnblockWritersWhenAStalledReaderIsKilled") {
   CHECK(wait_exit(stalled) == 128 + SIGKILL);
   while (sent < 100) {
     const int rc = ipc_send(uint32_t(w), &sent, 4, 0);
-    if (rc == 4) ++sent;
-    else if (rc == -EAGAIN) ::usleep(1000);
-    else break;
+    if (rc == 4)
+      ++sent;
+    else if (rc == -EAGAIN)
+      ::usleep(1000);
+    else
+      break;
   }
   CHECK(sent == 100);
   CHECK(wait_exit(service) == 0);

@@ -11,17 +11,17 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
-#include <thread>
 #include <string>
+#include <thread>
 
 #include "ipc.h"
 #include "tests/support.h"
 
 using fwipc::test::Barrier;
+using fwipc::test::fd_with_target;
 using fwipc::test::spawn;
 using fwipc::test::TempRuntime;
 using fwipc::test::wait_exit;
-using fwipc::test::fd_with_target;
 using fwipc::test::write_forged_frame;
 
 namespace {

@@ -92,10 +92,10 @@ TEST_CASE("shouldSkipMalformedLinesBadNamesAndUnknownTransports") {
   REQUIRE(f != nullptr);
   std::fputs("garbage\n", f);
   std::fputs("ok 2 0 1 1 600 0 7 8 9 -\n", f);
-  std::fputs("../etc 2 0 1 1 600 0 7 8 9 -\n", f);   // a name that escapes the directory
-  std::fputs("late 2 9 1 1 600 0 7 8 9 -\n", f);     // a transport of a newer build
+  std::fputs("../etc 2 0 1 1 600 0 7 8 9 -\n", f);  // a name that escapes the directory
+  std::fputs("late 2 9 1 1 600 0 7 8 9 -\n", f);    // a transport of a newer build
   std::fputs("short 2 0 1 1\n", f);
-  std::fputs("wide 2 0 1 1 7777 0 7 8 9 -\n", f);    // mode bits past 0777 are dropped
+  std::fputs("wide 2 0 1 1 7777 0 7 8 9 -\n", f);  // mode bits past 0777 are dropped
   std::fclose(f);
   const auto got = read_state_file(file);
   REQUIRE(got.size() == 2);

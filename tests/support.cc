@@ -125,8 +125,9 @@ int fd_with_target(const std::string& suffix, bool anywhere) {
     std::error_code ec;
     const std::string t = std::filesystem::read_symlink(e.path(), ec).string();
     if (ec) continue;
-    const bool hit = anywhere ? t.find(suffix) != std::string::npos
-                              : t.size() >= suffix.size() && t.compare(t.size() - suffix.size(), suffix.size(), suffix) == 0;
+    const bool hit = anywhere
+                         ? t.find(suffix) != std::string::npos
+                         : t.size() >= suffix.size() && t.compare(t.size() - suffix.size(), suffix.size(), suffix) == 0;
     if (hit) return std::atoi(e.path().filename().c_str());
   }
   return -1;

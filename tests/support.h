@@ -43,8 +43,8 @@ struct Barrier {
   int fds[2];
   Barrier();
   ~Barrier();
-  void signal() const;          // one byte
-  bool wait(int count) const;   // count bytes (false on EOF, or after 60 s)
+  void signal() const;         // one byte
+  bool wait(int count) const;  // count bytes (false on EOF, or after 60 s)
 };
 
 }  // namespace fwipc::test

@@ -238,8 +238,10 @@ TEST_CASE("shouldReleaseWritersWhenAStalledReaderIsKilled") {
       int sent = 0;
       const auto until = fwipc::monotonic_ns() + int64_t(ms) * 1000000;
       while (fwipc::monotonic_ns() < until) {
-        if (ipc_send(uint32_t(w), &sent, 4, 0) == 4) ++sent;
-        else if (drain_available(c) == 0) ::usleep(1000);
+        if (ipc_send(uint32_t(w), &sent, 4, 0) == 4)
+          ++sent;
+        else if (drain_available(c) == 0)
+          ::usleep(1000);
       }
       return sent;
     };

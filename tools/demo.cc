@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "benchmarks/harness.h"
 #include "base/time.h"
+#include "benchmarks/harness.h"
 #include "ipc.h"
 #include "runtime/registry/client.h"
 #include "transports/shm/ring.h"
@@ -86,8 +86,7 @@ int main() {
     ::execl(exe.c_str(), exe.c_str(), "--dir", tmpl, static_cast<char*>(nullptr));
     ::_exit(127);
   }
-  for (int i = 0; i < 200 && ::access((std::string(tmpl) + "/registry.sock").c_str(), F_OK) != 0; ++i)
-    ::usleep(5000);
+  for (int i = 0; i < 200 && ::access((std::string(tmpl) + "/registry.sock").c_str(), F_OK) != 0; ++i) ::usleep(5000);
   std::printf("FreeWorld IPC demo\n  runtime dir %s, registry pid %d, %ld cores\n\n", tmpl, int(reg),
               ::sysconf(_SC_NPROCESSORS_ONLN));
 
@@ -146,8 +145,8 @@ int main() {
   for (const auto& p : paths) {
     for (uint32_t bytes : {64u, 512u}) {
       const uint64_t n = 2'000'000;
-      const double rate = fwipc::bench::queue_throughput("demo.tput" + std::to_string(bytes), n, bytes,
-                                                         IPC_TYPE_QUEUE, 1, p.path);
+      const double rate =
+          fwipc::bench::queue_throughput("demo.tput" + std::to_string(bytes), n, bytes, IPC_TYPE_QUEUE, 1, p.path);
       std::printf("  QUEUE %3u B, %-23s %6.2f M msg/s  %6.2f GB/s\n", bytes, p.label, rate / 1e6, rate * bytes / 1e9);
     }
   }

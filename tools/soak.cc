@@ -34,8 +34,8 @@
 #include <string>
 #include <vector>
 
-#include "base/time.h"
 #include "base/rundir.h"
+#include "base/time.h"
 #include "ipc.h"
 
 namespace {
@@ -45,7 +45,7 @@ constexpr int kReaders = 4;
 constexpr int kMaxGens = 4096;
 
 struct WriterSlot {
-  std::atomic<uint64_t> committed[kMaxGens];  // sends that returned success, per generation
+  std::atomic<uint64_t> committed[kMaxGens];   // sends that returned success, per generation
   std::atomic<uint64_t> attempting[kMaxGens];  // seq + 1 of the send in progress
 };
 
@@ -86,8 +86,10 @@ struct Verifier {
     }
     st->received.fetch_add(1, std::memory_order_relaxed);
     auto [it, first] = next.emplace(uint64_t(r.writer) << 32 | r.gen, from_start ? 0 : r.seq);
-    if (r.seq < it->second) st->duplicated.fetch_add(1, std::memory_order_relaxed);
-    else if (r.seq > it->second) st->gaps.fetch_add(r.seq - it->second, std::memory_order_relaxed);
+    if (r.seq < it->second)
+      st->duplicated.fetch_add(1, std::memory_order_relaxed);
+    else if (r.seq > it->second)
+      st->gaps.fetch_add(r.seq - it->second, std::memory_order_relaxed);
     if (r.seq >= it->second) it->second = r.seq + 1;
   }
 };
@@ -120,8 +122,10 @@ int reader_main(Shared* sh, const char* name, int idx) {
   IPC_MESSAGE m;
   while (!sh->stop.load(std::memory_order_relaxed)) {
     const int n = ipc_receive_message(uint32_t(id), &m, 20);
-    if (n >= 0) v.take(m.payload, n);
-    else if (n != -ETIMEDOUT && n != -EAGAIN) return 31;
+    if (n >= 0)
+      v.take(m.payload, n);
+    else if (n != -ETIMEDOUT && n != -EAGAIN)
+      return 31;
   }
   return 0;
 }
@@ -143,8 +147,8 @@ struct Totals {
 
 Totals soak_one(uint32_t type, const char* label, uint64_t target, int64_t seconds, int kill_ms, uid_t other) {
   Totals t;
-  auto* sh = static_cast<Shared*>(
-      ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  auto* sh =
+      static_cast<Shared*>(::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
   if (sh == MAP_FAILED) {
     t.child_failures = 1;
     return t;
@@ -263,11 +267,13 @@ Totals soak_one(uint32_t type, const char* label, uint64_t target, int64_t secon
   t.delivered = sh->readers[kReaders].received.load();
   ipc_close_channel(uint32_t(c));
   const bool ok = t.lost == 0 && t.duplicated == 0 && t.corrupt == 0 && t.child_failures == 0;
-  std::printf("soak: %-6s%s sent=%llu delivered=%llu abandoned=%llu lost=%llu duplicated=%llu corrupt=%llu "
-              "kills=%llu %.1fs (%.2f M msg/s) %s\n",
-              label, other != 0 ? " (1 writer + 1 reader of another uid)" : "", (unsigned long long)t.sent, (unsigned long long)t.delivered, (unsigned long long)t.abandoned,
-              (unsigned long long)t.lost, (unsigned long long)t.duplicated, (unsigned long long)t.corrupt,
-              (unsigned long long)t.kills, secs, double(t.delivered) / secs / 1e6, ok ? "ok" : "FAILED");
+  std::printf(
+      "soak: %-6s%s sent=%llu delivered=%llu abandoned=%llu lost=%llu duplicated=%llu corrupt=%llu "
+      "kills=%llu %.1fs (%.2f M msg/s) %s\n",
+      label, other != 0 ? " (1 writer + 1 reader of another uid)" : "", (unsigned long long)t.sent,
+      (unsigned long long)t.delivered, (unsigned long long)t.abandoned, (unsigned long long)t.lost,
+      (unsigned long long)t.duplicated, (unsigned long long)t.corrupt, (unsigned long long)t.kills, secs,
+      double(t.delivered) / secs / 1e6, ok ? "ok" : "FAILED");
   std::fflush(stdout);
   ::munmap(sh, sizeof(Shared));
   return t;
@@ -283,11 +289,16 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
-    if (a == "--type" && v) type = v, ++i;
-    else if (a == "--messages" && v) messages = std::strtoll(v, nullptr, 10), ++i;
-    else if (a == "--seconds" && v) seconds = std::strtoll(v, nullptr, 10), ++i;
-    else if (a == "--kill-ms" && v) kill_ms = std::atoi(v), ++i;
-    else if (a == "--other-uid" && v) other = static_cast<uid_t>(std::strtoul(v, nullptr, 10)), ++i;
+    if (a == "--type" && v)
+      type = v, ++i;
+    else if (a == "--messages" && v)
+      messages = std::strtoll(v, nullptr, 10), ++i;
+    else if (a == "--seconds" && v)
+      seconds = std::strtoll(v, nullptr, 10), ++i;
+    else if (a == "--kill-ms" && v)
+      kill_ms = std::atoi(v), ++i;
+    else if (a == "--other-uid" && v)
+      other = static_cast<uid_t>(std::strtoul(v, nullptr, 10)), ++i;
     else {
       std::fprintf(stderr,
                    "usage: soak [--type queue|socket|pipe|all] [--messages N] [--seconds S] [--kill-ms MS] "
@@ -303,7 +314,9 @@ int main(int argc, char** argv) {
     uint32_t type;
     uint64_t default_messages;
   };
-  const T all[] = {{"queue", IPC_TYPE_QUEUE, 100'000'000}, {"socket", IPC_TYPE_SOCKET, 1'000'000}, {"pipe", IPC_TYPE_PIPE, 1'000'000}};
+  const T all[] = {{"queue", IPC_TYPE_QUEUE, 100'000'000},
+                   {"socket", IPC_TYPE_SOCKET, 1'000'000},
+                   {"pipe", IPC_TYPE_PIPE, 1'000'000}};
   bool ok = true, any = false;
   for (const T& x : all) {
     if (type != "all" && type != x.label) continue;

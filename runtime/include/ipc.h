@@ -115,8 +115,8 @@ int ipc_consume(uint32_t channel_id, uint32_t max, ipc_visit_fn fn, void* ctx, i
  * that size. ipc_abandon() gives a loan back unpublished (readers skip it); a loan must be
  * committed or abandoned, else readers wait for it. */
 typedef struct {
-  void* payload;       /* IPC_MAX_PAYLOAD writable bytes inside the ring */
-  uint64_t opaque[2];  /* the runtime's */
+  void* payload;      /* IPC_MAX_PAYLOAD writable bytes inside the ring */
+  uint64_t opaque[2]; /* the runtime's */
 } IPC_LOAN;
 int ipc_loan(uint32_t channel_id, IPC_LOAN* loan);
 int ipc_commit(uint32_t channel_id, IPC_LOAN* loan, const IPC_HEADER* hdr);

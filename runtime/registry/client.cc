@@ -67,7 +67,7 @@ std::string find_registryd(const std::string& configured) {
   if (!configured.empty()) return executable(configured) ? configured : "";
   std::vector<std::string> candidates;
   if (const std::string here = own_object_dir(); !here.empty()) {
-    for (const char* rel : {"/registry/daemon/fwipc-registryd",         // bazel-bin/runtime/libfwipc.so
+    for (const char* rel : {"/registry/daemon/fwipc-registryd",             // bazel-bin/runtime/libfwipc.so
                             "/../runtime/registry/daemon/fwipc-registryd",  // bazel-bin/<pkg>/program
                             "/../libexec/fwipc-registryd", "/fwipc-registryd", "/../bin/fwipc-registryd"})
       candidates.push_back(here + rel);
@@ -139,8 +139,10 @@ int Client::call(const std::string& dir, const ClientOptions& o, Request rq, voi
       return n == -EAGAIN ? -ETIMEDOUT : -EPROTO;
     }
     for (int i = 0; i < kReplyFds; ++i) {
-      if (fds) fds[i] = got[i];
-      else if (got[i] >= 0) ::close(got[i]);
+      if (fds)
+        fds[i] = got[i];
+      else if (got[i] >= 0)
+        ::close(got[i]);
     }
     return 0;
   }

@@ -28,7 +28,7 @@ struct Request {
   uint32_t flags;      // kOpen: kWantRead | kWantWrite
   uint32_t handle;     // kClose: membership handle from a Reply
   uint32_t reserved;
-  char name[64];       // NUL-terminated
+  char name[64];  // NUL-terminated
 };
 
 // Most descriptors a Reply carries (SCM_RIGHTS). Their order is part of the protocol
@@ -45,13 +45,13 @@ struct Request {
 inline constexpr int kReplyFds = 3;
 
 struct Reply {
-  int32_t status;        // 0 or a negative errno
-  uint32_t handle;       // membership handle (this connection only)
-  uint32_t channel;      // registry-wide channel number
-  uint32_t transport;    // TransportKind actually used
-  int32_t reader_index;  // -1: not a reader
+  int32_t status;         // 0 or a negative errno
+  uint32_t handle;        // membership handle (this connection only)
+  uint32_t channel;       // registry-wide channel number
+  uint32_t transport;     // TransportKind actually used
+  int32_t reader_index;   // -1: not a reader
   uint32_t reader_state;  // QUEUE: the reader entry's state; PIPE: the reader FIFO's join id
-  int32_t writer_index;  // -1: not a writer (QUEUE only)
+  int32_t writer_index;   // -1: not a writer (QUEUE only)
   uint32_t writer_state;  // QUEUE: the writer entry's state; PIPE: the writer FIFO's join id
 };
 
@@ -73,7 +73,7 @@ struct ChannelInfo {
   uint32_t uid;
   uint32_t gid;
   uint32_t mode;
-  uint32_t capacity;   // bytes asked for at creation
+  uint32_t capacity;      // bytes asked for at creation
   uint32_t member_count;  // all memberships; the first kInfoMembers are listed
   uint32_t listed;
   char name[64];

@@ -20,7 +20,8 @@ int remove_stale_files(const std::string& dir, const std::vector<std::string>& i
   while (const dirent* e = ::readdir(d)) {
     const std::string n = e->d_name;
     const bool ours = (n.size() > 5 && n.compare(n.size() - 5, 5, ".sock") == 0 && n != kSocketName) ||
-                      (n.size() > 5 && n.compare(n.size() - 5, 5, ".fifo") == 0) || n.find(".fifo.") != std::string::npos;
+                      (n.size() > 5 && n.compare(n.size() - 5, 5, ".fifo") == 0) ||
+                      n.find(".fifo.") != std::string::npos;
     if (!ours) continue;
     // A member's FIFO carries its PID: one whose member lives may not be opened by the
     // creator's runtime yet (a restart between open and JOIN), so it stays.

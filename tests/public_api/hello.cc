@@ -30,8 +30,8 @@ int main() {
   int seen = 0;
   const int n = ch->consume(
       [&](const fwipc::MsgHeader& m, std::span<const std::byte> p) {
-        seen += (m.type == 2 && p.size() == 6 && std::memcmp(p.data(), "loaned", 6) == 0) ||
-                (m.type == 3 && p.size() == 2);
+        seen +=
+            (m.type == 2 && p.size() == 6 && std::memcmp(p.data(), "loaned", 6) == 0) || (m.type == 3 && p.size() == 2);
       },
       8, 1000);
   if (n != 3 || seen != 3) return 8;

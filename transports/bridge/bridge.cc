@@ -27,7 +27,8 @@ int64_t left(const Deadline& deadline, int64_t timeout_ns) {
 
 Bridge::Bridge(std::unique_ptr<shm::ShmRing> ring, int listen_fd, sock::Owner owner, uint32_t cap, pid_t self) noexcept
     : ring_(std::move(ring)) {
-  auto hub = sock::Hub::create_bridge(listen_fd, owner, cap, self, sock::Hub::BridgeHooks{&sink_, &Bridge::admit, this});
+  auto hub =
+      sock::Hub::create_bridge(listen_fd, owner, cap, self, sock::Hub::BridgeHooks{&sink_, &Bridge::admit, this});
   // Without a hub (no epoll set: out of descriptors or memory) the listening socket is
   // closed, so other uids' open() fails, and this stays a plain ring that never activates.
   if (!hub) return;

@@ -65,11 +65,11 @@ class Bridge final : public Transport {
   std::unique_ptr<shm::ShmRing> ring_;  // thread-safe as the API promises (sends from any thread)
   // Ids may be sent on from several threads while one receives: mu_ guards the rest.
   std::mutex mu_;
-  std::deque<frame::Frame> sink_;  // bridged writers' frames, waiting for ring space
+  std::deque<frame::Frame> sink_;   // bridged writers' frames, waiting for ring space
   std::unique_ptr<sock::Hub> hub_;  // null if it could not be made: never activated then
-  std::map<int, Pump> pumps_;  // by the reader's connection
-  int ep_ = -1;                // the ring's, the hub's and the pumps' descriptors
-  bool ring_watched_ = false;  // the ring's own descriptor is in ep_
+  std::map<int, Pump> pumps_;       // by the reader's connection
+  int ep_ = -1;                     // the ring's, the hub's and the pumps' descriptors
+  bool ring_watched_ = false;       // the ring's own descriptor is in ep_
   std::atomic<bool> active_{false};
 };
 

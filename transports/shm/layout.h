@@ -68,7 +68,7 @@ inline constexpr size_t kCacheLine = 64;
 inline constexpr uint32_t kMaxReaders = 64;
 inline constexpr uint32_t kMaxWriters = 64;
 inline constexpr uint32_t kMaxPayload = kMaxPayloadBytes;  // IPC_MAX_PAYLOAD; the Slot asserts pin it
-inline constexpr uint32_t kSlotBytes = IPC_SLOT_BYTES;  // 32-byte header + 512 payload, 9 cache lines
+inline constexpr uint32_t kSlotBytes = IPC_SLOT_BYTES;     // 32-byte header + 512 payload, 9 cache lines
 inline constexpr uint32_t kMinSlots = 16;
 inline constexpr uint32_t kDefaultSlots = 256;  // buffer_size 0 (IPC_BUFFER_DEFAULT)
 inline constexpr uint32_t kSpaceSleepers = 16;
@@ -114,19 +114,19 @@ struct alignas(kCacheLine) ReaderEntry {
   std::atomic<uint64_t> cursor;  // written by its reader (release); read by writers (acquire)
   std::atomic<uint32_t> state;   // written by the registry
   std::atomic<uint32_t> pid;
-  std::atomic<uint32_t> armed;   // 1: reader waits on its notify socket; writer CASes to 0
+  std::atomic<uint32_t> armed;     // 1: reader waits on its notify socket; writer CASes to 0
   std::atomic<uint32_t> sleeping;  // 1 while counted in data_waiters by a futex sleep
-  uint64_t start_time;           // reader's process start time (PID reuse guard)
+  uint64_t start_time;             // reader's process start time (PID reuse guard)
   char pad_[kCacheLine - 32];
 };
 
 // Writer entry: the same state word (kEntryActive, generation) as readers.
 struct alignas(kCacheLine) WriterEntry {
-  std::atomic<uint32_t> state;     // written by the registry
+  std::atomic<uint32_t> state;  // written by the registry
   std::atomic<uint32_t> pid;
   std::atomic<uint32_t> inflight;  // claims between tail CAS and commit (see above)
   uint32_t reserved;
-  uint64_t start_time;             // PID reuse guard
+  uint64_t start_time;  // PID reuse guard
   char pad_[kCacheLine - 24];
 };
 
@@ -155,16 +155,16 @@ struct SegmentHeader {
   char pad3_[kCacheLine - 12];
   // Line 4: writer wakeups.
   alignas(kCacheLine) std::atomic<uint32_t> space_futex;
-  std::atomic<uint32_t> space_mask;  // bit i: space_sleeper[i] is blocked
+  std::atomic<uint32_t> space_mask;     // bit i: space_sleeper[i] is blocked
   std::atomic<uint32_t> space_pending;  // as wake_pending, for writers
   char pad4_[kCacheLine - 12];
   // Line 5: lifecycle (read-mostly).
   alignas(kCacheLine) std::atomic<uint32_t> closed;  // creator gone: sends fail with -EPIPE
-  std::atomic<uint32_t> reader_count;  // scan bounds: highest entry ever used + 1
+  std::atomic<uint32_t> reader_count;                // scan bounds: highest entry ever used + 1
   std::atomic<uint32_t> writer_count;
   std::atomic<uint32_t> bridge_epoch;  // the registry: members of another uid joined (see Bridge)
-  std::atomic<uint64_t> abandoned;  // slots skipped: loans given back, dead writers' claims
-  std::atomic<uint64_t> refused;    // sends that found the ring full (-EAGAIN, -ETIMEDOUT)
+  std::atomic<uint64_t> abandoned;     // slots skipped: loans given back, dead writers' claims
+  std::atomic<uint64_t> refused;       // sends that found the ring full (-EAGAIN, -ETIMEDOUT)
   char pad5_[kCacheLine - 32];
   // Line 6: PIDs of writers blocked on a full ring (0: free slot).
   alignas(kCacheLine) std::atomic<uint32_t> space_sleeper[kSpaceSleepers];
@@ -175,11 +175,11 @@ struct SegmentHeader {
 // ---------------------------------------------------------------- the ABI, pinned
 // One line per field (Aeron style): a failure names the field. Changing any of these is a
 // new layout: bump kLayoutVersion.
-#define FWIPC_ASSERT_FIELD(T, f, off, size)                                                     \
-  static_assert(offsetof(T, f) == (off), "offsetof(" #T ", " #f ") != " #off                    \
-                                          ": shared layout changed, bump kLayoutVersion");      \
-  static_assert(sizeof(T::f) == (size), "sizeof(" #T "::" #f ") != " #size                       \
-                                        ": shared layout changed, bump kLayoutVersion")
+#define FWIPC_ASSERT_FIELD(T, f, off, size)                                                          \
+  static_assert(offsetof(T, f) == (off),                                                             \
+                "offsetof(" #T ", " #f ") != " #off ": shared layout changed, bump kLayoutVersion"); \
+  static_assert(sizeof(T::f) == (size),                                                              \
+                "sizeof(" #T "::" #f ") != " #size ": shared layout changed, bump kLayoutVersion")
 #define FWIPC_ASSERT_SIZE(T, size) \
   static_assert(sizeof(T) == (size), "sizeof(" #T ") != " #size ": shared layout changed, bump kLayoutVersion")
 

@@ -166,8 +166,8 @@ int recover_stalled(const Segment& seg) noexcept {
   for (uint32_t i = 0; i < n; ++i) {
     const ReaderEntry& e = h->readers[i];
     if ((e.state.load(std::memory_order_acquire) & kEntryActive) == 0) continue;  // SYNC POINT READ: entry state
-    const uint64_t c = e.cursor.load(std::memory_order_acquire);                   // SYNC POINT READ: cursor
-    const uint64_t before = seg.slot(c)->seq.load(std::memory_order_acquire);      // SYNC POINT READ: commit
+    const uint64_t c = e.cursor.load(std::memory_order_acquire);                  // SYNC POINT READ: cursor
+    const uint64_t before = seg.slot(c)->seq.load(std::memory_order_acquire);     // SYNC POINT READ: commit
     if (slot_state(before, c) == SlotState::kEmpty && recover_claim(seg, c) &&
         slot_state(seg.slot(c)->seq.load(std::memory_order_acquire), c) == SlotState::kSkip)
       ++recovered;

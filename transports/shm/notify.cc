@@ -54,7 +54,8 @@ void notify_readers(const Segment& seg) noexcept {
   SegmentHeader* h = seg.header();
   h->data_futex.fetch_add(1, std::memory_order_release);  // SYNC POINT WRITE: data futex
   futex_wake_all(&h->data_futex);
-  const uint32_t n = std::min(h->reader_count.load(std::memory_order_acquire), kMaxReaders);  // SYNC POINT READ: entry count
+  const uint32_t n =
+      std::min(h->reader_count.load(std::memory_order_acquire), kMaxReaders);  // SYNC POINT READ: entry count
   for (uint32_t i = 0; i < n; ++i) {
     ReaderEntry& e = h->readers[i];
     if (disarm(h, e)) ping(h, i, e.state.load(std::memory_order_acquire));

@@ -62,8 +62,10 @@ Result<Segment> Segment::create(const char* debug_name, uint32_t slot_count, pid
   const int fd = ::memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return R::error(-errno);
   int rc = ::ftruncate(fd, static_cast<off_t>(bytes));
-  if (rc == 0) rc = ::posix_fallocate(fd, 0, static_cast<off_t>(bytes));
-  else rc = errno;
+  if (rc == 0)
+    rc = ::posix_fallocate(fd, 0, static_cast<off_t>(bytes));
+  else
+    rc = errno;
   // A sealed size means no peer can shrink the segment under us (no SIGBUS on access).
   if (rc == 0 && ::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) rc = errno;
   void* p = rc == 0 ? ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;

@@ -252,8 +252,10 @@ void Hub::deliver(int fd, const MsgHeader& h, const char* payload) noexcept {
 // Every reader whose open() has returned must be known before a message is routed:
 // pending connections (SOCKET, BRIDGE) or JOIN frames (PIPE).
 void Hub::take_newcomers() noexcept {
-  if (mode_ == Mode::kPipe) read_control();
-  else accept_peers();
+  if (mode_ == Mode::kPipe)
+    read_control();
+  else
+    accept_peers();
 }
 
 int Hub::poll_once(int timeout_ms) noexcept {
@@ -280,8 +282,10 @@ int Hub::poll_once(int timeout_ms) noexcept {
     it = peers_.find(fd);
     if (it == peers_.end() || !(e & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR))) continue;
     Peer& p = it->second;
-    if (auto* w = std::get_if<WriterFifo>(&p.io)) read_writer(p, *w);
-    else if (auto* s = std::get_if<SocketPeer>(&p.io)) read_peer(p, *s, false);
+    if (auto* w = std::get_if<WriterFifo>(&p.io))
+      read_writer(p, *w);
+    else if (auto* s = std::get_if<SocketPeer>(&p.io))
+      read_peer(p, *s, false);
     // A ReaderFifo is never read.
   }
   update_inbound();

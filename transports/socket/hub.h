@@ -90,9 +90,9 @@ class Hub final : public Transport {
   // How the hub talks to one peer; which of these a peer is fixes what it may do. No
   // default member initialisers: value-initialised ({}) to zero, so std::variant can
   // default-construct them inside the still-incomplete Hub.
-  struct SocketPeer {  // a SOCK_SEQPACKET connection (SOCKET, BRIDGE): frames both ways
-    bool hello;        // nothing but a hello is accepted before it
-    uint16_t intent;   // frame::kHelloRead | kHelloWrite, from the hello
+  struct SocketPeer {                   // a SOCK_SEQPACKET connection (SOCKET, BRIDGE): frames both ways
+    bool hello;                         // nothing but a hello is accepted before it
+    uint16_t intent;                    // frame::kHelloRead | kHelloWrite, from the hello
     uint32_t entry_index, entry_state;  // BRIDGE: the reader's ring entry
   };
   struct ReaderFifo {  // PIPE: a reader's own FIFO, only ever written
@@ -109,7 +109,7 @@ class Hub final : public Transport {
     int fd;
     ucred cred;  // FIFOs: only pid is known (from the name)
     PeerIo io;
-    uint32_t events = 0;  // the epoll interest registered; 0: not in the set
+    uint32_t events = 0;           // the epoll interest registered; 0: not in the set
     std::deque<frame::Frame> out;  // readers: frames not yet written
 
     bool reads() const noexcept;  // the hub relays messages to it
@@ -147,11 +147,11 @@ class Hub final : public Transport {
   void inbox_changed() noexcept;
 
   const Mode mode_;
-  const int listen_fd_;  // the listening socket, or the channel FIFO (PIPE)
-  std::string fifo_prefix_;        // PIPE
-  frame::StreamDecoder decoder_;   // PIPE: the channel FIFO
-  uint64_t rejected_ = 0;  // PIPE: malformed bytes, and frames of a kind a FIFO may not carry
-  BridgeHooks bridge_{};   // BRIDGE
+  const int listen_fd_;           // the listening socket, or the channel FIFO (PIPE)
+  std::string fifo_prefix_;       // PIPE
+  frame::StreamDecoder decoder_;  // PIPE: the channel FIFO
+  uint64_t rejected_ = 0;         // PIPE: malformed bytes, and frames of a kind a FIFO may not carry
+  BridgeHooks bridge_{};          // BRIDGE
   int ep_ = -1;
   int evfd_ = -1;  // made on the first notify_fd(): set while the inbox holds messages
   bool ev_set_ = false;

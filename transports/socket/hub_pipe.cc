@@ -55,8 +55,10 @@ void Hub::read_control() noexcept {
     frame::Frame f;
     int rc;
     while ((rc = decoder_.next(&f)) != 0) {
-      if (rc > 0 && (f.kind == frame::kJoin || f.kind == frame::kWriterJoin)) join(f, f.kind == frame::kWriterJoin);
-      else ++rejected_;
+      if (rc > 0 && (f.kind == frame::kJoin || f.kind == frame::kWriterJoin))
+        join(f, f.kind == frame::kWriterJoin);
+      else
+        ++rejected_;
     }
     char buf[kReadChunkBytes];
     const ssize_t n = ::read(listen_fd_, buf, sizeof buf);
@@ -72,8 +74,10 @@ void Hub::read_writer(Peer& p, WriterFifo& w) noexcept {
   if (w.dec.buffered() < kMaxBufferedBytes) {
     char buf[kReadChunkBytes];
     const ssize_t n = ::read(p.fd, buf, sizeof buf);
-    if (n > 0) w.dec.feed(buf, static_cast<size_t>(n));
-    else if (n == 0) w.eof = true;  // only once the FIFO is empty
+    if (n > 0)
+      w.dec.feed(buf, static_cast<size_t>(n));
+    else if (n == 0)
+      w.eof = true;  // only once the FIFO is empty
   }
   read_control();  // adds peers; std::map keeps p and w where they are
   route_from(p, w);

@@ -38,8 +38,10 @@ int PipeClient::send(const MsgHeader& h, const void* payload, int64_t timeout_ns
     // wait there (even if we exit). That also hides the hub's death from write(): ask the
     // channel FIFO whether it still has its reader.
     struct stat st;
-    if (::fstat(wr_, &st) == 0 && (st.st_mode & 0777) == frame::kFifoTakenMode) admitted_ = true;
-    else if (hub_gone()) return -EPIPE;
+    if (::fstat(wr_, &st) == 0 && (st.st_mode & 0777) == frame::kFifoTakenMode)
+      admitted_ = true;
+    else if (hub_gone())
+      return -EPIPE;
   }
   const int rc = write_frame_to(wr_, Link::kFifo, frame::make_data_frame(h, payload, pid_), timeout_ns, in_w_);
   return rc < 0 ? rc : static_cast<int>(h.size);

@@ -32,9 +32,9 @@ int SocketClient::connect_hub(const char* path, bool reader, bool writer, int en
     return -e;
   }
   // Sent before open() returns, so the hub knows us as a reader before any later send.
-  const frame::Frame hello = frame::make_hello(
-      static_cast<uint16_t>((reader ? frame::kHelloRead : 0) | (writer ? frame::kHelloWrite : 0)), entry_index,
-      entry_state);
+  const frame::Frame hello =
+      frame::make_hello(static_cast<uint16_t>((reader ? frame::kHelloRead : 0) | (writer ? frame::kHelloWrite : 0)),
+                        entry_index, entry_state);
   if (::send(fd, &hello, frame::kHeaderBytes, MSG_NOSIGNAL) != frame::kHeaderBytes) {
     const int e = errno;
     ::close(fd);

@@ -67,8 +67,10 @@ int StreamClient::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeo
       inbox_changed();
       return rc;
     }
-    if (int rc = when_empty(); rc < 0) return rc;
-    else if (rc == kFillAgain) continue;
+    if (int rc = when_empty(); rc < 0)
+      return rc;
+    else if (rc == kFillAgain)
+      continue;
     if (timeout_ns == 0) return -EAGAIN;  // before the deadline: never a -ETIMEDOUT
     const int ms = deadline.poll_ms();
     if (ms == 0) return -ETIMEDOUT;

@@ -105,8 +105,10 @@ void Server::release_pipe(Membership& m) {
   if (!m.reader_fifo.empty()) ::unlink(m.reader_fifo.c_str());
   if (!m.writer_fifo.empty()) {
     // Not opened by the creator's runtime yet: what it holds is still to be delivered.
-    if (auto k = m.ch->keepers.find(m.writer_fifo); k != m.ch->keepers.end()) k->second.orphan = true;
-    else ::unlink(m.writer_fifo.c_str());
+    if (auto k = m.ch->keepers.find(m.writer_fifo); k != m.ch->keepers.end())
+      k->second.orphan = true;
+    else
+      ::unlink(m.writer_fifo.c_str());
     settle_keepers(*m.ch, false);
   }
 }

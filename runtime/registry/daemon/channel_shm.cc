@@ -37,8 +37,10 @@ int Server::open_shm(Client& c, Channel& ch, bool want_read, bool want_write, Me
     }
     m.reader_index = static_cast<int32_t>(*idx);
   }
-  if (bridged) shm::poke_bridge(ch.seg);
-  else pass(ch.seg.fd(), false);
+  if (bridged)
+    shm::poke_bridge(ch.seg);
+  else
+    pass(ch.seg.fd(), false);
   return 0;
 }
 

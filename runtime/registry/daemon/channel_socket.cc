@@ -37,7 +37,7 @@ int bind_channel_socket(const std::string& path, uint32_t mode, uid_t uid, gid_t
   if (int rc = unix_address(path, &a); rc < 0) return rc;
   const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return -errno;
-  ::unlink(path.c_str());  // left by a crashed creator: the name is free in our map
+  ::unlink(path.c_str());            // left by a crashed creator: the name is free in our map
   const mode_t old = ::umask(0777);  // no window in which the file is wider than asked
   const int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
   ::umask(old);

@@ -136,8 +136,10 @@ Reply Server::open(Client& c, const Request& rq) {
   Membership m;
   m.ch = ch;
   int rc = 0;
-  if (ch->transport == TransportKind::kPipe) rc = open_pipe(c, *ch, want_read, want_write, m);
-  else if (ch->transport == TransportKind::kShmRing) rc = open_shm(c, *ch, want_read, want_write, m);
+  if (ch->transport == TransportKind::kPipe)
+    rc = open_pipe(c, *ch, want_read, want_write, m);
+  else if (ch->transport == TransportKind::kShmRing)
+    rc = open_shm(c, *ch, want_read, want_write, m);
   if (rc < 0) return error_reply(rc);
   ch->members++;
   const uint32_t h = c.next_handle++;

@@ -86,8 +86,10 @@ int Server::run() {
       } else if (fd == signal_fd_) {
         stopping = true;
       } else if (auto it = clients_.find(fd); it != clients_.end()) {
-        if (evs[i].events & EPOLLIN) serve(*it->second);
-        else drop_client(fd);
+        if (evs[i].events & EPOLLIN)
+          serve(*it->second);
+        else
+          drop_client(fd);
       }
     }
   }

@@ -51,7 +51,7 @@ inline constexpr int kSweepMs = 200;
 
 struct Channel {
   uint32_t id = 0;
-  std::string name;  // empty once unlinked (creator closed or died)
+  std::string name;   // empty once unlinked (creator closed or died)
   uint32_t type = 2;  // IPC_TYPE_*
   uid_t uid = 0;
   gid_t gid = 0;

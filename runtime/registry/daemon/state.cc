@@ -22,8 +22,8 @@ int write_state_file(const std::string& path, const std::vector<StateRecord>& re
   if (f == nullptr) return -errno;
   ::fchmod(::fileno(f), 0600);
   for (const StateRecord& r : records)
-    std::fprintf(f, "%s %u %u %u %u %o %u %d %llu %llx %s\n", r.name.c_str(), r.type, r.transport, r.uid, r.gid,
-                 r.mode, r.capacity, r.creator_pid, static_cast<unsigned long long>(r.creator_start),
+    std::fprintf(f, "%s %u %u %u %u %o %u %d %llu %llx %s\n", r.name.c_str(), r.type, r.transport, r.uid, r.gid, r.mode,
+                 r.capacity, r.creator_pid, static_cast<unsigned long long>(r.creator_start),
                  static_cast<unsigned long long>(r.instance_id), r.path.empty() ? "-" : r.path.c_str());
   const bool ok = std::fflush(f) == 0 && !std::ferror(f);
   std::fclose(f);
