@@ -1,0 +1,166 @@
+/* FreeWorld service layer: the skeleton every system daemon (logd, networkd, csrss) is
+ * written on, and the call its client libraries use. C99 and C++; prefix fwsvc_.
+ *
+ *   loop     an epoll loop over descriptors, timers and signals: SIGTERM and SIGINT end
+ *            it cleanly (fwsvc_loop_run() returns 0), SIGHUP runs the reload callback
+ *   service  a channel served by method: handlers get a request body of any size up to a
+ *            bound and answer it exactly once with fwsvc_reply()
+ *   call     fwsvc_call(): the client side, bodies of any size both ways
+ *   notify   fwsvc_notify("READY=1"): readiness for systemd ($NOTIFY_SOCKET)
+ *
+ * Every call returns 0 (or a count, or an id) on success and a negative errno on failure;
+ * ipc_strerror() names the codes. Output parameters come last. The library never logs
+ * and never exits: what went wrong is in the return values and fwsvc_service_stats().
+ *
+ * Threads: a loop and the services on it belong to the thread that runs the loop; only
+ * fwsvc_loop_quit() may be called from another thread (or a signal handler). fwsvc_call()
+ * may be called from any thread, on one channel id from several at once. */
+#ifndef FWSVC_H
+#define FWSVC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ipc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Loop ---------------------------------------------------------------------------- */
+
+typedef struct fwsvc_loop fwsvc_loop;
+
+/* Descriptor events (the values of EPOLLIN/EPOLLOUT/EPOLLERR/EPOLLHUP and of POLL*). */
+#define FWSVC_EVENT_IN 0x001u
+#define FWSVC_EVENT_OUT 0x004u
+#define FWSVC_EVENT_ERR 0x008u
+#define FWSVC_EVENT_HUP 0x010u
+
+typedef void (*fwsvc_fd_fn)(void* ctx, int fd, uint32_t events);
+typedef void (*fwsvc_timer_fn)(void* ctx);
+typedef void (*fwsvc_reload_fn)(void* ctx);
+
+/* Makes a loop and blocks SIGTERM, SIGINT and SIGHUP in the calling thread, so that they
+ * reach the loop's signalfd instead of killing the process. Create the loop before
+ * starting other threads (they inherit the mask); the signals stay blocked after
+ * fwsvc_loop_free() so that a second SIGTERM cannot kill a daemon while it shuts down.
+ * A child the daemon forks inherits the mask too: unblock them there before exec. One
+ * loop per process: signals go to whichever loop reads them first. */
+int fwsvc_loop_new(fwsvc_loop** out);
+void fwsvc_loop_free(fwsvc_loop* loop);
+
+/* Watches fd (level-triggered) for events; fn runs with the events that occurred. One
+ * watch per descriptor (-EEXIST). The loop never closes fd. Callbacks may add and remove
+ * watches and timers, their own included. */
+int fwsvc_loop_add_fd(fwsvc_loop* loop, int fd, uint32_t events, fwsvc_fd_fn fn, void* ctx);
+int fwsvc_loop_remove_fd(fwsvc_loop* loop, int fd);
+
+/* Runs fn every interval_ms (repeat != 0) or once after interval_ms (then the timer is
+ * gone). Returns a timer id (> 0) for fwsvc_loop_remove_timer(). Expiries the loop could
+ * not serve in time are coalesced into one call. */
+int fwsvc_loop_add_timer(fwsvc_loop* loop, uint64_t interval_ms, int repeat, fwsvc_timer_fn fn, void* ctx);
+int fwsvc_loop_remove_timer(fwsvc_loop* loop, int timer_id);
+
+/* What SIGHUP does (nothing by default). */
+void fwsvc_loop_on_reload(fwsvc_loop* loop, fwsvc_reload_fn fn, void* ctx);
+
+/* Dispatches events until SIGTERM or SIGINT (returns 0) or fwsvc_loop_quit() (returns its
+ * code). A negative errno when the loop itself fails, or a service on it ends it with the
+ * error of its channel. */
+int fwsvc_loop_run(fwsvc_loop* loop);
+/* Makes fwsvc_loop_run() return code after the callback in progress. Async-signal-safe
+ * and callable from any thread. */
+void fwsvc_loop_quit(fwsvc_loop* loop, int code);
+
+/* ---- Service (the server side) --------------------------------------------------------- */
+
+typedef struct fwsvc_service fwsvc_service;
+
+typedef struct {
+  uint32_t type;                     /* IPC_TYPE_*; IPC_TYPE_QUEUE */
+  uint32_t buffer_size;              /* ring capacity as ipc_create_channel(); 0: default */
+  uint32_t perm_mode;                /* channel permission bits; 0660 */
+  uint32_t max_body_bytes;           /* largest request or reply body; 1 MiB */
+  uint32_t max_transfers;            /* incomplete requests plus unfetched replies held; 16 */
+  uint32_t max_transfers_per_caller; /* the same, per calling process; 4 */
+  uint32_t transfer_timeout_ms;      /* an idle incomplete transfer is dropped after; 5000 */
+  uint32_t reserved[5];              /* 0 */
+} fwsvc_options;
+/* The defaults above; a 0 in any field but type also selects its default. */
+void fwsvc_options_init(fwsvc_options* opts);
+
+/* One call as a handler sees it. body is valid until the handler returns. */
+typedef struct {
+  uint32_t method;
+  uint32_t sender_pid; /* the caller, as the kernel reported it to the runtime */
+  const void* body;
+  size_t body_len;
+  void* internal; /* the layer's */
+} fwsvc_request;
+
+/* A handler must answer with fwsvc_reply() before it returns; if it does not, the caller
+ * gets -EIO. */
+typedef void (*fwsvc_method_fn)(void* ctx, const fwsvc_request* req);
+/* One-way messages (ipc_send() to the service's channel). */
+typedef void (*fwsvc_message_fn)(void* ctx, const IPC_MESSAGE* msg);
+
+/* Creates the channel `name` (opts NULL: the defaults) and serves it on loop. */
+int fwsvc_service_new(fwsvc_loop* loop, const char* name, const fwsvc_options* opts, fwsvc_service** out);
+/* Closes the channel (calls not yet taken fail with -EPIPE at their callers). */
+void fwsvc_service_free(fwsvc_service* svc);
+/* The service's channel id, e.g. to broadcast events with ipc_send(). */
+int fwsvc_service_channel(const fwsvc_service* svc);
+
+/* Routes calls of method to fn (-EEXIST if it has one). A call of a method without a
+ * handler is answered -ENOSYS, a malformed one -EBADMSG, both without running a handler. */
+int fwsvc_service_add_method(fwsvc_service* svc, uint32_t method, fwsvc_method_fn fn, void* ctx);
+/* Hands one-way messages to fn; without it they are received and dropped (the creator
+ * reads its channel, and must not hold writers back). */
+void fwsvc_service_on_message(fwsvc_service* svc, fwsvc_message_fn fn, void* ctx);
+
+/* Answers req with status (the caller's return value: >= 0, or a negative errno) and
+ * len bytes of body. Once per request: -EALREADY after that. -EMSGSIZE past
+ * max_body_bytes (nothing is sent; answer again). */
+int fwsvc_reply(const fwsvc_request* req, int32_t status, const void* body, size_t len);
+
+typedef struct {
+  uint64_t calls;            /* complete requests handed to a handler */
+  uint64_t unknown_method;   /* answered -ENOSYS */
+  uint64_t malformed;        /* answered -EBADMSG */
+  uint64_t refused_busy;     /* transfers refused -EBUSY: max_transfers(_per_caller) reached */
+  uint64_t refused_size;     /* bodies over max_body_bytes: -EMSGSIZE */
+  uint64_t expired;          /* incomplete requests and unfetched replies dropped after the timeout */
+  uint64_t evicted;          /* unfetched replies dropped to make room for a newer one */
+  uint64_t reply_failed;     /* replies the runtime could not deliver (caller gone or not reading) */
+  uint64_t messages;         /* one-way messages handed to the message handler */
+  uint64_t messages_dropped; /* one-way messages received without a message handler */
+  uint32_t transfers;        /* incomplete requests and unfetched replies held now */
+  uint32_t reserved;
+} fwsvc_stats;
+int fwsvc_service_stats(const fwsvc_service* svc, fwsvc_stats* out);
+
+/* ---- Call (the client side) ------------------------------------------------------------ */
+
+/* Calls method on the service behind channel_id (an id opened with IPC_MODE_WRITE) with
+ * req_len bytes of request, and copies the reply body into resp. Returns the handler's
+ * status, or a negative errno: -ETIMEDOUT (timeout_ms bounds the whole call, < 0 waits
+ * forever), -EPIPE (the service is gone), -ENOSYS, -EBADMSG, -EBUSY, -EMSGSIZE (the request
+ * is larger than the service takes, or the reply is larger than resp_cap: then *resp_len
+ * is the size it needed, and the reply is lost; the handler did run). *resp_len is the
+ * reply's length whenever one came. */
+int fwsvc_call(uint32_t channel_id, uint32_t method, const void* req, size_t req_len, void* resp, size_t resp_cap,
+               size_t* resp_len, int timeout_ms);
+
+/* ---- Readiness ----------------------------------------------------------------------- */
+
+/* Sends state (e.g. "READY=1", "RELOADING=1", "STOPPING=1", "STATUS=...") as one datagram
+ * to $NOTIFY_SOCKET, a socket path or, starting with '@', an abstract name: 1 when sent,
+ * 0 when NOTIFY_SOCKET is unset (not run by a service manager), or a negative errno. */
+int fwsvc_notify(const char* state);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* FWSVC_H */
