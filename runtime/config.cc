@@ -1,5 +1,8 @@
 #include "runtime/config.h"
 
+#include <sys/types.h>
+
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -28,6 +31,13 @@ Config read_config() {
   c.registry.autostart = !flag("FWIPC_NO_AUTOSTART");
   if (const char* e = std::getenv("FWIPC_REGISTRY_IDLE_MS"); e && *e) c.registry.idle_exit_ms = std::atoi(e);
   if (const char* e = std::getenv("FWIPC_REGISTRYD"); e && *e) c.registry.registryd = e;
+  // Only a whole decimal uid: anything else trusts no one more (fails closed).
+  if (const char* e = std::getenv("FWIPC_REGISTRY_UID"); e && *e >= '0' && *e <= '9') {
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long uid = std::strtoul(e, &end, 10);
+    if (errno == 0 && *end == '\0' && uid < static_cast<uid_t>(-1)) c.registry.registry_uid = static_cast<uid_t>(uid);
+  }
   c.disable_shm = flag("FWIPC_DISABLE_SHM");
   return c;
 }

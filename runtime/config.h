@@ -7,6 +7,8 @@
 //   FWIPC_REGISTRYD         the fwipc-registryd to spawn (default: registry/client.h search)
 //   FWIPC_DISABLE_SHM       non-empty and not "0": QUEUE channels this process creates use a
 //                           socket instead of shared memory
+//   FWIPC_REGISTRY_UID      a uid (decimal) a registry may run as besides root and our own
+//                           effective uid; any other registry is refused with -EPERM
 //   FWIPC_SPIN_NS           how long a blocking receive spins before it sleeps (default
 //                           50000 ns; 0 sleeps at once); read at the first create or open
 #pragma once

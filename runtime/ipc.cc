@@ -127,6 +127,7 @@ const char* ipc_strerror(int code) {
     case EAGAIN: return "would block (queue full or empty in non-blocking mode)";
     case ETIMEDOUT: return "timed out";
     case EACCES: return "permission denied by the channel's owner and mode";
+    case EPERM: return "refused: another user controls the runtime directory or runs its registry (see stderr)";
     case ENAMETOOLONG: return "channel name longer than 63 characters";
     case EPIPE: return "channel closed by its creator";
     case EBADF: return "unknown channel id, or not opened for this operation";

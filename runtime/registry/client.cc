@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -43,19 +44,48 @@ std::string own_object_dir() {
   return dirname_of(real);
 }
 
-int connect_or_start(const std::string& dir, const ClientOptions& o) {
+// A registry runs as root, as our effective uid, or as the uid the administrator named:
+// the registry makes the channels, so any other uid could read what is sent on them.
+int check_registry(int fd, const std::string& dir, const ClientOptions& o, std::string* why) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -errno;
+  const uid_t me = ::geteuid();
+  if (cred.uid == 0 || cred.uid == me || (o.registry_uid && cred.uid == *o.registry_uid)) return 0;
+  *why = "registry of " + dir + " (pid " + std::to_string(cred.pid) + "): runs as uid " + std::to_string(cred.uid) +
+         ", not as root or uid " + std::to_string(me) + " (FWIPC_REGISTRY_UID may name one more uid to trust)";
+  return -EPERM;
+}
+
+// Connects to the registry socket at path and checks who listens there.
+int connect_trusted(const std::string& path, const std::string& dir, const ClientOptions& o, std::string* why) {
+  const int fd = connect_seqpacket(path, kCallTimeoutSec);
+  if (fd < 0) return fd;
+  if (int rc = check_registry(fd, dir, o, why); rc < 0) {
+    ::close(fd);
+    return rc;
+  }
+  return fd;
+}
+
+int connect_or_start(const std::string& dir, const ClientOptions& o, std::string* why) {
+  // Nothing is sent to, nor started in, a directory another uid controls. A missing one is
+  // made below (ours, 0700) and checked again.
+  int rc = check_runtime_dir(dir, why);
+  if (rc < 0 && rc != -ENOENT) return rc;
   const std::string path = dir + "/" + kSocketName;
-  int fd = connect_seqpacket(path, kCallTimeoutSec);
-  if (fd >= 0 || fd == -ENAMETOOLONG || fd == -EACCES) return fd;
+  int fd = rc == 0 ? connect_trusted(path, dir, o, why) : -ENOENT;
+  if (fd >= 0 || fd == -ENAMETOOLONG || fd == -EACCES || fd == -EPERM) return fd;
   if (!o.autostart) return -ECONNREFUSED;
   const std::string exe = find_registryd(o.registryd);
   if (exe.empty()) return -ECONNREFUSED;
-  if (int rc = ensure_dir(dir); rc < 0) return rc;
-  if (int rc = spawn_registryd(exe, dir, o.idle_exit_ms); rc < 0) return rc;
+  if (rc = ensure_dir(dir); rc < 0) return rc;
+  if (rc = check_runtime_dir(dir, why); rc < 0) return rc;  // it existed after all, someone else's
+  if (rc = spawn_registryd(exe, dir, o.idle_exit_ms); rc < 0) return rc;
   // The new registry needs a moment to bind; a concurrent starter may win the lock.
   for (int i = 0; i < 500; ++i) {
-    fd = connect_seqpacket(path, kCallTimeoutSec);
-    if (fd >= 0) return fd;
+    fd = connect_trusted(path, dir, o, why);
+    if (fd >= 0 || fd == -EPERM) return fd;
     ::usleep(i < 50 ? 1000 : 10000);
   }
   return fd;
@@ -120,7 +150,13 @@ int Client::call(const std::string& dir, const ClientOptions& o, Request rq, voi
   if (conn_ >= 0 && dir_ != dir) reset();  // FWIPC_RUNTIME_DIR changed: that directory's registry
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (conn_ < 0) {
-      const int fd = connect_or_start(dir, o);
+      std::string why;
+      const int fd = connect_or_start(dir, o, &why);
+      if ((fd == -EPERM || fd == -ENOTDIR) && !why.empty() && why != refusal_) {
+        // ipc_strerror(-EPERM) cannot say which directory or whose registry: say it once.
+        std::fprintf(stderr, "fwipc: refused: %s\n", why.c_str());
+        refusal_ = why;
+      }
       if (fd < 0) return fd;
       conn_ = fd;
       dir_ = dir;

@@ -3,7 +3,10 @@
 // runtime (through its handle table) and by ipcctl; never linked with the daemon.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
+#include <optional>
 #include <string>
 
 #include "runtime/registry/protocol.h"
@@ -18,6 +21,9 @@ struct ClientOptions {
   bool autostart = true;     // spawn fwipc-registryd when none answers
   int idle_exit_ms = 10000;  // passed to a spawned registry
   std::string registryd;     // its path; empty: find_registryd()
+  // A registry must run as root or as our effective uid (anyone else could read what is
+  // sent on the channels it makes); this names one more uid it may run as.
+  std::optional<uid_t> registry_uid;
 };
 
 // A connection to the registry of one runtime directory. Not thread-safe: the runtime
@@ -33,18 +39,26 @@ class Client {
   // into reply, with up to kReplyFds descriptors into fds[] (-1 where none came; closed
   // if fds is null). Connects (starting a registry if allowed) when not connected or when
   // dir changed, and reconnects once if the registry went away since the last call (a
-  // restarted registry serves new requests). 0, or -ECONNREFUSED (none runs and none may
-  // be started), -ETIMEDOUT (wedged), -EPROTO, or a connect errno.
+  // restarted registry serves new requests). Before connecting or starting a registry it
+  // checks dir (check_runtime_dir in base/rundir.h), and after connecting the registry's
+  // SO_PEERCRED uid (see ClientOptions::registry_uid); either failing is -EPERM (or
+  // -ENOTDIR), nothing is sent, and the reason goes to stderr once and to refusal().
+  // 0, or -ECONNREFUSED (none runs and none may be started), -ETIMEDOUT (wedged), -EPROTO,
+  // -EPERM, or a connect errno.
   int call(const std::string& dir, const ClientOptions& o, Request rq, void* reply, size_t reply_len, int* fds);
 
   // Closes the connection; the registry releases every membership made through it.
   void reset() noexcept;
   // In a forked child: the connection is the parent's; drop our copy of the descriptor.
   void forget_after_fork() noexcept { reset(); }
+  // Why the runtime directory or its registry was last refused (names the directory);
+  // empty if never.
+  const std::string& refusal() const { return refusal_; }
 
  private:
   int conn_ = -1;
-  std::string dir_;  // runtime directory conn_ belongs to
+  std::string dir_;      // runtime directory conn_ belongs to
+  std::string refusal_;  // see refusal()
 };
 
 // The fwipc-registryd to spawn, by a documented search: $FWIPC_REGISTRYD; then beside the
