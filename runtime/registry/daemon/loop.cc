@@ -34,6 +34,8 @@ int epoll_add(int ep, int fd, uint32_t events) {
 
 int Server::run() {
   if (int rc = ensure_dir(opts_.runtime_dir); rc < 0) return rc;
+  // A directory another uid controls is never served (main.cc says why on stderr).
+  if (int rc = check_runtime_dir(opts_.runtime_dir, nullptr); rc < 0) return rc;
   const std::string lock_path = opts_.runtime_dir + "/" + kLockName;
   const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd < 0) return -errno;

@@ -34,8 +34,12 @@ constexpr const char* kHelp =
     "Signals: SIGTERM and SIGINT stop it cleanly (its socket is removed; channels already\n"
     "mapped keep working, and a restarted registry adopts them).\n"
     "\n"
+    "DIR must be a real directory (not a symbolic link) owned by root, or owned by the\n"
+    "registry's own uid and not writable by group or others; otherwise it refuses to\n"
+    "serve it. A missing DIR is created 0700 (/run/freeworld-ipc by root: 0755).\n"
+    "\n"
     "Exit status: 0 on a clean stop or idle exit, 1 if another registry serves DIR or on\n"
-    "an error, 2 on a usage error.\n";
+    "an error (a DIR it refuses included), 2 on a usage error.\n";
 
 }  // namespace
 
@@ -61,7 +65,14 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  const int rc = fwipc::registry::run_server(o);
+  // Never serve a directory another uid controls: it could plant files or sockets under the
+  // names clients trust us to have made. run_server checks again; this says why.
+  int rc = fwipc::ensure_dir(o.runtime_dir);
+  if (std::string why; rc == 0 && (rc = fwipc::check_runtime_dir(o.runtime_dir, &why)) < 0) {
+    std::fprintf(stderr, "fwipc-registryd: refusing to serve %s\n", why.c_str());
+    return 1;
+  }
+  if (rc == 0) rc = fwipc::registry::run_server(o);
   if (rc == 1) {
     std::fprintf(stderr, "fwipc-registryd: another registry serves %s\n", o.runtime_dir.c_str());
     return 1;
