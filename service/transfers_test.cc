@@ -78,7 +78,8 @@ TEST_CASE("shouldCompleteASingleFragmentRequestWithoutHoldingAnything") {
   Table tb;
   for (size_t n : {size_t(0), size_t(1), kFragmentDataBytes}) {
     const auto b = body(n);
-    const Answer a = tb.feed(frag(kRequest, kMethod, 5, 0, n, b));
+    const auto p = frag(kRequest, kMethod, 5, 0, n, b);  // the body points into it
+    const Answer a = tb.feed(p);
     REQUIRE(a.complete);
     CHECK(a.done.method == kMethod);
     CHECK(a.done.pid == kPid);
