@@ -53,6 +53,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     g.kind = fwipc::frame::kData;
     g.size = (data[p] * 7u + data[p + 1]) % (fwipc::frame::kMaxPayload + 1);
     g.type = data[p];
+    g.time_ns = (uint64_t(data[p]) << 56) | (uint64_t(data[p + 1]) << 8) | p;  // any value is legal
     for (uint32_t i = 0; i < g.size; ++i) g.payload[i] = static_cast<char>(data[p + 1] + i);
   }
   int got = 0;
@@ -62,7 +63,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const size_t step = 1 + (size ? data[i % size] % 64 : 0);
     for (size_t q = 0; q < len; q += step) good.feed(b + q, step < len - q ? step : len - q);
     while (good.next(&f) == 1) {
-      require(got < built && f.size == out[got].size && f.type == out[got].type &&
+      require(got < built && f.size == out[got].size && f.type == out[got].type && f.time_ns == out[got].time_ns &&
               std::memcmp(f.payload, out[got].payload, f.size) == 0);
       ++got;
     }

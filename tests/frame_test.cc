@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -53,27 +54,61 @@ TEST_CASE("shouldRoundTripAFullSizePayload") {
 
 TEST_CASE("shouldEncodeHelloIntentAndRingEntry") {
   Frame out;
-  const Frame plain = make_hello(kHelloWrite);
+  const Frame plain = make_hello(kHelloWrite, 0);
   REQUIRE(check_packet(&plain, kHeaderBytes, &out) == 0);
   CHECK(out.kind == kHello);
   CHECK(out.flags == kHelloWrite);
   CHECK(out.size == 0);
 
-  const Frame entry = make_hello(kHelloRead, 5, 0x80000009u);
+  const Frame entry = make_hello(kHelloRead, 123456789012345ull, 5, 0x80000009u);
   REQUIRE(check_packet(&entry, kHeaderBytes, &out) == 0);
   CHECK(out.flags == (kHelloRead | kHelloEntry));
   CHECK(out.type == 5);
   CHECK(out.receiver == 0x80000009u);
+  CHECK(out.time_ns == 123456789012345ull);  // the reader's join time
 }
 
 TEST_CASE("shouldEncodeJoinWithIdAndPid") {
   Frame out;
-  const Frame j = make_join(kWriterJoin, 17, 1234);
+  const Frame j = make_join(kWriterJoin, 17, 1234, 987654321ull);
   REQUIRE(check_packet(&j, kHeaderBytes, &out) == 0);
   CHECK(out.kind == kWriterJoin);
   CHECK(out.type == 17);
   CHECK(out.sender == 1234);
   CHECK(out.size == 0);
+  CHECK(out.time_ns == 987654321ull);
+}
+
+TEST_CASE("shouldCarryTheSendTimeOfADataFrame") {
+  const MsgHeader h{7, 2, 0, 0, 0};
+  Frame out;
+  const Frame f = make_data_frame(h, "hi", 42, 0x0102030405060708ull);
+  REQUIRE(check_packet(&f, f.wire_bytes(), &out) == 0);
+  CHECK(out.time_ns == 0x0102030405060708ull);
+  // Without a time it is routed as if sent now (to every reader the hub knows).
+  const Frame unstamped = make_data_frame(h, "hi", 42);
+  REQUIRE(check_packet(&unstamped, unstamped.wire_bytes(), &out) == 0);
+  CHECK(out.time_ns == kUnstamped);
+}
+
+TEST_CASE("shouldKeepTheLargestFrameWithinOneAtomicFifoWrite") {
+  CHECK(kHeaderBytes == 40);
+  CHECK(kMaxFrame == kHeaderBytes + 512);
+  CHECK(kMaxFrame <= PIPE_BUF);
+}
+
+// A peer of a build with the 32-byte header (magic "FWM1") is refused, not misread.
+TEST_CASE("shouldRejectFramesOfTheOldLayout") {
+  Frame f = message("x");
+  f.magic = 0x314d5746;  // "FWM1"
+  Frame out;
+  CHECK(check_packet(&f, f.wire_bytes(), &out) == -EBADMSG);
+  StreamDecoder dec;
+  dec.feed(&f, f.wire_bytes());
+  int rc;
+  while ((rc = dec.next(&out)) == -EBADMSG) {
+  }
+  CHECK(rc == 0);  // all skipped, nothing handed out
 }
 
 TEST_CASE("shouldRejectBadMagic") {
@@ -93,7 +128,7 @@ TEST_CASE("shouldRejectUnknownKinds") {
 }
 
 TEST_CASE("shouldRejectPayloadOnControlFrames") {
-  Frame f = make_join(kJoin, 1, 2);
+  Frame f = make_join(kJoin, 1, 2, 3);
   f.size = 1;
   Frame out;
   CHECK(check_packet(&f, f.wire_bytes(), &out) == -EBADMSG);

@@ -283,7 +283,8 @@ TEST_CASE("shouldDeliverTheKernelsSenderPidNotAForgedOne") {
     a.sun_family = AF_UNIX;
     std::strcpy(a.sun_path, path.c_str());
     if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return 10;
-    const fwipc::frame::Frame hello = fwipc::frame::make_hello(fwipc::frame::kHelloWrite);
+    const fwipc::frame::Frame hello =
+        fwipc::frame::make_hello(fwipc::frame::kHelloWrite, uint64_t(fwipc::monotonic_ns()));
     if (::send(fd, &hello, fwipc::frame::kHeaderBytes, 0) != fwipc::frame::kHeaderBytes) return 11;
     const fwipc::MsgHeader h{0, 4, 1, 0, 0};
     const fwipc::frame::Frame f = fwipc::frame::make_data_frame(h, "lie!", 1);  // claims to be init

@@ -14,33 +14,36 @@ bool header_ok(const Frame& f) noexcept {
 
 }  // namespace
 
-Frame make_data_frame(const MsgHeader& h, const void* payload, uint32_t sender) noexcept {
+Frame make_data_frame(const MsgHeader& h, const void* payload, uint32_t sender, uint64_t sent_ns) noexcept {
   Frame f;  // only wire_bytes() are sent: the payload's tail stays uninitialised on purpose
   f.magic = kMagic;
   f.kind = kData;
   f.flags = 0;
   put_header(&f, h, sender);
   f.reserved = 0;
+  f.time_ns = sent_ns;
   if (h.size) std::memcpy(f.payload, payload, h.size);
   return f;
 }
 
-Frame make_hello(uint16_t intent, int entry_index, uint32_t entry_state) noexcept {
+Frame make_hello(uint16_t intent, uint64_t joined_ns, int entry_index, uint32_t entry_state) noexcept {
   Frame f{};
   f.magic = kMagic;
   f.kind = kHello;
   f.flags = static_cast<uint16_t>(intent | (entry_index >= 0 ? kHelloEntry : 0));
   f.type = entry_index >= 0 ? static_cast<uint32_t>(entry_index) : 0;
   f.receiver = entry_state;
+  f.time_ns = joined_ns;
   return f;
 }
 
-Frame make_join(uint16_t kind, uint32_t join_id, uint32_t pid) noexcept {
+Frame make_join(uint16_t kind, uint32_t join_id, uint32_t pid, uint64_t joined_ns) noexcept {
   Frame f{};
   f.magic = kMagic;
   f.kind = kind;
   f.type = join_id;
   f.sender = pid;
+  f.time_ns = joined_ns;
   return f;
 }
 

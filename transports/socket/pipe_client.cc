@@ -7,6 +7,7 @@
 
 #include <cerrno>
 
+#include "base/time.h"
 #include "transports/socket/io.h"
 
 namespace fwipc::sock {
@@ -25,9 +26,11 @@ bool PipeClient::hub_gone() const noexcept {
 }
 
 // Frames are written whole, at most PIPE_BUF bytes each: atomic, never interleaved with
-// another writer's.
+// another writer's. Called inside open(): a reader gets what is sent from now on.
 int PipeClient::join(int in_w, uint16_t kind, uint32_t join_id, pid_t self) noexcept {
-  return write_frame_to(in_w, Link::kFifo, frame::make_join(kind, join_id, static_cast<uint32_t>(self)), -1);
+  const frame::Frame f =
+      frame::make_join(kind, join_id, static_cast<uint32_t>(self), static_cast<uint64_t>(monotonic_ns()));
+  return write_frame_to(in_w, Link::kFifo, f, -1);
 }
 
 int PipeClient::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexcept {
@@ -43,7 +46,8 @@ int PipeClient::send(const MsgHeader& h, const void* payload, int64_t timeout_ns
     else if (hub_gone())
       return -EPIPE;
   }
-  const int rc = write_frame_to(wr_, Link::kFifo, frame::make_data_frame(h, payload, pid_), timeout_ns, in_w_);
+  const frame::Frame f = frame::make_data_frame(h, payload, pid_, static_cast<uint64_t>(monotonic_ns()));
+  const int rc = write_frame_to(wr_, Link::kFifo, f, timeout_ns, in_w_);
   return rc < 0 ? rc : static_cast<int>(h.size);
 }
 

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 
+#include "base/time.h"
 #include "base/unixsock.h"
 #include "transports/socket/io.h"
 
@@ -31,10 +32,11 @@ int SocketClient::connect_hub(const char* path, bool reader, bool writer, int en
     ::close(fd);
     return -e;
   }
-  // Sent before open() returns, so the hub knows us as a reader before any later send.
+  // Sent before open() returns, so the hub knows us as a reader before any later send;
+  // it gets what was sent from now on (the join time), not what waits in writers' buffers.
   const frame::Frame hello =
       frame::make_hello(static_cast<uint16_t>((reader ? frame::kHelloRead : 0) | (writer ? frame::kHelloWrite : 0)),
-                        entry_index, entry_state);
+                        static_cast<uint64_t>(monotonic_ns()), entry_index, entry_state);
   if (::send(fd, &hello, frame::kHeaderBytes, MSG_NOSIGNAL) != frame::kHeaderBytes) {
     const int e = errno;
     ::close(fd);
@@ -80,7 +82,8 @@ int SocketClient::when_empty() noexcept { return eof_ ? -EPIPE : 0; }
 int SocketClient::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexcept {
   if (!writer_) return -EBADF;
   if (h.size > frame::kMaxPayload) return -EMSGSIZE;
-  const int rc = write_frame_to(conn_, Link::kSeqpacket, frame::make_data_frame(h, payload, pid_), timeout_ns);
+  const frame::Frame f = frame::make_data_frame(h, payload, pid_, static_cast<uint64_t>(monotonic_ns()));
+  const int rc = write_frame_to(conn_, Link::kSeqpacket, f, timeout_ns);
   return rc < 0 ? rc : static_cast<int>(h.size);
 }
 
