@@ -80,6 +80,7 @@ void Hub::drop(int fd) noexcept {
   if (it != peers_.end() && it->second.events != 0) ::epoll_ctl(ep_, EPOLL_CTL_DEL, fd, nullptr);
   ::close(fd);
   peers_.erase(fd);  // a dead reader's queue goes with it: writers are released
+  hello_pending_.erase(fd);
 }
 
 void Hub::set_interest(Peer& p) noexcept {
@@ -129,12 +130,21 @@ void Hub::route(const frame::Frame& f) noexcept {
     bridge_.sink->push_back(f);
     return;
   }
+  // f may have been sent after a reader's open() returned that we have not yet heard of
+  // (its hello or JOIN came in after our last look): look again before routing it. A
+  // backlog sent before that look is routed without further system calls.
+  if (f.time_ns >= newcomers_ns_) take_newcomers();
   if (f.receiver == 0 || f.receiver == pid_) {
     inbox_.push(f);
     inbox_changed();
   }
+  // Frames that waited in a writer's buffer while a reader opened are older than its join:
+  // not its. A writer can only misdate its own frames: a stamp in the future reaches every
+  // reader known now (joins are clamped to the hub's clock), as a message sent now would;
+  // a stamp in the past keeps them from readers that joined since.
   for (auto& [fd, p] : peers_) {
-    if (!p.reads() || (f.receiver != 0 && f.receiver != static_cast<uint32_t>(p.cred.pid))) continue;
+    if (!p.reads() || f.time_ns < p.joined_ns) continue;
+    if (f.receiver != 0 && f.receiver != static_cast<uint32_t>(p.cred.pid)) continue;
     p.out.push_back(f);
   }
 }
@@ -170,9 +180,10 @@ bool Hub::permitted(const ucred& c, bool read, bool write) const noexcept {
 }
 
 void Hub::accept_peers() noexcept {
+  newcomers_ns_ = static_cast<uint64_t>(monotonic_ns());  // before looking: see route()
   for (;;) {
     const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;
+    if (fd < 0) break;
     Peer p{};
     p.fd = fd;
     socklen_t len = sizeof p.cred;
@@ -180,10 +191,17 @@ void Hub::accept_peers() noexcept {
       ::close(fd);
       continue;
     }
-    Peer& added = add_peer(std::move(p));
-    // A client sends its hello before its open() returns: reading it now (and no data yet,
-    // so that later connections are taken too) makes it a reader for what follows.
-    read_peer(added, std::get<SocketPeer>(added.io), true);
+    add_peer(std::move(p));
+    hello_pending_.insert(fd);
+  }
+  // A client sends its hello before its open() returns: reading it now (and no data yet,
+  // so that later connections are taken too) makes it a reader for what follows. A
+  // connection accepted before its hello arrived is looked at again here, before any
+  // frame is routed, not only when epoll reports it (maybe after a writer's frame).
+  for (auto it = hello_pending_.begin(); it != hello_pending_.end();) {
+    const int fd = *it++;  // read_peer() may erase fd (hello read, or dropped)
+    auto p = peers_.find(fd);
+    if (p != peers_.end()) read_peer(p->second, std::get<SocketPeer>(p->second.io), true);
   }
 }
 
@@ -216,6 +234,9 @@ void Hub::read_peer(Peer& p, SocketPeer& s, bool hello_only) noexcept {
       s.entry_index = f.type;
       s.entry_state = f.receiver;
       s.hello = true;
+      hello_pending_.erase(fd);
+      // A reader cannot date its join later than now, when we learn of it.
+      p.joined_ns = std::min<uint64_t>(f.time_ns, static_cast<uint64_t>(monotonic_ns()));
       s.intent = static_cast<uint16_t>(f.flags & (frame::kHelloRead | frame::kHelloWrite));
       continue;
     }
@@ -243,6 +264,7 @@ std::vector<Hub::ReaderView> Hub::bridged_readers() const {
 void Hub::deliver(int fd, const MsgHeader& h, const char* payload) noexcept {
   auto it = peers_.find(fd);
   if (it == peers_.end()) return;
+  // Picked by the ring's own join rule already: the stamp is not looked at again.
   it->second.out.push_back(frame::make_data_frame(h, payload, h.sender));
   flush(it->second);
 }
@@ -295,6 +317,9 @@ int Hub::poll_once(int timeout_ms) noexcept {
 int Hub::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexcept {
   if (h.size > frame::kMaxPayload) return -EMSGSIZE;
   const Deadline deadline = Deadline::after_ns(timeout_ns);
+  // Stamped before the look for newcomers, so that route() need not look again; as for a
+  // member's send, the time the call began.
+  const uint64_t sent_ns = static_cast<uint64_t>(monotonic_ns());
   take_newcomers();
   for (;;) {
     poll_once(0);
@@ -303,7 +328,7 @@ int Hub::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexc
     if (deadline.expired()) return -ETIMEDOUT;
     poll_once(deadline.poll_ms());
   }
-  route(frame::make_data_frame(h, payload, pid_));
+  route(frame::make_data_frame(h, payload, pid_, sent_ns));
   flush_all();
   update_inbound();
   return static_cast<int>(h.size);

@@ -15,6 +15,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <variant>
 #include <vector>
@@ -111,6 +112,9 @@ class Hub final : public Transport {
     PeerIo io;
     uint32_t events = 0;           // the epoll interest registered; 0: not in the set
     std::deque<frame::Frame> out;  // readers: frames not yet written
+    // Readers: when they joined (their hello or JOIN, at most the hub's clock then). Only
+    // frames sent at or after it are routed to them, as a QUEUE reader joins at the tail.
+    uint64_t joined_ns = 0;
 
     bool reads() const noexcept;  // the hub relays messages to it
     bool writes() const noexcept;
@@ -159,7 +163,11 @@ class Hub final : public Transport {
   const Owner owner_;
   const uint32_t cap_;
   const uint32_t pid_;
-  std::map<int, Peer> peers_;  // by descriptor
+  std::map<int, Peer> peers_;    // by descriptor
+  std::set<int> hello_pending_;  // SOCKET, BRIDGE: accepted connections whose hello is unread
+  // When accept_peers()/read_control() last started: every reader whose open() returned
+  // before then is known (its hello or JOIN was written before its open() returned).
+  uint64_t newcomers_ns_ = 0;
   Inbox inbox_;
 };
 

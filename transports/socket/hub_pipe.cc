@@ -4,9 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
+#include "base/time.h"
 #include "transports/socket/hub.h"
 #include "transports/socket/io.h"
 
@@ -17,13 +19,21 @@ namespace fwipc::sock {
 // is built from two numbers and only the registry creates files in the runtime directory,
 // for the PID of the process it then hands the FIFO to: a forged JOIN can only name a FIFO
 // that exists for that PID, and the PID the hub then uses for it is right.
+// The join time is at most now (when we learn of it). Announced twice, the earliest time
+// counts: a JOIN forged ahead of the reader's own (any member may write the channel FIFO)
+// cannot make it miss what was sent after its open() returned: its own JOIN, written before
+// that, is read before any such frame is routed (see route()).
 void Hub::join(const frame::Frame& f, bool writer) noexcept {
   const pid_t pid = static_cast<pid_t>(f.sender);
-  for (const auto& [fd, p] : peers_) {  // announced twice, or by someone else first
+  const uint64_t joined = std::min<uint64_t>(f.time_ns, static_cast<uint64_t>(monotonic_ns()));
+  for (auto& [fd, p] : peers_) {  // announced twice, or by someone else first
     if (p.cred.pid != pid) continue;
     const auto* w = std::get_if<WriterFifo>(&p.io);
     const auto* r = std::get_if<ReaderFifo>(&p.io);
-    if (writer ? (w != nullptr && w->join == f.type) : (r != nullptr && r->join == f.type)) return;
+    if (writer ? (w != nullptr && w->join == f.type) : (r != nullptr && r->join == f.type)) {
+      p.joined_ns = std::min(p.joined_ns, joined);
+      return;
+    }
   }
   const std::string path =
       fifo_prefix_ + (writer ? ".w" : ".r") + std::to_string(f.sender) + "." + std::to_string(f.type);
@@ -38,6 +48,7 @@ void Hub::join(const frame::Frame& f, bool writer) noexcept {
   Peer p{};
   p.fd = fd;
   p.cred.pid = pid;
+  p.joined_ns = joined;
   if (writer) {
     WriterFifo w{};
     w.join = f.type;
@@ -51,6 +62,7 @@ void Hub::join(const frame::Frame& f, bool writer) noexcept {
 // The channel FIFO: JOIN frames only, read whatever the back-pressure (they add no
 // messages). Data in it could claim any sender, so it is refused.
 void Hub::read_control() noexcept {
+  newcomers_ns_ = static_cast<uint64_t>(monotonic_ns());  // before reading: see route()
   for (;;) {
     frame::Frame f;
     int rc;
