@@ -38,6 +38,45 @@ int drain_available(int id) {
   return got;
 }
 
+// A number between processes, through a Barrier's pipe (bounded like Barrier::wait).
+void put_u32(const Barrier& b, uint32_t v) { (void)!::write(b.fds[1], &v, sizeof v); }
+bool get_u32(const Barrier& b, uint32_t* v) {
+  pollfd p{b.fds[0], POLLIN, 0};
+  return ::poll(&p, 1, 60'000) == 1 && ::read(b.fds[0], v, sizeof *v) == ssize_t(sizeof *v);
+}
+
+// The writer of the join tests: fills "late" without blocking until -EAGAIN, reports how
+// many it sent, waits for `go`, then sends kAfter (retrying while the channel is full).
+constexpr uint32_t kAfter = 0xaf7e4;
+int fill_then_send_after(const Barrier& count, const Barrier& go) {
+  const int w = ipc_open_channel("late", IPC_MODE_WRITE | IPC_MODE_NONBLOCK);
+  if (w < 0) return 10;
+  uint32_t n = 0;
+  int rc;
+  while ((rc = ipc_send(uint32_t(w), &n, 4, 0)) == 4)
+    if (++n > 1'000'000) return 11;
+  if (rc != -EAGAIN) return 12;
+  put_u32(count, n);
+  if (!go.wait(1)) return 13;
+  for (int i = 0; i < 20'000 && (rc = ipc_send(uint32_t(w), &kAfter, 4, 0)) == -EAGAIN; ++i) ::usleep(500);
+  return rc == 4 ? 0 : 14;
+}
+
+// The creator takes the writer's n messages (0..n-1, in order) and then kAfter; returns
+// how many of those n + 1 arrived as expected.
+uint32_t take_all_then_after(int c, uint32_t n, pid_t writer) {
+  uint32_t ok = 0;
+  for (uint32_t i = 0; i <= n; ++i) {
+    IPC_MESSAGE m;
+    uint32_t v = ~0u;
+    if (ipc_receive_message(uint32_t(c), &m, 10000) != 4) break;
+    std::memcpy(&v, m.payload, 4);
+    if (v != (i < n ? i : kAfter) || m.sender != uint32_t(writer)) break;
+    ++ok;
+  }
+  return ok;
+}
+
 }  // namespace
 
 TEST_CASE("shouldCarryEverySizeInOrderFromAnotherProcess") {
@@ -489,5 +528,97 @@ TEST_CASE("shouldCarryBatchesInOrderAndConsumeThemOnEveryTransport") {
     }
     CHECK(in_order);
     CHECK(wait_exit(child) == 0);
+  }
+}
+
+// A reader receives what is sent after it opened. Here the writer filled the channel until
+// -EAGAIN before the reader opened: on SOCKET and PIPE those messages still wait in the
+// writer's socket or FIFO when the reader joins, and the hub routes them only afterwards
+// (as the creator drains); they are not the new reader's, as on QUEUE, where it joins at
+// the ring's tail. Only what the writer sends after the reader's open() reaches it.
+TEST_CASE("shouldGiveAReaderThatOpensAfterAFullChannelOnlyWhatIsSentAfterItsOpen") {
+  for (uint32_t type : kTypes) {
+    CAPTURE(type);
+    TempRuntime rt;
+    const int c = ipc_create_channel("late", type, IPC_BUFFER_MIN);
+    REQUIRE(c >= 0);
+    Barrier count, go, opened, drained, checked;
+    const pid_t writer = spawn([&] { return fill_then_send_after(count, go); });
+    uint32_t n = 0;
+    REQUIRE(get_u32(count, &n));
+    CHECK(n > 0);
+    const pid_t reader = spawn([&] {
+      const int r = ipc_open_channel("late", IPC_MODE_READ | IPC_MODE_NONBLOCK);
+      if (r < 0) return 10;
+      opened.signal();
+      if (!drained.wait(1)) return 11;
+      char buf[8];
+      const int early = ipc_receive(uint32_t(r), buf, sizeof buf);  // the hub has routed all n
+      checked.signal();
+      if (early != -EAGAIN) return 12;
+      IPC_MESSAGE m{};
+      int got = -EAGAIN;
+      for (int i = 0; i < 10'000 && got == -EAGAIN; ++i)
+        if ((got = ipc_receive_message(uint32_t(r), &m, 0)) == -EAGAIN) ::usleep(1000);
+      uint32_t v = 0;
+      std::memcpy(&v, m.payload, 4);
+      if (got != 4 || v != kAfter || m.sender != uint32_t(writer)) return 13;
+      ::usleep(100'000);
+      return ipc_receive_message(uint32_t(r), &m, 0) == -EAGAIN ? 0 : 14;
+    });
+    REQUIRE(opened.wait(1));
+    // The creator, a reader since creation, gets all n; routing them is the hub's work.
+    uint32_t got = 0;
+    IPC_MESSAGE m;
+    for (; got < n; ++got) {
+      uint32_t v = ~0u;
+      if (ipc_receive_message(uint32_t(c), &m, 10000) != 4) break;
+      std::memcpy(&v, m.payload, 4);
+      if (v != got || m.sender != uint32_t(writer)) break;
+    }
+    CHECK(got == n);
+    CHECK(ipc_receive_message(uint32_t(c), &m, 0) == -EAGAIN);
+    drained.signal();
+    REQUIRE(checked.wait(1));
+    go.signal();
+    REQUIRE(ipc_receive_message(uint32_t(c), &m, 10000) == 4);  // also routes it to the reader
+    uint32_t v = 0;
+    std::memcpy(&v, m.payload, 4);
+    CHECK(v == kAfter);
+    CHECK(wait_exit(writer) == 0);
+    CHECK(wait_exit(reader) == 0);
+    CHECK(ipc_close_channel(uint32_t(c)) == 0);
+  }
+}
+
+// The same backlog, but the message sent after the reader's open() is queued behind it in
+// the writer's own buffer: the join filter must skip exactly the older frames, no more.
+TEST_CASE("shouldDeliverASendAfterOpenThatWaitsBehindOlderFrames") {
+  for (uint32_t type : kTypes) {
+    CAPTURE(type);
+    TempRuntime rt;
+    const int c = ipc_create_channel("late", type, IPC_BUFFER_MIN);
+    REQUIRE(c >= 0);
+    Barrier count, go, opened;
+    const pid_t writer = spawn([&] { return fill_then_send_after(count, go); });
+    uint32_t n = 0;
+    REQUIRE(get_u32(count, &n));
+    const pid_t reader = spawn([&] {
+      const int r = ipc_open_channel("late", IPC_MODE_READ);
+      if (r < 0) return 10;
+      opened.signal();
+      IPC_MESSAGE m;
+      if (ipc_receive_message(uint32_t(r), &m, 20000) != 4) return 11;
+      uint32_t v = 0;
+      std::memcpy(&v, m.payload, 4);
+      if (v != kAfter || m.sender != uint32_t(writer)) return 12;  // not one of the n before
+      return ipc_receive_message(uint32_t(r), &m, 200) == -ETIMEDOUT ? 0 : 13;
+    });
+    REQUIRE(opened.wait(1));
+    go.signal();  // kAfter goes out while the n older messages still wait
+    CHECK(take_all_then_after(c, n, writer) == n + 1);
+    CHECK(wait_exit(writer) == 0);
+    CHECK(wait_exit(reader) == 0);
+    CHECK(ipc_close_channel(uint32_t(c)) == 0);
   }
 }
