@@ -22,13 +22,15 @@ bool in_supplementary_group(pid_t pid, gid_t gid) {
 
 }  // namespace
 
+bool in_group(const Caller& c, gid_t gid) noexcept { return c.gid == gid || in_supplementary_group(c.pid, gid); }
+
 bool mode_permits(const Caller& c, uid_t owner_uid, gid_t owner_gid, uint32_t mode, bool want_read,
                   bool want_write) noexcept {
   if (c.uid == 0) return true;
   uint32_t bits;
   if (c.uid == owner_uid)
     bits = (mode >> 6) & 7;
-  else if (c.gid == owner_gid || in_supplementary_group(c.pid, owner_gid))
+  else if (in_group(c, owner_gid))
     bits = (mode >> 3) & 7;
   else
     bits = mode & 7;

@@ -6,14 +6,18 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <utility>
 
 #include "base/names.h"
+#include "base/time.h"
 #include "ipc.h"
 #include "runtime/config.h"
 #include "runtime/core.h"
 #include "runtime/handle_table.h"
 #include "runtime/transport_factory.h"
 #include "transports/bridge/bridge.h"
+#include "transports/call/call_client.h"
+#include "transports/call/call_server.h"
 #include "transports/shm/membership.h"
 #include "transports/shm/ring.h"
 
@@ -44,6 +48,22 @@ int attach(const registry::Reply& rep, int* fds, const char* name, uint32_t mode
     return rep.status;
   }
   Process& p = proc();
+  // The creator's NAME.call is the reply's last descriptor (protocol.h).
+  std::unique_ptr<call::CallServer> calls;
+  if (created != nullptr) {
+    const int at = rep.transport == static_cast<uint32_t>(TransportKind::kShmRing) ? 2 : 1;
+    if (fds[at] < 0) {
+      close_all(fds);
+      return -EPROTO;
+    }
+    auto server = call::CallServer::create(std::exchange(fds[at], -1),
+                                           call::ChannelOwner{::geteuid(), ::getegid(), created->perm_mode});
+    if (!server) {
+      close_all(fds);
+      return server.error();
+    }
+    calls = std::move(server.value());
+  }
   auto t = make_transport(rep, fds, name, mode, created, p.pid);
   close_all(fds);
   int rc;
@@ -55,6 +75,14 @@ int attach(const registry::Reply& rep, int* fds, const char* name, uint32_t mode
     h->bridge = dynamic_cast<bridge::Bridge*>(t->get());
     h->ring = h->bridge != nullptr ? h->bridge->ring() : dynamic_cast<shm::ShmRing*>(t->get());
     h->t = std::move(t.value());
+    h->info = IPC_CHANNEL_INFO{rep.type,      static_cast<uint32_t>(h->t->kind()),
+                               rep.owner_uid, rep.owner_gid,
+                               rep.mode,      rep.capacity_bytes,
+                               rep.creator_pid, rep.overflow,
+                               rep.evict_after_ms, {}, {}};
+    std::strncpy(h->info.name, name, sizeof h->info.name - 1);
+    h->calls = std::move(calls);
+    h->caller = std::make_unique<call::CallClient>(read_config().runtime_dir + "/" + name + ".call", rep.creator_pid);
     rc = install(std::move(h));
     if (rc >= 0) return rc;
   } else {
@@ -88,23 +116,33 @@ int64_t send_timeout(const Handle& h) { return (h.mode & IPC_MODE_NONBLOCK) ? 0 
 
 }  // namespace
 
-int create(const char* name, uint32_t type, uint32_t buffer_size, uint32_t perm_mode) noexcept {
+int create(const char* name, const IPC_CHANNEL_OPTIONS& o, bool literal_perm) noexcept {
+  constexpr uint32_t kModes = IPC_MODE_READ | IPC_MODE_WRITE | IPC_MODE_NONBLOCK;
   if (int rc = validate_channel_name(name); rc < 0) return rc;
-  if (type > IPC_TYPE_QUEUE || (perm_mode & ~0777u)) return -EINVAL;
-  if (buffer_size > IPC_BUFFER_MAX) return -EINVAL;
+  if (o.type > IPC_TYPE_QUEUE || (o.perm_mode & ~0777u) || (o.creator_mode & ~kModes) ||
+      o.overflow > IPC_OVERFLOW_EVICT || o.reserved[0] || o.reserved[1])
+    return -EINVAL;
+  if (o.buffer_size > IPC_BUFFER_MAX) return -EINVAL;
+  if (o.overflow == IPC_OVERFLOW_EVICT) return -EOPNOTSUPP;  // not built yet (README)
+  uint32_t mode = o.creator_mode;
+  if (!(mode & (IPC_MODE_READ | IPC_MODE_WRITE))) mode |= IPC_MODE_READ | IPC_MODE_WRITE;
+  const uint32_t perm = o.perm_mode || literal_perm ? o.perm_mode : 0660;
   Process& p = proc();
   std::lock_guard<std::recursive_mutex> lk(p.mu);
   registry::Request rq = request(registry::Op::kCreate, name);
-  rq.type = type;
-  rq.capacity = buffer_size;
-  rq.perm_mode = perm_mode;
+  rq.type = o.type;
+  rq.capacity = o.buffer_size;
+  rq.perm_mode = perm;
+  rq.creator_mode = mode;
+  rq.overflow = o.overflow;
+  rq.evict_after_ms = o.evict_after_ms;
   if (read_config().disable_shm) rq.flags |= registry::kNoShm;
   registry::Reply rep{};
   int fds[registry::kReplyFds];
   if (int rc = rpc(rq, &rep, fds); rc < 0) return rc;
-  auto slots = shm::Segment::slots_for_capacity(buffer_size);
-  const CreateInfo info{perm_mode, slots ? *slots : shm::kDefaultSlots};
-  return attach(rep, fds, name, IPC_MODE_READ | IPC_MODE_WRITE, &info);
+  auto slots = shm::Segment::slots_for_capacity(o.buffer_size);
+  const CreateInfo info{perm, slots ? *slots : shm::kDefaultSlots};
+  return attach(rep, fds, name, mode, &info);
 }
 
 int open(const char* name, uint32_t mode) noexcept {
@@ -198,6 +236,46 @@ int commit(uint32_t id, shm::Loan* l, const MsgHeader& hdr) noexcept {
 
 void abandon(uint32_t id, shm::Loan* l) noexcept {
   if (Handle* h = lookup(id); h != nullptr && h->ring != nullptr) h->ring->abandon(l);
+}
+
+int call(uint32_t id, const MsgHeader& req, const void* payload, MsgHeader* rep, void* buf, uint32_t cap,
+         int timeout_ms) noexcept {
+  Handle* h = lookup(id);
+  // Calling is writing to the server: the registry checked the write bit at open.
+  if (h == nullptr || !(h->mode & IPC_MODE_WRITE)) return -EBADF;
+  if (req.size > kMaxPayloadBytes) return -EMSGSIZE;
+  if ((payload == nullptr && req.size != 0) || rep == nullptr || (buf == nullptr && cap != 0)) return -EFAULT;
+  return h->caller->call(req, payload, rep, buf, cap, Deadline::after_ms(timeout_ms));
+}
+
+int receive_request(uint32_t id, MsgHeader* hdr, void* buf, uint32_t cap, uint64_t* call, int timeout_ms) noexcept {
+  Handle* h = lookup(id);
+  if (h == nullptr || h->calls == nullptr) return -EBADF;
+  if (hdr == nullptr || call == nullptr || (buf == nullptr && cap != 0)) return -EFAULT;
+  const int64_t timeout_ns = (h->mode & IPC_MODE_NONBLOCK) ? 0 : timeout_ms < 0 ? -1 : int64_t(timeout_ms) * 1000000;
+  return wait_result(h->calls->receive(hdr, buf, cap, call, Deadline::after_ns(timeout_ns)), timeout_ns);
+}
+
+int reply(uint32_t id, uint64_t call, const MsgHeader& hdr, const void* payload) noexcept {
+  Handle* h = lookup(id);
+  if (h == nullptr || h->calls == nullptr) return -EBADF;
+  if (hdr.size > kMaxPayloadBytes) return -EMSGSIZE;
+  if (payload == nullptr && hdr.size != 0) return -EFAULT;
+  return h->calls->reply(call, hdr, payload);
+}
+
+int request_fd(uint32_t id) noexcept {
+  Handle* h = lookup(id);
+  if (h == nullptr || h->calls == nullptr) return -EBADF;
+  return h->calls->fd();
+}
+
+int info(uint32_t id, IPC_CHANNEL_INFO* out) noexcept {
+  Handle* h = lookup(id);
+  if (h == nullptr) return -EBADF;
+  if (out == nullptr) return -EFAULT;
+  *out = h->info;
+  return 0;
 }
 
 int transport_of(uint32_t id) noexcept {

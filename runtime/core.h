@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "ipc.h"
 #include "transports/transport.h"
 
 namespace fwipc::shm {
@@ -16,7 +17,8 @@ namespace fwipc::core {
 // Receive timeout meaning "the channel's own mode": forever, or 0 when non-blocking.
 inline constexpr int kDefaultTimeout = -1;
 
-int create(const char* name, uint32_t type, uint32_t buffer_size, uint32_t perm_mode) noexcept;
+// literal_perm: opts.perm_mode 0 is mode 0 (ipc_create_channel_ex), not the 0660 default.
+int create(const char* name, const IPC_CHANNEL_OPTIONS& opts, bool literal_perm) noexcept;
 int open(const char* name, uint32_t mode) noexcept;
 int close(uint32_t id) noexcept;
 int send(uint32_t id, const MsgHeader& hdr, const void* payload) noexcept;
@@ -27,6 +29,12 @@ int notify_fd(uint32_t id) noexcept;
 int loan(uint32_t id, shm::Loan* out) noexcept;
 int commit(uint32_t id, shm::Loan* loan, const MsgHeader& hdr) noexcept;
 void abandon(uint32_t id, shm::Loan* loan) noexcept;
+int info(uint32_t id, IPC_CHANNEL_INFO* out) noexcept;
+int call(uint32_t id, const MsgHeader& req, const void* payload, MsgHeader* rep, void* buf, uint32_t cap,
+         int timeout_ms) noexcept;
+int receive_request(uint32_t id, MsgHeader* hdr, void* buf, uint32_t cap, uint64_t* call, int timeout_ms) noexcept;
+int reply(uint32_t id, uint64_t call, const MsgHeader& hdr, const void* payload) noexcept;
+int request_fd(uint32_t id) noexcept;
 // The transport a channel id really uses, or -EBADF.
 int transport_of(uint32_t id) noexcept;
 

@@ -7,11 +7,17 @@
 #include <new>
 
 #include "runtime/config.h"
+#include "transports/call/call_client.h"
+#include "transports/call/call_server.h"
 
 namespace fwipc::core {
 namespace {
 constexpr uint32_t kGenMask = (1u << (31 - kIndexBits)) - 1;  // ids stay positive ints
 }
+
+// Out of line: the call types are incomplete in the header.
+Handle::Handle() = default;
+Handle::~Handle() = default;
 
 Process& proc() {
   static Process* p = [] {
@@ -59,9 +65,17 @@ std::unique_ptr<Handle> remove(uint32_t id) {
   return std::unique_ptr<Handle>(raw);
 }
 
+namespace {
+thread_local std::string last_detail;
+}
+
 int rpc(const registry::Request& rq, registry::Reply* rep, int* fds) {
   const Config c = read_config();
-  return proc().reg.call(c.runtime_dir, c.registry, rq, rep, sizeof *rep, fds);
+  const int rc = proc().reg.call(c.runtime_dir, c.registry, rq, rep, sizeof *rep, fds);
+  if (rc == -EPERM || rc == -ENOTDIR) last_detail = proc().reg.refusal();
+  return rc;
 }
+
+const char* last_error_detail() noexcept { return last_detail.c_str(); }
 
 }  // namespace fwipc::core

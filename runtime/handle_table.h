@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 
+#include "ipc.h"
 #include "runtime/registry/client.h"
 #include "transports/transport.h"
 
@@ -24,6 +25,10 @@ class ShmRing;
 }
 namespace fwipc::bridge {
 class Bridge;
+}
+namespace fwipc::call {
+class CallServer;
+class CallClient;
 }
 
 namespace fwipc::core {
@@ -36,6 +41,11 @@ struct Handle {
   std::unique_ptr<Transport> t;
   shm::ShmRing* ring = nullptr;      // non-null when t is (or wraps) the shm ring (loan/commit)
   bridge::Bridge* bridge = nullptr;  // non-null when t is a QUEUE creator's bridge
+  IPC_CHANNEL_INFO info{};           // from the registry's reply (transport: t's)
+  std::unique_ptr<call::CallServer> calls;   // the creator's: serves NAME.call
+  std::unique_ptr<call::CallClient> caller;  // every id's: calls the creator (connects lazily)
+  Handle();
+  ~Handle();
 };
 
 inline constexpr uint32_t kIndexBits = 12;
@@ -67,5 +77,9 @@ std::unique_ptr<Handle> remove(uint32_t id);
 // One registry request and reply (see registry::Client::call) for the runtime directory
 // and settings in force now. Caller holds mu.
 int rpc(const registry::Request& rq, registry::Reply* rep, int* fds);
+
+// What the calling thread's last refused registry call was refused for (the runtime
+// directory or the registry's uid, named), or "".
+const char* last_error_detail() noexcept;
 
 }  // namespace fwipc::core

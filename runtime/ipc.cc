@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "runtime/core.h"
+#include "runtime/handle_table.h"
 #include "transports/shm/ring.h"
 
 using fwipc::MsgHeader;
@@ -12,11 +13,20 @@ using fwipc::MsgHeader;
 extern "C" {
 
 int ipc_create_channel(const char* name, uint32_t type, uint32_t buffer_size) {
-  return fwipc::core::create(name, type, buffer_size, 0660);
+  return ipc_create_channel_ex(name, type, buffer_size, 0660);
 }
 
 int ipc_create_channel_ex(const char* name, uint32_t type, uint32_t buffer_size, uint32_t perm_mode) {
-  return fwipc::core::create(name, type, buffer_size, perm_mode);
+  IPC_CHANNEL_OPTIONS o{};
+  o.type = type;
+  o.buffer_size = buffer_size;
+  o.perm_mode = perm_mode;
+  return fwipc::core::create(name, o, /*literal_perm=*/true);  // here 0 means mode 0
+}
+
+int ipc_create_channel_opts(const char* name, const IPC_CHANNEL_OPTIONS* opts) {
+  if (opts == nullptr) return -EFAULT;
+  return fwipc::core::create(name, *opts, /*literal_perm=*/false);
 }
 
 int ipc_open_channel(const char* name, uint32_t mode) { return fwipc::core::open(name, mode); }
@@ -48,6 +58,35 @@ int ipc_receive_message(uint32_t channel_id, IPC_MESSAGE* msg, int timeout_ms) {
 int ipc_channel_fd(uint32_t channel_id) { return fwipc::core::notify_fd(channel_id); }
 
 int ipc_channel_transport(uint32_t channel_id) { return fwipc::core::transport_of(channel_id); }
+
+int ipc_channel_info(uint32_t channel_id, IPC_CHANNEL_INFO* out) { return fwipc::core::info(channel_id, out); }
+
+int ipc_call(uint32_t channel_id, const IPC_MESSAGE* request, IPC_MESSAGE* reply, int timeout_ms) {
+  if (request == nullptr || reply == nullptr) return -EFAULT;
+  MsgHeader h;
+  const int rc = fwipc::core::call(channel_id, fwipc::header_of(*request), request->payload, &h, reply->payload,
+                                   sizeof reply->payload, timeout_ms);
+  if (rc >= 0) fwipc::put_header(reply, h, h.sender);
+  return rc;
+}
+
+int ipc_receive_request(uint32_t channel_id, IPC_MESSAGE* request, uint64_t* call, int timeout_ms) {
+  if (request == nullptr) return -EFAULT;
+  MsgHeader h;
+  const int rc =
+      fwipc::core::receive_request(channel_id, &h, request->payload, sizeof request->payload, call, timeout_ms);
+  if (rc >= 0) fwipc::put_header(request, h, h.sender);
+  return rc;
+}
+
+int ipc_reply(uint32_t channel_id, uint64_t call, const IPC_MESSAGE* reply) {
+  if (reply == nullptr) return -EFAULT;
+  return fwipc::core::reply(channel_id, call, fwipc::header_of(*reply), reply->payload);
+}
+
+int ipc_request_fd(uint32_t channel_id) { return fwipc::core::request_fd(channel_id); }
+
+const char* ipc_last_error_detail(void) { return fwipc::core::last_error_detail(); }
 
 int ipc_send_header(uint32_t channel_id, const IPC_HEADER* hdr, const void* payload) {
   if (hdr == nullptr) return -EFAULT;
@@ -127,7 +166,7 @@ const char* ipc_strerror(int code) {
     case EAGAIN: return "would block (queue full or empty in non-blocking mode)";
     case ETIMEDOUT: return "timed out";
     case EACCES: return "permission denied by the channel's owner and mode";
-    case EPERM: return "refused: another user controls the runtime directory or runs its registry (see stderr)";
+    case EPERM: return "refused: another user controls the runtime directory or runs its registry (ipc_last_error_detail() says which)";
     case ENAMETOOLONG: return "channel name longer than 63 characters";
     case EPIPE: return "channel closed by its creator";
     case EBADF: return "unknown channel id, or not opened for this operation";

@@ -47,6 +47,7 @@ Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, in
         const sock::Owner owner{::geteuid(), ::getegid(), created->perm_mode};
         auto hub = sock::Hub::create_socket(take(0), owner, created->capacity_msgs, self);
         if (!hub) return R::error(hub.error());
+        hub.value()->set_creator_reads(reader);
         return std::unique_ptr<Transport>(std::move(hub.value()));
       }
       const std::string path = runtime_dir() + "/" + name + ".sock";
@@ -63,6 +64,7 @@ Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, in
         const std::string prefix = runtime_dir() + "/" + name + ".fifo";
         auto hub = sock::Hub::create_pipe(take(0), prefix, created->capacity_msgs, self);
         if (!hub) return R::error(hub.error());
+        hub.value()->set_creator_reads(reader);
         return std::unique_ptr<Transport>(std::move(hub.value()));
       }
       const int rd_at = 1, wr_at = reader ? 2 : 1;  // in that order, those asked for

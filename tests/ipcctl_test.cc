@@ -65,7 +65,7 @@ TEST_CASE("shouldListChannelsWithTheirCountersAndMembers") {
   const Run j = ipcctl({"--json", "list"});
   CHECK(j.status == 0);
   CHECK(has(j.out, "\"name\":\"watched\",\"type\":\"QUEUE\",\"transport\":\"shm\""));
-  CHECK(has(j.out, "\"mode\":\"0660\",\"capacity\":16,\"depth\":3,\"messages\":3,\"drops\":0,\"abandoned\":0"));
+  CHECK(has(j.out, "\"mode\":\"0660\",\"capacity\":16,\"overflow\":\"block\",\"depth\":3,\"messages\":3,\"drops\":0,\"abandoned\":0"));
   CHECK(has(j.out, "\"readers\":[{\"pid\":" + me + ",\"alive\":true,\"lag\":3}]"));
   CHECK(has(j.out, "\"name\":\"watched-s\",\"type\":\"SOCKET\",\"transport\":\"socket\""));
 

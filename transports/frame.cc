@@ -55,6 +55,29 @@ int check_packet(const void* data, size_t len, Frame* out) noexcept {
   return 0;
 }
 
+Frame make_call_frame(uint16_t kind, uint32_t seq, const MsgHeader& h, const void* payload) noexcept {
+  Frame f;  // only wire_bytes() are sent
+  f.magic = kMagic;
+  f.kind = kind;
+  f.flags = 0;
+  put_header(&f, h, 0);  // the receiving side knows the sender from the kernel, not from us
+  f.reserved = seq;
+  f.time_ns = 0;
+  if (h.size) std::memcpy(f.payload, payload, h.size);
+  return f;
+}
+
+int check_call_packet(const void* data, size_t len, uint16_t kind, Frame* out) noexcept {
+  if (len < kHeaderBytes || len > kMaxFrame || (kind != kCall && kind != kReply)) return -EBADMSG;
+  Frame h;
+  std::memcpy(&h, data, kHeaderBytes);
+  if (h.magic != kMagic || h.kind != kind || h.size > kMaxPayload || h.wire_bytes() != len) return -EBADMSG;
+  // out may be data itself (a packet checked in place): payload first, then the header.
+  std::memmove(out->payload, static_cast<const char*>(data) + kHeaderBytes, h.size);
+  std::memcpy(out, &h, kHeaderBytes);
+  return 0;
+}
+
 void StreamDecoder::feed(const void* data, size_t len) {
   if (off_ > 0 && off_ == buf_.size()) {
     buf_.clear();

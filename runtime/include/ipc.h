@@ -30,6 +30,10 @@ extern "C" {
 #define IPC_BUFFER_MIN (16u * IPC_SLOT_BYTES)
 #define IPC_BUFFER_MAX (256u * 1024u * 1024u)
 
+/* Overflow policies (IPC_CHANNEL_INFO.overflow). */
+#define IPC_OVERFLOW_BLOCK 0u /* the slowest reader holds writers back */
+#define IPC_OVERFLOW_EVICT 1u /* a reader that holds writers back too long is dropped */
+
 /* What really carries a channel: ipc_channel_transport(). */
 #define IPC_TRANSPORT_SHM 0u    /* the shared-memory ring */
 #define IPC_TRANSPORT_SOCKET 1u /* a Unix socket (SOCKET channels, QUEUE fallback) */
@@ -64,6 +68,21 @@ _Static_assert(sizeof(IPC_MESSAGE) == 532, "IPC_MESSAGE is a 20-byte header + 51
 int ipc_create_channel(const char* name, uint32_t type, uint32_t buffer_size);
 /* As ipc_create_channel, with the channel's permission bits (the plain call uses 0660). */
 int ipc_create_channel_ex(const char* name, uint32_t type, uint32_t buffer_size, uint32_t perm_mode);
+/* Creation with every option. Zero-initialise the struct, then set what you need. */
+typedef struct {
+  uint32_t type;           /* IPC_TYPE_* */
+  uint32_t buffer_size;    /* as ipc_create_channel(); 0: the default */
+  uint32_t perm_mode;      /* permission bits; 0: 0660 */
+  uint32_t creator_mode;   /* IPC_MODE_* of the creator's own id; 0: read and write. Without
+                              IPC_MODE_READ the creator is a pure writer: it is not a reader,
+                              never holds its channel back, and cannot receive (it can still
+                              serve calls) */
+  uint32_t overflow;       /* IPC_OVERFLOW_BLOCK (0). IPC_OVERFLOW_EVICT is not supported
+                              yet: -EOPNOTSUPP */
+  uint32_t evict_after_ms; /* IPC_OVERFLOW_EVICT's bound */
+  uint32_t reserved[2];    /* 0 */
+} IPC_CHANNEL_OPTIONS;
+int ipc_create_channel_opts(const char* name, const IPC_CHANNEL_OPTIONS* opts);
 int ipc_open_channel(const char* name, uint32_t mode);
 /* Closes an id. Thread contract: any call may run on any thread, but closing an id while
  * another thread is inside a call on the same id is undefined (its state is freed); stop
@@ -88,6 +107,51 @@ int ipc_channel_fd(uint32_t channel_id);
 
 /* IPC_TRANSPORT_* of the id's channel, or -EBADF. */
 int ipc_channel_transport(uint32_t channel_id);
+
+/* Who serves a channel, as the registry saw its creator (SO_PEERCRED): a client of a
+ * service checks owner_uid before it sends anything (a service name taken by another uid
+ * is refused by the registry's name policy, but a client should not rely on the policy
+ * of a runtime directory it does not control). */
+typedef struct {
+  uint32_t type;            /* IPC_TYPE_* as created */
+  uint32_t transport;       /* IPC_TRANSPORT_*: what really carries it for this id */
+  uint32_t owner_uid;       /* the creator's uid and gid */
+  uint32_t owner_gid;
+  uint32_t mode;            /* permission bits */
+  uint32_t capacity;        /* bytes, rounded to whole IPC_SLOT_BYTES slots */
+  uint32_t creator_pid;
+  uint32_t overflow;        /* IPC_OVERFLOW_* */
+  uint32_t evict_after_ms;  /* IPC_OVERFLOW_EVICT's bound */
+  uint32_t reserved[3];
+  char name[64];
+} IPC_CHANNEL_INFO;
+/* Fills *out for an open id: 0, -EBADF, or -EFAULT. */
+int ipc_channel_info(uint32_t channel_id, IPC_CHANNEL_INFO* out);
+
+/* ---- Request/reply, on every channel type.
+ * A call travels on its own socket, NAME.call in the runtime directory, which the
+ * registry binds with the channel's mode and the creator's runtime serves: it is separate
+ * from the channel's messages, so a caller needs only IPC_MODE_WRITE (write-only ids can
+ * call), never reads the server's other traffic, and a server tells calls from one-way
+ * messages by how it takes them: ipc_receive_request() for calls, ipc_receive() for
+ * messages. Calling needs the write bit of the channel's mode for the caller.
+ *
+ * ipc_call() sends request (type, size, priority, payload; sender and receiver are set by
+ * the runtime) to the channel's creator and waits for the reply to this call only: the reply's
+ * payload size with *reply filled (reply->sender is the server's PID as the kernel reports it), -ETIMEDOUT
+ * when none comes in time (a reply that comes later is discarded, never handed to another
+ * call), -EPIPE when the server is gone. Several threads may call on one id at once. */
+int ipc_call(uint32_t channel_id, const IPC_MESSAGE* request, IPC_MESSAGE* reply, int timeout_ms);
+/* The creator's side: the next call, with request->sender the caller's PID (kernel
+ * credentials) and *call the handle to answer it with. Blocks like ipc_receive_message()
+ * (timeout_ms < 0 forever, 0 polls: -EAGAIN). -EBADF on an id that is not the creator's. */
+int ipc_receive_request(uint32_t channel_id, IPC_MESSAGE* request, uint64_t* call, int timeout_ms);
+/* Answers a call. Never blocks on a client: a caller that died or does not read loses
+ * its reply (-EPIPE / -EAGAIN here, nothing else changes). */
+int ipc_reply(uint32_t channel_id, uint64_t call, const IPC_MESSAGE* reply);
+/* A descriptor that polls readable while a call may be waiting for the creator's id (for
+ * event loops: then ipc_receive_request() with timeout 0 until -EAGAIN). */
+int ipc_request_fd(uint32_t channel_id);
 
 /* ---- Calls for the C++ API (fwipc/channel.hpp) and for batching C programs. */
 
@@ -121,6 +185,11 @@ typedef struct {
 int ipc_loan(uint32_t channel_id, IPC_LOAN* loan);
 int ipc_commit(uint32_t channel_id, IPC_LOAN* loan, const IPC_HEADER* hdr);
 void ipc_abandon(uint32_t channel_id, IPC_LOAN* loan);
+
+/* Details of the calling thread's last -EPERM from a create or open: which runtime
+ * directory or whose registry was refused, and why (a library does not print). "" if
+ * none. Valid until the thread's next call. */
+const char* ipc_last_error_detail(void);
 
 /* A static, human-readable name for a return code (0, a count, or a negative errno). */
 const char* ipc_strerror(int code);

@@ -88,7 +88,9 @@ int connect_or_start(const std::string& dir, const ClientOptions& o, std::string
     if (fd >= 0 || fd == -EPERM) return fd;
     ::usleep(i < 50 ? 1000 : 10000);
   }
-  return fd;
+  // It did not come up (fwipc-registryd says why on its stderr when run by hand: a
+  // directory it may not use, a malformed policy).
+  return fd == -EACCES ? fd : -ECONNREFUSED;
 }
 
 }  // namespace
@@ -152,11 +154,9 @@ int Client::call(const std::string& dir, const ClientOptions& o, Request rq, voi
     if (conn_ < 0) {
       std::string why;
       const int fd = connect_or_start(dir, o, &why);
-      if ((fd == -EPERM || fd == -ENOTDIR) && !why.empty() && why != refusal_) {
-        // ipc_strerror(-EPERM) cannot say which directory or whose registry: say it once.
-        std::fprintf(stderr, "fwipc: refused: %s\n", why.c_str());
-        refusal_ = why;
-      }
+      // ipc_strerror(-EPERM) cannot say which directory or whose registry: keep the
+      // reason for ipc_last_error_detail() (a library does not print).
+      if ((fd == -EPERM || fd == -ENOTDIR) && !why.empty()) refusal_ = why;
       if (fd < 0) return fd;
       conn_ = fd;
       dir_ = dir;

@@ -42,7 +42,7 @@ class Client {
   // restarted registry serves new requests). Before connecting or starting a registry it
   // checks dir (check_runtime_dir in base/rundir.h), and after connecting the registry's
   // SO_PEERCRED uid (see ClientOptions::registry_uid); either failing is -EPERM (or
-  // -ENOTDIR), nothing is sent, and the reason goes to stderr once and to refusal().
+  // -ENOTDIR), nothing is sent, and the reason goes to refusal().
   // 0, or -ECONNREFUSED (none runs and none may be started), -ETIMEDOUT (wedged), -EPROTO,
   // -EPERM, or a connect errno.
   int call(const std::string& dir, const ClientOptions& o, Request rq, void* reply, size_t reply_len, int* fds);

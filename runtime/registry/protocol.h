@@ -8,7 +8,7 @@
 
 namespace fwipc::registry {
 
-inline constexpr uint32_t kProtoMagic = 0x46575232;  // "FWR2"
+inline constexpr uint32_t kProtoMagic = 0x46575233;  // "FWR3"
 inline constexpr const char* kSocketName = "registry.sock";
 inline constexpr const char* kLockName = "registry.lock";
 
@@ -27,18 +27,25 @@ struct Request {
   uint32_t perm_mode;  // kCreate: permission bits
   uint32_t flags;      // kOpen: kWantRead | kWantWrite
   uint32_t handle;     // kClose: membership handle from a Reply
-  uint32_t reserved;
+  uint32_t creator_mode;    // kCreate: IPC_MODE_* of the creator's own id
+  uint32_t overflow;        // kCreate: IPC_OVERFLOW_*
+  uint32_t evict_after_ms;  // kCreate: IPC_OVERFLOW_EVICT's bound
+  uint32_t reserved[2];
   char name[64];  // NUL-terminated
 };
 
 // Most descriptors a Reply carries (SCM_RIGHTS). Their order is part of the protocol
 // (the client half is runtime/transport_factory.cc), by Reply.transport:
+//   every     create: the last descriptor is the listening socket NAME.call (request/reply),
+//                     served by the creator's runtime
 //   kShmRing  create: [0] the segment (memfd), [1] the listening socket of the channel's
-//                     bridge, served by the creator's runtime for other uids
+//                     bridge, served by the creator's runtime for other uids, [2] NAME.call
 //             open:   [0] the segment (only the owner's uid and root; everyone else gets
 //                     transport kSocket and connects to NAME.sock, the bridge)
-//   kSocket   create: [0] the listening socket NAME.sock; open: none (connect by path)
-//   kPipe     create: [0] the channel FIFO, read-write (JOIN frames come in on it)
+//   kSocket   create: [0] the listening socket NAME.sock, [1] NAME.call; open: none
+//                     (connect by path)
+//   kPipe     create: [0] the channel FIFO, read-write (JOIN frames come in on it), [1]
+//                     NAME.call
 //             open:   [0] a write end of the channel FIFO, then, of those asked for, [1]
 //                     the reader's own FIFO (read end), then the writer's own FIFO (write
 //                     end): a writer-only open has its FIFO at [1]
@@ -53,6 +60,16 @@ struct Reply {
   uint32_t reader_state;  // QUEUE: the reader entry's state; PIPE: the reader FIFO's join id
   int32_t writer_index;   // -1: not a writer (QUEUE only)
   uint32_t writer_state;  // QUEUE: the writer entry's state; PIPE: the writer FIFO's join id
+  // Who serves the channel, as the registry knows it (SO_PEERCRED of the creator): what
+  // ipc_channel_info() reports, so a client can refuse a service run by the wrong uid.
+  uint32_t type;            // IPC_TYPE_*
+  uint32_t owner_uid;
+  uint32_t owner_gid;
+  uint32_t mode;            // permission bits
+  uint32_t capacity_bytes;  // as created, rounded to whole slots
+  uint32_t creator_pid;
+  uint32_t overflow;        // IPC_OVERFLOW_*
+  uint32_t evict_after_ms;
 };
 
 // kList answer (instead of a Reply): the first channel whose number is >= Request.handle,
@@ -76,6 +93,8 @@ struct ChannelInfo {
   uint32_t capacity;      // bytes asked for at creation
   uint32_t member_count;  // all memberships; the first kInfoMembers are listed
   uint32_t listed;
+  uint32_t overflow;  // IPC_OVERFLOW_*
+  uint32_t reserved;
   char name[64];
   struct Member {
     uint32_t pid;
@@ -83,8 +102,8 @@ struct ChannelInfo {
   } members[kInfoMembers];
 };
 
-static_assert(sizeof(Request) == 96 && offsetof(Request, name) == 32);
-static_assert(sizeof(ChannelInfo) == 40 + 64 + 8 * kInfoMembers);
-static_assert(sizeof(Reply) == 32);
+static_assert(sizeof(Request) == 112 && offsetof(Request, name) == 48);
+static_assert(sizeof(ChannelInfo) == 48 + 64 + 8 * kInfoMembers);
+static_assert(sizeof(Reply) == 64 && offsetof(Reply, type) == 32);
 
 }  // namespace fwipc::registry

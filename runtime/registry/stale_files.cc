@@ -20,6 +20,7 @@ int remove_stale_files(const std::string& dir, const std::vector<std::string>& i
   while (const dirent* e = ::readdir(d)) {
     const std::string n = e->d_name;
     const bool ours = (n.size() > 5 && n.compare(n.size() - 5, 5, ".sock") == 0 && n != kSocketName) ||
+                      (n.size() > 5 && n.compare(n.size() - 5, 5, ".call") == 0) ||
                       (n.size() > 5 && n.compare(n.size() - 5, 5, ".fifo") == 0) ||
                       n.find(".fifo.") != std::string::npos;
     if (!ours) continue;

@@ -1,5 +1,5 @@
 // The runtime directory's channel files, by their naming pattern: NAME.sock (a SOCKET
-// channel, or a QUEUE channel's bridge), NAME.fifo (a PIPE channel) and
+// channel, or a QUEUE channel's bridge), NAME.call (request/reply), NAME.fifo (a PIPE channel) and
 // NAME.fifo.{r,w}PID.N (a PIPE member's own FIFO). Shared by the registry, which cleans at
 // start and on request, and by `ipcctl clean` when no registry runs.
 #pragma once

@@ -65,11 +65,14 @@ std::string mode_text(uint32_t mode) {
   return s;
 }
 
+const char* overflow_name(uint32_t o) { return o == IPC_OVERFLOW_EVICT ? "evict" : "block"; }
+
 std::string channel_json(const ChannelView& c) {
   std::string s = "{\"name\":" + json_str(c.raw.name) + ",\"type\":\"" + type_name(c.raw.type) + "\",\"transport\":\"" +
                   transport_name(c.raw.transport) + "\",\"owner\":" + json_str(owner_name(c.raw.uid)) +
                   ",\"uid\":" + std::to_string(c.raw.uid) + ",\"mode\":\"" + mode_text(c.raw.mode) +
-                  "\",\"capacity\":" + std::to_string(capacity_msgs(c));
+                  "\",\"capacity\":" + std::to_string(capacity_msgs(c)) + ",\"overflow\":\"" +
+                  overflow_name(c.raw.overflow) + "\"";
   if (c.ring) {
     s += ",\"depth\":" + std::to_string(c.ring->depth) + ",\"messages\":" + std::to_string(c.ring->tail) +
          ",\"drops\":" + std::to_string(c.ring->refused) + ",\"abandoned\":" + std::to_string(c.ring->abandoned);
@@ -146,11 +149,12 @@ int cmd_list(const std::string& dir, const Options& o) {
     std::printf("no channels in %s%s\n", dir.c_str(), err < 0 ? " (no registry running)" : "");
     return 0;
   }
-  std::vector<std::vector<std::string>> rows{{"NAME", "TYPE", "TRANSPORT", "OWNER", "MODE", "CAPACITY", "DEPTH",
-                                              "MESSAGES", "DROPS", "ABANDONED", "READERS", "WRITERS"}};
+  std::vector<std::vector<std::string>> rows{{"NAME", "TYPE", "TRANSPORT", "OWNER", "MODE", "CAPACITY", "OVERFLOW",
+                                              "DEPTH", "MESSAGES", "DROPS", "ABANDONED", "READERS", "WRITERS"}};
   for (const ChannelView& c : chans) {
     rows.push_back({c.raw.name, type_name(c.raw.type), transport_name(c.raw.transport), owner_name(c.raw.uid),
-                    mode_text(c.raw.mode), std::to_string(capacity_msgs(c)), opt_num(c.ring, &RingStats::depth),
+                    mode_text(c.raw.mode), std::to_string(capacity_msgs(c)), overflow_name(c.raw.overflow),
+                    opt_num(c.ring, &RingStats::depth),
                     opt_num(c.ring, &RingStats::tail), opt_num(c.ring, &RingStats::refused),
                     opt_num(c.ring, &RingStats::abandoned), peers_text(c.readers), peers_text(c.writers)});
   }

@@ -134,7 +134,7 @@ void Hub::route(const frame::Frame& f) noexcept {
   // (its hello or JOIN came in after our last look): look again before routing it. A
   // backlog sent before that look is routed without further system calls.
   if (f.time_ns >= newcomers_ns_) take_newcomers();
-  if (f.receiver == 0 || f.receiver == pid_) {
+  if (creator_reads_ && (f.receiver == 0 || f.receiver == pid_)) {
     inbox_.push(f);
     inbox_changed();
   }

@@ -80,6 +80,10 @@ class Hub final : public Transport {
   int notify_fd() noexcept override;
   void forget_after_fork() noexcept override {}  // descriptors only: closing them is local
 
+  // A creator without IPC_MODE_READ: nothing is kept for it, so it never holds writers
+  // back. Set once, before the first message.
+  void set_creator_reads(bool reads) noexcept { creator_reads_ = reads; }
+
   // Bridge mode: one round of hub work, waiting up to timeout_ms; returns how many events
   // it handled.
   int poll(int timeout_ms) noexcept { return poll_once(timeout_ms); }
@@ -160,6 +164,7 @@ class Hub final : public Transport {
   int evfd_ = -1;  // made on the first notify_fd(): set while the inbox holds messages
   bool ev_set_ = false;
   bool inbound_on_ = true;  // reading from writers (off under back-pressure)
+  bool creator_reads_ = true;  // false: a pure writer, never a reader, never holds writers back
   const Owner owner_;
   const uint32_t cap_;
   const uint32_t pid_;

@@ -5,14 +5,19 @@
 
 namespace fwipc::registry {
 
-int Server::create_shm(Client& c, Channel& ch, uint32_t slots, Membership& m) {
+int Server::create_shm(Client& c, Channel& ch, uint32_t slots, bool creator_reads, Membership& m) {
   auto seg = shm::Segment::create(ch.name.c_str(), slots, c.cred.pid);
   if (!seg) return 1;
   ch.seg = std::move(seg.value());
-  auto idx = shm::join_reader(ch.seg, c.cred.pid, c.start_time, &m.reader_state);
+  // A pure writer (creator_mode without IPC_MODE_READ) has no cursor: it never holds the
+  // ring back. It keeps a writer entry either way (it may send at any time).
+  if (creator_reads) {
+    auto idx = shm::join_reader(ch.seg, c.cred.pid, c.start_time, &m.reader_state);
+    if (!idx) return idx.error();
+    m.reader_index = static_cast<int32_t>(*idx);
+  }
   auto widx = shm::join_writer(ch.seg, c.cred.pid, c.start_time, &m.writer_state);
-  if (!idx || !widx) return !idx ? idx.error() : widx.error();
-  m.reader_index = static_cast<int32_t>(*idx);
+  if (!widx) return widx.error();
   m.writer_index = static_cast<int32_t>(*widx);
   pass(ch.seg.fd(), false);
   return 0;

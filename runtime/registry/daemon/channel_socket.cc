@@ -1,6 +1,7 @@
-// The socket of a SOCKET channel, or of a QUEUE channel's bridge: bound here with the
-// channel's mode (so the kernel refuses connections the mode refuses) and passed to the
-// creator, whose runtime serves it; members connect to it by path.
+// The sockets of a channel: NAME.sock of a SOCKET channel or of a QUEUE channel's bridge,
+// and NAME.call of every channel (request/reply). Bound here with the channel's mode (so
+// the kernel refuses connections the mode refuses) and passed to the creator, whose
+// runtime serves them; members connect to them by path.
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -57,6 +58,14 @@ int Server::create_socket(Channel& ch) {
   const int lfd = bind_channel_socket(ch.path, ch.mode, ch.uid, ch.gid);
   if (lfd < 0) return lfd;
   pass(lfd, true);  // ours to close once passed to the creator
+  return 0;
+}
+
+int Server::create_call_socket(Channel& ch) {
+  ch.call_path = opts_.runtime_dir + "/" + ch.name + ".call";
+  const int lfd = bind_channel_socket(ch.call_path, ch.mode, ch.uid, ch.gid);
+  if (lfd < 0) return lfd;
+  pass(lfd, true);
   return 0;
 }
 

@@ -41,6 +41,15 @@ Reply reply_for(uint32_t h, const Channel& ch, const Membership& m) {
   r.reader_state = m.reader_state;
   r.writer_index = m.writer_index;
   r.writer_state = m.writer_state;
+  r.type = ch.type;
+  r.owner_uid = ch.uid;
+  r.owner_gid = ch.gid;
+  r.mode = ch.mode;
+  auto slots = shm::Segment::slots_for_capacity(ch.capacity);
+  r.capacity_bytes = (slots ? *slots : shm::kDefaultSlots) * shm::kSlotBytes;
+  r.creator_pid = static_cast<uint32_t>(ch.creator_pid);
+  r.overflow = ch.overflow;
+  r.evict_after_ms = ch.evict_after_ms;
   return r;
 }
 
@@ -82,6 +91,8 @@ void Server::pass(int fd, bool ours) {
 Reply Server::create(Client& c, const Request& rq) {
   if (int rc = validate_channel_name(rq.name); rc < 0) return error_reply(rc);
   if (rq.type > IPC_TYPE_QUEUE || (rq.perm_mode & ~0777u) != 0) return error_reply(-EINVAL);
+  // The name policy: a service's name is its owner's, whoever comes first.
+  if (!policy_.may_own(rq.name, Caller{c.cred.pid, c.cred.uid, c.cred.gid})) return error_reply(-EACCES);
   if (by_name_.count(rq.name)) return error_reply(-EEXIST);
   if (channels_.size() >= kMaxChannels || c.members.size() >= kMaxMembershipsPerClient) return error_reply(-ENOSPC);
   auto slots = shm::Segment::slots_for_capacity(rq.capacity);
@@ -96,8 +107,13 @@ Reply Server::create(Client& c, const Request& rq) {
   ch->capacity = rq.capacity;
   ch->creator_pid = c.cred.pid;
   ch->creator_start = c.start_time;
+  ch->overflow = rq.overflow;
+  ch->evict_after_ms = rq.evict_after_ms;
   Membership m;
   m.creator = true;
+  // 0 (an older client): the creator reads and writes, as always.
+  const uint32_t cm = rq.creator_mode ? rq.creator_mode : IPC_MODE_READ | IPC_MODE_WRITE;
+  m.creator_reads = (cm & IPC_MODE_READ) != 0;
   int rc = 0;
   if (rq.type == IPC_TYPE_PIPE) {
     ch->transport = TransportKind::kPipe;
@@ -105,12 +121,16 @@ Reply Server::create(Client& c, const Request& rq) {
   } else {
     // No memory, no memfd: a QUEUE channel falls back to a socket, transparently.
     bool on_shm = rq.type == IPC_TYPE_QUEUE && !(rq.flags & kNoShm);
-    if (on_shm && (rc = create_shm(c, *ch, *slots, m)) < 0) return error_reply(rc);
+    if (on_shm && (rc = create_shm(c, *ch, *slots, (cm & IPC_MODE_READ) != 0, m)) < 0) return error_reply(rc);
     on_shm = on_shm && rc == 0;
     ch->transport = on_shm ? TransportKind::kShmRing : TransportKind::kSocket;
     rc = create_socket(*ch);
   }
-  if (rc < 0) return error_reply(rc);
+  if (rc == 0) rc = create_call_socket(*ch);  // always the last descriptor (protocol.h)
+  if (rc < 0) {
+    if (!ch->path.empty()) ::unlink(ch->path.c_str());
+    return error_reply(rc);
+  }
   ch->members = 1;
   Channel* raw = ch.get();
   m.ch = raw;
@@ -175,6 +195,7 @@ void Server::unlink_name(Channel* ch) {
   ch->name.clear();
   if (ch->transport == TransportKind::kShmRing) shm::close_channel(ch->seg);
   if (!ch->path.empty()) ::unlink(ch->path.c_str());
+  if (!ch->call_path.empty()) ::unlink(ch->call_path.c_str());
   settle_keepers(*ch, true);  // writers now see EPIPE: no reader is left
   save_state();
 }
@@ -195,6 +216,7 @@ void Server::list(Client& c, const Request& rq) {
     info.gid = ch.gid;
     info.mode = ch.mode;
     info.capacity = ch.capacity;
+    info.overflow = ch.overflow;
     std::snprintf(info.name, sizeof info.name, "%s", ch.name.c_str());
     for (const auto& [fd, cl] : clients_) {
       for (const auto& [h, m] : cl->members) {
@@ -202,7 +224,7 @@ void Server::list(Client& c, const Request& rq) {
         if (info.listed < kInfoMembers) {
           auto& e = info.members[info.listed++];
           e.pid = static_cast<uint32_t>(cl->cred.pid);
-          const bool reads = m.reader_index >= 0 || !m.reader_fifo.empty() || m.creator;
+          const bool reads = m.reader_index >= 0 || !m.reader_fifo.empty() || (m.creator && m.creator_reads);
           const bool writes = m.writer_index >= 0 || !m.writer_fifo.empty() || m.creator || m.remote_writer ||
                               ch.transport == TransportKind::kSocket;  // its hub knows, not us
           e.flags = (reads ? kMemberRead : 0) | (writes ? kMemberWrite : 0) | (m.creator ? kMemberCreator : 0) |

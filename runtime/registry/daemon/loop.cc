@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "base/proc.h"
@@ -36,6 +37,8 @@ int Server::run() {
   if (int rc = ensure_dir(opts_.runtime_dir); rc < 0) return rc;
   // A directory another uid controls is never served (main.cc says why on stderr).
   if (int rc = check_runtime_dir(opts_.runtime_dir, nullptr); rc < 0) return rc;
+  // A policy that cannot be read never falls back to none: a typo must not open a name.
+  if (std::string why; load_policy(opts_.policy_path, &policy_, &why) < 0) return -EINVAL;
   const std::string lock_path = opts_.runtime_dir + "/" + kLockName;
   const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd < 0) return -errno;
@@ -54,11 +57,13 @@ int Server::run() {
   ::chmod(path.c_str(), 0666);  // access is checked per request with SO_PEERCRED
   if (::listen(listen_fd_, 128) != 0) return -errno;
 
-  // SIGTERM/SIGINT end the loop so the socket is unlinked and clients see a clean EOF.
+  // SIGTERM/SIGINT end the loop so the socket is unlinked and clients see a clean EOF;
+  // SIGHUP reloads the policy.
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
   sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGHUP);
   ::sigprocmask(SIG_BLOCK, &stop, nullptr);
   signal_fd_ = ::signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK);
   ep_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -86,7 +91,18 @@ int Server::run() {
       if (fd == listen_fd_) {
         accept_clients();
       } else if (fd == signal_fd_) {
-        stopping = true;
+        signalfd_siginfo si;
+        while (::read(signal_fd_, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+          if (si.ssi_signo != SIGHUP) {
+            stopping = true;
+          } else {
+            Policy p;
+            std::string why;
+            if (load_policy(opts_.policy_path, &p, &why) == 0) policy_ = std::move(p);
+            // The daemon's stderr (a journal under systemd); the old policy stays in force.
+            else std::fprintf(stderr, "fwipc-registryd: policy not reloaded: %s\n", why.c_str());
+          }
+        }
       } else if (auto it = clients_.find(fd); it != clients_.end()) {
         if (evs[i].events & EPOLLIN)
           serve(*it->second);

@@ -10,7 +10,7 @@
 namespace {
 
 constexpr const char* kHelp =
-    "Usage: fwipc-registryd [--dir DIR] [--idle-exit-ms MS]\n"
+    "Usage: fwipc-registryd [--dir DIR] [--idle-exit-ms MS] [--policy FILE]\n"
     "\n"
     "The FreeWorld IPC registry: maps channel names of one runtime directory to their\n"
     "shared-memory segments, sockets and FIFOs, checks each caller's uid and gid\n"
@@ -25,6 +25,13 @@ constexpr const char* kHelp =
     "                     /run/freeworld-ipc; see the README for the non-root fallback)\n"
     "  --idle-exit-ms MS  exit after MS milliseconds with no client and no channel\n"
     "                     (default: never)\n"
+    "  --policy FILE      who may create which channel names (default:\n"
+    "                     $FWIPC_POLICY_FILE, else /etc/freeworld-ipc/policy.conf if it\n"
+    "                     exists, else the built-in policy: logd, networkd, csrss and\n"
+    "                     events belong to root). Lines: `own NAME|PREFIX* PRINCIPAL...`\n"
+    "                     with PRINCIPAL user:NAME|UID or group:NAME|GID; `#` comments.\n"
+    "                     A policy named but unreadable or malformed stops the registry\n"
+    "                     (it never runs without the policy it was given)\n"
     "  --help             this text\n"
     "\n"
     "Files in DIR: registry.sock (requests), registry.lock (held while running: one\n"
@@ -32,7 +39,8 @@ constexpr const char* kHelp =
     "channels' NAME.sock sockets and NAME.fifo* FIFOs.\n"
     "\n"
     "Signals: SIGTERM and SIGINT stop it cleanly (its socket is removed; channels already\n"
-    "mapped keep working, and a restarted registry adopts them).\n"
+    "mapped keep working, and a restarted registry adopts them). SIGHUP rereads the\n"
+    "policy; a policy that does not load is reported on stderr and the old one stays.\n"
     "\n"
     "DIR must be a real directory (not a symbolic link) owned by root, or owned by the\n"
     "registry's own uid and not writable by group or others; otherwise it refuses to\n"
@@ -50,6 +58,8 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
       std::fputs(kHelp, stdout);
       return 0;
+    } else if (std::strcmp(argv[i], "--policy") == 0 && i + 1 < argc) {
+      o.policy_path = argv[++i];
     } else if (std::strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
       o.runtime_dir = argv[++i];
     } else if (std::strcmp(argv[i], "--idle-exit-ms") == 0 && i + 1 < argc) {
@@ -70,6 +80,12 @@ int main(int argc, char** argv) {
   int rc = fwipc::ensure_dir(o.runtime_dir);
   if (std::string why; rc == 0 && (rc = fwipc::check_runtime_dir(o.runtime_dir, &why)) < 0) {
     std::fprintf(stderr, "fwipc-registryd: refusing to serve %s\n", why.c_str());
+    return 1;
+  }
+  fwipc::registry::Policy policy;
+  std::string why;
+  if (rc == 0 && fwipc::registry::load_policy(o.policy_path, &policy, &why) < 0) {
+    std::fprintf(stderr, "fwipc-registryd: policy: %s\n", why.c_str());
     return 1;
   }
   if (rc == 0) rc = fwipc::registry::run_server(o);

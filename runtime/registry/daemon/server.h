@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/registry/daemon/policy.h"
 #include "runtime/registry/protocol.h"
 #include "runtime/registry/stale_files.h"
 #include "transports/shm/membership.h"
@@ -30,7 +31,8 @@ namespace fwipc::registry {
 
 struct ServerOptions {
   std::string runtime_dir;
-  int idle_exit_ms = -1;  // exit after this long with no clients and no channels; < 0: never
+  int idle_exit_ms = -1;    // exit after this long with no clients and no channels; < 0: never
+  std::string policy_path;  // empty: $FWIPC_POLICY_FILE, else the default (policy.h)
 };
 
 // Runs until SIGTERM/SIGINT, a fatal error or idle exit. Returns 0, or 1 when another
@@ -56,10 +58,13 @@ struct Channel {
   uid_t uid = 0;
   gid_t gid = 0;
   uint32_t mode = 0660;
-  uint32_t capacity = 0;
+  uint32_t capacity = 0;        // bytes asked for at creation
+  uint32_t overflow = 0;        // IPC_OVERFLOW_*
+  uint32_t evict_after_ms = 0;  // IPC_OVERFLOW_EVICT's bound
   TransportKind transport = TransportKind::kShmRing;
   shm::Segment seg;  // kShmRing
   std::string path;  // kSocket: the socket the creator's runtime serves; kPipe: the channel FIFO
+  std::string call_path;  // NAME.call: request/reply, served by the creator's runtime
   int members = 0;
   uint32_t next_join = 1;  // PIPE: member FIFO numbers
   pid_t creator_pid = 0;
@@ -89,6 +94,7 @@ struct Membership {
   int32_t writer_index = -1;
   uint32_t writer_state = 0;
   bool creator = false;
+  bool creator_reads = true;   // creator_mode had IPC_MODE_READ
   std::string reader_fifo;     // PIPE readers: their FIFO, removed with the membership
   std::string writer_fifo;     // PIPE writers: the same
   bool remote_writer = false;  // QUEUE: writes through the creator's bridge
@@ -115,7 +121,7 @@ bool socket_listened(const std::string& path);
 
 class Server {
  public:
-  explicit Server(ServerOptions o) : opts_(std::move(o)) {}
+  explicit Server(ServerOptions o) : opts_(std::move(o)), policy_(Policy::builtin()) {}
   int run();
   // One client session fed from bytes instead of a socket (the protocol fuzzer).
   void fuzz_session(const uint8_t* data, size_t size);
@@ -141,10 +147,11 @@ class Server {
   // channel_*.cc: each returns 0 or -errno (create_shm: 1 when no segment can be made,
   // so the channel falls back to a socket), and passes the reply's descriptors in the
   // order protocol.h documents.
-  int create_shm(Client& c, Channel& ch, uint32_t slots, Membership& m);
+  int create_shm(Client& c, Channel& ch, uint32_t slots, bool creator_reads, Membership& m);
   int open_shm(Client& c, Channel& ch, bool want_read, bool want_write, Membership& m);
   void release_shm(Membership& m);
   int create_socket(Channel& ch);
+  int create_call_socket(Channel& ch);
   int create_pipe(Channel& ch);
   int open_pipe(Client& c, Channel& ch, bool want_read, bool want_write, Membership& m);
   void release_pipe(Membership& m);
@@ -157,6 +164,7 @@ class Server {
   int clean_dir();
 
   ServerOptions opts_;
+  Policy policy_;
   int listen_fd_ = -1;
   int signal_fd_ = -1;
   int ep_ = -1;

@@ -136,6 +136,9 @@ void Server::restore_state() {
       if (r.path != opts_.runtime_dir + "/" + ch->name + suffix) continue;
       ch->path = r.path;
     }
+    // Its creator still serves the call socket it was given (never in the state file: its
+    // name follows from the channel's).
+    ch->call_path = opts_.runtime_dir + "/" + ch->name + ".call";
     ch->id = next_channel_++;
     by_name_[ch->name] = ch.get();
     channels_[ch->id] = std::move(ch);

@@ -18,6 +18,7 @@ int Server::clean_dir() {
   std::vector<std::string> in_use;
   for (const auto& [id, ch] : channels_) {
     if (!ch->path.empty()) in_use.push_back(ch->path);
+    if (!ch->call_path.empty()) in_use.push_back(ch->call_path);
     for (const auto& [path, k] : ch->keepers) in_use.push_back(path);
   }
   for (const auto& [fd, cl] : clients_)
