@@ -181,6 +181,8 @@ const char* ipc_strerror(int code) {
     case EPROTONOSUPPORT: return "channel type not supported in this build";
     case EOPNOTSUPP: return "operation not supported by this channel's transport";
     case EIO: return "I/O error";
+    case EDQUOT: return "over a per-user quota of the registry (channels, channel memory, connections or memberships)";
+    case ENOTDIR: return "the runtime directory is not a directory";
     default: return "unknown error";
   }
 }
