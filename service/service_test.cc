@@ -154,7 +154,7 @@ TEST_CASE("shouldHandOneWayMessagesToTheMessageHandler") {
   ipc_close_channel(uint32_t(ch));
 }
 
-TEST_CASE("shouldExpireAnAbandonedTransferOnTheLoopsTimer") {
+TEST_CASE("shouldAnswerGarbageAndExpireAnAbandonedTransferOnTheLoopsTimer") {
   TempRuntime rt;
   fwsvc_options o;
   fwsvc_options_init(&o);
@@ -169,6 +169,17 @@ TEST_CASE("shouldExpireAnAbandonedTransferOnTheLoopsTimer") {
                                     2 * fwsvc::kFragmentDataBytes, data));
   REQUIRE(ipc_call(uint32_t(ch), &req, &reply, 5000) >= 0);
   CHECK(stats_of(ch).transfers == 1);
+  // Garbage gets an error answer, not silence, and changes nothing else.
+  IPC_MESSAGE junk{};
+  junk.size = 40;
+  std::memset(junk.payload, 0x5a, junk.size);
+  REQUIRE(ipc_call(uint32_t(ch), &junk, &reply, 5000) >= 0);
+  fwsvc::FragmentHeader h{};
+  std::span<const uint8_t> d;
+  REQUIRE(fwsvc::decode(reinterpret_cast<const uint8_t*>(reply.payload), reply.size, &h, &d));
+  CHECK(h.op == fwsvc::kError);
+  CHECK(int32_t(h.word) == -EBADMSG);
+  CHECK(stats_of(ch).malformed == 1);
   ::usleep(400 * 1000);  // > 1.5 timeouts
   const fwsvc_stats st = stats_of(ch);
   CHECK(st.transfers == 0);
@@ -231,7 +242,8 @@ TEST_CASE("shouldEndTheLoopOnSigtermDuringABurstWithEveryAnsweredCallAnsweredOnc
     clients.push_back(spawn([&, c] {
       const int afd = ::open(answered.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
       const int ch = ipc_open_channel("burst", IPC_MODE_WRITE);
-      if (afd < 0 || ch < 0) return 2;
+      if (afd < 0) return 2;
+      if (ch < 0) return 100 - ch;  // 100 + errno
       std::vector<uint8_t> r(4096);
       for (uint32_t seq = 0;; ++seq) {
         // Every third call takes three fragments each way.

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <span>
 
+#include "fwsvc.h"
 #include "ipc.h"
 
 namespace fwsvc {
@@ -53,7 +54,8 @@ constexpr uint8_t kVersion = 1;
 // The IPC_MESSAGE type every fragment carries (informative: the payload decides).
 constexpr uint32_t kMessageType = 0x46575356;  // "FWSV"
 constexpr size_t kHeaderBytes = sizeof(FragmentHeader);
-constexpr size_t kFragmentDataBytes = IPC_MAX_PAYLOAD - kHeaderBytes;  // 492
+constexpr size_t kFragmentDataBytes = IPC_MAX_PAYLOAD - kHeaderBytes;
+static_assert(kFragmentDataBytes == FWSVC_FRAGMENT_BYTES, "fwsvc.h says how much body one call carries");
 
 // Writes a header and data into a payload of IPC_MAX_PAYLOAD bytes; returns its length.
 inline size_t encode(uint8_t* payload, Op op, uint32_t word, uint32_t transfer, uint32_t offset, uint32_t total,

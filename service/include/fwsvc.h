@@ -142,13 +142,20 @@ int fwsvc_service_stats(const fwsvc_service* svc, fwsvc_stats* out);
 
 /* ---- Call (the client side) ------------------------------------------------------------ */
 
+/* Body bytes per ipc_call() payload (512 minus the service layer's fragment header). */
+#define FWSVC_FRAGMENT_BYTES 492u
+
 /* Calls method on the service behind channel_id (an id opened with IPC_MODE_WRITE) with
  * req_len bytes of request, and copies the reply body into resp. Returns the handler's
- * status, or a negative errno: -ETIMEDOUT (timeout_ms bounds the whole call, < 0 waits
- * forever), -EPIPE (the service is gone), -ENOSYS, -EBADMSG, -EBUSY, -EMSGSIZE (the request
+ * status, or a negative errno: -ETIMEDOUT (timeout_ms bounds the whole call however many
+ * fragments it takes; < 0 waits forever), -EPIPE (the service is gone), -ENOSYS (no such
+ * method), -EBADMSG (the service found the request malformed), -EBUSY (the service holds
+ * as many incomplete transfers as it allows), -ESTALE (the service dropped the transfer:
+ * expired or evicted), -EPROTO (a reply that breaks the protocol), -EMSGSIZE (the request
  * is larger than the service takes, or the reply is larger than resp_cap: then *resp_len
  * is the size it needed, and the reply is lost; the handler did run). *resp_len is the
- * reply's length whenever one came. */
+ * reply's length whenever one came. A request of one fragment (FWSVC_FRAGMENT_BYTES) with
+ * a reply of one fragment is one ipc_call(). */
 int fwsvc_call(uint32_t channel_id, uint32_t method, const void* req, size_t req_len, void* resp, size_t resp_cap,
                size_t* resp_len, int timeout_ms);
 
