@@ -120,13 +120,20 @@ int fwsvc_service_new(fwsvc_loop* loop, const char* name, const fwsvc_options* o
   auto* s = new (std::nothrow) fwsvc_service(fwsvc::limits_from(o));
   if (s == nullptr) return -ENOMEM;
   s->loop = loop;
-  s->channel = ipc_create_channel_ex(name, o.type, o.buffer_size, o.perm_mode);
+  IPC_CHANNEL_OPTIONS co{};
+  co.type = o.type;
+  co.buffer_size = o.buffer_size;
+  co.perm_mode = o.perm_mode;
+  co.creator_mode = o.creator_mode;
+  co.overflow = o.overflow;
+  co.evict_after_ms = o.evict_after_ms;
+  const bool reads = o.creator_mode == 0 || (o.creator_mode & IPC_MODE_READ) != 0;
+  s->channel = ipc_create_channel_opts(name, &co);
   int rc = s->channel < 0 ? s->channel : 0;
   if (rc == 0) rc = s->request_fd = ipc_request_fd(static_cast<uint32_t>(s->channel));
-  if (rc >= 0) rc = s->message_fd = ipc_channel_fd(static_cast<uint32_t>(s->channel));
+  if (rc >= 0 && reads) rc = s->message_fd = ipc_channel_fd(static_cast<uint32_t>(s->channel));
   if (rc >= 0) rc = fwsvc_loop_add_fd(loop, s->request_fd, FWSVC_EVENT_IN, on_calls, s);
-  if (rc >= 0 && s->message_fd != s->request_fd)
-    rc = fwsvc_loop_add_fd(loop, s->message_fd, FWSVC_EVENT_IN, on_messages, s);
+  if (rc >= 0 && reads) rc = fwsvc_loop_add_fd(loop, s->message_fd, FWSVC_EVENT_IN, on_messages, s);
   if (rc < 0) {
     fwsvc_service_free(s);
     return rc;

@@ -189,6 +189,29 @@ TEST_CASE("shouldAnswerGarbageAndExpireAnAbandonedTransferOnTheLoopsTimer") {
   ipc_close_channel(uint32_t(ch));
 }
 
+TEST_CASE("shouldServeCallsWithoutHoldingItsChannelBackWhenCreatedWithoutRead") {
+  TempRuntime rt;
+  fwsvc_options o;
+  fwsvc_options_init(&o);
+  o.creator_mode = IPC_MODE_WRITE;
+  o.buffer_size = IPC_BUFFER_MIN;  // 16 slots
+  const pid_t svc = start_service(rt, "writer", IPC_TYPE_QUEUE, nullptr, &o);
+  const int ch = ipc_open_channel("writer", IPC_MODE_WRITE | IPC_MODE_NONBLOCK);
+  REQUIRE(ch >= 0);
+  // Far more than the ring holds: no reader, so nothing waits for the service to read.
+  for (int i = 0; i < 200; ++i) REQUIRE(ipc_send(uint32_t(ch), "m", 1, 0) == 1);
+  const auto b = body(2000, 3);
+  std::vector<uint8_t> r(2000);
+  size_t len = 0;
+  CHECK(fwsvc_call(uint32_t(ch), kEcho, b.data(), b.size(), r.data(), r.size(), &len, 5000) == 0);
+  CHECK(r == b);
+  const fwsvc_stats st = stats_of(ch);
+  CHECK(st.messages_dropped == 0);  // it never received them
+  ::kill(svc, SIGTERM);
+  CHECK(wait_exit(svc, 10000) == 0);
+  ipc_close_channel(uint32_t(ch));
+}
+
 namespace {
 
 // Burst records: (client, seq) pairs appended to a file, one 8-byte write each (O_APPEND

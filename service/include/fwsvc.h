@@ -85,7 +85,13 @@ typedef struct {
   uint32_t max_transfers;            /* incomplete requests plus unfetched replies held; 16 */
   uint32_t max_transfers_per_caller; /* the same, per calling process; 4 */
   uint32_t transfer_timeout_ms;      /* an idle incomplete transfer is dropped after; 5000 */
-  uint32_t reserved[5];              /* 0 */
+  uint32_t creator_mode;             /* IPC_MODE_* of the service's own id; read and write.
+                                        Without IPC_MODE_READ the service takes no one-way
+                                        messages and never holds its channel back (a service
+                                        that only answers calls and broadcasts events) */
+  uint32_t overflow;                 /* IPC_OVERFLOW_*, as ipc_create_channel_opts() */
+  uint32_t evict_after_ms;           /* IPC_OVERFLOW_EVICT's bound */
+  uint32_t reserved[2];              /* 0 */
 } fwsvc_options;
 /* The defaults above; a 0 in any field but type also selects its default. */
 void fwsvc_options_init(fwsvc_options* opts);
@@ -116,7 +122,8 @@ int fwsvc_service_channel(const fwsvc_service* svc);
  * handler is answered -ENOSYS, a malformed one -EBADMSG, both without running a handler. */
 int fwsvc_service_add_method(fwsvc_service* svc, uint32_t method, fwsvc_method_fn fn, void* ctx);
 /* Hands one-way messages to fn; without it they are received and dropped (the creator
- * reads its channel, and must not hold writers back). */
+ * reads its channel, and must not hold writers back). No effect on a service created
+ * without IPC_MODE_READ in creator_mode. */
 void fwsvc_service_on_message(fwsvc_service* svc, fwsvc_message_fn fn, void* ctx);
 
 /* Answers req with status (the caller's return value: >= 0, or a negative errno) and
