@@ -122,8 +122,15 @@ TEST_CASE("shouldCarryBodiesOf0_1_512_513And64KiBIntactOnEveryChannelType") {
       CHECK(r == b);
     }
     CHECK(fwsvc_call(uint32_t(ch), 77, "x", 1, nullptr, 0, nullptr, 5000) == -ENOSYS);
+    // Served by this test's uid: fwsvc_open takes it for that uid only.
+    CHECK(fwsvc_open(name.c_str(), ::getuid() + 1, 0) == -EPERM);
+    const int checked = fwsvc_open(name.c_str(), ::getuid(), 0);
+    CHECK(checked >= 0);
+    CHECK(fwsvc_call(uint32_t(checked), kEcho, "y", 1, nullptr, 0, nullptr, 5000) == -EMSGSIZE);
+    ipc_close_channel(uint32_t(checked));
+    CHECK(fwsvc_open("no-such-service", ::getuid(), 0) == -ENOENT);
     const fwsvc_stats st = stats_of(ch);
-    CHECK(st.calls == 5 + 1);  // 5 echoes and this stats call so far
+    CHECK(st.calls == 5 + 1 + 1);  // 5 echoes, the echo into no room, this stats call
     CHECK(st.unknown_method == 1);
     CHECK(st.transfers == 0);
     CHECK(ipc_close_channel(uint32_t(ch)) == 0);

@@ -106,7 +106,7 @@ typedef struct {
 } fwsvc_request;
 
 /* A handler must answer with fwsvc_reply() before it returns; if it does not, the caller
- * gets -EIO. */
+ * gets -EIO. It may call other services, but must not free its own service or loop. */
 typedef void (*fwsvc_method_fn)(void* ctx, const fwsvc_request* req);
 /* One-way messages (ipc_send() to the service's channel). */
 typedef void (*fwsvc_message_fn)(void* ctx, const IPC_MESSAGE* msg);
@@ -151,6 +151,12 @@ int fwsvc_service_stats(const fwsvc_service* svc, fwsvc_stats* out);
 
 /* Body bytes per ipc_call() payload (512 minus the service layer's fragment header). */
 #define FWSVC_FRAGMENT_BYTES 492u
+
+/* Opens the service channel `name` for calling (IPC_MODE_WRITE | mode) and checks that
+ * it is served by owner_uid (ipc_channel_info): the channel id, or -EPERM (closed again)
+ * when another uid created it, or ipc_open_channel()'s error. Service client libraries
+ * open their service with this rather than trust whoever took the name. */
+int fwsvc_open(const char* name, uint32_t owner_uid, uint32_t mode);
 
 /* Calls method on the service behind channel_id (an id opened with IPC_MODE_WRITE) with
  * req_len bytes of request, and copies the reply body into resp. Returns the handler's
