@@ -89,12 +89,98 @@ TEST_CASE("shouldResolveUserAndGroupNames") {
 }
 
 TEST_CASE("shouldRefuseAMalformedPolicyNamingTheLine") {
-  CHECK(parse_error("own logd user:root\nallow logd\n") == "test.conf:2: unknown directive 'allow' (expected 'own')");
+  CHECK(parse_error("own logd user:root\nallow logd\n") ==
+        "test.conf:2: unknown directive 'allow' (expected 'own' or 'limit')");
   CHECK(parse_error("own logd\n").find("test.conf:1: 'own logd' names no principal") == 0);
   CHECK(parse_error("\n\nown logd person:root\n").find("test.conf:3: principal 'person:root'") == 0);
   CHECK(parse_error("own a/b user:root\n").find("test.conf:1:") == 0);
   CHECK(parse_error("own x user:no-such-user-here\n").find("no such user 'no-such-user-here'") != std::string::npos);
   CHECK(parse_error("own\n").find("test.conf:1:") == 0);
+}
+
+TEST_CASE("shouldGiveEveryNonRootUidTheDefaultLimitsAndRootNone") {
+  using fwipc::registry::kDefaultLimits;
+  const Policy p = Policy::builtin();
+  const auto nobody = p.limits_for(Caller{::getpid(), kNobody, kNobody});
+  CHECK(nobody[fwipc::registry::kQuotaChannels] == 256);
+  CHECK(nobody[fwipc::registry::kQuotaBytes] == (uint64_t(1) << 30));
+  CHECK(nobody[fwipc::registry::kQuotaConnections] == 256);
+  CHECK(nobody[fwipc::registry::kQuotaMemberships] == 4096);
+  CHECK(nobody == kDefaultLimits);
+  for (uint64_t v : p.limits_for(Caller{::getpid(), 0, 0})) CHECK(v == fwipc::registry::kQuotaUnlimited);
+  // Root needs no rule to be unlimited, even one naming it.
+  for (uint64_t v : parsed("limit user:root channels=1\n").limits_for(Caller{::getpid(), 0, 0}))
+    CHECK(v == fwipc::registry::kQuotaUnlimited);
+}
+
+TEST_CASE("shouldParseLimitsWithSizeSuffixesAndUnlimited") {
+  using namespace fwipc::registry;
+  const Policy p = parsed(
+      "limit user:nobody channels=16 bytes=64M   # the issue's example\n"
+      "limit user:1 bytes=2G connections=unlimited memberships=10\n"
+      "limit user:2 bytes=512K\n"
+      "limit user:3 bytes=100\n");
+  const auto n = p.limits_for(Caller{::getpid(), kNobody, kNobody});
+  CHECK(n[kQuotaChannels] == 16);
+  CHECK(n[kQuotaBytes] == 64ull << 20);
+  CHECK(n[kQuotaConnections] == 256);  // not set: the default
+  const auto d = p.limits_for(Caller{::getpid(), kDaemon, kDaemon});
+  CHECK(d[kQuotaBytes] == 2ull << 30);
+  CHECK(d[kQuotaConnections] == kQuotaUnlimited);
+  CHECK(d[kQuotaMemberships] == 10);
+  CHECK(p.limits_for(Caller{::getpid(), 2, 2})[kQuotaBytes] == 512ull << 10);
+  CHECK(p.limits_for(Caller{::getpid(), 3, 3})[kQuotaBytes] == 100);
+}
+
+TEST_CASE("shouldLetAUserRuleBeatGroupRulesAndTheSmallestOfAKindApply") {
+  using namespace fwipc::registry;
+  const Policy p = parsed(
+      "limit default channels=100 connections=50\n"
+      "limit group:4242 connections=512 channels=30\n"
+      "limit group:4243 connections=400\n"
+      "limit user:5000 connections=8\n"
+      "limit user:5000 connections=20\n"
+      "limit default channels=120\n");
+  // uid 5000 in both groups: its user rules win connections (the smaller of the two);
+  // channels come from the group rule, not the defaults.
+  const auto u = p.limits_for(Caller{::getpid(), 5000, 4242});
+  CHECK(u[kQuotaConnections] == 8);
+  CHECK(u[kQuotaChannels] == 30);
+  // A member of the group, no user rule: the group's (each uid gets it, not a pool).
+  const auto g = p.limits_for(Caller{::getpid(), 5001, 4242});
+  CHECK(g[kQuotaConnections] == 512);
+  CHECK(g[kQuotaChannels] == 30);
+  // Nobody in no group with a rule: the defaults of the file (the smallest of two lines),
+  // the built-in ones for keys the file leaves alone.
+  const auto n = p.limits_for(Caller{::getpid(), kNobody, kNobody});
+  CHECK(n[kQuotaChannels] == 100);
+  CHECK(n[kQuotaConnections] == 50);
+  CHECK(n[kQuotaBytes] == kDefaultLimits[kQuotaBytes]);
+  CHECK(n[kQuotaMemberships] == kDefaultLimits[kQuotaMemberships]);
+}
+
+TEST_CASE("shouldRefuseMalformedLimitsNamingTheLine") {
+  CHECK(parse_error("limit\n").find("test.conf:1: 'limit' needs a principal") == 0);
+  CHECK(parse_error("limit user:nobody\n").find("test.conf:1: 'limit user:nobody' sets no limit") == 0);
+  CHECK(parse_error("limit user:nobody files=3\n").find("'files=3' is not KEY=VALUE") != std::string::npos);
+  CHECK(parse_error("limit user:nobody channels\n").find("'channels' is not KEY=VALUE") != std::string::npos);
+  CHECK(parse_error("limit user:nobody channels=16M\n").find("'channels=16M': the value is not a number") !=
+        std::string::npos);
+  CHECK(parse_error("limit user:nobody bytes=1T\n").find("(optionally with K, M or G)") != std::string::npos);
+  CHECK(parse_error("limit user:nobody bytes=-1\n").find("test.conf:1:") == 0);
+  CHECK(parse_error("limit user:nobody bytes=99999999999999999G\n").find("test.conf:1:") == 0);
+  CHECK(parse_error("limit person:x channels=1\n").find("principal 'person:x'") != std::string::npos);
+  CHECK(parse_error("own x user:root\nlimit user:no-such-user-here channels=1\n").find("test.conf:2: no such user") ==
+        0);
+}
+
+TEST_CASE("shouldTellWhoOwnsAReservedName") {
+  const Policy p = parsed("own svc.* user:1 group:4242\n");
+  CHECK(p.owns_reserved(Caller{::getpid(), 0, 0}));
+  CHECK(p.owns_reserved(Caller{::getpid(), kDaemon, kDaemon}));
+  CHECK(p.owns_reserved(Caller{::getpid(), 5000, 4242}));
+  CHECK_FALSE(p.owns_reserved(Caller{::getpid(), kNobody, kNobody}));
+  CHECK_FALSE(Policy::builtin().owns_reserved(Caller{::getpid(), kNobody, kNobody}));
 }
 
 TEST_CASE("shouldRefuseAServiceNameToAnotherUidInARealRegistry") {

@@ -12,7 +12,7 @@ inline constexpr uint32_t kProtoMagic = 0x46575233;  // "FWR3"
 inline constexpr const char* kSocketName = "registry.sock";
 inline constexpr const char* kLockName = "registry.lock";
 
-enum class Op : uint32_t { kCreate = 1, kOpen = 2, kClose = 3, kPing = 4, kList = 5, kClean = 6 };
+enum class Op : uint32_t { kCreate = 1, kOpen = 2, kClose = 3, kPing = 4, kList = 5, kClean = 6, kQuota = 7 };
 
 // Request.flags
 inline constexpr uint32_t kWantRead = 1u;
@@ -102,6 +102,48 @@ struct ChannelInfo {
   } members[kInfoMembers];
 };
 
+// kQuota answer (instead of a Reply): per-uid usage against the uid's limits (the policy's
+// `limit` rules, runtime/registry/daemon/policy.h), for the first uid >= Request.handle that
+// holds anything in the registry, or past the last uid the registry-wide row (uid
+// kQuotaTotalUid: everything held, against the global caps), then status -ENOENT.
+enum QuotaKey : uint32_t { kQuotaChannels = 0, kQuotaBytes = 1, kQuotaConnections = 2, kQuotaMemberships = 3 };
+inline constexpr uint32_t kQuotaKeys = 4;
+inline constexpr uint64_t kQuotaUnlimited = UINT64_MAX;  // a limit that is none
+inline constexpr uint32_t kQuotaTotalUid = UINT32_MAX;
+// QuotaInfo.flags
+inline constexpr uint32_t kQuotaRoot = 1u;      // root: counted, never limited
+inline constexpr uint32_t kQuotaReserved = 2u;  // owns a reserved name: may use the headroom
+
+struct QuotaInfo {
+  int32_t status;
+  uint32_t uid;
+  uint32_t flags;
+  uint32_t headroom;          // total row: channels and connections only root and owners of
+                              // reserved names may use (the last of each global cap)
+  uint64_t used[kQuotaKeys];  // by QuotaKey: channels created, bytes of channel memory,
+                              // registry connections, memberships (every open id)
+  uint64_t limit[kQuotaKeys];  // kQuotaUnlimited: none
+  uint64_t refused;  // requests and connections refused (-EDQUOT; total row: also -ENOSPC)
+  uint64_t pending;  // total row: refused connections the registry still holds (bounded)
+};
+
+// What a refused connection receives, at once, instead of service: one datagram whose
+// first four bytes are a negative errno (-EDQUOT: the uid has all the connections its
+// limit allows; -ENOSPC: the registry's global cap, past the headroom) where every answer
+// has its status, so a client waiting for any answer (Reply, ChannelInfo, QuotaInfo) reads
+// a failure, and the reason as text at kRefusalDetail (a client that wants it receives at
+// least sizeof(Refusal) bytes). The registry reads the client's first request, then closes
+// the connection.
+struct Refusal {
+  int32_t status;
+  uint32_t reserved[63];
+  char detail[256];  // NUL-terminated
+};
+inline constexpr size_t kRefusalDetail = 256;
+
+static_assert(sizeof(QuotaInfo) == 96);
+static_assert(offsetof(Refusal, detail) == kRefusalDetail && kRefusalDetail >= sizeof(ChannelInfo) &&
+              kRefusalDetail >= sizeof(QuotaInfo) && sizeof(Refusal) == 512);
 static_assert(sizeof(Request) == 112 && offsetof(Request, name) == 48);
 static_assert(sizeof(ChannelInfo) == 48 + 64 + 8 * kInfoMembers);
 static_assert(sizeof(Reply) == 64 && offsetof(Reply, type) == 32);

@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <pwd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -64,6 +65,69 @@ bool parse_pattern(const std::string& word, OwnRule* r, std::string* why) {
   return false;
 }
 
+constexpr const char* kLimitKeys[kQuotaKeys] = {"channels", "bytes", "connections", "memberships"};
+
+// VALUE of a limit: a decimal number (bytes: with an optional K, M or G suffix, binary
+// units) or `unlimited`.
+bool parse_limit_value(const std::string& s, bool bytes, uint64_t* out) {
+  if (s == "unlimited") {
+    *out = kQuotaUnlimited;
+    return true;
+  }
+  size_t digits = 0;
+  while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
+  if (digits == 0 || digits > 19) return false;
+  uint64_t v = std::strtoull(s.substr(0, digits).c_str(), nullptr, 10);
+  const std::string suffix = s.substr(digits);
+  int shift = 0;
+  if (suffix.empty()) {
+  } else if (bytes && suffix.size() == 1 && std::strchr("kKmMgG", suffix[0]) != nullptr) {
+    shift = suffix[0] == 'k' || suffix[0] == 'K' ? 10 : suffix[0] == 'm' || suffix[0] == 'M' ? 20 : 30;
+  } else {
+    return false;
+  }
+  if (shift && v > (kQuotaUnlimited >> shift)) return false;
+  *out = v << shift;
+  return true;
+}
+
+// `limit PRINCIPAL|default KEY=VALUE...` after the directive.
+bool parse_limit(std::istringstream& words, LimitRule* r, std::string* why) {
+  std::string who, kv;
+  if (!(words >> who)) {
+    *why = "'limit' needs a principal (or 'default') and at least one KEY=VALUE";
+    return false;
+  }
+  if (who == "default") {
+    r->is_default = true;
+  } else if (!parse_principal(who, &r->who, why)) {
+    return false;
+  }
+  while (words >> kv) {
+    const size_t eq = kv.find('=');
+    const std::string key = kv.substr(0, eq);
+    uint32_t k = 0;
+    while (k < kQuotaKeys && key != kLimitKeys[k]) ++k;
+    if (eq == std::string::npos || k == kQuotaKeys) {
+      *why = "'" + kv + "' is not KEY=VALUE with KEY channels, bytes, connections or memberships";
+      return false;
+    }
+    if (!parse_limit_value(kv.substr(eq + 1), k == kQuotaBytes, &r->value[k])) {
+      *why = "'" + kv + "': the value is not a number" + (k == kQuotaBytes ? " (optionally with K, M or G)" : "") +
+             " or 'unlimited'";
+      return false;
+    }
+    r->set |= 1u << k;
+  }
+  if (r->set == 0) {
+    *why = "'limit " + who + "' sets no limit";
+    return false;
+  }
+  return true;
+}
+
+bool names(const Principal& p, const Caller& c) { return p.is_group ? in_group(c, p.id) : c.uid == p.id; }
+
 }  // namespace
 
 bool OwnRule::covers(const std::string& name) const {
@@ -101,8 +165,11 @@ int Policy::parse(const std::string& text, const std::string& origin, Policy* ou
         if (why.empty() && r.who.empty()) why = "'own " + pattern + "' names no principal";
       }
       if (why.empty()) p.rules_.push_back(std::move(r));
+    } else if (directive == "limit") {
+      LimitRule r;
+      if (parse_limit(words, &r, &why)) p.limits_.push_back(r);
     } else {
-      why = "unknown directive '" + directive + "' (expected 'own')";
+      why = "unknown directive '" + directive + "' (expected 'own' or 'limit')";
     }
     if (!why.empty()) {
       *error = origin + ":" + std::to_string(n) + ": " + why;
@@ -148,6 +215,44 @@ bool Policy::may_own(const std::string& name, const Caller& c) const {
       if (p.is_group ? in_group(c, p.id) : c.uid == p.id) return true;
   }
   return !covered;
+}
+
+}  // namespace fwipc::registry
+
+namespace fwipc::registry {
+
+Limits Policy::limits_for(const Caller& c) const {
+  Limits out;
+  out.fill(kQuotaUnlimited);
+  if (c.uid == 0) return out;
+  // Per key: the smallest value among the rules of the strongest kind that sets it.
+  enum { kDefault, kGroup, kUser, kNone };
+  std::array<int, kQuotaKeys> kind;
+  kind.fill(kNone);
+  for (const LimitRule& r : limits_) {
+    const int k = r.is_default ? kDefault : r.who.is_group ? kGroup : kUser;
+    if (!r.is_default && !names(r.who, c)) continue;
+    for (uint32_t key = 0; key < kQuotaKeys; ++key) {
+      if (!(r.set & (1u << key))) continue;
+      if (kind[key] == kNone || k > kind[key]) {
+        kind[key] = k;
+        out[key] = r.value[key];
+      } else if (k == kind[key]) {
+        out[key] = std::min(out[key], r.value[key]);
+      }
+    }
+  }
+  for (uint32_t key = 0; key < kQuotaKeys; ++key)
+    if (kind[key] == kNone) out[key] = kDefaultLimits[key];
+  return out;
+}
+
+bool Policy::owns_reserved(const Caller& c) const {
+  if (c.uid == 0) return true;
+  for (const OwnRule& r : rules_)
+    for (const Principal& p : r.who)
+      if (names(p, c)) return true;
+  return false;
 }
 
 }  // namespace fwipc::registry
