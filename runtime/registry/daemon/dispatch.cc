@@ -65,6 +65,7 @@ void Server::handle(Client& c, Request& rq, ssize_t n) {
     rq.name[sizeof rq.name - 1] = '\0';
     switch (static_cast<Op>(rq.op)) {
       case Op::kList: return list(c, rq);
+      case Op::kQuota: return quota(c, rq);
       case Op::kClean: r.status = clean_dir(); break;
       case Op::kCreate: r = create(c, rq); break;
       case Op::kOpen: r = open(c, rq); break;
@@ -94,9 +95,16 @@ Reply Server::create(Client& c, const Request& rq) {
   // The name policy: a service's name is its owner's, whoever comes first.
   if (!policy_.may_own(rq.name, Caller{c.cred.pid, c.cred.uid, c.cred.gid})) return error_reply(-EACCES);
   if (by_name_.count(rq.name)) return error_reply(-EEXIST);
-  if (channels_.size() >= kMaxChannels || c.members.size() >= kMaxMembershipsPerClient) return error_reply(-ENOSPC);
+  // The last kHeadroom channels are root's and the reserved names' owners'.
+  const size_t cap = privileged(Caller{c.cred.pid, c.cred.uid, c.cred.gid}) ? kMaxChannels : kMaxChannels - kHeadroom;
+  if (channels_.size() >= cap || c.members.size() >= kMaxMembershipsPerClient) return error_reply(-ENOSPC);
   auto slots = shm::Segment::slots_for_capacity(rq.capacity);
   if (!slots) return error_reply(slots.error());
+  // Counted against the creator's uid: the segment as a QUEUE ring would be (a fallback to
+  // a socket then counts only its hub's inbox), else the hub's inbox.
+  const bool want_shm = rq.type == IPC_TYPE_QUEUE && !(rq.flags & kNoShm);
+  const uint64_t amount[kQuotaKeys] = {1, want_shm ? shm::segment_bytes(*slots) : hub_bytes(*slots), 0, 1};
+  if (int rc = admit(c, amount); rc < 0) return error_reply(rc);
   auto ch = std::make_unique<Channel>();
   ch->id = next_channel_++;
   ch->name = rq.name;
@@ -132,6 +140,12 @@ Reply Server::create(Client& c, const Request& rq) {
     return error_reply(rc);
   }
   ch->members = 1;
+  ch->counted = true;
+  ch->bytes = ch->transport == TransportKind::kShmRing ? shm::segment_bytes(*slots) : hub_bytes(*slots);
+  charge(ch->uid, kQuotaChannels, 1);
+  charge(ch->uid, kQuotaBytes, int64_t(ch->bytes));
+  charge(c.cred.uid, kQuotaMemberships, 1);
+  m.uid = c.cred.uid;
   Channel* raw = ch.get();
   m.ch = raw;
   by_name_[ch->name] = raw;
@@ -153,8 +167,16 @@ Reply Server::open(Client& c, const Request& rq) {
   Channel* ch = it->second;
   if (!permitted(c, *ch, want_read, want_write)) return error_reply(-EACCES);
   if (c.members.size() >= kMaxMembershipsPerClient) return error_reply(-ENOSPC);
+  // A reader served by the creator's hub or bridge has a queue there, counted against
+  // the reader's uid (the ring's own members read in place).
+  const bool queued = want_read && (ch->transport != TransportKind::kShmRing || !shares_ring(c, *ch));
+  auto slots = shm::Segment::slots_for_capacity(ch->capacity);
+  const uint64_t amount[kQuotaKeys] = {0, queued ? hub_bytes(slots ? *slots : shm::kDefaultSlots) : 0, 0, 1};
+  if (int rc = admit(c, amount); rc < 0) return error_reply(rc);
   Membership m;
   m.ch = ch;
+  m.uid = c.cred.uid;
+  m.bytes = amount[kQuotaBytes];
   int rc = 0;
   if (ch->transport == TransportKind::kPipe)
     rc = open_pipe(c, *ch, want_read, want_write, m);
@@ -162,6 +184,8 @@ Reply Server::open(Client& c, const Request& rq) {
     rc = open_shm(c, *ch, want_read, want_write, m);
   if (rc < 0) return error_reply(rc);
   ch->members++;
+  charge(m.uid, kQuotaMemberships, 1);
+  if (m.bytes) charge(m.uid, kQuotaBytes, int64_t(m.bytes));
   const uint32_t h = c.next_handle++;
   Reply r = reply_for(h, *ch, m);
   // Another uid reaches a QUEUE channel through the creator's bridge socket, never the ring.
@@ -183,8 +207,10 @@ void Server::release(Membership& m) {
   Channel* ch = m.ch;
   if (ch->transport == TransportKind::kShmRing) release_shm(m);
   release_pipe(m);
+  charge(m.uid, kQuotaMemberships, -1);
+  if (m.bytes) charge(m.uid, kQuotaBytes, -int64_t(m.bytes));
   if (m.creator) unlink_name(ch);
-  if (--ch->members == 0 && ch->name.empty()) channels_.erase(ch->id);
+  if (--ch->members == 0 && ch->name.empty()) forget_channel(ch->id);
 }
 
 // The creator's close removes the name; ids still open see -EPIPE on send (a socket
@@ -193,6 +219,8 @@ void Server::unlink_name(Channel* ch) {
   if (ch->name.empty()) return;
   by_name_.erase(ch->name);
   ch->name.clear();
+  if (ch->counted) charge(ch->uid, kQuotaChannels, -1);  // its memory goes with the channel
+  ch->counted = false;
   if (ch->transport == TransportKind::kShmRing) shm::close_channel(ch->seg);
   if (!ch->path.empty()) ::unlink(ch->path.c_str());
   if (!ch->call_path.empty()) ::unlink(ch->call_path.c_str());

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -39,6 +40,12 @@ int Server::run() {
   if (int rc = check_runtime_dir(opts_.runtime_dir, nullptr); rc < 0) return rc;
   // A policy that cannot be read never falls back to none: a typo must not open a name.
   if (std::string why; load_policy(opts_.policy_path, &policy_, &why) < 0) return -EINVAL;
+  // Every client, refused connection and QUEUE segment holds a descriptor: a soft limit of
+  // 1024 (a service's default) would stop the registry long before its caps.
+  if (rlimit rl; ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, 65536);
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
   const std::string lock_path = opts_.runtime_dir + "/" + kLockName;
   const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd < 0) return -errno;
@@ -103,6 +110,8 @@ int Server::run() {
             else std::fprintf(stderr, "fwipc-registryd: policy not reloaded: %s\n", why.c_str());
           }
         }
+      } else if (refused_.count(fd)) {
+        close_refused(fd);  // its first request (or its hang-up): the Refusal was its answer
       } else if (auto it = clients_.find(fd); it != clients_.end()) {
         if (evs[i].events & EPOLLIN)
           serve(*it->second);
@@ -121,11 +130,18 @@ void Server::accept_clients() {
     if (fd < 0) return;
     auto c = std::make_unique<Client>();
     socklen_t len = sizeof c->cred;
-    if (clients_.size() >= kMaxClients || ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) != 0 ||
-        epoll_add(ep_, fd, EPOLLIN | EPOLLRDHUP) < 0) {
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) != 0) {
       ::close(fd);
       continue;
     }
+    // Past its uid's connection limit or the global cap: refused with a reason (quota.cc).
+    if (!admit_client(fd, c->cred)) continue;
+    if (epoll_add(ep_, fd, EPOLLIN | EPOLLRDHUP) < 0) {
+      charge(c->cred.uid, kQuotaConnections, -1);
+      ::close(fd);
+      continue;
+    }
+    c->counted = true;
     c->fd = fd;
     c->start_time = process_start_time(c->cred.pid);
     clients_[fd] = std::move(c);
@@ -178,15 +194,17 @@ void Server::drop_client(int fd) {
     }
     release(m);
   }
+  if (it->second->counted) charge(it->second->cred.uid, kQuotaConnections, -1);
   if (ep_ >= 0) ::epoll_ctl(ep_, EPOLL_CTL_DEL, fd, nullptr);
   ::close(fd);
   clients_.erase(it);
 }
 
-// Timed work: sweep() of adopted channels, settle_keepers() of PIPE channels. Returns
-// whether any is left for the next tick.
+// Timed work: sweep() of adopted channels, settle_keepers() of PIPE channels, refused
+// connections to close. Returns whether any is left for the next tick.
 bool Server::tick() {
   bool more = sweep();
+  more = expire_refused() || more;
   for (auto& [id, ch] : channels_) {
     if (ch->keepers.empty()) continue;
     settle_keepers(*ch, false);
@@ -204,6 +222,8 @@ void Server::fuzz_session(const uint8_t* data, size_t size) {
   socklen_t len = sizeof c.cred;
   ::getsockopt(sv[0], SOL_SOCKET, SO_PEERCRED, &c.cred, &len);
   c.start_time = process_start_time(c.cred.pid);
+  charge(c.cred.uid, kQuotaConnections, 1);
+  c.counted = true;
   clients_[sv[0]] = std::move(owned);
   // Input: records of [control byte][up to 127 bytes]; control bit 7 stamps the magic so
   // the fuzzer spends its time past the first check.
@@ -230,7 +250,7 @@ void Server::fuzz_session(const uint8_t* data, size_t size) {
 void fuzz_session(const std::string& dir, const uint8_t* data, size_t size) {
   static Server* s = [&] {  // one per fuzzing process, as a registry is one per directory
     ensure_dir(dir);
-    return new Server(ServerOptions{dir, -1});
+    return new Server(ServerOptions{dir, -1, ""});
   }();
   s->fuzz_session(data, size);
 }

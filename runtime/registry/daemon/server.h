@@ -6,6 +6,8 @@
 //   channel_pipe.cc    ... for a PIPE channel: the FIFOs, named after members' PIDs
 //   state.cc           registry.state: what a restarted registry adopts
 //   sweep.cc           adopted channels' liveness, stale files in the runtime directory
+//   quota.cc           per-uid usage against the policy's limits, the global caps' headroom,
+//                      refused connections, the kQuota answer
 //   main.cc            the executable
 // Nothing here is linked into libfwipc.so: the library only spawns this executable.
 #pragma once
@@ -23,6 +25,7 @@
 #include "runtime/registry/daemon/policy.h"
 #include "runtime/registry/protocol.h"
 #include "runtime/registry/stale_files.h"
+#include "transports/frame.h"
 #include "transports/shm/membership.h"
 #include "transports/shm/ring.h"
 #include "transports/transport.h"
@@ -44,10 +47,17 @@ int run_server(const ServerOptions& opts);
 // requests taken from data, released at the end as on a disconnect.
 void fuzz_session(const std::string& dir, const uint8_t* data, size_t size);
 
-// Caps on what clients can make the registry allocate.
+// Caps on what clients can make the registry allocate. The last kHeadroom of the clients
+// and channels are kept for root and the owners of reserved names (Policy::owns_reserved):
+// no uid, whatever its limits, can lock the system's services out.
 inline constexpr size_t kMaxClients = 4096;
 inline constexpr size_t kMaxChannels = 4096;
+inline constexpr size_t kHeadroom = 410;  // 10% of each
 inline constexpr size_t kMaxMembershipsPerClient = 1024;
+// Refused connections held until they have read their Refusal (protocol.h); beyond this,
+// or after kRefusedHoldMs, a refused connection is closed at once.
+inline constexpr size_t kMaxRefused = 64;
+inline constexpr int kRefusedHoldMs = 1000;
 inline constexpr const char* kStateName = "registry.state";
 inline constexpr int kSweepMs = 200;
 
@@ -69,6 +79,10 @@ struct Channel {
   uint32_t next_join = 1;  // PIPE: member FIFO numbers
   pid_t creator_pid = 0;
   uint64_t creator_start = 0;
+  // Counted against uid (quota.cc): the channel while it is named, its memory until the
+  // registry forgets it (the last membership closed).
+  bool counted = false;
+  uint64_t bytes = 0;
   // Taken over from a previous registry (state file): no membership stands for the
   // creator, so sweep() watches it instead.
   bool adopted = false;
@@ -98,6 +112,8 @@ struct Membership {
   std::string reader_fifo;     // PIPE readers: their FIFO, removed with the membership
   std::string writer_fifo;     // PIPE writers: the same
   bool remote_writer = false;  // QUEUE: writes through the creator's bridge
+  uid_t uid = 0;               // the member's: counted against it (quota.cc)
+  uint64_t bytes = 0;          // the queue a hub or bridge keeps for this reader
 };
 
 struct Client {
@@ -106,12 +122,24 @@ struct Client {
   uint64_t start_time = 0;
   uint32_t next_handle = 1;
   std::map<uint32_t, Membership> members;
+  bool counted = false;  // a connection of its uid (quota.cc)
+};
+
+// What one uid holds in the registry, by QuotaKey (protocol.h).
+struct Usage {
+  uint64_t used[kQuotaKeys] = {};
+  uint64_t refused = 0;
+  Caller last{};  // its latest process to connect or ask: whose groups the limits follow
 };
 
 // Whether c may map a QUEUE channel's ring. A mapping is read-write (readers move their
 // cursors in it), so its holder could write any sender PID: only the owner's uid, which
 // owns the channel anyway, and root, which could do anything, get one.
 inline bool shares_ring(const Client& c, const Channel& ch) { return c.cred.uid == ch.uid || c.cred.uid == 0; }
+
+// The memory a SOCKET or PIPE hub (or a QUEUE channel's bridge) may queue for one reader,
+// or as the creator's inbox: `slots` whole frames. Counted like a segment (quota.cc).
+inline uint64_t hub_bytes(uint32_t slots) { return uint64_t(slots) * frame::kMaxFrame; }
 
 // A socket file must be connectable by every class that may read or write; what each
 // connection may do is then checked by the creator's runtime from its credentials.
@@ -162,6 +190,20 @@ class Server {
   // sweep.cc
   bool sweep();
   int clean_dir();
+  // quota.cc. amount: what a request would add, by QuotaKey. 0, or -EDQUOT (counted as a
+  // refusal of c's uid) when any key would pass c's limit.
+  int admit(const Client& c, const uint64_t (&amount)[kQuotaKeys]);
+  void charge(uid_t uid, uint32_t key, int64_t delta);
+  bool privileged(const Caller& c) const { return policy_.owns_reserved(c); }
+  // Whether a new client of cred may be served; if not, it gets a Refusal and is held
+  // (bounded) until it has read it.
+  bool admit_client(int fd, const ucred& cred);
+  void refuse_client(int fd, int status, const std::string& detail);
+  void close_refused(int fd);
+  bool expire_refused();  // whether any are still held
+  void quota(Client& c, const Request& rq);
+  // Erases channel id (no membership left), releasing its memory from its uid's count.
+  void forget_channel(uint32_t id);
 
   ServerOptions opts_;
   Policy policy_;
@@ -175,6 +217,10 @@ class Server {
   uint64_t sweeps_ = 0;
   bool ticking_ = false;  // run tick() every kSweepMs
   std::map<int, std::unique_ptr<Client>> clients_;
+  std::map<uid_t, Usage> usage_;
+  std::map<int, int64_t> refused_;  // refused connections: fd -> when to close it
+  uint64_t refused_total_ = 0;      // refusals since start, global caps included
+  int64_t last_refusal_log_ = 0;
   std::map<std::string, Channel*> by_name_;
   std::map<uint32_t, std::unique_ptr<Channel>> channels_;
 };

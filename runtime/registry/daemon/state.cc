@@ -140,6 +140,15 @@ void Server::restore_state() {
     // name follows from the channel's).
     ch->call_path = opts_.runtime_dir + "/" + ch->name + ".call";
     ch->id = next_channel_++;
+    // Still its creator's: counted again, never refused (it exists already).
+    {
+      auto slots = shm::Segment::slots_for_capacity(ch->capacity);
+      const uint32_t n = slots ? *slots : shm::kDefaultSlots;
+      ch->counted = true;
+      ch->bytes = ch->transport == TransportKind::kShmRing ? shm::segment_bytes(n) : hub_bytes(n);
+      charge(ch->uid, kQuotaChannels, 1);
+      charge(ch->uid, kQuotaBytes, int64_t(ch->bytes));
+    }
     by_name_[ch->name] = ch.get();
     channels_[ch->id] = std::move(ch);
   }

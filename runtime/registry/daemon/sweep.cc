@@ -55,7 +55,8 @@ bool Server::sweep() {
     if (gone) {
       unlink_name(ch);
       if (ch->members == 0) {
-        it = channels_.erase(it);
+        const uint32_t id = (it++)->first;
+        forget_channel(id);
         continue;
       }
     } else {
