@@ -1,6 +1,6 @@
 // The commands: list (the registry's channels with their ring counters), stat (rates
 // sampled from one ring), tail (messages decoded as they pass, without a cursor) and clean
-// (stale socket files and FIFOs).
+// (stale socket files and FIFOs), and quota (per-uid usage against limits).
 #include "tools/ipcctl/commands.h"
 
 #include <fcntl.h>
@@ -120,6 +120,42 @@ void print_message(bool json, uint64_t pos, const MsgHeader& h, const char* payl
                 h.type, h.size, h.sender, h.receiver, h.priority, text.c_str(), h.size > shown ? "..." : "");
   }
   std::fflush(stdout);
+}
+
+// A byte count for people: 1536 -> 1.5K, binary units.
+std::string bytes_text(uint64_t v) {
+  const char* units = "KMGTPE";
+  if (v < 1024) return std::to_string(v);
+  double d = double(v);
+  int u = -1;
+  while (d >= 1024 && u < 5) {
+    d /= 1024;
+    ++u;
+  }
+  char s[32];
+  std::snprintf(s, sizeof s, d < 10 ? "%.1f%c" : "%.0f%c", d, units[u]);
+  return s;
+}
+
+std::string used_of(const reg::QuotaInfo& q, uint32_t k) {
+  const auto text = [k](uint64_t v) { return k == reg::kQuotaBytes ? bytes_text(v) : std::to_string(v); };
+  return text(q.used[k]) + "/" + (q.limit[k] == reg::kQuotaUnlimited ? "-" : text(q.limit[k]));
+}
+
+std::string quota_json(const reg::QuotaInfo& q) {
+  constexpr const char* keys[reg::kQuotaKeys] = {"channels", "bytes", "connections", "memberships"};
+  const bool total = q.uid == reg::kQuotaTotalUid;
+  std::string s = "{";
+  if (!total)
+    s += "\"uid\":" + std::to_string(q.uid) + ",\"user\":" + json_str(owner_name(q.uid)) +
+         ",\"root\":" + ((q.flags & reg::kQuotaRoot) ? "true" : "false") +
+         ",\"reserved_owner\":" + ((q.flags & reg::kQuotaReserved) ? "true" : "false") + ",";
+  for (uint32_t k = 0; k < reg::kQuotaKeys; ++k)
+    s += std::string("\"") + keys[k] + "\":{\"used\":" + std::to_string(q.used[k]) + ",\"limit\":" +
+         (q.limit[k] == reg::kQuotaUnlimited ? "null" : std::to_string(q.limit[k])) + "},";
+  s += "\"refused\":" + std::to_string(q.refused);
+  if (total) s += ",\"headroom\":" + std::to_string(q.headroom) + ",\"refused_pending\":" + std::to_string(q.pending);
+  return s + "}";
 }
 
 }  // namespace
@@ -287,6 +323,65 @@ int cmd_clean(const std::string& dir, const Options& o) {
     std::printf("{\"dir\":%s,\"removed\":%d}\n", json_str(dir).c_str(), removed);
   else
     std::printf("removed %d stale file%s from %s\n", removed, removed == 1 ? "" : "s", dir.c_str());
+  return 0;
+}
+
+int cmd_quota(const std::string& dir, const Options& o) {
+  std::vector<reg::QuotaInfo> rows;
+  std::optional<reg::QuotaInfo> total;
+  reg::Client conn;
+  int err = 0;
+  for (uint64_t next = 0; next <= reg::kQuotaTotalUid && !total;) {
+    reg::QuotaInfo q{};
+    int fd = -1;
+    err = ask_registry(conn, dir, reg::Op::kQuota, uint32_t(next), &q, sizeof q, &fd);
+    if (fd >= 0) ::close(fd);
+    if (err == 0) err = q.status;
+    if (err < 0) break;
+    if (q.uid == reg::kQuotaTotalUid)
+      total = q;
+    else
+      rows.push_back(q);
+    next = uint64_t(q.uid) + 1;
+  }
+  // -ENOENT: past the last row, or no runtime directory; -ECONNREFUSED: no registry.
+  const bool none = (err == -ENOENT || err == -ECONNREFUSED) && rows.empty() && !total;
+  if (err == -ENOENT || err == -ECONNREFUSED) err = 0;
+  if (err < 0) {
+    std::fprintf(stderr, "ipcctl: registry in %s: %s\n", dir.c_str(), std::strerror(-err));
+    return 1;
+  }
+  if (o.json) {
+    std::string s = "{\"dir\":" + json_str(dir) + ",\"uids\":[";
+    for (size_t i = 0; i < rows.size(); ++i) s += (i ? "," : "") + quota_json(rows[i]);
+    s += "],\"total\":" + (total ? quota_json(*total) : std::string("null")) + "}";
+    std::puts(s.c_str());
+    return 0;
+  }
+  if (none) {
+    std::printf("no registry running in %s\n", dir.c_str());
+    return 0;
+  }
+  std::vector<std::vector<std::string>> table{
+      {"UID", "USER", "CHANNELS", "BYTES", "CONNECTIONS", "MEMBERSHIPS", "REFUSED"}};
+  for (const reg::QuotaInfo& q : rows) {
+    std::string user = owner_name(q.uid);
+    if (q.flags & reg::kQuotaRoot)
+      user += " (unlimited)";
+    else if (q.flags & reg::kQuotaReserved)
+      user += " (reserved)";
+    table.push_back({std::to_string(q.uid), user, used_of(q, reg::kQuotaChannels), used_of(q, reg::kQuotaBytes),
+                     used_of(q, reg::kQuotaConnections), used_of(q, reg::kQuotaMemberships),
+                     std::to_string(q.refused)});
+  }
+  if (total)
+    table.push_back({"total", "(registry)", used_of(*total, reg::kQuotaChannels), used_of(*total, reg::kQuotaBytes),
+                     used_of(*total, reg::kQuotaConnections), used_of(*total, reg::kQuotaMemberships),
+                     std::to_string(total->refused)});
+  print_table(table);
+  if (total)
+    std::printf("the last %u channels and connections are kept for root and the owners of reserved names\n",
+                total->headroom);
   return 0;
 }
 

@@ -1,4 +1,4 @@
-// ipcctl's four commands, each printing to stdout (errors to stderr) and returning the
+// ipcctl's commands, each printing to stdout (errors to stderr) and returning the
 // process exit status: 0 done, 1 failed. The user's description of each is main.cc's help.
 #pragma once
 
@@ -21,5 +21,6 @@ int cmd_list(const std::string& dir, const Options& o);
 int cmd_stat(const std::string& dir, const std::string& name, const Options& o);
 int cmd_tail(const std::string& dir, const std::string& name, const Options& o);
 int cmd_clean(const std::string& dir, const Options& o);
+int cmd_quota(const std::string& dir, const Options& o);
 
 }  // namespace fwipc::ipcctl

@@ -19,6 +19,7 @@ constexpr const char* kUsage =
     "       ipcctl [--json] stat NAME [--interval MS] [--count N]\n"
     "       ipcctl [--json] tail NAME [--all] [--count N]\n"
     "       ipcctl [--json] clean\n"
+    "       ipcctl [--json] quota\n"
     "       ipcctl --help\n";
 
 constexpr const char* kHelp =
@@ -30,6 +31,7 @@ constexpr const char* kHelp =
     "    ipcctl [--json] stat NAME [--interval MS] [--count N]\n"
     "    ipcctl [--json] tail NAME [--all] [--count N]\n"
     "    ipcctl [--json] clean\n"
+    "    ipcctl [--json] quota\n"
     "    ipcctl --help\n"
     "\n"
     "DESCRIPTION\n"
@@ -89,6 +91,21 @@ constexpr const char* kHelp =
     "        registry's lock, so that none starts meanwhile, and does it itself.\n"
     "        With --json: {dir, removed}.\n"
     "\n"
+    "    quota\n"
+    "        What each uid holds in the registry against its limits (the policy's\n"
+    "        `limit` rules; see fwipc-registryd --help): one row per uid that holds\n"
+    "        anything, UID, USER (\"(unlimited)\" for root, \"(reserved)\" for the\n"
+    "        owner of a reserved name, who may use the headroom), CHANNELS created,\n"
+    "        BYTES of channel memory (segments, hub and bridge queues), registry\n"
+    "        CONNECTIONS and MEMBERSHIPS (ids open), each as used/limit (\"-\": no\n"
+    "        limit), and REFUSED, its requests refused with EDQUOT. A last row,\n"
+    "        total, holds the whole registry against its global caps, of which the\n"
+    "        last ones are kept for root and the owners of reserved names.\n"
+    "        With --json: {dir, uids: [{uid, user, root, reserved_owner, channels,\n"
+    "        bytes, connections, memberships (each {used, limit}, limit null when\n"
+    "        none), refused}], total: {channels, bytes, connections, memberships,\n"
+    "        refused, headroom, refused_pending}}; total is null with no registry.\n"
+    "\n"
     "OPTIONS\n"
     "    --json         JSON instead of text: one value for list and clean, one\n"
     "                   object per line for stat and tail\n"
@@ -107,7 +124,8 @@ constexpr const char* kHelp =
     "        /tmp/freeworld-ipc-UID.\n"
     "\n"
     "EXIT STATUS\n"
-    "    0   success; also list with no registry running (it shows no channels),\n"
+    "    0   success; also list and quota with no registry running (they show\n"
+    "        nothing),\n"
     "        and stat or tail stopped by SIGINT or SIGTERM\n"
     "    1   NAME is not a channel, or not a QUEUE on shared memory you may\n"
     "        read; the registry did not answer; clean could not remove a file\n"
@@ -165,6 +183,7 @@ int main(int argc, char** argv) {
   fwipc::ipcctl::stop_on_signals();
   if (args[0] == "list" && args.size() == 1) return fwipc::ipcctl::cmd_list(dir, o);
   if (args[0] == "clean" && args.size() == 1) return fwipc::ipcctl::cmd_clean(dir, o);
+  if (args[0] == "quota" && args.size() == 1) return fwipc::ipcctl::cmd_quota(dir, o);
   if (args[0] == "stat" && args.size() == 2) return fwipc::ipcctl::cmd_stat(dir, args[1], o);
   if (args[0] == "tail" && args.size() == 2) return fwipc::ipcctl::cmd_tail(dir, args[1], o);
   return usage_error("");
