@@ -67,7 +67,8 @@ bool Server::admit_client(int fd, const ucred& cred) {
     if (it != usage_.end()) ++it->second.refused;
     refuse_client(fd, -EDQUOT,
                   dir + "uid " + std::to_string(cred.uid) + " already holds " + std::to_string(used) + " of its " +
-                      limit_text(limit) + " connections (limit connections in " + policy_.origin() + ")");
+                      limit_text(limit) + " connections (limit connections in " +
+                      (policy_.origin() == "built-in" ? std::string("the built-in policy") : policy_.origin()) + ")");
     return false;
   }
   charge(cred.uid, kQuotaConnections, 1);
