@@ -125,6 +125,7 @@ struct QuotaInfo {
   uint64_t limit[kQuotaKeys];  // kQuotaUnlimited: none
   uint64_t refused;  // requests and connections refused (-EDQUOT; total row: also -ENOSPC)
   uint64_t pending;  // total row: refused connections the registry still holds (bounded)
+  uint64_t keepers;  // total row: PIPE writer FIFOs held open for their creator (bounded)
 };
 
 // What a refused connection receives, at once, instead of service: one datagram whose
@@ -141,7 +142,7 @@ struct Refusal {
 };
 inline constexpr size_t kRefusalDetail = 256;
 
-static_assert(sizeof(QuotaInfo) == 96);
+static_assert(sizeof(QuotaInfo) == 104);
 static_assert(offsetof(Refusal, detail) == kRefusalDetail && kRefusalDetail >= sizeof(ChannelInfo) &&
               kRefusalDetail >= sizeof(QuotaInfo) && sizeof(Refusal) == 512);
 static_assert(sizeof(Request) == 112 && offsetof(Request, name) == 48);

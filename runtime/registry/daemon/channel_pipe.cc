@@ -81,6 +81,7 @@ int Server::create_pipe(Channel& ch) {
 // gets the write end of its own FIFO, which the creator's runtime opens for reading when
 // that JOIN arrives. Both are named after the member's PID (see the hub's join).
 int Server::open_pipe(Client& c, Channel& ch, bool want_read, bool want_write, Membership& m) {
+  if (want_write && keepers_held() >= kMaxKeepers) return -ENOSPC;  // see kMaxKeepers
   const int in_w = ::open(ch.path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
   if (in_w < 0) return errno == ENXIO ? -ENOENT : -errno;  // ENXIO: the creator is gone
   pass(in_w, true);

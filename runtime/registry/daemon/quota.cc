@@ -130,6 +130,12 @@ void Server::forget_channel(uint32_t id) {
   channels_.erase(it);
 }
 
+size_t Server::keepers_held() const {
+  size_t n = 0;
+  for (const auto& [id, ch] : channels_) n += ch->keepers.size();
+  return n;
+}
+
 void Server::quota(Client& c, const Request& rq) {
   QuotaInfo q{};
   q.status = -ENOENT;
@@ -161,6 +167,7 @@ void Server::quota(Client& c, const Request& rq) {
     q.limit[kQuotaMemberships] = kMaxClients * kMaxMembershipsPerClient;
     q.refused = refused_total_;
     q.pending = refused_.size();
+    q.keepers = keepers_held();
   }
   reply(c.fd, &q, sizeof q, nullptr, 0);
 }

@@ -58,6 +58,11 @@ inline constexpr size_t kMaxMembershipsPerClient = 1024;
 // or after kRefusedHoldMs, a refused connection is closed at once.
 inline constexpr size_t kMaxRefused = 64;
 inline constexpr int kRefusedHoldMs = 1000;
+// PIPE writer FIFOs the registry holds a read end of until the creator's runtime takes them
+// (Channel::keepers), across all channels: each is a descriptor and a FIFO, and a creator
+// that never runs would otherwise let its writers pile them up. Past it, a writer's open
+// is -ENOSPC.
+inline constexpr size_t kMaxKeepers = 4096;
 inline constexpr const char* kStateName = "registry.state";
 inline constexpr int kSweepMs = 200;
 
@@ -204,6 +209,7 @@ class Server {
   void quota(Client& c, const Request& rq);
   // Erases channel id (no membership left), releasing its memory from its uid's count.
   void forget_channel(uint32_t id);
+  size_t keepers_held() const;
 
   ServerOptions opts_;
   Policy policy_;
