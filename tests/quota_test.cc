@@ -281,6 +281,26 @@ TEST_CASE("shouldReleaseUsageWhenChannelsCloseOrTheirCreatorIsKilled") {
                          kBoundMs) == 0);
 }
 
+TEST_CASE("shouldRefuseMembershipsPastTheLimit") {
+  Env env;
+  TempRuntime rt;
+  use_policy(rt, "limit user:nobody memberships=5\n");
+  start_registry();
+  const int root = ipc_create_channel_ex("shared", IPC_TYPE_SOCKET, 0, 0666);
+  REQUIRE(root >= 0);
+  CHECK(wait_exit_within(spawn([] {
+                           if (!become(kNobody)) return 100;
+                           if (ipc_create_channel("mine", IPC_TYPE_QUEUE, 0) < 0) return 1;  // 1
+                           for (int i = 0; i < 4; ++i)                                     // 2..5
+                             if (ipc_open_channel(i % 2 ? "mine" : "shared", IPC_MODE_READ) < 0) return 2 + i;
+                           if (ipc_open_channel("shared", IPC_MODE_WRITE) != -EDQUOT) return 10;
+                           return ipc_create_channel("more", IPC_TYPE_QUEUE, 0) == -EDQUOT ? 0 : 11;
+                         }),
+                         kBoundMs) == 0);
+  CHECK(ipc_open_channel("shared", IPC_MODE_WRITE) >= 0);  // root: unlimited
+  CHECK(ipc_close_channel(uint32_t(root)) == 0);
+}
+
 TEST_CASE("shouldApplyALoweredLimitInANewRegistry") {
   Env env;
   TempRuntime rt;
