@@ -1,4 +1,5 @@
-// libFuzzer target: the SOCKET packet check and the PIPE stream decoder on hostile bytes.
+// libFuzzer target: the SOCKET packet check, the NAME.call packet check (requests and
+// replies) and the PIPE stream decoder on hostile bytes.
 // Invariants: never crash or over-read (ASan), every frame handed out is well formed,
 // the decoder always makes progress, and well-formed frames fed in arbitrary chunks come
 // out intact.
@@ -24,6 +25,19 @@ static void check_frame(const Frame& f) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Frame f;
   if (fwipc::frame::check_packet(data, size, &f) == 0) check_frame(f);
+  // Calls and replies: only their own kind, a bounded size, and checked in place too (the
+  // call server and client reuse the receive buffer).
+  for (const uint16_t kind : {uint16_t(fwipc::frame::kCall), uint16_t(fwipc::frame::kReply)}) {
+    if (fwipc::frame::check_call_packet(data, size, kind, &f) == 0) {
+      require(f.magic == fwipc::frame::kMagic && f.kind == kind && f.size <= fwipc::frame::kMaxPayload);
+      require(f.wire_bytes() == size && std::memcmp(f.payload, data + fwipc::frame::kHeaderBytes, f.size) == 0);
+    }
+    Frame in_place;
+    const size_t n = size < sizeof in_place ? size : sizeof in_place;
+    std::memcpy(&in_place, data, n);
+    if (fwipc::frame::check_call_packet(&in_place, n, kind, &in_place) == 0) require(in_place.kind == kind);
+  }
+  require(fwipc::frame::check_call_packet(data, size, fwipc::frame::kData, &f) < 0);  // never a data frame
 
   // Hostile stream, fed in chunks whose sizes come from the input itself.
   fwipc::frame::StreamDecoder dec;

@@ -7,6 +7,7 @@
 #include <new>
 
 #include "runtime/config.h"
+#include "transports/progress/progress.h"
 #include "transports/call/call_client.h"
 #include "transports/call/call_server.h"
 
@@ -29,6 +30,8 @@ Process& proc() {
                      // state (the parent still owns their reader entries and registry membership).
                      Process& p = proc();
                      new (&p.mu) std::recursive_mutex();  // the parent's lock state means nothing here
+                     // The progress thread is the parent's: forget it before the hubs below go.
+                     progress::after_fork_child();
                      p.pid = ::getpid();
                      p.reg.forget_after_fork();
                      for (uint32_t i = 0; i < kMaxHandles; ++i) {

@@ -61,11 +61,14 @@ TEST_CASE("shouldGiveEveryCallerItsOwnReplyAcrossProcessesAndThreads") {
   for (uint32_t type : kTypes) {
     CAPTURE(type);
     TempRuntime rt;
-    const int c = ipc_create_channel("rpc", type, 0);
-    REQUIRE(c >= 0);
+    // Children are forked before the channel exists: a hub starts the runtime's progress
+    // thread in the creator, and a process that forks with threads running and then starts
+    // threads in the child is beyond ThreadSanitizer (the runtime itself is fine with it).
+    Barrier created;
     std::vector<pid_t> kids;
     for (int p = 0; p < kProcs; ++p) {
-      kids.push_back(spawn([p] {
+      kids.push_back(spawn([p, &created] {
+        if (!created.wait(1)) return 9;
         const int id = ipc_open_channel("rpc", IPC_MODE_WRITE);  // write-only: may call
         if (id < 0) return 10;
         std::atomic<int> bad{0};
@@ -87,6 +90,9 @@ TEST_CASE("shouldGiveEveryCallerItsOwnReplyAcrossProcessesAndThreads") {
         return bad.load() == 0 ? 0 : 11;
       }));
     }
+    const int c = ipc_create_channel("rpc", type, 0);
+    REQUIRE(c >= 0);
+    for (int p = 0; p < kProcs; ++p) created.signal();
     // The server: every request carries its caller's real PID.
     int answered = 0;
     bool pids_ok = true;
@@ -134,6 +140,26 @@ TEST_CASE("shouldNeverBlockTheServerOnACallerThatDiesOrDoesNotRead") {
   for (uint32_t type : kTypes) {
     CAPTURE(type);
     TempRuntime rt;
+    // A caller that fires calls from many threads and never reads a reply: its threads
+    // give up at once (timeout 0), so replies pile up unread in its socket. Forked before
+    // the channel exists, as in the test above.
+    Barrier sent, created;
+    const pid_t deaf = spawn([&] {
+      if (!created.wait(1)) return 9;
+      const int id = ipc_open_channel("deaf", IPC_MODE_WRITE);
+      if (id < 0) return 10;
+      std::vector<std::thread> ts;
+      for (int t = 0; t < 8; ++t)
+        ts.emplace_back([id] {
+          const IPC_MESSAGE rq = text_message(1, std::string(400, 'x'));
+          IPC_MESSAGE rp;
+          for (int i = 0; i < 400; ++i) (void)ipc_call(uint32_t(id), &rq, &rp, 0);
+        });
+      for (auto& th : ts) th.join();
+      sent.signal();
+      ::pause();  // alive, never reading
+      return 0;
+    });
     const int c = ipc_create_channel("deaf", type, 0);
     REQUIRE(c >= 0);
     // A caller killed in the middle of its call.
@@ -151,24 +177,7 @@ TEST_CASE("shouldNeverBlockTheServerOnACallerThatDiesOrDoesNotRead") {
     ::usleep(20000);
     ::kill(killed, SIGKILL);
     CHECK(wait_exit(killed) == 128 + SIGKILL);
-    // A caller that fires calls from many threads and never reads a reply: its threads
-    // give up at once (timeout 0), so replies pile up unread in its socket.
-    Barrier sent;
-    const pid_t deaf = spawn([&] {
-      const int id = ipc_open_channel("deaf", IPC_MODE_WRITE);
-      if (id < 0) return 10;
-      std::vector<std::thread> ts;
-      for (int t = 0; t < 8; ++t)
-        ts.emplace_back([id] {
-          const IPC_MESSAGE rq = text_message(1, std::string(400, 'x'));
-          IPC_MESSAGE rp;
-          for (int i = 0; i < 400; ++i) (void)ipc_call(uint32_t(id), &rq, &rp, 0);
-        });
-      for (auto& th : ts) th.join();
-      sent.signal();
-      ::pause();  // alive, never reading
-      return 0;
-    });
+    created.signal();
     // Answer everything that comes: every reply returns at once, whatever the callers do.
     int replies = 0, dropped = 0;
     const int64_t t0 = fwipc::monotonic_ns();

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@ namespace fwipc::bridge {
 namespace {
 
 constexpr int kSafetyNapMs = 100;  // the longest a wait goes without looking around
+constexpr long kSpaceNapNs = 1000000;  // progress thread: how soon to look for ring space again
 
 // What a blocking ring call may wait: timeout_ns itself when it means "forever" (< 0) or
 // "do not wait" (0), else the time left, or -ETIMEDOUT once past (one clock read).
@@ -39,6 +41,9 @@ Bridge::Bridge(std::unique_ptr<shm::ShmRing> ring, int listen_fd, sock::Owner ow
 }
 
 Bridge::~Bridge() {
+  if (registered_) progress::remove(this);  // before anything progress() uses goes
+  if (prog_ep_ >= 0) ::close(prog_ep_);
+  if (nap_fd_ >= 0) ::close(nap_fd_);
   pumps_.clear();
   hub_.reset();
   if (ep_ >= 0) ::close(ep_);
@@ -78,12 +83,59 @@ void Bridge::watch(int fd) noexcept {
 }
 
 void Bridge::activate() noexcept {
+  int prog_ep = -1;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (!hub_ || active_.load(std::memory_order_relaxed)) return;
+    ring_->watch_bridge_epoch(false);
+    const bool had_ep = ep_ >= 0;
+    active_.store(true, std::memory_order_release);
+    if (had_ep) watch(hub_->notify_fd());  // else ensure_epoll() adds it
+    // From now on bridged members move whatever the creator does. Without the thread (it
+    // could not be made) they move inside the creator's calls, as they always could.
+    prog_ep_ = ::epoll_create1(EPOLL_CLOEXEC);
+    nap_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (prog_ep_ < 0 || nap_fd_ < 0) return;
+    for (const int fd : {hub_->notify_fd(), nap_fd_}) {
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.fd = fd;
+      if (::epoll_ctl(prog_ep_, EPOLL_CTL_ADD, fd, &ev) != 0) return;
+    }
+    prog_ep = prog_ep_;
+  }
+  // Outside mu_: the progress thread takes its registry lock, then ours (progress.h).
+  const bool added = progress::add(prog_ep, this) == 0;
   std::lock_guard<std::mutex> lk(mu_);
-  if (!hub_ || active_.load(std::memory_order_relaxed)) return;
-  ring_->watch_bridge_epoch(false);
-  const bool had_ep = ep_ >= 0;
-  active_.store(true, std::memory_order_release);
-  if (had_ep) watch(hub_->notify_fd());  // else ensure_epoll() adds it
+  registered_ = added;
+}
+
+void Bridge::progress() noexcept {
+  std::lock_guard<std::mutex> lk(mu_);
+  uint64_t expirations;
+  (void)!::read(nap_fd_, &expirations, sizeof expirations);
+  service();
+  arm_progress();
+}
+
+// Caller holds mu_. A bridged reader's entry is watched only while its connection has
+// room (else its descriptor would stay readable while we may not move anything).
+void Bridge::arm_progress() noexcept {
+  const std::vector<sock::Hub::ReaderView> readers = hub_->bridged_readers();
+  for (auto& [fd, pump] : pumps_) {
+    const bool room = std::any_of(readers.begin(), readers.end(),
+                                  [&](const sock::Hub::ReaderView& v) { return v.fd == fd && v.room > 0; });
+    epoll_event ev{};
+    ev.events = room ? EPOLLIN : 0u;
+    ev.data.fd = pump.ring->notify_fd();
+    if (::epoll_ctl(prog_ep_, EPOLL_CTL_MOD, ev.data.fd, &ev) != 0)
+      ::epoll_ctl(prog_ep_, EPOLL_CTL_ADD, ev.data.fd, &ev);
+  }
+  // Ring space frees without any descriptor telling us: look again soon while writers'
+  // frames wait for it.
+  itimerspec t{};
+  if (!sink_.empty()) t.it_value.tv_nsec = kSpaceNapNs;
+  ::timerfd_settime(nap_fd_, 0, &t, nullptr);
 }
 
 void Bridge::service() noexcept {
@@ -230,6 +282,7 @@ int Bridge::notify_fd() noexcept {
 }
 
 void Bridge::forget_after_fork() noexcept {
+  registered_ = false;  // the progress thread is the parent's
   ring_->forget_after_fork();
   for (auto& [fd, pump] : pumps_) pump.ring->forget_after_fork();
   if (hub_) hub_->forget_after_fork();

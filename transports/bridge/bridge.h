@@ -7,9 +7,10 @@
 // PID, and feeds each such reader from the ring reader entry the registry joined for it at
 // its open(): it gets exactly what a ring reader would, with the same back-pressure.
 //
-// Like a SOCKET channel's hub, the bridge works inside the creator's calls on the channel
-// (or a poll on its descriptor). Until the first such process opens the channel (the
-// registry bumps bridge_epoch), every call goes straight to the ring.
+// Like a SOCKET channel's hub, the bridge works on the runtime's progress thread once a
+// process of another uid has opened the channel, and inside the creator's calls on it.
+// Until the first such process opens the channel (the registry bumps bridge_epoch), every
+// call goes straight to the ring and nothing runs on the progress thread.
 #pragma once
 
 #include <sys/types.h>
@@ -24,12 +25,13 @@
 #include "base/time.h"
 #include "transports/frame.h"
 #include "transports/shm/ring.h"
+#include "transports/progress/progress.h"
 #include "transports/socket/hub.h"
 #include "transports/transport.h"
 
 namespace fwipc::bridge {
 
-class Bridge final : public Transport {
+class Bridge final : public Transport, private progress::Work {
  public:
   // listen_fd: the channel's socket, bound by the registry with the channel's mode.
   Bridge(std::unique_ptr<shm::ShmRing> ring, int listen_fd, sock::Owner owner, uint32_t capacity_msgs,
@@ -61,6 +63,9 @@ class Bridge final : public Transport {
   void service() noexcept;
   void pump_readers() noexcept;
   void wait(const Deadline& deadline, bool for_space) noexcept;
+  // On the progress thread: service(), then what to be woken for next (arm_progress()).
+  void progress() noexcept override;
+  void arm_progress() noexcept;
 
   std::unique_ptr<shm::ShmRing> ring_;  // thread-safe as the API promises (sends from any thread)
   // Ids may be sent on from several threads while one receives: mu_ guards the rest.
@@ -71,6 +76,12 @@ class Bridge final : public Transport {
   int ep_ = -1;                     // the ring's, the hub's and the pumps' descriptors
   bool ring_watched_ = false;       // the ring's own descriptor is in ep_
   std::atomic<bool> active_{false};
+  // The progress thread's view (guarded by mu_): the hub's descriptor, each bridged reader's
+  // ring entry while it has room, and a nap timer while writers' frames wait for ring space
+  // (which has no descriptor).
+  int prog_ep_ = -1;
+  int nap_fd_ = -1;
+  bool registered_ = false;
 };
 
 }  // namespace fwipc::bridge

@@ -3,6 +3,7 @@
 #include "transports/socket/hub.h"
 
 #include <sys/epoll.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -34,12 +35,20 @@ Hub::Hub(Mode mode, int fd, Owner owner, uint32_t cap, pid_t self) noexcept
 // The one place a hub is set up: the destructor closes whatever exists if it fails.
 Result<std::unique_ptr<Hub>> Hub::start(std::unique_ptr<Hub> h) noexcept {
   using R = Result<std::unique_ptr<Hub>>;
+  h->io_ep_ = ::epoll_create1(EPOLL_CLOEXEC);
   h->ep_ = ::epoll_create1(EPOLL_CLOEXEC);
-  if (h->ep_ < 0) return R::error(-errno);
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.fd = h->listen_fd_;
-  if (::epoll_ctl(h->ep_, EPOLL_CTL_ADD, h->listen_fd_, &ev) != 0) return R::error(-errno);
+  h->kick_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (h->io_ep_ < 0 || h->ep_ < 0 || h->kick_fd_ < 0) return R::error(-errno);
+  for (const auto& [ep, fd] : {std::pair{h->io_ep_, h->listen_fd_}, std::pair{h->io_ep_, h->kick_fd_},
+                               std::pair{h->ep_, h->io_ep_}}) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) return R::error(-errno);
+  }
+  // The bridge drives its hub from its own progress work. Without the thread (it could
+  // not be made) the hub moves inside the creator's calls, as it always could.
+  if (h->mode_ != Mode::kBridge) h->registered_ = progress::add(h->io_ep_, h.get()) == 0;
   return R(std::move(h));
 }
 
@@ -61,9 +70,12 @@ Result<std::unique_ptr<Hub>> Hub::create_pipe(int in_fd, std::string fifo_prefix
 }
 
 Hub::~Hub() {
+  if (registered_) progress::remove(this);  // before anything it uses goes
   for (auto& [fd, p] : peers_) ::close(fd);
   if (listen_fd_ >= 0) ::close(listen_fd_);  // PIPE: writers now see EPIPE, readers POLLERR
   if (ep_ >= 0) ::close(ep_);
+  if (io_ep_ >= 0) ::close(io_ep_);
+  if (kick_fd_ >= 0) ::close(kick_fd_);
   if (evfd_ >= 0) ::close(evfd_);
 }
 
@@ -77,7 +89,7 @@ Hub::Peer& Hub::add_peer(Peer p) noexcept {
 
 void Hub::drop(int fd) noexcept {
   auto it = peers_.find(fd);
-  if (it != peers_.end() && it->second.events != 0) ::epoll_ctl(ep_, EPOLL_CTL_DEL, fd, nullptr);
+  if (it != peers_.end() && it->second.events != 0) ::epoll_ctl(io_ep_, EPOLL_CTL_DEL, fd, nullptr);
   ::close(fd);
   peers_.erase(fd);  // a dead reader's queue goes with it: writers are released
   hello_pending_.erase(fd);
@@ -89,14 +101,14 @@ void Hub::set_interest(Peer& p) noexcept {
   const bool readable = inbound_on_ && !std::holds_alternative<ReaderFifo>(p.io);
   const uint32_t want = (readable ? EPOLLIN | EPOLLRDHUP : 0u) | (!p.out.empty() ? EPOLLOUT : 0u);
   if (want == 0) {
-    if (p.events != 0) ::epoll_ctl(ep_, EPOLL_CTL_DEL, p.fd, nullptr);
+    if (p.events != 0) ::epoll_ctl(io_ep_, EPOLL_CTL_DEL, p.fd, nullptr);
     p.events = 0;
     return;
   }
   epoll_event ev{};
   ev.events = want;
   ev.data.fd = p.fd;
-  ::epoll_ctl(ep_, p.events != 0 ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, p.fd, &ev);
+  ::epoll_ctl(io_ep_, p.events != 0 ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, p.fd, &ev);
   p.events = want;
 }
 
@@ -119,6 +131,12 @@ void Hub::update_inbound() noexcept {
   if (on == inbound_on_) return;
   inbound_on_ = on;
   for (auto& [fd, p] : peers_) set_interest(p);
+  // PIPE frames already read and buffered while reading was off move on no descriptor's
+  // event: tell the progress thread.
+  if (on && mode_ == Mode::kPipe) {
+    const uint64_t one = 1;
+    (void)!::write(kick_fd_, &one, sizeof one);
+  }
 }
 
 void Hub::inbox_changed() noexcept { set_ready(evfd_, &ev_set_, !inbox_.empty()); }
@@ -252,6 +270,7 @@ void Hub::read_peer(Peer& p, SocketPeer& s, bool hello_only) noexcept {
 }
 
 std::vector<Hub::ReaderView> Hub::bridged_readers() const {
+  std::lock_guard<std::mutex> lk(mu_);
   std::vector<ReaderView> v;
   for (const auto& [fd, p] : peers_) {
     const auto* s = std::get_if<SocketPeer>(&p.io);
@@ -262,6 +281,7 @@ std::vector<Hub::ReaderView> Hub::bridged_readers() const {
 }
 
 void Hub::deliver(int fd, const MsgHeader& h, const char* payload) noexcept {
+  std::lock_guard<std::mutex> lk(mu_);
   auto it = peers_.find(fd);
   if (it == peers_.end()) return;
   // Picked by the ring's own join rule already: the stamp is not looked at again.
@@ -283,7 +303,7 @@ void Hub::take_newcomers() noexcept {
 int Hub::poll_once(int timeout_ms) noexcept {
   if (mode_ == Mode::kPipe && inbound_on_ && route_buffered()) timeout_ms = 0;
   epoll_event evs[64];
-  const int n = ::epoll_wait(ep_, evs, 64, timeout_ms);
+  const int n = ::epoll_wait(io_ep_, evs, 64, timeout_ms);
   // Connections first: a reader whose open() returned before a writer's send must be
   // known before that message is routed, whatever order epoll reports them in.
   if (mode_ != Mode::kPipe) accept_peers();
@@ -291,7 +311,11 @@ int Hub::poll_once(int timeout_ms) noexcept {
   for (int i = 0; i < n; ++i) {
     const int fd = evs[i].data.fd;
     const uint32_t e = evs[i].events;
-    if (fd == evfd_) continue;
+    if (fd == kick_fd_) {
+      uint64_t v;
+      (void)!::read(kick_fd_, &v, sizeof v);
+      continue;
+    }
     ++work;
     if (fd == listen_fd_) {
       if (mode_ == Mode::kPipe) read_control();
@@ -317,6 +341,7 @@ int Hub::poll_once(int timeout_ms) noexcept {
 int Hub::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexcept {
   if (h.size > frame::kMaxPayload) return -EMSGSIZE;
   const Deadline deadline = Deadline::after_ns(timeout_ns);
+  std::unique_lock<std::mutex> lk(mu_);
   // Stamped before the look for newcomers, so that route() need not look again; as for a
   // member's send, the time the call began.
   const uint64_t sent_ns = static_cast<uint64_t>(monotonic_ns());
@@ -326,7 +351,7 @@ int Hub::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexc
     if (!backlogged()) break;
     if (timeout_ns == 0) return -EAGAIN;  // before the deadline: never a -ETIMEDOUT
     if (deadline.expired()) return -ETIMEDOUT;
-    poll_once(deadline.poll_ms());
+    wait_round(lk, deadline);
   }
   route(frame::make_data_frame(h, payload, pid_, sent_ns));
   flush_all();
@@ -336,6 +361,7 @@ int Hub::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexc
 
 int Hub::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept {
   const Deadline deadline = Deadline::after_ns(timeout_ns);
+  std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
     for (int i = 0; i < 64 && poll_once(0) > 0; ++i) {
     }
@@ -347,11 +373,35 @@ int Hub::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) no
     }
     if (timeout_ns == 0) return -EAGAIN;
     if (deadline.expired()) return -ETIMEDOUT;
-    poll_once(deadline.poll_ms());
+    wait_round(lk, deadline);
   }
 }
 
+void Hub::progress() noexcept {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (int i = 0; i < 64 && poll_once(0) > 0; ++i) {
+    }
+  }
+  cv_.notify_all();
+}
+
+void Hub::wait_round(std::unique_lock<std::mutex>& lk, const Deadline& deadline) noexcept {
+  if (!registered_) {  // nobody else works the hub: wait for its descriptors ourselves
+    lk.unlock();
+    pollfd p{io_ep_, POLLIN, 0};
+    ::poll(&p, 1, deadline.poll_ms());
+    lk.lock();
+    return;
+  }
+  // The cap only bounds the cost of a notify that came between our look and this wait.
+  constexpr int64_t kCapNs = 20'000'000;
+  const int64_t left = deadline.remaining_ns();
+  cv_.wait_for(lk, std::chrono::nanoseconds(left < 0 || left > kCapNs ? kCapNs : left));
+}
+
 int Hub::notify_fd() noexcept {
+  std::lock_guard<std::mutex> lk(mu_);
   if (evfd_ < 0) {
     const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (fd < 0) return -errno;

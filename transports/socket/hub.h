@@ -12,7 +12,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <condition_variable>
 #include <deque>
+#include <mutex>
 #include <map>
 #include <memory>
 #include <set>
@@ -21,7 +23,9 @@
 #include <vector>
 
 #include "fwipc/types.hpp"
+#include "base/time.h"
 #include "transports/frame.h"
+#include "transports/progress/progress.h"
 #include "transports/socket/inbox.h"
 #include "transports/transport.h"
 
@@ -34,7 +38,7 @@ struct Owner {
   uint32_t mode;
 };
 
-class Hub final : public Transport {
+class Hub final : public Transport, private progress::Work {
  public:
   // SOCKET: the listening socket accepts connections; each says in its hello whether it
   // is a writer and/or a reader, and the hub checks that against `owner`.
@@ -78,15 +82,22 @@ class Hub final : public Transport {
   int send(const MsgHeader& hdr, const void* payload, int64_t timeout_ns) noexcept override;
   int receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept override;
   int notify_fd() noexcept override;
-  void forget_after_fork() noexcept override {}  // descriptors only: closing them is local
+  // Descriptors only, closing them is local; the progress thread is the parent's.
+  void forget_after_fork() noexcept override { registered_ = false; }
 
   // A creator without IPC_MODE_READ: nothing is kept for it, so it never holds writers
   // back. Set once, before the first message.
-  void set_creator_reads(bool reads) noexcept { creator_reads_ = reads; }
+  void set_creator_reads(bool reads) noexcept {
+    std::lock_guard<std::mutex> lk(mu_);
+    creator_reads_ = reads;
+  }
 
   // Bridge mode: one round of hub work, waiting up to timeout_ms; returns how many events
   // it handled.
-  int poll(int timeout_ms) noexcept { return poll_once(timeout_ms); }
+  int poll(int timeout_ms) noexcept {
+    std::lock_guard<std::mutex> lk(mu_);
+    return poll_once(timeout_ms);
+  }
   std::vector<ReaderView> bridged_readers() const;
   // Queues a message for reader fd (sender as given) and sends what fits.
   void deliver(int fd, const MsgHeader& h, const char* payload) noexcept;
@@ -132,6 +143,12 @@ class Hub final : public Transport {
   static Result<std::unique_ptr<Hub>> start(std::unique_ptr<Hub> hub) noexcept;
   int poll_once(int timeout_ms) noexcept;
   void take_newcomers() noexcept;
+  // On the runtime's progress thread (SOCKET, PIPE): the hub's work whatever the creator
+  // is doing, so a creator busy elsewhere never leaves its readers waiting.
+  void progress() noexcept override;
+  // Waits for the progress thread's next round (or, without one, for hub work) until the
+  // deadline, with mu_ released meanwhile.
+  void wait_round(std::unique_lock<std::mutex>& lk, const Deadline& deadline) noexcept;
   // PIPE (hub_pipe.cc)
   void read_control() noexcept;
   void join(const frame::Frame& f, bool writer) noexcept;
@@ -160,7 +177,14 @@ class Hub final : public Transport {
   frame::StreamDecoder decoder_;  // PIPE: the channel FIFO
   uint64_t rejected_ = 0;         // PIPE: malformed bytes, and frames of a kind a FIFO may not carry
   BridgeHooks bridge_{};          // BRIDGE
-  int ep_ = -1;
+  // Every member below is guarded by mu_: the creator's threads and the progress thread
+  // both work the hub. cv_ is notified after each progress round.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool registered_ = false;  // with the progress thread
+  int io_ep_ = -1;  // peers and the listening socket/FIFO: what the hub has to do
+  int ep_ = -1;     // notify_fd(): io_ep_ plus evfd_
+  int kick_fd_ = -1;  // in io_ep_: PIPE frames buffered while inbound reading was off can move
   int evfd_ = -1;  // made on the first notify_fd(): set while the inbox holds messages
   bool ev_set_ = false;
   bool inbound_on_ = true;  // reading from writers (off under back-pressure)
