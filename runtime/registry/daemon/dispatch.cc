@@ -96,8 +96,9 @@ Reply Server::create(Client& c, const Request& rq) {
   if (!policy_.may_own(rq.name, Caller{c.cred.pid, c.cred.uid, c.cred.gid})) return error_reply(-EACCES);
   if (by_name_.count(rq.name)) return error_reply(-EEXIST);
   // The last kHeadroom channels are root's and the reserved names' owners'.
-  const size_t cap = privileged(Caller{c.cred.pid, c.cred.uid, c.cred.gid}) ? kMaxChannels : kMaxChannels - kHeadroom;
-  if (channels_.size() >= cap || c.members.size() >= kMaxMembershipsPerClient) return error_reply(-ENOSPC);
+  const bool full = channels_.size() >= kMaxChannels || (channels_.size() >= kMaxChannels - kHeadroom &&
+                                                         !privileged(Caller{c.cred.pid, c.cred.uid, c.cred.gid}));
+  if (full || c.members.size() >= kMaxMembershipsPerClient) return error_reply(-ENOSPC);
   auto slots = shm::Segment::slots_for_capacity(rq.capacity);
   if (!slots) return error_reply(slots.error());
   // Counted against the creator's uid: the segment as a QUEUE ring would be (a fallback to
