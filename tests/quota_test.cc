@@ -223,8 +223,8 @@ TEST_CASE("shouldRefuseChannelsPastTheCountAndByteLimitsAndStillServeRootAndAnot
     CHECK(j.status == 0);
     CHECK(has(j.out, "\"uid\":65534,\"user\":\"nobody\""));
     CHECK(has(j.out, "\"channels\":{\"used\":16,\"limit\":16}"));
-    CHECK(has(j.out, "\"bytes\":{\"used\":" + std::to_string(16 * 256 * fwipc::frame::kMaxFrame) +
-                         ",\"limit\":67108864}"));
+    CHECK(has(j.out,
+              "\"bytes\":{\"used\":" + std::to_string(16 * 256 * fwipc::frame::kMaxFrame) + ",\"limit\":67108864}"));
     CHECK(has(j.out, "\"headroom\":410"));
     const Run t = ipcctl({"quota"});
     CHECK(t.status == 0);
@@ -291,7 +291,7 @@ TEST_CASE("shouldRefuseMembershipsPastTheLimit") {
   CHECK(wait_exit_within(spawn([] {
                            if (!become(kNobody)) return 100;
                            if (ipc_create_channel("mine", IPC_TYPE_QUEUE, 0) < 0) return 1;  // 1
-                           for (int i = 0; i < 4; ++i)                                     // 2..5
+                           for (int i = 0; i < 4; ++i)                                       // 2..5
                              if (ipc_open_channel(i % 2 ? "mine" : "shared", IPC_MODE_READ) < 0) return 2 + i;
                            if (ipc_open_channel("shared", IPC_MODE_WRITE) != -EDQUOT) return 10;
                            return ipc_create_channel("more", IPC_TYPE_QUEUE, 0) == -EDQUOT ? 0 : 11;

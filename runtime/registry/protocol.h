@@ -118,14 +118,14 @@ struct QuotaInfo {
   int32_t status;
   uint32_t uid;
   uint32_t flags;
-  uint32_t headroom;          // total row: channels and connections only root and owners of
-                              // reserved names may use (the last of each global cap)
-  uint64_t used[kQuotaKeys];  // by QuotaKey: channels created, bytes of channel memory,
-                              // registry connections, memberships (every open id)
+  uint32_t headroom;           // total row: channels and connections only root and owners of
+                               // reserved names may use (the last of each global cap)
+  uint64_t used[kQuotaKeys];   // by QuotaKey: channels created, bytes of channel memory,
+                               // registry connections, memberships (every open id)
   uint64_t limit[kQuotaKeys];  // kQuotaUnlimited: none
-  uint64_t refused;  // requests and connections refused (-EDQUOT; total row: also -ENOSPC)
-  uint64_t pending;  // total row: refused connections the registry still holds (bounded)
-  uint64_t keepers;  // total row: PIPE writer FIFOs held open for their creator (bounded)
+  uint64_t refused;            // requests and connections refused (-EDQUOT; total row: also -ENOSPC)
+  uint64_t pending;            // total row: refused connections the registry still holds (bounded)
+  uint64_t keepers;            // total row: PIPE writer FIFOs held open for their creator (bounded)
 };
 
 // What a refused connection receives, at once, instead of service: one datagram whose

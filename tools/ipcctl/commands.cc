@@ -151,11 +151,12 @@ std::string quota_json(const reg::QuotaInfo& q) {
          ",\"root\":" + ((q.flags & reg::kQuotaRoot) ? "true" : "false") +
          ",\"reserved_owner\":" + ((q.flags & reg::kQuotaReserved) ? "true" : "false") + ",";
   for (uint32_t k = 0; k < reg::kQuotaKeys; ++k)
-    s += std::string("\"") + keys[k] + "\":{\"used\":" + std::to_string(q.used[k]) + ",\"limit\":" +
-         (q.limit[k] == reg::kQuotaUnlimited ? "null" : std::to_string(q.limit[k])) + "},";
+    s += std::string("\"") + keys[k] + "\":{\"used\":" + std::to_string(q.used[k]) +
+         ",\"limit\":" + (q.limit[k] == reg::kQuotaUnlimited ? "null" : std::to_string(q.limit[k])) + "},";
   s += "\"refused\":" + std::to_string(q.refused);
-  if (total) s += ",\"headroom\":" + std::to_string(q.headroom) + ",\"refused_pending\":" + std::to_string(q.pending) +
-                   ",\"pipe_keepers\":" + std::to_string(q.keepers);
+  if (total)
+    s += ",\"headroom\":" + std::to_string(q.headroom) + ",\"refused_pending\":" + std::to_string(q.pending) +
+         ",\"pipe_keepers\":" + std::to_string(q.keepers);
   return s + "}";
 }
 
