@@ -31,6 +31,8 @@ using fwipc::test::TempRuntime;
 using fwipc::test::wait_exit;
 using fwipc::test::wait_exit_within;
 
+using fwipc::test::registry_pid_at;
+
 namespace {
 constexpr uid_t kNobody = 65534;
 constexpr uid_t kVictim = 1;  // neither root nor nobody
@@ -43,22 +45,6 @@ bool become(uid_t uid) {
   return true;
 }
 
-// The pid listening on dir/registry.sock (root may connect anywhere), or -1.
-pid_t registry_pid_at(const std::string& dir) {
-  const std::string path = dir + "/registry.sock";
-  const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
-  pid_t pid = -1;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    ucred c{};
-    socklen_t len = sizeof c;
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c, &len) == 0) pid = c.pid;
-  }
-  ::close(fd);
-  return pid;
-}
 
 void kill_registry_at(const std::string& dir) {
   const pid_t pid = registry_pid_at(dir);

@@ -39,8 +39,8 @@ TempRuntime::~TempRuntime() {
   std::filesystem::remove_all(dir_, ec);
 }
 
-pid_t TempRuntime::registry_pid() const {
-  const std::string path = dir_ + "/registry.sock";
+pid_t registry_pid_at(const std::string& dir) {
+  const std::string path = dir + "/registry.sock";
   const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
@@ -54,6 +54,8 @@ pid_t TempRuntime::registry_pid() const {
   ::close(fd);
   return pid;
 }
+
+pid_t TempRuntime::registry_pid() const { return registry_pid_at(dir_); }
 
 void TempRuntime::kill_registry() const {
   const pid_t pid = registry_pid();

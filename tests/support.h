@@ -24,6 +24,9 @@ class TempRuntime {
   std::string dir_;
 };
 
+// The PID listening on dir/registry.sock (its peer credentials), or -1.
+pid_t registry_pid_at(const std::string& dir);
+
 // Runs fn in a forked child, which exits with fn's return value (never returns here).
 pid_t spawn(const std::function<int()>& fn);
 // Waits for pid; returns its exit code, or 128 + signal.
