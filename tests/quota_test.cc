@@ -301,16 +301,25 @@ TEST_CASE("shouldRefuseMembershipsPastTheLimit") {
   CHECK(ipc_close_channel(uint32_t(root)) == 0);
 }
 
-TEST_CASE("shouldApplyALoweredLimitInANewRegistry") {
+TEST_CASE("shouldApplyALoweredLimitAfterSighupAndInANewRegistry") {
   Env env;
   TempRuntime rt;
   use_policy(rt, "limit user:nobody channels=4\n");
   start_registry();
   CHECK(creates_as(kNobody, "a", 4, -EDQUOT) == 0);
-  use_policy(rt, "limit default channels=100\nlimit user:nobody channels=2\n");
+  // SIGHUP: the same registry reads the file again; later requests follow it.
+  use_policy(rt, "limit user:nobody channels=2\n");
+  const pid_t first = rt.registry_pid();
+  REQUIRE(first > 0);
+  ::kill(first, SIGHUP);
+  ::usleep(300'000);
+  CHECK(creates_as(kNobody, "h", 2, -EDQUOT) == 0);
+  CHECK(rt.registry_pid() == first);
+  use_policy(rt, "limit default channels=100\nlimit user:nobody channels=1\n");
   rt.kill_registry();
   start_registry();  // a new registry, reading the file again
-  CHECK(creates_as(kNobody, "b", 2, -EDQUOT) == 0);
+  CHECK(rt.registry_pid() != first);
+  CHECK(creates_as(kNobody, "b", 1, -EDQUOT) == 0);
   CHECK(creates_as(kDaemon, "c", 100, -EDQUOT) == 0);  // the new default
 }
 
