@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -196,6 +197,15 @@ Run ipcctl(std::vector<std::string> args) {
 
 bool has(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
 
+// The soft descriptor limit up to the hard one (never lowering the hard one), at least want.
+void raise_fd_limit(rlim_t want) {
+  rlimit rl{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &rl) == 0);
+  REQUIRE_MESSAGE(rl.rlim_max >= want, "this case needs a hard descriptor limit of ", want);
+  rl.rlim_cur = rl.rlim_max;
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &rl) == 0);
+}
+
 struct Env {
   Env() { REQUIRE_MESSAGE(::geteuid() == 0, "this test needs root to switch uid"); }
   ~Env() { ::unsetenv("FWIPC_POLICY_FILE"); }
@@ -371,8 +381,7 @@ TEST_CASE("shouldKeepTheLastConnectionsForRootAndOwnersOfReservedNames") {
   // nobody has no per-uid limit here: only the global cap's headroom stops it. daemon owns
   // a reserved name, so it may use the headroom.
   use_policy(rt, "limit user:nobody connections=unlimited\nown svc user:daemon\n");
-  rlimit rl{8192, 8192};
-  REQUIRE(::setrlimit(RLIMIT_NOFILE, &rl) == 0);  // inherited by the child (and the registry)
+  raise_fd_limit(8192);  // inherited by the child (and the registry)
   start_registry();
   Barrier ready, go;
   const std::string dir = rt.dir();
@@ -409,4 +418,36 @@ TEST_CASE("shouldKeepTheLastConnectionsForRootAndOwnersOfReservedNames") {
   ::close(root.fd);
   go.signal();
   CHECK(wait_exit_within(child, 60'000) == 0);
+}
+
+TEST_CASE("shouldKeepTheLastChannelsForRootAndOwnersOfReservedNames") {
+  Env env;
+  TempRuntime rt;
+  use_policy(rt, "limit user:nobody channels=unlimited memberships=unlimited\nown svc user:daemon\n");
+  raise_fd_limit(9000);  // each SOCKET channel: two descriptors
+  start_registry();
+  // Everyone but the headroom: nobody takes all it can (no limit of its own; four
+  // processes, as one connection holds at most 1024 ids), then -ENOSPC.
+  std::vector<std::unique_ptr<Holder>> nobody;
+  int taken = 0;
+  for (int i = 0; i < 4; ++i) {
+    nobody.push_back(std::make_unique<Holder>(kNobody, "f" + std::to_string(i), IPC_TYPE_SOCKET, IPC_BUFFER_MIN, 0));
+    taken += nobody.back()->count;
+    CHECK(nobody.back()->failure == -ENOSPC);
+  }
+  CHECK(taken == 4096 - 410);
+  const int logd = ipc_create_channel("logd", IPC_TYPE_SOCKET, IPC_BUFFER_MIN);  // root
+  CHECK(logd >= 0);
+  CHECK(wait_exit_within(spawn([&] {
+                           if (!become(kDaemon)) return 100;  // owns svc: may use the headroom
+                           return ipc_create_channel("svc", IPC_TYPE_SOCKET, IPC_BUFFER_MIN) >= 0 ? 0 : 1;
+                         }),
+                         kBoundMs) == 0);
+  CHECK(wait_exit_within(spawn([&] {
+                           if (!become(2)) return 100;
+                           return ipc_create_channel("other", IPC_TYPE_SOCKET, IPC_BUFFER_MIN) == -ENOSPC ? 0 : 1;
+                         }),
+                         kBoundMs) == 0);
+  for (auto& h : nobody) CHECK(h->release() == 0);
+  if (logd >= 0) CHECK(ipc_close_channel(uint32_t(logd)) == 0);
 }
