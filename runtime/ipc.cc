@@ -174,14 +174,18 @@ const char* ipc_strerror(int code) {
     case EFAULT: return "null buffer";
     case EMFILE: return "too many channel ids in this process";
     case EUSERS: return "too many readers on this channel";
-    case ENOSPC: return "no space for the channel (memory or registry limits)";
+    case ENOSPC:
+      return "the registry is full (its global caps, the last 10% kept for root and owners of reserved names), or "
+             "no memory for the channel";
     case ENOMEM: return "out of memory";
     case ECONNREFUSED: return "no registry running (and auto-start disabled or failed)";
     case EPROTO: return "registry protocol error";
     case EPROTONOSUPPORT: return "channel type not supported in this build";
     case EOPNOTSUPP: return "operation not supported by this channel's transport";
     case EIO: return "I/O error";
-    case EDQUOT: return "over a per-user quota of the registry (channels, channel memory, connections or memberships)";
+    case EDQUOT:
+      return "over this user's limit in the registry (channels, channel memory, connections or memberships); "
+             "`ipcctl quota` shows usage and limits, the policy's `limit` rules set them";
     case ENOTDIR: return "the runtime directory is not a directory";
     default: return "unknown error";
   }

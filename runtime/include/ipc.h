@@ -186,9 +186,9 @@ int ipc_loan(uint32_t channel_id, IPC_LOAN* loan);
 int ipc_commit(uint32_t channel_id, IPC_LOAN* loan, const IPC_HEADER* hdr);
 void ipc_abandon(uint32_t channel_id, IPC_LOAN* loan);
 
-/* Details of the calling thread's last -EPERM from a create or open: which runtime
- * directory or whose registry was refused, and why (a library does not print). "" if
- * none. Valid until the thread's next call. */
+/* Details of the calling thread's last refused create or open: for -EPERM which runtime
+ * directory or whose registry was refused and why; for -EDQUOT / -ENOSPC the registry's
+ * reason (which limit). A library does not print. Valid until the thread's next call. */
 const char* ipc_last_error_detail(void);
 
 /* A static, human-readable name for a return code (0, a count, or a negative errno). */

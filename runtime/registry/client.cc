@@ -24,6 +24,10 @@
 namespace fwipc::registry {
 namespace {
 
+// The largest answer of the protocol (Refusal; Reply, ChannelInfo and QuotaInfo are smaller).
+constexpr size_t kMaxAnswerBytes = 1024;
+static_assert(sizeof(Refusal) <= kMaxAnswerBytes && sizeof(ChannelInfo) <= kMaxAnswerBytes);
+
 bool executable(const std::string& p) { return !p.empty() && ::access(p.c_str(), X_OK) == 0; }
 
 std::string dirname_of(const std::string& p) {
@@ -156,7 +160,10 @@ int Client::call(const std::string& dir, const ClientOptions& o, Request rq, voi
       const int fd = connect_or_start(dir, o, &why);
       // ipc_strerror(-EPERM) cannot say which directory or whose registry: keep the
       // reason for ipc_last_error_detail() (a library does not print).
-      if ((fd == -EPERM || fd == -ENOTDIR) && !why.empty()) refusal_ = why;
+      if ((fd == -EPERM || fd == -ENOTDIR) && !why.empty()) {
+        refusal_ = why;
+        ++refusals_;
+      }
       if (fd < 0) return fd;
       conn_ = fd;
       dir_ = dir;
@@ -166,7 +173,25 @@ int Client::call(const std::string& dir, const ClientOptions& o, Request rq, voi
       continue;
     }
     int got[kReplyFds];
-    const ssize_t n = recv_with_fds(conn_, reply, reply_len, got, kReplyFds, 0);
+    // Room for a Refusal too (a registry over its limits answers any request with one).
+    alignas(8) char in[kMaxAnswerBytes];
+    if (reply_len > sizeof in) return -EINVAL;
+    ssize_t n = recv_with_fds(conn_, in, sizeof in, got, kReplyFds, 0);
+    if (n == static_cast<ssize_t>(sizeof(Refusal)) && reply_len != sizeof(Refusal)) {
+      // Its status stands where every answer's does; the reason goes to refusal() and the
+      // connection, which the registry will not serve, goes.
+      Refusal r;
+      std::memcpy(&r, in, sizeof r);
+      r.detail[sizeof r.detail - 1] = '\0';
+      refusal_ = r.detail;
+      ++refusals_;
+      std::memcpy(reply, in, reply_len);
+      for (int f : got)
+        if (f >= 0) ::close(f);
+      reset();
+      return 0;
+    }
+    if (n == static_cast<ssize_t>(reply_len)) std::memcpy(reply, in, reply_len);
     if (n != static_cast<ssize_t>(reply_len)) {
       for (int f : got)
         if (f >= 0) ::close(f);

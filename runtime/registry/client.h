@@ -54,11 +54,15 @@ class Client {
   // Why the runtime directory or its registry was last refused (names the directory);
   // empty if never.
   const std::string& refusal() const { return refusal_; }
+  // Counts refusals (of the directory, the registry, or by the registry): a caller tells
+  // whether refusal() is about its own call.
+  uint64_t refusals() const { return refusals_; }
 
  private:
   int conn_ = -1;
   std::string dir_;      // runtime directory conn_ belongs to
   std::string refusal_;  // see refusal()
+  uint64_t refusals_ = 0;
 };
 
 // The fwipc-registryd to spawn, by a documented search: $FWIPC_REGISTRYD; then beside the
