@@ -7,9 +7,9 @@
 #include <new>
 
 #include "runtime/config.h"
-#include "transports/progress/progress.h"
 #include "transports/call/call_client.h"
 #include "transports/call/call_server.h"
+#include "transports/progress/progress.h"
 
 namespace fwipc::core {
 namespace {
@@ -24,24 +24,34 @@ Process& proc() {
   static Process* p = [] {
     auto* q = new Process();  // never destroyed: usable from atexit handlers and threads
     q->pid = ::getpid();
-    pthread_atfork([] { proc().mu.lock(); }, [] { proc().mu.unlock(); },
-                   [] {
-                     // The child inherits ids it may not use: drop them without touching shared
-                     // state (the parent still owns their reader entries and registry membership).
-                     Process& p = proc();
-                     new (&p.mu) std::recursive_mutex();  // the parent's lock state means nothing here
-                     // The progress thread is the parent's: forget it before the hubs below go.
-                     progress::after_fork_child();
-                     p.pid = ::getpid();
-                     p.reg.forget_after_fork();
-                     for (uint32_t i = 0; i < kMaxHandles; ++i) {
-                       Handle* h = p.table[i].exchange(nullptr, std::memory_order_relaxed);
-                       if (h == nullptr) continue;
-                       h->t->forget_after_fork();
-                       delete h;
-                       p.gens[i] = (p.gens[i] + 1) & kGenMask;  // inherited ids now fail with -EBADF
-                     }
-                   });
+    pthread_atfork(
+        [] {
+          // The runtime's lock first (close() holds it while it unregisters a hub from the
+          // progress thread), then the progress thread's: no hub or bridge is mid-change.
+          proc().mu.lock();
+          progress::before_fork();
+        },
+        [] {
+          progress::after_fork_parent();
+          proc().mu.unlock();
+        },
+        [] {
+          // The child inherits ids it may not use: drop them without touching shared
+          // state (the parent still owns their reader entries and registry membership).
+          Process& p = proc();
+          new (&p.mu) std::recursive_mutex();  // the parent's lock state means nothing here
+          // The progress thread is the parent's: forget it before the hubs below go.
+          progress::after_fork_child();
+          p.pid = ::getpid();
+          p.reg.forget_after_fork();
+          for (uint32_t i = 0; i < kMaxHandles; ++i) {
+            Handle* h = p.table[i].exchange(nullptr, std::memory_order_relaxed);
+            if (h == nullptr) continue;
+            h->t->forget_after_fork();
+            delete h;
+            p.gens[i] = (p.gens[i] + 1) & kGenMask;  // inherited ids now fail with -EBADF
+          }
+        });
     return q;
   }();
   return *p;

@@ -12,44 +12,11 @@
 #include "ipc.h"
 #include "tests/support.h"
 
+using fwipc::test::has;
+using fwipc::test::ipcctl;
+using fwipc::test::Run;
 using fwipc::test::TempRuntime;
 using fwipc::test::wait_exit;
-
-namespace {
-
-struct Run {
-  int status;
-  std::string out;
-};
-
-// Runs the ipcctl binary (a data dependency) with args; returns exit status and stdout.
-Run ipcctl(std::vector<std::string> args) {
-  const char* src = std::getenv("TEST_SRCDIR");
-  const std::string bin = std::string(src ? src : ".") + "/freeworld_ipc/tools/ipcctl";
-  int p[2];
-  REQUIRE(::pipe(p) == 0);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(p[1], 1);
-    ::close(p[0]);
-    std::vector<char*> argv{const_cast<char*>(bin.c_str())};
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(bin.c_str(), argv.data());
-    ::_exit(127);
-  }
-  ::close(p[1]);
-  Run r{0, {}};
-  char buf[4096];
-  for (ssize_t n; (n = ::read(p[0], buf, sizeof buf)) > 0;) r.out.append(buf, size_t(n));
-  ::close(p[0]);
-  r.status = wait_exit(pid);
-  return r;
-}
-
-bool has(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
-
-}  // namespace
 
 TEST_CASE("shouldListChannelsWithTheirCountersAndMembers") {
   TempRuntime rt;
@@ -65,7 +32,9 @@ TEST_CASE("shouldListChannelsWithTheirCountersAndMembers") {
   const Run j = ipcctl({"--json", "list"});
   CHECK(j.status == 0);
   CHECK(has(j.out, "\"name\":\"watched\",\"type\":\"QUEUE\",\"transport\":\"shm\""));
-  CHECK(has(j.out, "\"mode\":\"0660\",\"capacity\":16,\"overflow\":\"block\",\"depth\":3,\"messages\":3,\"drops\":0,\"abandoned\":0"));
+  CHECK(has(j.out,
+            "\"mode\":\"0660\",\"capacity\":16,\"overflow\":\"block\",\"depth\":3,\"messages\":3,\"drops\":0,"
+            "\"abandoned\":0"));
   CHECK(has(j.out, "\"readers\":[{\"pid\":" + me + ",\"alive\":true,\"lag\":3}]"));
   CHECK(has(j.out, "\"name\":\"watched-s\",\"type\":\"SOCKET\",\"transport\":\"socket\""));
 

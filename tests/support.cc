@@ -55,6 +55,30 @@ pid_t registry_pid_at(const std::string& dir) {
   return pid;
 }
 
+Run ipcctl(std::vector<std::string> args) {
+  const char* src = std::getenv("TEST_SRCDIR");
+  const std::string bin = std::string(src ? src : ".") + "/freeworld_ipc/tools/ipcctl";
+  int p[2];
+  if (::pipe(p) != 0) return Run{-1, {}};
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(p[1], 1);
+    ::close(p[0]);
+    std::vector<char*> argv{const_cast<char*>(bin.c_str())};
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(bin.c_str(), argv.data());
+    ::_exit(127);
+  }
+  ::close(p[1]);
+  Run r{0, {}};
+  char buf[4096];
+  for (ssize_t n; (n = ::read(p[0], buf, sizeof buf)) > 0;) r.out.append(buf, size_t(n));
+  ::close(p[0]);
+  r.status = wait_exit(pid);
+  return r;
+}
+
 pid_t TempRuntime::registry_pid() const { return registry_pid_at(dir_); }
 
 void TempRuntime::kill_registry() const {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace fwipc::test {
 
@@ -23,6 +24,15 @@ class TempRuntime {
  private:
   std::string dir_;
 };
+
+// A tool of the tree run as a child: its exit status and standard output.
+struct Run {
+  int status;
+  std::string out;
+};
+// Runs bazel-bin/tools/ipcctl (a data dependency of the test, in its runfiles) with args.
+Run ipcctl(std::vector<std::string> args);
+inline bool has(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
 
 // The PID listening on dir/registry.sock (its peer credentials), or -1.
 pid_t registry_pid_at(const std::string& dir);

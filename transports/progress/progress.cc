@@ -9,9 +9,9 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <new>
-#include <map>
 #include <thread>
 #include <utility>
 
@@ -21,8 +21,8 @@ namespace {
 struct State {
   std::mutex mu;  // guards everything here; held while a progress() call runs
   int ep = -1;
-  int wake = -1;        // eventfd in ep: a registration changed, or the thread must stop
-  uint64_t gen = 0;     // the running thread's generation; a thread whose gen is stale exits
+  int wake = -1;     // eventfd in ep: a registration changed, or the thread must stop
+  uint64_t gen = 0;  // the running thread's generation; a thread whose gen is stale exits
   std::thread thread;
   std::map<Work*, int> works;  // and the descriptor each is watched by
 };
@@ -122,10 +122,16 @@ void remove(Work* w) noexcept {
     }
   }
   if (stopping.joinable()) {
-    if (stopping.get_id() == std::this_thread::get_id()) stopping.detach();  // removed from progress()
-    else stopping.join();
+    if (stopping.get_id() == std::this_thread::get_id())
+      stopping.detach();  // removed from progress()
+    else
+      stopping.join();
   }
 }
+
+void before_fork() noexcept { state().mu.lock(); }
+
+void after_fork_parent() noexcept { state().mu.unlock(); }
 
 void after_fork_child() noexcept {
   State& s = state();

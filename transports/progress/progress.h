@@ -30,6 +30,13 @@ int add(int fd, Work* w) noexcept;
 // the thread with the last registration.
 void remove(Work* w) noexcept;
 
+// Around fork(): before_fork() waits until no progress() call runs and holds them off, so
+// the child inherits no hub or bridge in the middle of a change; the parent then calls
+// after_fork_parent(), the child after_fork_child(). The runtime's fork handlers call
+// them (runtime/handle_table.cc), after taking the runtime's own lock.
+void before_fork() noexcept;
+void after_fork_parent() noexcept;
+
 // In a forked child: the thread is the parent's and does not exist here. Forgets every
 // registration and the parent's descriptors without touching shared state; call before
 // the child destroys what it inherited.
