@@ -137,9 +137,14 @@ void after_fork_child() noexcept {
   State& s = state();
   if (s.ep >= 0) ::close(s.ep);
   if (s.wake >= 0) ::close(s.wake);
-  // The parent's thread object and lock state mean nothing here: start afresh, leaking
-  // the old object (destroying a joinable std::thread would terminate).
-  new (&s) State();
+  s.ep = s.wake = -1;
+  s.works.clear();  // consistent: before_fork() held every change off
+  // The parent's thread does not exist here, and destroying its joinable object would
+  // terminate: overwrite it without running its destructor.
+  new (&s.thread) std::thread();
+  // The forking thread took the lock in before_fork(): in the child it is this thread's
+  // to release.
+  s.mu.unlock();
 }
 
 }  // namespace fwipc::progress

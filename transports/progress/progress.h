@@ -37,9 +37,10 @@ void remove(Work* w) noexcept;
 void before_fork() noexcept;
 void after_fork_parent() noexcept;
 
-// In a forked child: the thread is the parent's and does not exist here. Forgets every
-// registration and the parent's descriptors without touching shared state; call before
-// the child destroys what it inherited.
+// In a forked child, after before_fork() in the parent: the thread is the parent's and does
+// not exist here. Forgets every registration and the parent's descriptors without touching
+// shared state, and releases the lock before_fork() took; call before the child destroys
+// what it inherited.
 void after_fork_child() noexcept;
 
 }  // namespace fwipc::progress
