@@ -75,11 +75,17 @@ int attach(const registry::Reply& rep, int* fds, const char* name, uint32_t mode
     h->bridge = dynamic_cast<bridge::Bridge*>(t->get());
     h->ring = h->bridge != nullptr ? h->bridge->ring() : dynamic_cast<shm::ShmRing*>(t->get());
     h->t = std::move(t.value());
-    h->info = IPC_CHANNEL_INFO{rep.type,      static_cast<uint32_t>(h->t->kind()),
-                               rep.owner_uid, rep.owner_gid,
-                               rep.mode,      rep.capacity_bytes,
-                               rep.creator_pid, rep.overflow,
-                               rep.evict_after_ms, {}, {}};
+    h->info = IPC_CHANNEL_INFO{rep.type,
+                               static_cast<uint32_t>(h->t->kind()),
+                               rep.owner_uid,
+                               rep.owner_gid,
+                               rep.mode,
+                               rep.capacity_bytes,
+                               rep.creator_pid,
+                               rep.overflow,
+                               rep.evict_after_ms,
+                               {},
+                               {}};
     std::strncpy(h->info.name, name, sizeof h->info.name - 1);
     h->calls = std::move(calls);
     h->caller = std::make_unique<call::CallClient>(read_config().runtime_dir + "/" + name + ".call", rep.creator_pid);
@@ -96,15 +102,16 @@ int attach(const registry::Reply& rep, int* fds, const char* name, uint32_t mode
 }
 
 // The reading handle for id and the wait it asks for, or -EBADF.
+// The wait a receive on h asks for: 0 on a non-blocking id, else timeout_ms (< 0: forever).
+int64_t wait_ns(const Handle& h, int timeout_ms) {
+  if (h.mode & IPC_MODE_NONBLOCK) return 0;
+  return timeout_ms < 0 ? -1 : int64_t(timeout_ms) * 1000000;
+}
+
 int reading(uint32_t id, int timeout_ms, Handle** out, int64_t* timeout_ns) {
   Handle* h = lookup(id);
   if (h == nullptr || !(h->mode & IPC_MODE_READ)) return -EBADF;
-  if (h->mode & IPC_MODE_NONBLOCK)
-    *timeout_ns = 0;
-  else if (timeout_ms < 0)
-    *timeout_ns = -1;
-  else
-    *timeout_ns = int64_t(timeout_ms) * 1000000;
+  *timeout_ns = wait_ns(*h, timeout_ms);
   *out = h;
   return 0;
 }
@@ -252,7 +259,7 @@ int receive_request(uint32_t id, MsgHeader* hdr, void* buf, uint32_t cap, uint64
   Handle* h = lookup(id);
   if (h == nullptr || h->calls == nullptr) return -EBADF;
   if (hdr == nullptr || call == nullptr || (buf == nullptr && cap != 0)) return -EFAULT;
-  const int64_t timeout_ns = (h->mode & IPC_MODE_NONBLOCK) ? 0 : timeout_ms < 0 ? -1 : int64_t(timeout_ms) * 1000000;
+  const int64_t timeout_ns = wait_ns(*h, timeout_ms);
   return wait_result(h->calls->receive(hdr, buf, cap, call, Deadline::after_ns(timeout_ns)), timeout_ns);
 }
 
