@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "base/notify.h"
 #include "base/proc.h"
 #include "base/rundir.h"
 #include "base/time.h"
@@ -77,6 +78,8 @@ int Server::run() {
   if (ep_ < 0 || signal_fd_ < 0) return -errno;
   if (int rc = epoll_add(ep_, listen_fd_, EPOLLIN); rc < 0) return rc;
   if (int rc = epoll_add(ep_, signal_fd_, EPOLLIN); rc < 0) return rc;
+  // Clients can connect from here on: a service manager (Type=notify) may start the services.
+  sd_notify("READY=1");
 
   int64_t idle_since = monotonic_ns();
   ticking_ = !channels_.empty();
