@@ -84,6 +84,8 @@ int attach(const registry::Reply& rep, int* fds, const char* name, uint32_t mode
                                rep.creator_pid,
                                rep.overflow,
                                rep.evict_after_ms,
+                               0,
+                               0,
                                {},
                                {}};
     std::strncpy(h->info.name, name, sizeof h->info.name - 1);
@@ -130,7 +132,8 @@ int create(const char* name, const IPC_CHANNEL_OPTIONS& o, bool literal_perm) no
       o.overflow > IPC_OVERFLOW_EVICT || o.reserved[0] || o.reserved[1])
     return -EINVAL;
   if (o.buffer_size > IPC_BUFFER_MAX) return -EINVAL;
-  if (o.overflow == IPC_OVERFLOW_EVICT) return -EOPNOTSUPP;  // not built yet (README)
+  // EVICT needs a bound: 1 ms to 2^31 - 1 ms (the ring compares times modulo 2^32 ms).
+  if (o.overflow == IPC_OVERFLOW_EVICT && (o.evict_after_ms == 0 || o.evict_after_ms > INT32_MAX)) return -EINVAL;
   uint32_t mode = o.creator_mode;
   if (!(mode & (IPC_MODE_READ | IPC_MODE_WRITE))) mode |= IPC_MODE_READ | IPC_MODE_WRITE;
   const uint32_t perm = o.perm_mode || literal_perm ? o.perm_mode : 0660;
@@ -282,6 +285,9 @@ int info(uint32_t id, IPC_CHANNEL_INFO* out) noexcept {
   if (h == nullptr) return -EBADF;
   if (out == nullptr) return -EFAULT;
   *out = h->info;
+  const uint64_t n = h->t->evictions();
+  out->evictions = n > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(n);
+  out->evicted = h->t->was_evicted() ? 1u : 0u;
   return 0;
 }
 

@@ -166,7 +166,9 @@ const char* ipc_strerror(int code) {
     case EAGAIN: return "would block (queue full or empty in non-blocking mode)";
     case ETIMEDOUT: return "timed out";
     case EACCES: return "permission denied by the channel's owner and mode";
-    case EPERM: return "refused: another user controls the runtime directory or runs its registry (ipc_last_error_detail() says which)";
+    case EPERM:
+      return "refused: another user controls the runtime directory or runs its registry (ipc_last_error_detail() says "
+             "which)";
     case ENAMETOOLONG: return "channel name longer than 63 characters";
     case EPIPE: return "channel closed by its creator";
     case EBADF: return "unknown channel id, or not opened for this operation";
@@ -183,6 +185,9 @@ const char* ipc_strerror(int code) {
     case EPROTONOSUPPORT: return "channel type not supported in this build";
     case EOPNOTSUPP: return "operation not supported by this channel's transport";
     case EIO: return "I/O error";
+    case ENOBUFS:
+      return "evicted: this reader held the channel's writers back longer than its evict_after_ms "
+             "(IPC_OVERFLOW_EVICT); open the channel again";
     case EDQUOT:
       return "over this user's limit in the registry (channels, channel memory, connections or memberships); "
              "`ipcctl quota` shows usage and limits, the policy's `limit` rules set them";

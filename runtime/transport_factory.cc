@@ -48,6 +48,7 @@ Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, in
         auto hub = sock::Hub::create_socket(take(0), owner, created->capacity_msgs, self);
         if (!hub) return R::error(hub.error());
         hub.value()->set_creator_reads(reader);
+        hub.value()->set_evict_after_ms(rep.overflow == IPC_OVERFLOW_EVICT ? rep.evict_after_ms : 0);
         return std::unique_ptr<Transport>(std::move(hub.value()));
       }
       const std::string path = runtime_dir() + "/" + name + ".sock";
@@ -65,6 +66,7 @@ Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, in
         auto hub = sock::Hub::create_pipe(take(0), prefix, created->capacity_msgs, self);
         if (!hub) return R::error(hub.error());
         hub.value()->set_creator_reads(reader);
+        hub.value()->set_evict_after_ms(rep.overflow == IPC_OVERFLOW_EVICT ? rep.evict_after_ms : 0);
         return std::unique_ptr<Transport>(std::move(hub.value()));
       }
       const int rd_at = 1, wr_at = reader ? 2 : 1;  // in that order, those asked for

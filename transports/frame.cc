@@ -8,8 +8,8 @@ namespace {
 
 // Header plausibility, given only the header bytes.
 bool header_ok(const Frame& f) noexcept {
-  return f.magic == kMagic && (f.kind >= kData && f.kind <= kWriterJoin) && f.size <= kMaxPayload &&
-         (f.kind == kData || f.size == 0);
+  return f.magic == kMagic && ((f.kind >= kData && f.kind <= kWriterJoin) || f.kind == kEvicted) &&
+         f.size <= kMaxPayload && (f.kind == kData || f.size == 0);
 }
 
 }  // namespace
@@ -34,6 +34,13 @@ Frame make_hello(uint16_t intent, uint64_t joined_ns, int entry_index, uint32_t 
   f.type = entry_index >= 0 ? static_cast<uint32_t>(entry_index) : 0;
   f.receiver = entry_state;
   f.time_ns = joined_ns;
+  return f;
+}
+
+Frame make_evicted() noexcept {
+  Frame f{};
+  f.magic = kMagic;
+  f.kind = kEvicted;
   return f;
 }
 

@@ -26,7 +26,10 @@ inline constexpr uint64_t kUnstamped = UINT64_MAX;
 
 // PIPE only, in the channel FIFO: kJoin announces a reader's FIFO, kWriterJoin a writer's;
 // `type` carries the registry's join id and `sender` the PID in the FIFO's name.
-enum Kind : uint16_t { kData = 1, kHello = 2, kJoin = 3, kWriterJoin = 4, kCall = 5, kReply = 6 };
+enum Kind : uint16_t { kData = 1, kHello = 2, kJoin = 3, kWriterJoin = 4, kCall = 5, kReply = 6, kEvicted = 7 };
+// kEvicted: hub to reader only (IPC_OVERFLOW_EVICT), the last frame a reader gets after it
+// held writers back too long; its receive then returns -ENOBUFS. A hub routes only kData
+// from members, so no member can forge it for another.
 // kCall / kReply travel only on a channel's NAME.call socket (transports/call), never on
 // its message transport: check_packet() refuses them, check_call_packet() takes only them.
 // `reserved` carries the caller's call number.
@@ -76,6 +79,8 @@ Frame make_hello(uint16_t intent, uint64_t joined_ns, int entry_index = -1, uint
 // PIPE: kind kJoin (a reader's FIFO) or kWriterJoin (a writer's), for the registry's join
 // id, with the member's join time.
 Frame make_join(uint16_t kind, uint32_t join_id, uint32_t pid, uint64_t joined_ns) noexcept;
+// The hub's notice to an evicted reader (no payload).
+Frame make_evicted() noexcept;
 
 // A request (kCall) or a reply (kReply) of call number seq on a NAME.call socket.
 Frame make_call_frame(uint16_t kind, uint32_t seq, const MsgHeader& h, const void* payload) noexcept;

@@ -48,6 +48,12 @@ class Transport {
     return 1;
   }
 
+  // IPC_OVERFLOW_EVICT: readers evicted from the channel as far as this id sees it (QUEUE:
+  // the ring's count; a SOCKET/PIPE creator: its hub's; other ids 0), and whether this id's
+  // own reader was evicted. Safe from any thread.
+  virtual uint64_t evictions() const noexcept { return 0; }
+  virtual bool was_evicted() const noexcept { return false; }
+
   // A descriptor readable while a message waits for this reader (created on first call).
   virtual int notify_fd() noexcept = 0;
 

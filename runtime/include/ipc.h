@@ -77,12 +77,27 @@ typedef struct {
                               IPC_MODE_READ the creator is a pure writer: it is not a reader,
                               never holds its channel back, and cannot receive (it can still
                               serve calls) */
-  uint32_t overflow;       /* IPC_OVERFLOW_BLOCK (0). IPC_OVERFLOW_EVICT is not supported
-                              yet: -EOPNOTSUPP */
-  uint32_t evict_after_ms; /* IPC_OVERFLOW_EVICT's bound */
+  uint32_t overflow;       /* IPC_OVERFLOW_BLOCK (0) or IPC_OVERFLOW_EVICT, see below */
+  uint32_t evict_after_ms; /* IPC_OVERFLOW_EVICT's bound: 1 .. 2^31-1 ms (0: -EINVAL);
+                              ignored under IPC_OVERFLOW_BLOCK */
   uint32_t reserved[2];    /* 0 */
 } IPC_CHANNEL_OPTIONS;
 int ipc_create_channel_opts(const char* name, const IPC_CHANNEL_OPTIONS* opts);
+/* IPC_OVERFLOW_EVICT, on every type: a reader (an opened id with IPC_MODE_READ, or the
+ * creator's own) that keeps writers held back for more than evict_after_ms without taking
+ * a single message is dropped from the channel, and the writers go on. "Held back": QUEUE,
+ * the ring is full and its cursor is the one in the way (judged by whichever writer finds
+ * the ring full: a blocked send, or a non-blocking one that gets -EAGAIN and retries);
+ * SOCKET and PIPE, the creator's hub stopped reading from writers and this reader's relay
+ * queue (or the creator's inbox) is what keeps it stopped. A reader that takes messages,
+ * however slowly, is never evicted: writers go at its pace, and no send waits more than
+ * about evict_after_ms on one that takes nothing (a stuck or SIGSTOPped process).
+ * The evicted id's receive then returns what it already had (SOCKET/PIPE: what reached
+ * its socket or FIFO and its inbox; QUEUE: what it had taken into its priority heap, the
+ * ring's slots past its cursor being the writers' again), then -ENOBUFS on every call;
+ * its notify descriptor stays readable. Its sends still work. Close it and open the
+ * channel again to read what is sent from then on. ipc_channel_info() counts evictions
+ * and says whether an id was evicted; `ipcctl list` shows EVICTIONS per channel. */
 int ipc_open_channel(const char* name, uint32_t mode);
 /* Closes an id. Thread contract: any call may run on any thread, but closing an id while
  * another thread is inside a call on the same id is undefined (its state is freed); stop
@@ -98,7 +113,8 @@ int ipc_send_message(uint32_t channel_id, const IPC_MESSAGE* msg);
 
 /* Copies the next payload for this process into buffer; returns its size. */
 int ipc_receive(uint32_t channel_id, void* buffer, uint32_t size);
-/* Receives a whole message. timeout_ms < 0 waits forever, 0 does not wait. */
+/* Receives a whole message. timeout_ms < 0 waits forever, 0 does not wait.
+ * -ENOBUFS: this id's reader was evicted (IPC_OVERFLOW_EVICT) and has nothing left. */
 int ipc_receive_message(uint32_t channel_id, IPC_MESSAGE* msg, int timeout_ms);
 
 /* A descriptor that polls readable while a message is waiting for this id (level-like:
@@ -122,7 +138,11 @@ typedef struct {
   uint32_t creator_pid;
   uint32_t overflow;        /* IPC_OVERFLOW_* */
   uint32_t evict_after_ms;  /* IPC_OVERFLOW_EVICT's bound */
-  uint32_t reserved[3];
+  uint32_t evictions;       /* readers evicted so far, as of this call: QUEUE on any id of the
+                               owner's uid (the ring counts them), SOCKET/PIPE on the creator's
+                               id; 0 where this id cannot see it (ipcctl list shows it all) */
+  uint32_t evicted;         /* 1: this id's reader was evicted (receive: -ENOBUFS once drained) */
+  uint32_t reserved[1];
   char name[64];
 } IPC_CHANNEL_INFO;
 /* Fills *out for an open id: 0, -EBADF, or -EFAULT. */

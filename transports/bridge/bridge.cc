@@ -14,7 +14,7 @@
 namespace fwipc::bridge {
 namespace {
 
-constexpr int kSafetyNapMs = 100;  // the longest a wait goes without looking around
+constexpr int kSafetyNapMs = 100;      // the longest a wait goes without looking around
 constexpr long kSpaceNapNs = 1000000;  // progress thread: how soon to look for ring space again
 
 // What a blocking ring call may wait: timeout_ns itself when it means "forever" (< 0) or
@@ -176,6 +176,12 @@ void Bridge::pump_readers() noexcept {
       auto ring = std::make_unique<shm::ShmRing>(std::move(seg.value()), roles, r.pid);
       watch(ring->notify_fd());  // armed: a commit for this reader wakes our wait()
       it = pumps_.emplace(r.fd, Pump{r.index, r.state, std::move(ring)}).first;
+    }
+    // IPC_OVERFLOW_EVICT: a ring writer evicted its entry (it held the ring full too
+    // long): it gets what its connection holds, then kEvicted, and nothing more.
+    if (it->second.ring->evicted()) {
+      hub_->evict_reader(r.fd);
+      continue;
     }
     if (r.room == 0) continue;  // its connection's EPOLLOUT (in the hub) wakes us
     // A reader that died is released by the registry when its registry connection drops,

@@ -24,8 +24,8 @@
 
 #include "base/time.h"
 #include "transports/frame.h"
-#include "transports/shm/ring.h"
 #include "transports/progress/progress.h"
+#include "transports/shm/ring.h"
 #include "transports/socket/hub.h"
 #include "transports/transport.h"
 
@@ -44,6 +44,8 @@ class Bridge final : public Transport, private progress::Work {
   int send_batch(const MsgHeader* hdrs, const void* const* payloads, uint32_t n, int64_t timeout_ns) noexcept override;
   int consume(uint32_t max, Visitor fn, void* ctx, int64_t timeout_ns) noexcept override;
   int notify_fd() noexcept override;
+  uint64_t evictions() const noexcept override { return ring_->evictions(); }
+  bool was_evicted() const noexcept override { return ring_->was_evicted(); }
   void forget_after_fork() noexcept override;
 
   int loan(shm::Loan* out, int64_t timeout_ns) noexcept;

@@ -49,6 +49,18 @@
 //                      creator's runtime then serves it over a socket (transports/bridge).
 //   abandoned          statistics (relaxed increments): slots passed over (a loan given
 //   refused            back, a dead writer's claim), and sends that found the ring full.
+//   evictions          (relaxed increments) readers evicted under IPC_OVERFLOW_EVICT.
+//   overflow,          header line 0 (the creator, once): IPC_OVERFLOW_EVICT and its bound.
+//   evict_after_ms
+//   reader.lag_stamp   any writer that finds the ring full because of this reader (CAS):
+//                      (low 32 bits of the cursor it saw << 32) | (CLOCK_MONOTONIC ms, low
+//                      32 bits) when first seen holding the ring full at that cursor; 0:
+//                      never. A stamp at the reader's current cursor older than
+//                      evict_after_ms means the reader has held every writer back that
+//                      long without taking a message: a writer then CASes its state word
+//                      from active to evicted (same generation, kEntryEvicted), which no
+//                      writer waits for and no joiner takes, until the registry (close,
+//                      death) or a reaper frees it. The reader notices the changed word.
 // Only processes of the channel owner's uid (and root) ever map the segment.
 // Positions are 64-bit and never wrap in practice, so a commit word is never ambiguous.
 #pragma once
@@ -63,7 +75,7 @@
 namespace fwipc::shm {
 
 inline constexpr uint64_t kMagic = 0x474e5243'50495746ULL;  // "FWIPCRNG" little-endian
-inline constexpr uint32_t kLayoutVersion = 3;
+inline constexpr uint32_t kLayoutVersion = 4;
 inline constexpr size_t kCacheLine = 64;
 inline constexpr uint32_t kMaxReaders = 64;
 inline constexpr uint32_t kMaxWriters = 64;
@@ -101,23 +113,30 @@ struct Slot {
   char pad_[kSlotBytes - 32 - kMaxPayload];
 };
 
-// Entry state word (reader and writer entries): low bit active, the rest a generation
+// Entry state word (reader and writer entries): bit 0 active, bit 1 evicted (readers of
+// an IPC_OVERFLOW_EVICT ring: dropped by a writer, not yet freed), the rest a generation
 // bumped on every join/leave so a stale owner can tell its entry was taken from it.
 inline constexpr uint32_t kEntryActive = 1u;
+inline constexpr uint32_t kEntryEvicted = 2u;
+inline constexpr uint32_t kEntryInUse = kEntryActive | kEntryEvicted;  // not free for a joiner
 
 // The state word after a join (active) or a leave: a new generation either way.
 inline constexpr uint32_t next_state(uint32_t st, bool active) noexcept {
-  return ((st >> 1) + 1) << 1 | (active ? kEntryActive : 0u);
+  return ((st >> 2) + 1) << 2 | (active ? kEntryActive : 0u);
 }
+// The word of an active membership `st` once evicted: same generation, so the registry
+// that holds `st` still recognises (and frees) it.
+inline constexpr uint32_t evicted_state(uint32_t st) noexcept { return (st & ~kEntryInUse) | kEntryEvicted; }
 
 struct alignas(kCacheLine) ReaderEntry {
   std::atomic<uint64_t> cursor;  // written by its reader (release); read by writers (acquire)
   std::atomic<uint32_t> state;   // written by the registry
   std::atomic<uint32_t> pid;
-  std::atomic<uint32_t> armed;     // 1: reader waits on its notify socket; writer CASes to 0
-  std::atomic<uint32_t> sleeping;  // 1 while counted in data_waiters by a futex sleep
-  uint64_t start_time;             // reader's process start time (PID reuse guard)
-  char pad_[kCacheLine - 32];
+  std::atomic<uint32_t> armed;      // 1: reader waits on its notify socket; writer CASes to 0
+  std::atomic<uint32_t> sleeping;   // 1 while counted in data_waiters by a futex sleep
+  uint64_t start_time;              // reader's process start time (PID reuse guard)
+  std::atomic<uint64_t> lag_stamp;  // IPC_OVERFLOW_EVICT: (cursor seen, ms) by writers held back
+  char pad_[kCacheLine - 40];
 };
 
 // Writer entry: the same state word (kEntryActive, generation) as readers.
@@ -140,8 +159,10 @@ struct SegmentHeader {
   uint32_t slot_bytes;
   uint32_t max_readers;
   uint32_t creator_pid;
-  uint64_t instance_id;  // random per segment; names the readers' notify sockets
-  char pad0_[kCacheLine - 48];
+  uint64_t instance_id;     // random per segment; names the readers' notify sockets
+  uint32_t overflow;        // IPC_OVERFLOW_*
+  uint32_t evict_after_ms;  // IPC_OVERFLOW_EVICT's bound (> 0 when overflow is EVICT)
+  char pad0_[kCacheLine - 56];
   // Line 1: claimed positions.
   alignas(kCacheLine) std::atomic<uint64_t> tail;
   char pad1_[kCacheLine - 8];
@@ -165,7 +186,8 @@ struct SegmentHeader {
   std::atomic<uint32_t> bridge_epoch;  // the registry: members of another uid joined (see Bridge)
   std::atomic<uint64_t> abandoned;     // slots skipped: loans given back, dead writers' claims
   std::atomic<uint64_t> refused;       // sends that found the ring full (-EAGAIN, -ETIMEDOUT)
-  char pad5_[kCacheLine - 32];
+  std::atomic<uint64_t> evictions;     // readers evicted (IPC_OVERFLOW_EVICT)
+  char pad5_[kCacheLine - 40];
   // Line 6: PIDs of writers blocked on a full ring (0: free slot).
   alignas(kCacheLine) std::atomic<uint32_t> space_sleeper[kSpaceSleepers];
   ReaderEntry readers[kMaxReaders];
@@ -206,7 +228,8 @@ FWIPC_ASSERT_FIELD(ReaderEntry, pid, 12, 4);
 FWIPC_ASSERT_FIELD(ReaderEntry, armed, 16, 4);
 FWIPC_ASSERT_FIELD(ReaderEntry, sleeping, 20, 4);
 FWIPC_ASSERT_FIELD(ReaderEntry, start_time, 24, 8);
-FWIPC_ASSERT_FIELD(ReaderEntry, pad_, 32, 32);
+FWIPC_ASSERT_FIELD(ReaderEntry, lag_stamp, 32, 8);
+FWIPC_ASSERT_FIELD(ReaderEntry, pad_, 40, 24);
 
 FWIPC_ASSERT_SIZE(WriterEntry, 64);
 FWIPC_ASSERT_FIELD(WriterEntry, state, 0, 4);
@@ -227,7 +250,9 @@ FWIPC_ASSERT_FIELD(SegmentHeader, slot_bytes, 28, 4);
 FWIPC_ASSERT_FIELD(SegmentHeader, max_readers, 32, 4);
 FWIPC_ASSERT_FIELD(SegmentHeader, creator_pid, 36, 4);
 FWIPC_ASSERT_FIELD(SegmentHeader, instance_id, 40, 8);
-FWIPC_ASSERT_FIELD(SegmentHeader, pad0_, 48, 16);
+FWIPC_ASSERT_FIELD(SegmentHeader, overflow, 48, 4);
+FWIPC_ASSERT_FIELD(SegmentHeader, evict_after_ms, 52, 4);
+FWIPC_ASSERT_FIELD(SegmentHeader, pad0_, 56, 8);
 // Line 1: claims.
 FWIPC_ASSERT_FIELD(SegmentHeader, tail, 64, 8);
 FWIPC_ASSERT_FIELD(SegmentHeader, pad1_, 72, 56);
@@ -251,7 +276,8 @@ FWIPC_ASSERT_FIELD(SegmentHeader, writer_count, 328, 4);
 FWIPC_ASSERT_FIELD(SegmentHeader, bridge_epoch, 332, 4);
 FWIPC_ASSERT_FIELD(SegmentHeader, abandoned, 336, 8);
 FWIPC_ASSERT_FIELD(SegmentHeader, refused, 344, 8);
-FWIPC_ASSERT_FIELD(SegmentHeader, pad5_, 352, 32);
+FWIPC_ASSERT_FIELD(SegmentHeader, evictions, 352, 8);
+FWIPC_ASSERT_FIELD(SegmentHeader, pad5_, 360, 24);
 // Line 6 and the entry tables.
 FWIPC_ASSERT_FIELD(SegmentHeader, space_sleeper, 384, 64);
 FWIPC_ASSERT_FIELD(SegmentHeader, readers, 448, 4096);

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cerrno>
 
+#include "base/futex.h"
 #include "base/proc.h"
 #include "transports/shm/notify.h"
 
@@ -22,7 +23,7 @@ Result<uint32_t> join_entry(Entry (&entries)[N], std::atomic<uint32_t>& count, p
   for (uint32_t i = 0; i < N; ++i) {
     Entry& e = entries[i];
     uint32_t st = e.state.load(std::memory_order_acquire);  // SYNC POINT READ: entry state
-    if (st & kEntryActive) continue;
+    if (st & kEntryInUse) continue;                         // active, or evicted and not yet freed
     e.pid.store(static_cast<uint32_t>(pid), std::memory_order_relaxed);
     e.start_time = start_time;
     prepare(e);
@@ -39,15 +40,19 @@ Result<uint32_t> join_entry(Entry (&entries)[N], std::atomic<uint32_t>& count, p
   return Result<uint32_t>::error(-EUSERS);
 }
 
-// Frees entries[idx] if it still holds membership `state`.
+// Frees entries[idx] if it still holds membership `state`, active or evicted.
 template <typename Entry, size_t N>
 bool leave_entry(Entry (&entries)[N], uint32_t idx, uint32_t state) noexcept {
   if (idx >= N) return false;
-  uint32_t expect = state;
   // SYNC POINT WRITE: entry state. acq_rel is enough: a writer blocked on this reader is
   // woken through the space futex afterwards (release_reader), whose bump orders this CAS
   // before its re-scan; nobody pairs a store-then-load against a leave.
-  return entries[idx].state.compare_exchange_strong(expect, next_state(state, false), std::memory_order_acq_rel);
+  for (const uint32_t from : {state, evicted_state(state)}) {
+    uint32_t expect = from;
+    if (entries[idx].state.compare_exchange_strong(expect, next_state(state, false), std::memory_order_acq_rel))
+      return true;
+  }
+  return false;
 }
 }  // namespace
 
@@ -60,6 +65,7 @@ Result<uint32_t> join_reader(const Segment& seg, pid_t pid, uint64_t start_time,
     e.cursor.store(h->tail.load(std::memory_order_relaxed), std::memory_order_relaxed);
     e.armed.store(0, std::memory_order_relaxed);
     e.sleeping.store(0, std::memory_order_relaxed);
+    e.lag_stamp.store(0, std::memory_order_relaxed);
   });
   if (!idx) return idx;
   // SYNC POINT STORE-LOAD: join. The state CAS (store) is seq_cst, and so is this tail
@@ -112,6 +118,75 @@ void poke_bridge(const Segment& seg) noexcept {
   seg.header()->bridge_epoch.fetch_add(1, std::memory_order_release);
   notify_readers(seg);
   wake_writers(seg.header());
+}
+
+// ---------------------------------------------------------------- eviction
+//
+// IPC_OVERFLOW_EVICT. Only a writer that finds the ring full looks: each reader whose
+// cursor c holds it back (c + N <= tail) gets a lag stamp (c, now) the first time it is
+// seen there; a reader still at the stamped cursor evict_after_ms later has held every
+// writer back that long without taking a single message (the ring has been full since:
+// tail never goes back), and is evicted. A reader that takes anything moves its cursor and
+// so voids its stamp: a slow reader holds writers to its pace, a stuck (or stopped) one
+// for at most the bound. Time is CLOCK_MONOTONIC, one clock for every process.
+
+namespace {
+constexpr uint64_t lag_stamp(uint64_t cursor, int64_t now_ns) noexcept {
+  const uint32_t ms = static_cast<uint32_t>(now_ns / 1'000'000);
+  return (uint64_t(uint32_t(cursor)) << 32) | (ms == 0 ? 1u : ms);  // never 0 (= no stamp)
+}
+}  // namespace
+
+bool evict_reader(const Segment& seg, uint32_t idx, uint32_t state) noexcept {
+  SegmentHeader* h = seg.header();
+  if (idx >= kMaxReaders || (state & kEntryActive) == 0) return false;
+  ReaderEntry& e = h->readers[idx];
+  uint32_t expect = state;
+  // SYNC POINT WRITE: entry state (evicted). seq_cst as the join's CAS: writers that see
+  // it evicted stop counting its cursor (compute_limit acquires the state word).
+  if (!e.state.compare_exchange_strong(expect, evicted_state(state), std::memory_order_seq_cst)) return false;
+  h->evictions.fetch_add(1, std::memory_order_relaxed);
+  // Wake it, whichever way it waits: its notify socket is named by the active word.
+  if (disarm(h, e)) ping(h, idx, state);
+  if (e.sleeping.exchange(0, std::memory_order_acq_rel) == 1) h->data_waiters.fetch_sub(1, std::memory_order_relaxed);
+  h->data_futex.fetch_add(1, std::memory_order_release);  // SYNC POINT WRITE: data futex
+  futex_wake_all(&h->data_futex);
+  return true;
+}
+
+int evict_stuck_readers(const Segment& seg, uint64_t tail, int64_t now_ns, int64_t* due_ns) noexcept {
+  SegmentHeader* h = seg.header();
+  *due_ns = -1;
+  const uint32_t bound = h->evict_after_ms;
+  if (h->overflow != IPC_OVERFLOW_EVICT || bound == 0) return 0;
+  const uint32_t now_ms = static_cast<uint32_t>(now_ns / 1'000'000);
+  int evicted = 0;
+  const uint32_t n = std::min(h->reader_count.load(std::memory_order_acquire), kMaxReaders);
+  for (uint32_t i = 0; i < n; ++i) {
+    ReaderEntry& e = h->readers[i];
+    const uint32_t st = e.state.load(std::memory_order_acquire);  // SYNC POINT READ: entry state
+    if ((st & kEntryActive) == 0) continue;
+    const uint64_t c = e.cursor.load(std::memory_order_acquire);  // SYNC POINT READ: cursor
+    if (c + seg.slot_count() > tail) continue;                    // not what holds us back
+    uint64_t stamp = e.lag_stamp.load(std::memory_order_relaxed);
+    if (stamp == 0 || uint32_t(stamp >> 32) != uint32_t(c)) {
+      // First seen holding the ring full at c. Relaxed: only writers read it, and a lost
+      // race leaves a stamp of about the same time.
+      e.lag_stamp.compare_exchange_strong(stamp, lag_stamp(c, now_ns), std::memory_order_relaxed);
+      const int64_t d = int64_t(bound) * 1'000'000 + 1'000'000;
+      if (*due_ns < 0 || d < *due_ns) *due_ns = d;
+      continue;
+    }
+    const uint32_t held_ms = now_ms - uint32_t(stamp);  // modulo 2^32: bound < 2^31
+    if (held_ms > bound) {
+      if (evict_reader(seg, i, st)) ++evicted;
+      continue;
+    }
+    const int64_t d = int64_t(bound - held_ms) * 1'000'000 + 1'000'000;
+    if (*due_ns < 0 || d < *due_ns) *due_ns = d;
+  }
+  if (evicted > 0) wake_writers(h);  // the other blocked writers' bound moved too
+  return evicted;
 }
 
 // ---------------------------------------------------------------- recovery
@@ -194,7 +269,7 @@ void reap(const Segment& seg, Entry* entries, uint32_t count, Release release) {
   for (uint32_t i = 0; i < count; ++i) {
     Entry& e = entries[i];
     const uint32_t st = e.state.load(std::memory_order_acquire);  // SYNC POINT READ: entry state
-    if ((st & kEntryActive) == 0) continue;
+    if ((st & kEntryInUse) == 0) continue;
     if (!process_alive(static_cast<pid_t>(e.pid.load(std::memory_order_relaxed)), e.start_time)) release(seg, i, st);
   }
 }

@@ -26,6 +26,14 @@ void close_channel(const Segment& seg) noexcept;
 // Bumps bridge_epoch and wakes everyone waiting, so that the creator's runtime notices.
 void poke_bridge(const Segment& seg) noexcept;
 
+// IPC_OVERFLOW_EVICT (see the paragraph in membership.cc). Called by a writer that found
+// the ring full at `tail`: stamps the readers that hold it back and evicts those stamped at
+// their current cursor more than evict_after_ms ago. Returns how many it evicted;
+// *due_ns: how soon (ns) the next stamp comes due, -1 if none (or not an EVICT ring).
+int evict_stuck_readers(const Segment& seg, uint64_t tail, int64_t now_ns, int64_t* due_ns) noexcept;
+// Evicts reader entry idx if it still holds active membership `state` (counted, woken).
+bool evict_reader(const Segment& seg, uint32_t idx, uint32_t state) noexcept;
+
 // Recovery (see the paragraph in membership.cc).
 // If position pos is claimed but uncommitted and no live writer is in flight, the claim
 // was a dead writer's: marks it abandoned so readers skip it. True if pos is committed or

@@ -25,6 +25,7 @@ void ShmRing::set_spin_ns(int64_t ns) noexcept { spin_budget().store(ns, std::me
 
 ShmRing::ShmRing(Segment seg, Roles roles, pid_t self) noexcept
     : seg_(std::move(seg)), hdr_(seg_.header()), roles_(roles), pid_(static_cast<uint32_t>(self)) {
+  evict_ = hdr_->overflow == IPC_OVERFLOW_EVICT && hdr_->evict_after_ms > 0;
   if (roles_.reader_index >= int(kMaxReaders)) roles_.reader_index = -1;
   if (roles_.writer_index >= int(kMaxWriters)) roles_.writer_index = -1;
   if (roles_.writer_index >= 0) wme_ = &hdr_->writers[roles_.writer_index];

@@ -68,6 +68,13 @@ class ShmRing final : public Transport {
   void abandon(Loan* loan) noexcept;
 
   const Segment& segment() const noexcept { return seg_; }
+  // IPC_OVERFLOW_EVICT: this handle's reader entry was evicted (receive gives what it had
+  // taken already, then -ENOBUFS).
+  bool evicted() noexcept { return check_evicted(); }
+  uint64_t evictions() const noexcept override { return hdr_->evictions.load(std::memory_order_relaxed); }
+  bool was_evicted() const noexcept override {
+    return evict_ && me_ != nullptr && me_->state.load(std::memory_order_relaxed) != roles_.reader_state;
+  }
   const Roles& roles() const noexcept { return roles_; }
 
   // Spin budget of a blocking receive before it sleeps, process-wide (the runtime sets it
@@ -112,6 +119,10 @@ class ShmRing final : public Transport {
   bool data_ready() const noexcept;
   int wait_for_data(const Deadline& deadline) noexcept;
   void rearm_notify() noexcept;
+  // IPC_OVERFLOW_EVICT: true once our reader entry no longer holds our membership (a
+  // writer evicted it). Sticky. Only ever true on an EVICT ring.
+  bool check_evicted() noexcept;
+  int evicted_receive(MsgHeader* hdr, void* buf, uint32_t cap) noexcept;
 
   Segment seg_;
   SegmentHeader* hdr_;
@@ -133,6 +144,8 @@ class ShmRing final : public Transport {
   uint64_t stall_pos_ = ~0ull;  // cursor at which a claim was first seen pending
   int64_t stall_since_ = 0;
   int notify_fd_ = -1;
+  bool evict_ = false;    // an IPC_OVERFLOW_EVICT ring (header line 0, read once)
+  bool evicted_ = false;  // check_evicted() saw our entry taken
   // Set by the bridge from whichever thread notices the epoch, read by every call.
   std::atomic<bool> watch_epoch_{false};
   std::atomic<uint32_t> epoch_seen_{0};

@@ -33,8 +33,28 @@ void ShmRing::advance(uint64_t next) noexcept {
   if (take_wakeup(hdr_->space_mask.load(std::memory_order_relaxed) != 0, hdr_->space_pending)) wake_writers(hdr_);
 }
 
+bool ShmRing::check_evicted() noexcept {
+  if (!evict_ || me_ == nullptr) return false;
+  if (evicted_) return true;
+  // SYNC POINT READ: entry state (our own). The fence orders a slot copy made just before
+  // ahead of this load: a copy that could have seen a writer reuse the slot after evicting
+  // us is followed by seeing the eviction (the writer CASed the state before its claim).
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (me_->state.load(std::memory_order_acquire) == roles_.reader_state) return false;
+  evicted_ = true;
+  return true;
+}
+
+// Evicted: what we had already taken (the priority heap), then -ENOBUFS. The ring's slots
+// past our cursor are the writers' again, so nothing more is read from it.
+int ShmRing::evicted_receive(MsgHeader* hdr, void* buf, uint32_t cap) noexcept {
+  if (!heap_.empty()) return take_from_heap(hdr, buf, cap);
+  return -ENOBUFS;
+}
+
 bool ShmRing::data_ready() const noexcept {
   if (!heap_.empty()) return true;
+  if (evict_ && (evicted_ || me_->state.load(std::memory_order_relaxed) != roles_.reader_state)) return true;
   if (hdr_->closed.load(std::memory_order_relaxed) || bridge_epoch_moved()) return true;
   // Skip and corrupt slots count as ready: try_receive moves past or reports them.
   // SYNC POINT READ: commit (the re-check of the data-sleep pair).
@@ -69,7 +89,10 @@ int ShmRing::drain_into_heap() noexcept {
   while (heap_.size() < seg_.slot_count()) {
     const uint64_t pos = cursor_;
     const SlotRead r = read_slot(seg_.slot(pos), pos);
-    if (r.state == SlotState::kCorrupt) return -EBADMSG;  // a writer lapped us: our entry was taken or forged
+    if (r.state == SlotState::kCorrupt) {
+      if (check_evicted()) break;  // lapped after an eviction: not a corrupt ring
+      return -EBADMSG;             // a writer lapped us: our entry was taken or forged
+    }
     if (r.state == SlotState::kEmpty) break;
     if (r.state == SlotState::kSkip) {
       advance(pos + 1);
@@ -80,7 +103,8 @@ int ShmRing::drain_into_heap() noexcept {
     p.hdr = r.hdr;
     const bool mine = r.addressed_to(pid_);
     const bool bad = !r.size_ok();
-    if (!r.copy_to(!bad && mine ? p.payload : nullptr)) return -EBADMSG;  // torn
+    if (!r.copy_to(!bad && mine ? p.payload : nullptr)) return check_evicted() ? got : -EBADMSG;  // torn
+    if (check_evicted()) break;  // the copy may be a reused slot's
     advance(pos + 1);
     if (bad) {
       ++corrupt_;
@@ -106,6 +130,7 @@ int ShmRing::take_from_heap(MsgHeader* hdr, void* buf, uint32_t cap) noexcept {
 }
 
 int ShmRing::try_receive(MsgHeader* hdr, void* buf, uint32_t cap) noexcept {
+  if (evict_ && check_evicted()) return evicted_receive(hdr, buf, cap);
   if (corrupt_ > 0) {
     --corrupt_;
     return -EBADMSG;
@@ -114,6 +139,7 @@ int ShmRing::try_receive(MsgHeader* hdr, void* buf, uint32_t cap) noexcept {
   if (!heap_.empty() || ps != prio_seen_) {
     const int rc = drain_into_heap();
     if (rc < 0) return rc;
+    if (evicted_) return evicted_receive(hdr, buf, cap);
     prio_seen_ = ps;
     if (!heap_.empty()) return take_from_heap(hdr, buf, cap);
     if (corrupt_ > 0) return try_receive(hdr, buf, cap);
@@ -122,7 +148,7 @@ int ShmRing::try_receive(MsgHeader* hdr, void* buf, uint32_t cap) noexcept {
       const uint64_t pos = cursor_;
       const SlotRead r = read_slot(seg_.slot(pos), pos);
       if (r.state != SlotState::kReady) {
-        if (r.state == SlotState::kCorrupt) return -EBADMSG;
+        if (r.state == SlotState::kCorrupt) return check_evicted() ? -ENOBUFS : -EBADMSG;
         if (r.state == SlotState::kEmpty) break;
         advance(pos + 1);  // kSkip
         continue;
@@ -137,7 +163,8 @@ int ShmRing::try_receive(MsgHeader* hdr, void* buf, uint32_t cap) noexcept {
         *hdr = h;
         return -EMSGSIZE;  // kept: the cursor does not move
       }
-      if (!r.copy_to(skip ? nullptr : buf)) return -EBADMSG;  // reused while we copied
+      if (!r.copy_to(skip ? nullptr : buf)) return check_evicted() ? -ENOBUFS : -EBADMSG;  // reused while we copied
+      if (!skip && evict_ && check_evicted()) return -ENOBUFS;  // the copy may be a reused slot's
       advance(pos + 1);
       if (skip) continue;
       *hdr = h;
@@ -230,8 +257,10 @@ int ShmRing::consume(uint32_t max, Visitor fn, void* ctx, int64_t timeout_ns) no
 // during the visit (short of a hostile peer, and sizes are checked before use).
 int ShmRing::try_consume(uint32_t max, Visitor fn, void* ctx) noexcept {
   // SYNC POINT READ: prio_seq
-  if (corrupt_ > 0 || !heap_.empty() || hdr_->prio_seq.load(std::memory_order_acquire) != prio_seen_) {
-    // Priorities in play: one message at a time through the ordered path.
+  // An EVICT ring is always read through copies checked against our membership: a slot
+  // visited in place could be reused under the visitor once we are evicted.
+  if (evict_ || corrupt_ > 0 || !heap_.empty() || hdr_->prio_seq.load(std::memory_order_acquire) != prio_seen_) {
+    // Priorities in play (or an EVICT ring): one message at a time through the ordered path.
     char buf[kMaxPayload];
     MsgHeader h;
     const int rc = try_receive(&h, buf, sizeof buf);

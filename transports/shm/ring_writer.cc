@@ -68,7 +68,12 @@ int ShmRing::claim(uint64_t* out, uint32_t want, int64_t timeout_ns) noexcept {
       wme_->inflight.fetch_sub(1, std::memory_order_relaxed);
       continue;
     }
-    // Full: the slowest live reader holds us back.
+    // Full: the slowest live reader holds us back. On an IPC_OVERFLOW_EVICT ring, not for
+    // longer than the bound (a non-blocking send that retries counts as held back too).
+    int64_t evict_due_ns = -1;
+    if (evict_) {
+      if (evict_stuck_readers(seg_, pos, monotonic_ns(), &evict_due_ns) > 0) continue;  // new bound
+    }
     if (timeout_ns == 0) {  // do not wait
       hdr_->refused.fetch_add(1, std::memory_order_relaxed);
       return -EAGAIN;
@@ -89,6 +94,7 @@ int ShmRing::claim(uint64_t* out, uint32_t want, int64_t timeout_ns) noexcept {
     }
     int64_t slice = kLivenessSliceNs;
     if (!deadline.infinite()) slice = std::min(slice, deadline.remaining_ns());
+    if (evict_due_ns > 0) slice = std::min(slice, evict_due_ns);
     if (sleep_for_space(pos, slice) == -ETIMEDOUT) reap_dead_entries(seg_);  // backstop for a registry that is down
   }
 }

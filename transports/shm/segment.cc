@@ -52,7 +52,8 @@ Result<uint32_t> Segment::slots_for_capacity(uint32_t capacity_bytes) noexcept {
   return std::clamp(round_pow2(want), kMinSlots, kMaxSlots);
 }
 
-Result<Segment> Segment::create(const char* debug_name, uint32_t slot_count, pid_t creator) noexcept {
+Result<Segment> Segment::create(const char* debug_name, uint32_t slot_count, pid_t creator,
+                                uint32_t evict_after_ms) noexcept {
   using R = Result<Segment>;
   if (slot_count < kMinSlots || slot_count > kMaxSlots || (slot_count & (slot_count - 1)) != 0)
     return R::error(-EINVAL);
@@ -82,6 +83,8 @@ Result<Segment> Segment::create(const char* debug_name, uint32_t slot_count, pid
   h->slot_bytes = kSlotBytes;
   h->max_readers = kMaxReaders;
   h->creator_pid = static_cast<uint32_t>(creator);
+  h->overflow = evict_after_ms > 0 ? IPC_OVERFLOW_EVICT : IPC_OVERFLOW_BLOCK;
+  h->evict_after_ms = evict_after_ms;
   std::random_device rd;
   h->instance_id = (uint64_t(rd()) << 32) | rd();
   // SYNC POINT WRITE: segment header. Publishes the initialised header to anyone who

@@ -24,8 +24,10 @@ class Segment {
   // Rounds capacity_bytes to a power-of-two slot count within [kMinSlots, kMaxSlots].
   static Result<uint32_t> slots_for_capacity(uint32_t capacity_bytes) noexcept;
   // Creates, touches (posix_fallocate: no space is an error now, not a SIGBUS later) and
-  // seals a new segment.
-  static Result<Segment> create(const char* debug_name, uint32_t slot_count, pid_t creator) noexcept;
+  // seals a new segment. evict_after_ms > 0: IPC_OVERFLOW_EVICT with that bound (a reader
+  // that holds every writer back that long without taking a message is evicted).
+  static Result<Segment> create(const char* debug_name, uint32_t slot_count, pid_t creator,
+                                uint32_t evict_after_ms = 0) noexcept;
   // Maps fd (duplicated) after validating magic, version, sizes and seals. -EBADMSG if not
   // a segment of this layout.
   static Result<Segment> attach(int fd) noexcept;

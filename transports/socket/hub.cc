@@ -2,10 +2,11 @@
 // seqpacket peers (SOCKET, BRIDGE), and the Transport calls. The FIFO side is hub_pipe.cc.
 #include "transports/socket/hub.h"
 
-#include <sys/epoll.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 namespace fwipc::sock {
 
 bool Hub::Peer::reads() const noexcept {
+  if (evicted) return false;
   if (const auto* s = std::get_if<SocketPeer>(&io)) return s->intent & frame::kHelloRead;
   return std::holds_alternative<ReaderFifo>(io);
 }
@@ -39,8 +41,8 @@ Result<std::unique_ptr<Hub>> Hub::start(std::unique_ptr<Hub> h) noexcept {
   h->ep_ = ::epoll_create1(EPOLL_CLOEXEC);
   h->kick_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (h->io_ep_ < 0 || h->ep_ < 0 || h->kick_fd_ < 0) return R::error(-errno);
-  for (const auto& [ep, fd] : {std::pair{h->io_ep_, h->listen_fd_}, std::pair{h->io_ep_, h->kick_fd_},
-                               std::pair{h->ep_, h->io_ep_}}) {
+  for (const auto& [ep, fd] :
+       {std::pair{h->io_ep_, h->listen_fd_}, std::pair{h->io_ep_, h->kick_fd_}, std::pair{h->ep_, h->io_ep_}}) {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = fd;
@@ -77,6 +79,103 @@ Hub::~Hub() {
   if (io_ep_ >= 0) ::close(io_ep_);
   if (kick_fd_ >= 0) ::close(kick_fd_);
   if (evfd_ >= 0) ::close(evfd_);
+  if (evict_fd_ >= 0) ::close(evict_fd_);
+}
+
+void Hub::set_evict_after_ms(uint32_t ms) noexcept {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (ms == 0 || evict_fd_ >= 0) return;
+  const int fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (fd < 0) return;  // then evictions happen only inside the creator's calls
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = fd;
+  if (::epoll_ctl(io_ep_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    ::close(fd);
+    return;
+  }
+  evict_fd_ = fd;
+  evict_ns_ = int64_t(ms) * 1'000'000;
+}
+
+Hub::Stats Hub::stats() const noexcept {
+  std::lock_guard<std::mutex> lk(mu_);
+  Stats st{};
+  st.queued_frames = inbox_.size();
+  st.queued_bytes = inbox_.size() * sizeof(frame::Frame);  // the inbox keeps whole frames
+  for (const auto& [fd, p] : peers_) {
+    st.queued_frames += p.out.size();
+    for (const frame::Frame& f : p.out) st.queued_bytes += f.wire_bytes();
+  }
+  if (mode_ == Mode::kBridge) {
+    st.queued_frames += bridge_.sink->size();
+    st.queued_bytes += bridge_.sink->size() * sizeof(frame::Frame);
+  }
+  st.high_water = high_water_;
+  st.evictions = evictions_;
+  st.dropped_peers = dropped_;
+  st.peers = static_cast<uint32_t>(peers_.size());
+  st.held_back = inbound_on_ ? 0u : 1u;
+  return st;
+}
+
+// ---------------------------------------------------------------- eviction
+
+void Hub::evict(Peer& p) noexcept {
+  // Its queue goes (the writers it held back go on); a bridged reader keeps what the ring
+  // already gave it. Then kEvicted, as soon as its descriptor takes it.
+  if (mode_ != Mode::kBridge) p.out.clear();
+  p.out.push_back(frame::make_evicted());
+  p.evicted = true;
+  p.held_since = 0;
+  ++evictions_;
+  flush(p);  // may drop p
+}
+
+void Hub::evict_reader(int fd) noexcept {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto it = peers_.find(fd);
+  if (it != peers_.end() && !it->second.evicted) evict(it->second);
+}
+
+bool Hub::check_evictions() noexcept {
+  if (inbound_on_ && !evict_armed_) return false;  // the common case: no system call
+  itimerspec t{};
+  bool any = false;
+  if (!inbound_on_) {  // writers are held back: by whom, and since when?
+    const int64_t now = monotonic_ns();
+    const size_t held = std::max<size_t>(cap_ / 2, 1);  // reading resumes only below this
+    int64_t next = -1;
+    // true: held past the bound. Else stamps it (first seen) and notes when it comes due.
+    auto overdue = [&](int64_t& since) {
+      if (since == 0) since = now;
+      const int64_t due = since + evict_ns_ - now;
+      if (due < 0) return true;
+      if (next < 0 || due < next) next = due;
+      return false;
+    };
+    for (auto it = peers_.begin(); it != peers_.end();) {
+      Peer& p = (it++)->second;  // evict() may drop p
+      if (p.reads() && p.out.size() >= held && overdue(p.held_since)) {
+        evict(p);
+        any = true;
+      }
+    }
+    if (creator_reads_ && !creator_evicted_ && inbox_.size() >= held && overdue(inbox_held_since_)) {
+      creator_evicted_ = true;  // its receive ends in -ENOBUFS once the inbox is empty
+      ++evictions_;
+      any = true;
+      inbox_changed();
+    }
+    if (next >= 0) {
+      next += 1'000'000;  // past the bound, not at it
+      t.it_value.tv_sec = next / 1'000'000'000;
+      t.it_value.tv_nsec = next % 1'000'000'000;
+    }
+  }
+  evict_armed_ = t.it_value.tv_sec != 0 || t.it_value.tv_nsec != 0;
+  ::timerfd_settime(evict_fd_, 0, &t, nullptr);
+  return any;
 }
 
 // ---------------------------------------------------------------- peers and back-pressure
@@ -115,16 +214,21 @@ void Hub::set_interest(Peer& p) noexcept {
 bool Hub::backlogged() const noexcept { return any_queue_at(cap_); }
 
 bool Hub::any_queue_at(size_t n) const noexcept {
-  if (inbox_.size() >= n) return true;
+  if (!creator_evicted_ && inbox_.size() >= n) return true;
   if (mode_ == Mode::kBridge && bridge_.sink->size() >= n) return true;
   for (const auto& [fd, p] : peers_)
-    if (p.out.size() >= n) return true;
+    if (!p.evicted && p.out.size() >= n) return true;
   return false;
 }
 
 // Stops (or resumes) reading from writers: level-triggered epoll would otherwise report
 // them readable forever while we are not allowed to read.
 void Hub::update_inbound() noexcept {
+  switch_inbound();
+  if (evict_fd_ >= 0 && check_evictions()) switch_inbound();  // those evicted held nobody back
+}
+
+void Hub::switch_inbound() noexcept {
   // Off at a full queue, on again at half: every switch is an epoll_ctl per peer, so it
   // must not flip with every message a slow reader takes.
   const bool on = inbound_on_ ? !backlogged() : !any_queue_at(std::max<size_t>(cap_ / 2, 1));
@@ -139,7 +243,7 @@ void Hub::update_inbound() noexcept {
   }
 }
 
-void Hub::inbox_changed() noexcept { set_ready(evfd_, &ev_set_, !inbox_.empty()); }
+void Hub::inbox_changed() noexcept { set_ready(evfd_, &ev_set_, !inbox_.empty() || creator_evicted_); }
 
 // ---------------------------------------------------------------- routing
 
@@ -152,8 +256,9 @@ void Hub::route(const frame::Frame& f) noexcept {
   // (its hello or JOIN came in after our last look): look again before routing it. A
   // backlog sent before that look is routed without further system calls.
   if (f.time_ns >= newcomers_ns_) take_newcomers();
-  if (creator_reads_ && (f.receiver == 0 || f.receiver == pid_)) {
+  if (creator_reads_ && !creator_evicted_ && (f.receiver == 0 || f.receiver == pid_)) {
     inbox_.push(f);
+    note_depth(inbox_.size());
     inbox_changed();
   }
   // Frames that waited in a writer's buffer while a reader opened are older than its join:
@@ -164,6 +269,7 @@ void Hub::route(const frame::Frame& f) noexcept {
     if (!p.reads() || f.time_ns < p.joined_ns) continue;
     if (f.receiver != 0 && f.receiver != static_cast<uint32_t>(p.cred.pid)) continue;
     p.out.push_back(f);
+    note_depth(p.out.size());
   }
 }
 
@@ -174,10 +280,17 @@ void Hub::flush(Peer& p) noexcept {
     const ssize_t n = write_frame_once(p.fd, link, f);
     if (n < 0 && errno == EAGAIN) break;
     if (n != static_cast<ssize_t>(f.wire_bytes())) {
+      if (!(n < 0 && (errno == EPIPE || errno == ECONNRESET))) ++dropped_;  // not just gone
       drop(p.fd);
       return;
     }
     p.out.pop_front();
+    p.held_since = 0;  // it takes frames: it holds nobody back for long
+  }
+  // Evicted and told: a reader that does not also write has nothing left here.
+  if (p.evicted && p.out.empty() && !p.writes()) {
+    drop(p.fd);
+    return;
   }
   if (((p.events & EPOLLOUT) != 0) != !p.out.empty()) set_interest(p);
 }
@@ -234,6 +347,7 @@ void Hub::read_peer(Peer& p, SocketPeer& s, bool hello_only) noexcept {
     frame::Frame f;
     // EOF (the peer closed or died) or a malformed frame: the peer is disconnected.
     if (n <= 0 || frame::check_packet(buf, static_cast<size_t>(n), &f) != 0) {
+      if (n > 0) ++dropped_;
       drop(fd);
       return;
     }
@@ -258,7 +372,8 @@ void Hub::read_peer(Peer& p, SocketPeer& s, bool hello_only) noexcept {
       s.intent = static_cast<uint16_t>(f.flags & (frame::kHelloRead | frame::kHelloWrite));
       continue;
     }
-    if (!p.writes()) {
+    if (!p.writes() || f.kind != frame::kData) {  // only messages are routed, never a notice
+      ++dropped_;
       drop(fd);
       return;
     }
@@ -311,9 +426,9 @@ int Hub::poll_once(int timeout_ms) noexcept {
   for (int i = 0; i < n; ++i) {
     const int fd = evs[i].data.fd;
     const uint32_t e = evs[i].events;
-    if (fd == kick_fd_) {
+    if (fd == kick_fd_ || fd == evict_fd_) {  // update_inbound() below does the eviction
       uint64_t v;
-      (void)!::read(kick_fd_, &v, sizeof v);
+      (void)!::read(fd, &v, sizeof v);
       continue;
     }
     ++work;
@@ -367,10 +482,12 @@ int Hub::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) no
     }
     if (!inbox_.empty()) {
       const int rc = inbox_.pop(hdr, buf, cap);
+      if (rc >= 0) inbox_held_since_ = 0;
       inbox_changed();
       update_inbound();
       return rc;
     }
+    if (creator_evicted_) return -ENOBUFS;
     if (timeout_ns == 0) return -EAGAIN;
     if (deadline.expired()) return -ETIMEDOUT;
     wait_round(lk, deadline);

@@ -10,20 +10,20 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <variant>
 #include <vector>
 
-#include "fwipc/types.hpp"
 #include "base/time.h"
+#include "fwipc/types.hpp"
 #include "transports/frame.h"
 #include "transports/progress/progress.h"
 #include "transports/socket/inbox.h"
@@ -82,6 +82,14 @@ class Hub final : public Transport, private progress::Work {
   int send(const MsgHeader& hdr, const void* payload, int64_t timeout_ns) noexcept override;
   int receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept override;
   int notify_fd() noexcept override;
+  uint64_t evictions() const noexcept override {
+    std::lock_guard<std::mutex> lk(mu_);
+    return evictions_;
+  }
+  bool was_evicted() const noexcept override {
+    std::lock_guard<std::mutex> lk(mu_);
+    return creator_evicted_;
+  }
   // Descriptors only, closing them is local; the progress thread is the parent's.
   void forget_after_fork() noexcept override { registered_ = false; }
 
@@ -91,6 +99,27 @@ class Hub final : public Transport, private progress::Work {
     std::lock_guard<std::mutex> lk(mu_);
     creator_reads_ = reads;
   }
+
+  // IPC_OVERFLOW_EVICT (SOCKET, PIPE): a reader (the creator's inbox included) whose queue
+  // keeps writers held back for more than ms without taking a frame is dropped: it gets
+  // what is queued for it, then a kEvicted frame. 0: never (IPC_OVERFLOW_BLOCK). Set once,
+  // before the first message.
+  void set_evict_after_ms(uint32_t ms) noexcept;
+  // BRIDGE: the ring evicted reader fd's entry: it gets what is queued, then kEvicted.
+  void evict_reader(int fd) noexcept;
+
+  // Counters (bounded queues a client can make this process grow), for ipc_channel_info
+  // and the stats the runtime publishes.
+  struct Stats {
+    uint64_t queued_frames;  // now, in every reader's relay queue and the creator's inbox
+    uint64_t queued_bytes;
+    uint64_t high_water;     // the longest single queue ever (frames)
+    uint64_t evictions;      // readers evicted (IPC_OVERFLOW_EVICT)
+    uint64_t dropped_peers;  // peers disconnected: malformed frames, failed writes
+    uint32_t peers;
+    uint32_t held_back;  // 1 while writers are held back (reading from them is off)
+  };
+  Stats stats() const noexcept;
 
   // Bridge mode: one round of hub work, waiting up to timeout_ms; returns how many events
   // it handled.
@@ -130,6 +159,10 @@ class Hub final : public Transport, private progress::Work {
     // Readers: when they joined (their hello or JOIN, at most the hub's clock then). Only
     // frames sent at or after it are routed to them, as a QUEUE reader joins at the tail.
     uint64_t joined_ns = 0;
+    // IPC_OVERFLOW_EVICT: since when its queue has held writers back with no frame taken
+    // (0: not now); evicted: only kEvicted is left to write, nothing more is routed to it.
+    int64_t held_since = 0;
+    bool evicted = false;
 
     bool reads() const noexcept;  // the hub relays messages to it
     bool writes() const noexcept;
@@ -169,7 +202,15 @@ class Hub final : public Transport, private progress::Work {
   bool any_queue_at(size_t n) const noexcept;
   void set_interest(Peer& p) noexcept;
   void update_inbound() noexcept;
+  void switch_inbound() noexcept;
   void inbox_changed() noexcept;
+  // IPC_OVERFLOW_EVICT: stamps the readers that hold writers back, evicts those held past
+  // the bound (true if any), arms evict_fd_ for the next one due. From update_inbound().
+  bool check_evictions() noexcept;
+  void evict(Peer& p) noexcept;
+  void note_depth(size_t n) noexcept {
+    if (n > high_water_) high_water_ = n;
+  }
 
   const Mode mode_;
   const int listen_fd_;           // the listening socket, or the channel FIFO (PIPE)
@@ -182,13 +223,21 @@ class Hub final : public Transport, private progress::Work {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool registered_ = false;  // with the progress thread
-  int io_ep_ = -1;  // peers and the listening socket/FIFO: what the hub has to do
-  int ep_ = -1;     // notify_fd(): io_ep_ plus evfd_
-  int kick_fd_ = -1;  // in io_ep_: PIPE frames buffered while inbound reading was off can move
-  int evfd_ = -1;  // made on the first notify_fd(): set while the inbox holds messages
+  int io_ep_ = -1;           // peers and the listening socket/FIFO: what the hub has to do
+  int ep_ = -1;              // notify_fd(): io_ep_ plus evfd_
+  int kick_fd_ = -1;         // in io_ep_: PIPE frames buffered while inbound reading was off can move
+  int evfd_ = -1;            // made on the first notify_fd(): set while the inbox holds messages
   bool ev_set_ = false;
-  bool inbound_on_ = true;  // reading from writers (off under back-pressure)
-  bool creator_reads_ = true;  // false: a pure writer, never a reader, never holds writers back
+  bool inbound_on_ = true;        // reading from writers (off under back-pressure)
+  bool creator_reads_ = true;     // false: a pure writer, never a reader, never holds writers back
+  bool creator_evicted_ = false;  // the creator's inbox was evicted: receive ends in -ENOBUFS
+  int64_t inbox_held_since_ = 0;  // as Peer::held_since, for the creator's inbox
+  int64_t evict_ns_ = 0;          // IPC_OVERFLOW_EVICT's bound; 0: block
+  int evict_fd_ = -1;             // in io_ep_: a timerfd for the next eviction due
+  bool evict_armed_ = false;
+  uint64_t evictions_ = 0;
+  uint64_t dropped_ = 0;
+  size_t high_water_ = 0;
   const Owner owner_;
   const uint32_t cap_;
   const uint32_t pid_;

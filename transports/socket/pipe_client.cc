@@ -52,17 +52,21 @@ int PipeClient::send(const MsgHeader& h, const void* payload, int64_t timeout_ns
 }
 
 void PipeClient::fill() noexcept {
-  for (;;) {
+  while (!evicted_) {
     frame::Frame f;
     int rc;
     while (inbox_.size() < capacity_ && (rc = decoder_.next(&f)) != 0) {
+      if (rc > 0 && f.kind == frame::kEvicted) {
+        evicted_ = true;
+        break;
+      }
       if (rc < 0 || f.kind != frame::kData) {
         ++bad_;
         continue;
       }
       inbox_.push(f);
     }
-    if (inbox_.size() >= capacity_ || decoder_.buffered() > kMaxBufferedBytes) break;
+    if (evicted_ || inbox_.size() >= capacity_ || decoder_.buffered() > kMaxBufferedBytes) break;
     char buf[kReadChunkBytes];
     const ssize_t n = ::read(rd_, buf, sizeof buf);
     if (n <= 0) break;
@@ -74,6 +78,7 @@ void PipeClient::fill() noexcept {
 // Garbage is reported after the messages around it; a gone hub only once what it wrote
 // before going has been delivered.
 int PipeClient::when_empty() noexcept {
+  if (evicted_) return -ENOBUFS;
   if (bad_ > 0) {
     bad_ = 0;
     return -EBADMSG;

@@ -53,7 +53,7 @@ SocketClient::~SocketClient() {
 }
 
 void SocketClient::fill() noexcept {
-  while (!eof_ && inbox_.size() < capacity_) {
+  while (!eof_ && !evicted_ && inbox_.size() < capacity_) {
     char buf[frame::kMaxFrame + 1];  // one byte more: an oversized packet shows as such
     const ssize_t n = ::recv(conn_, buf, sizeof buf, MSG_DONTWAIT);
     if (n < 0 && errno == EAGAIN) break;
@@ -62,7 +62,12 @@ void SocketClient::fill() noexcept {
       break;
     }
     frame::Frame f;
-    if (frame::check_packet(buf, static_cast<size_t>(n), &f) != 0 || f.kind != frame::kData) {
+    const int rc = frame::check_packet(buf, static_cast<size_t>(n), &f);
+    if (rc == 0 && f.kind == frame::kEvicted) {
+      evicted_ = true;
+      break;
+    }
+    if (rc != 0 || f.kind != frame::kData) {
       ++bad_;
       continue;
     }
@@ -77,7 +82,7 @@ int SocketClient::error_first() noexcept {
   return -EBADMSG;
 }
 
-int SocketClient::when_empty() noexcept { return eof_ ? -EPIPE : 0; }
+int SocketClient::when_empty() noexcept { return evicted_ ? -ENOBUFS : eof_ ? -EPIPE : 0; }
 
 int SocketClient::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexcept {
   if (!writer_) return -EBADF;

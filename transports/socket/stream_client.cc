@@ -54,7 +54,7 @@ StreamClient::~StreamClient() {
   if (evfd_ >= 0) ::close(evfd_);
 }
 
-void StreamClient::inbox_changed() noexcept { set_ready(evfd_, &ev_set_, !inbox_.empty()); }
+void StreamClient::inbox_changed() noexcept { set_ready(evfd_, &ev_set_, !inbox_.empty() || evicted_); }
 
 int StreamClient::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept {
   if (read_fd_ < 0) return -EBADF;

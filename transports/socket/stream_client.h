@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 
 #include "transports/socket/inbox.h"
@@ -18,6 +19,7 @@ class StreamClient : public Transport {
   // Readable while the inbox holds a message or read_fd has data (or, PIPE, the hub is gone).
   int notify_fd() noexcept final;
   void forget_after_fork() noexcept final {}  // descriptors only: closing them is local
+  bool was_evicted() const noexcept final { return evicted_.load(std::memory_order_relaxed); }
 
  protected:
   // read_fd: where this member's frames arrive, -1 if it does not read (receive() and
@@ -37,6 +39,9 @@ class StreamClient : public Transport {
   void inbox_changed() noexcept;
 
   Inbox inbox_;
+  // The hub's kEvicted came (IPC_OVERFLOW_EVICT): nothing follows it; once the inbox is
+  // empty every receive is -ENOBUFS.
+  std::atomic<bool> evicted_{false};
   const uint32_t capacity_;
   const uint32_t pid_;
 

@@ -1,12 +1,14 @@
 // A QUEUE channel on the shm ring, as the registry sees it: the segment is made here and
 // passed to the creator; every member that may map it gets a reader and/or writer entry
 // joined here, so the registry alone decides who holds which entry.
+#include "ipc.h"
 #include "runtime/registry/daemon/server.h"
 
 namespace fwipc::registry {
 
 int Server::create_shm(Client& c, Channel& ch, uint32_t slots, bool creator_reads, Membership& m) {
-  auto seg = shm::Segment::create(ch.name.c_str(), slots, c.cred.pid);
+  auto seg = shm::Segment::create(ch.name.c_str(), slots, c.cred.pid,
+                                  ch.overflow == IPC_OVERFLOW_EVICT ? ch.evict_after_ms : 0);
   if (!seg) return 1;
   ch.seg = std::move(seg.value());
   // A pure writer (creator_mode without IPC_MODE_READ) has no cursor: it never holds the
