@@ -125,6 +125,10 @@ int ifindex(const std::vector<KLink>& links, const std::string& name) {
   return 0;
 }
 
+// DHCP routes get metric 1024 (systemd-networkd's default), so that a lease's default
+// route sits beside a static one (metric 0) instead of colliding with it.
+uint32_t route_metric(const WantRoute& r) { return std::string_view(r.source) == "dhcp" ? 1024 : 0; }
+
 uint8_t proto_of(const WantRoute& r) { return std::string_view(r.source) == "dhcp" ? RTPROT_DHCP : RTPROT_STATIC; }
 
 KRoute kroute(const WantRoute& r, int index) {
@@ -134,12 +138,15 @@ KRoute kroute(const WantRoute& r, int index) {
   k.gateway = r.gateway;
   k.index = index;
   k.protocol = proto_of(r);
+  k.priority = route_metric(r);
   return k;
 }
 
 bool has_route(const std::vector<KRoute>& ks, const WantRoute& r, int index) {
   for (const auto& k : ks)
-    if (k.dst == r.dest.net && k.prefix == r.dest.prefix && k.gateway == r.gateway && k.index == index) return true;
+    if (k.dst == r.dest.net && k.prefix == r.dest.prefix && k.gateway == r.gateway && k.index == index &&
+        k.priority == route_metric(r))
+      return true;
   return false;
 }
 
@@ -194,6 +201,13 @@ int apply(Daemon& d, const Wanted& from, const Wanted& to, const Config& to_cfg,
     const int idx = ifindex(links, r.iface);
     if (idx == 0) return (*err = r.iface + ": no such interface"), -ENODEV;
     if (has_route(routes, r, idx)) continue;
+    // A link that is down holds no routes (the kernel drops them); they return when it
+    // comes up, by this same loop.
+    const auto lc = to_cfg.links.find(r.iface);
+    bool up = lc != to_cfg.links.end() && lc->second.up ? *lc->second.up : true;
+    for (const auto& k : links)
+      if (k.index == idx && lc == to_cfg.links.end()) up = k.admin_up;
+    if (!up) continue;
     rc = d.nl.add_route(kroute(r, idx));
     if (rc < 0) return (*err = "route " + format_cidr(r.dest) + ": " + d.nl.error()), rc;
   }
@@ -552,7 +566,7 @@ void handle(void* ctx, const fwsvc_request* req) {
         for (const auto& rt : next.routes)
           if (rt.dest == Cidr{}) return reply_error(req, refuse(EEXIST, "gateway", "a default route is already configured (" + format_ipv4(rt.gateway) + " via " + rt.iface + ")"));
         for (const auto& [name, other] : next.links)
-          if (name != r.iface && ((other.gateway && !other.dhcp) || (other.dhcp && d.leases.count(name) && d.leases[name].router)))
+          if (name != r.iface && other.gateway && !other.dhcp)
             return reply_error(req, refuse(EEXIST, "gateway", "the default route is already " + name + "'s"));
       }
       Leases leases = d.leases;
@@ -595,7 +609,7 @@ void handle(void* ctx, const fwsvc_request* req) {
         if (it != next.routes.end())
           return reply_error(req, refuse(EEXIST, "dest", format_cidr(r.dest) + ": this route is already configured"));
         for (const auto& w : wanted(d.cfg, d.leases).routes)
-          if (w.dest == r.dest)
+          if (w.dest == r.dest && std::string_view(w.source) == "static")
             return reply_error(req, refuse(EEXIST, "dest", format_cidr(r.dest) + ": already routed via " + w.iface + " (" + w.source + ")"));
         std::vector<KRoute> kr;
         d.nl.routes(&kr);
@@ -726,7 +740,8 @@ std::string state_json(Daemon& d) {
   for (const auto& r : routes) {
     const char* src = r.protocol == RTPROT_KERNEL ? "kernel" : "foreign";
     for (const auto& x : w.routes)
-      if (x.dest.net == r.dst && x.dest.prefix == r.prefix && x.gateway == r.gateway && x.iface == name_of(r.index))
+      if (x.dest.net == r.dst && x.dest.prefix == r.prefix && x.gateway == r.gateway && x.iface == name_of(r.index) &&
+          route_metric(x) == r.priority)
         src = x.source;
     json o = {{"dest", format_cidr(Cidr{r.dst, r.prefix})}, {"iface", name_of(r.index)}, {"source", src}};
     if (r.gateway != 0) o["gateway"] = format_ipv4(r.gateway);

@@ -42,7 +42,7 @@ int usage_error(const char* what) {
 
 int result(int rc, const char* what) {
   if (rc == 0) return 0;
-  fprintf(stderr, "netctl: %s: %s (%s)\n", what, networkd_last_error(), ipc_strerror(rc));
+  fprintf(stderr, "netctl: %s: %s (%s)\n", what, networkd_last_error(), std::strerror(-rc));
   return 1;
 }
 

@@ -90,7 +90,7 @@ bool decode_static(const json& j, StaticReq* r, FieldError* err) {
   return true;
 }
 
-bool decode_route(const json& j, RouteReq* r, FieldError* err) {
+bool decode_route(const json& j, bool adding, RouteReq* r, FieldError* err) {
   if (!only_keys(j, {"dest", "gateway", "iface"}, err)) return false;
   std::string dest;
   if (!get_string(j, "dest", 64, false, &dest, err)) return false;
@@ -106,7 +106,7 @@ bool decode_route(const json& j, RouteReq* r, FieldError* err) {
       return fail(err, EINVAL, "dest", "host bits set below the prefix length");
   }
   if (!get_ipv4(j, "gateway", true, &r->gateway, err) || !get_iface(j, true, &r->iface, err)) return false;
-  if (!r->gateway && r->iface.empty()) return fail(err, EINVAL, "gateway", "a route needs a gateway or an iface");
+  if (adding && !r->gateway && r->iface.empty()) return fail(err, EINVAL, "gateway", "a route needs a gateway or an iface");
   return true;
 }
 
@@ -177,7 +177,7 @@ std::optional<Request> decode_request(uint32_t method, const void* body, size_t 
     case kAddRoute:
     case kDelRoute: {
       RouteReq r;
-      ok = decode_route(j, &r, err);
+      ok = decode_route(j, method == kAddRoute, &r, err);
       out = std::move(r);
       break;
     }
