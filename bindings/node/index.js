@@ -35,7 +35,9 @@ const BATCH = 256; // messages per descriptor wakeup
 const DEFAULT_HIGH_WATER = 4096; // messages queued locally before the descriptor is left alone
 const DEFAULT_MAX_PENDING_SENDS = 65536; // sends waiting for room, per channel
 const DEFAULT_MAX_SERVE_IN_FLIGHT = 256; // calls a serve() handler works on at once
-const RETRY_IMMEDIATE = 16; // send retries on setImmediate before timers
+// A full channel is retried on setImmediate for up to RETRY_SPIN_NS (a reader on another
+// core usually makes room within microseconds), then on timers backing off to RETRY_MAX_MS.
+const RETRY_SPIN_NS = 1000000n;
 const RETRY_MAX_MS = 8;
 const RESOLVED = Promise.resolve();
 
@@ -107,8 +109,10 @@ class Channel extends EventEmitter {
     this._highWater = highWaterMark || DEFAULT_HIGH_WATER;
     this._maxPending = maxPendingSends || DEFAULT_MAX_PENDING_SENDS;
     this._pending = []; // sends waiting for room: {data, type, priority, receiver, resolve, reject}
-    this._retryTries = 0;
+    this._retryTries = 0; // 0: not retrying; else the next timer back-off in ms
+    this._retrySince = 0n;
     this._retryTimer = null;
+    this._retryImmediate = false;
     this._server = null;
     this._stats = { sent: 0, received: 0, sendWaits: 0, sendRetries: 0, drains: 0, paused: 0 };
     handle.onreadable = (status) => this._onReadable(status);
@@ -133,7 +137,12 @@ class Channel extends EventEmitter {
     const receiver = (opts && opts.receiver) || 0;
     if (this._closed) return Promise.reject(ipcError(EBADF, 'ipc_send', this.name));
     if (this._pending.length === 0) {
-      const rc = this._n.send(data, type, priority, receiver);
+      let rc;
+      try {
+        rc = this._n.send(data, type, priority, receiver);
+      } catch (e) {
+        return Promise.reject(e);
+      }
       if (rc >= 0) {
         this._stats.sent++;
         return RESOLVED;
@@ -155,13 +164,21 @@ class Channel extends EventEmitter {
 
   _scheduleRetry() {
     if (this._retryTimer !== null || this._pending.length === 0) return;
-    const tries = this._retryTries++;
+    const now = process.hrtime.bigint();
+    if (this._retryTries === 0) this._retrySince = now;
     const run = () => {
       this._retryTimer = null;
       this._flushPending();
     };
-    if (tries < RETRY_IMMEDIATE) this._retryTimer = setImmediate(run);
-    else this._retryTimer = setTimeout(run, Math.min(RETRY_MAX_MS, 1 << Math.min(tries - RETRY_IMMEDIATE, 3)));
+    if (now - this._retrySince < RETRY_SPIN_NS) {
+      this._retryTimer = setImmediate(run);
+      this._retryImmediate = true;
+      this._retryTries = 1;
+    } else {
+      this._retryTimer = setTimeout(run, this._retryTries);
+      this._retryImmediate = false;
+      this._retryTries = Math.min(this._retryTries * 2, RETRY_MAX_MS);
+    }
   }
 
   _flushPending() {
@@ -466,8 +483,8 @@ class Channel extends EventEmitter {
     this._closed = true;
     this._server = null;
     if (this._retryTimer !== null) {
-      clearTimeout(this._retryTimer);
-      clearImmediate(this._retryTimer);
+      if (this._retryImmediate) clearImmediate(this._retryTimer);
+      else clearTimeout(this._retryTimer);
       this._retryTimer = null;
     }
     this._n.close();
@@ -495,6 +512,7 @@ function createChannel(name, opts = {}) {
     opts.mode || 0,
     rw | IPC_MODE_NONBLOCK,
     overflowNumber(opts.overflow),
+    opts.evictAfterMs || 0,
   );
   return new Channel(handle, name, {
     canRead: (rw & IPC_MODE_READ) !== 0,

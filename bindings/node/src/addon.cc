@@ -433,7 +433,7 @@ Napi::Object NewChannel(Napi::Env env, int id) {
   return env.GetInstanceData<AddonData>()->channel_ctor.New({Napi::Number::New(env, id)});
 }
 
-// create(name, type, bufferSize, permMode, creatorMode, overflow) -> NativeChannel
+// create(name, type, bufferSize, permMode, creatorMode, overflow, evictAfterMs) -> NativeChannel
 Napi::Value Create(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsString()) throw Napi::TypeError::New(env, "name must be a string");
@@ -444,6 +444,7 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
   o.perm_mode = u32(info[3], "mode");
   o.creator_mode = u32(info[4], "creatorMode");
   o.overflow = u32(info[5], "overflow");
+  o.evict_after_ms = u32(info[6], "evictAfterMs");
   const int id = ipc_create_channel_opts(name.c_str(), &o);
   if (id < 0) throw ipc_error(env, id, "ipc_create_channel_opts", name);
   return NewChannel(env, id);

@@ -43,6 +43,7 @@ static int echo(const char* in_name, const char* out_name, uint32_t sender, long
       fprintf(stderr, "test-peer: message %ld from pid %u, expected %u\n", i, m.sender, sender);
       return 3;
     }
+    m.receiver = 0; /* back to whoever reads OUT */
     if ((rc = ipc_send_message((uint32_t)out, &m)) < 0) return die("send", rc);
   }
   return 0;
