@@ -20,6 +20,7 @@
 #include "transports/call/call_server.h"
 #include "transports/shm/membership.h"
 #include "transports/shm/ring.h"
+#include "transports/stats.h"
 
 namespace fwipc::core {
 
@@ -64,8 +65,18 @@ int attach(const registry::Reply& rep, int* fds, const char* name, uint32_t mode
     }
     calls = std::move(server.value());
   }
+  // The stats page follows NAME.call (protocol.h); without one the counters stay local.
+  std::shared_ptr<stats::Mapping> page;
+  if (created != nullptr) {
+    const int at = rep.transport == static_cast<uint32_t>(TransportKind::kShmRing) ? 3 : 2;
+    if (fds[at] >= 0) page = stats::Mapping::map(fds[at], true);
+  }
   auto t = make_transport(rep, fds, name, mode, created, p.pid);
   close_all(fds);
+  if (t && page) {
+    t.value()->set_stats(page);
+    if (calls) calls->set_stats(page);
+  }
   int rc;
   if (t) {
     auto h = std::make_unique<Handle>();

@@ -4,10 +4,15 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <memory>
 
 #include "transports/message.h"
 
 namespace fwipc {
+
+namespace stats {
+class Mapping;
+}
 
 class Transport {
  public:
@@ -53,6 +58,9 @@ class Transport {
   // own reader was evicted. Safe from any thread.
   virtual uint64_t evictions() const noexcept { return 0; }
   virtual bool was_evicted() const noexcept { return false; }
+  // A creator's transport publishes its queue counters (hub, bridge) in the channel's
+  // stats page from now on (transports/stats.h). Others have none to publish.
+  virtual void set_stats(std::shared_ptr<stats::Mapping>) noexcept {}
 
   // A descriptor readable while a message waits for this reader (created on first call).
   virtual int notify_fd() noexcept = 0;

@@ -22,11 +22,11 @@ inline constexpr uint32_t kNoShm = 4u;  // kCreate: a QUEUE channel must not use
 struct Request {
   uint32_t magic;
   uint32_t op;
-  uint32_t type;       // kCreate: IPC_TYPE_*
-  uint32_t capacity;   // kCreate: ring bytes
-  uint32_t perm_mode;  // kCreate: permission bits
-  uint32_t flags;      // kOpen: kWantRead | kWantWrite
-  uint32_t handle;     // kClose: membership handle from a Reply
+  uint32_t type;            // kCreate: IPC_TYPE_*
+  uint32_t capacity;        // kCreate: ring bytes
+  uint32_t perm_mode;       // kCreate: permission bits
+  uint32_t flags;           // kOpen: kWantRead | kWantWrite
+  uint32_t handle;          // kClose: membership handle from a Reply
   uint32_t creator_mode;    // kCreate: IPC_MODE_* of the creator's own id
   uint32_t overflow;        // kCreate: IPC_OVERFLOW_*
   uint32_t evict_after_ms;  // kCreate: IPC_OVERFLOW_EVICT's bound
@@ -36,20 +36,22 @@ struct Request {
 
 // Most descriptors a Reply carries (SCM_RIGHTS). Their order is part of the protocol
 // (the client half is runtime/transport_factory.cc), by Reply.transport:
-//   every     create: the last descriptor is the listening socket NAME.call (request/reply),
-//                     served by the creator's runtime
+//   every     create: after the transport's, the listening socket NAME.call (request/reply),
+//                     served by the creator's runtime, then the channel's stats page
+//                     (transports/stats.h, read-write) when the registry could make one
 //   kShmRing  create: [0] the segment (memfd), [1] the listening socket of the channel's
-//                     bridge, served by the creator's runtime for other uids, [2] NAME.call
+//                     bridge, served by the creator's runtime for other uids, [2] NAME.call,
+//                     [3] the stats page
 //             open:   [0] the segment (only the owner's uid and root; everyone else gets
 //                     transport kSocket and connects to NAME.sock, the bridge)
-//   kSocket   create: [0] the listening socket NAME.sock, [1] NAME.call; open: none
+//   kSocket   create: [0] the listening socket NAME.sock, [1] NAME.call, [2] stats; open: none
 //                     (connect by path)
 //   kPipe     create: [0] the channel FIFO, read-write (JOIN frames come in on it), [1]
-//                     NAME.call
+//                     NAME.call, [2] stats
 //             open:   [0] a write end of the channel FIFO, then, of those asked for, [1]
 //                     the reader's own FIFO (read end), then the writer's own FIFO (write
 //                     end): a writer-only open has its FIFO at [1]
-inline constexpr int kReplyFds = 3;
+inline constexpr int kReplyFds = 4;
 
 struct Reply {
   int32_t status;         // 0 or a negative errno
@@ -62,25 +64,30 @@ struct Reply {
   uint32_t writer_state;  // QUEUE: the writer entry's state; PIPE: the writer FIFO's join id
   // Who serves the channel, as the registry knows it (SO_PEERCRED of the creator): what
   // ipc_channel_info() reports, so a client can refuse a service run by the wrong uid.
-  uint32_t type;            // IPC_TYPE_*
+  uint32_t type;  // IPC_TYPE_*
   uint32_t owner_uid;
   uint32_t owner_gid;
   uint32_t mode;            // permission bits
   uint32_t capacity_bytes;  // as created, rounded to whole slots
   uint32_t creator_pid;
-  uint32_t overflow;        // IPC_OVERFLOW_*
+  uint32_t overflow;  // IPC_OVERFLOW_*
   uint32_t evict_after_ms;
 };
 
 // kList answer (instead of a Reply): the first channel whose number is >= Request.handle,
 // or status -ENOENT past the last. A QUEUE channel's segment comes along (SCM_RIGHTS) when
-// the caller may read it, for the statistics in its header.
+// the caller may map it, for the statistics in its header, and the channel's stats page
+// (read-only) when the caller may read the channel: in that order, each flagged in
+// ChannelInfo.attached.
 inline constexpr uint32_t kInfoMembers = 16;
 // ChannelInfo.members[].flags
 inline constexpr uint32_t kMemberRead = 1u;
 inline constexpr uint32_t kMemberWrite = 2u;
 inline constexpr uint32_t kMemberCreator = 4u;
 inline constexpr uint32_t kMemberAlive = 8u;
+// ChannelInfo.attached
+inline constexpr uint32_t kAttachedSegment = 1u;
+inline constexpr uint32_t kAttachedStats = 2u;
 
 struct ChannelInfo {
   int32_t status;
@@ -94,7 +101,7 @@ struct ChannelInfo {
   uint32_t member_count;  // all memberships; the first kInfoMembers are listed
   uint32_t listed;
   uint32_t overflow;  // IPC_OVERFLOW_*
-  uint32_t reserved;
+  uint32_t attached;  // kAttached*: the descriptors that came with this answer, in that order
   char name[64];
   struct Member {
     uint32_t pid;

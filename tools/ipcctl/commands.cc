@@ -67,6 +67,26 @@ std::string mode_text(uint32_t mode) {
 
 const char* overflow_name(uint32_t o) { return o == IPC_OVERFLOW_EVICT ? "evict" : "block"; }
 
+std::string num_or(const std::optional<uint64_t>& v, const char* none) { return v ? std::to_string(*v) : none; }
+
+// The creator's queues (stats page): null when we may not read the channel or it has none.
+std::string queues_json(const ChannelView& c) {
+  if (!c.queues) return "null";
+  const stats::Snapshot& q = *c.queues;
+  const int64_t age = q.updated_ns == 0 ? -1 : (monotonic_ns() - int64_t(q.updated_ns)) / 1'000'000;
+  return "{\"publisher\":" + std::to_string(q.publisher_pid) +
+         ",\"age_ms\":" + (age < 0 ? std::string("null") : std::to_string(age)) +
+         ",\"frames\":" + std::to_string(q.queued_frames) + ",\"bytes\":" + std::to_string(q.queued_bytes) +
+         ",\"high_water\":" + std::to_string(q.high_water) + ",\"bound\":" + std::to_string(q.queue_bound) +
+         ",\"held_back\":" + (q.held_back ? "true" : "false") +
+         ",\"held_back_times\":" + std::to_string(q.held_back_times) + ",\"evictions\":" + std::to_string(q.evictions) +
+         ",\"dropped_peers\":" + std::to_string(q.dropped_peers) + ",\"peers\":" + std::to_string(q.peers) +
+         ",\"peers_bound\":" + std::to_string(q.peers_bound) + ",\"callers\":" + std::to_string(q.callers) +
+         ",\"callers_bound\":" + std::to_string(q.callers_bound) +
+         ",\"callers_refused\":" + std::to_string(q.callers_refused) +
+         ",\"replies_dropped\":" + std::to_string(q.replies_dropped) + "}";
+}
+
 std::string channel_json(const ChannelView& c) {
   std::string s = "{\"name\":" + json_str(c.raw.name) + ",\"type\":\"" + type_name(c.raw.type) + "\",\"transport\":\"" +
                   transport_name(c.raw.transport) + "\",\"owner\":" + json_str(owner_name(c.raw.uid)) +
@@ -79,8 +99,9 @@ std::string channel_json(const ChannelView& c) {
   } else {
     s += ",\"depth\":null,\"messages\":null,\"drops\":null,\"abandoned\":null";
   }
+  s += ",\"evictions\":" + num_or(evictions_of(c), "null");
   return s + ",\"members\":" + std::to_string(c.member_count) + ",\"readers\":" + peers_json(c.readers, bool(c.ring)) +
-         ",\"writers\":" + peers_json(c.writers, false) + "}";
+         ",\"writers\":" + peers_json(c.writers, false) + ",\"queues\":" + queues_json(c) + "}";
 }
 
 // The QUEUE channel `name` with its segment mapped, or nothing (after saying why).
@@ -188,16 +209,62 @@ int cmd_list(const std::string& dir, const Options& o) {
     return 0;
   }
   std::vector<std::vector<std::string>> rows{{"NAME", "TYPE", "TRANSPORT", "OWNER", "MODE", "CAPACITY", "OVERFLOW",
-                                              "DEPTH", "MESSAGES", "DROPS", "ABANDONED", "READERS", "WRITERS"}};
+                                              "DEPTH", "MESSAGES", "DROPS", "ABANDONED", "EVICTIONS", "QUEUED",
+                                              "READERS", "WRITERS"}};
   for (const ChannelView& c : chans) {
     rows.push_back({c.raw.name, type_name(c.raw.type), transport_name(c.raw.transport), owner_name(c.raw.uid),
                     mode_text(c.raw.mode), std::to_string(capacity_msgs(c)), overflow_name(c.raw.overflow),
-                    opt_num(c.ring, &RingStats::depth),
-                    opt_num(c.ring, &RingStats::tail), opt_num(c.ring, &RingStats::refused),
-                    opt_num(c.ring, &RingStats::abandoned), peers_text(c.readers), peers_text(c.writers)});
+                    opt_num(c.ring, &RingStats::depth), opt_num(c.ring, &RingStats::tail),
+                    opt_num(c.ring, &RingStats::refused), opt_num(c.ring, &RingStats::abandoned),
+                    num_or(evictions_of(c), "-"), c.queues ? std::to_string(c.queues->queued_frames) : "-",
+                    peers_text(c.readers), peers_text(c.writers)});
   }
   print_table(rows);
   return 0;
+}
+
+int cmd_stats(const std::string& dir, const std::string& name, const Options& o) {
+  int err = 0;
+  for (const ChannelView& c : list_channels(dir, &err)) {
+    if (name != c.raw.name) continue;
+    if (o.json) {
+      std::printf("{\"name\":%s,\"type\":\"%s\",\"overflow\":\"%s\",\"evictions\":%s,\"queues\":%s}\n",
+                  json_str(c.raw.name).c_str(), type_name(c.raw.type), overflow_name(c.raw.overflow),
+                  num_or(evictions_of(c), "null").c_str(), queues_json(c).c_str());
+      return 0;
+    }
+    if (!c.queues) {
+      std::fprintf(stderr, "ipcctl: %s: no queue counters (you may not read it, or its creator has none)\n",
+                   name.c_str());
+      return 1;
+    }
+    const stats::Snapshot& q = *c.queues;
+    const int64_t age = q.updated_ns == 0 ? -1 : (monotonic_ns() - int64_t(q.updated_ns)) / 1'000'000;
+    std::vector<std::vector<std::string>> rows{{"COUNTER", "VALUE"}};
+    auto row = [&](const char* k, std::string v) { rows.push_back({k, std::move(v)}); };
+    row("publisher", std::to_string(q.publisher_pid));
+    row("age_ms", age < 0 ? "-" : std::to_string(age));
+    row("overflow", overflow_name(c.raw.overflow));
+    row("evictions", num_or(evictions_of(c), "-"));
+    row("queued_frames", std::to_string(q.queued_frames));
+    row("queued_bytes", bytes_text(q.queued_bytes));
+    row("high_water", std::to_string(q.high_water) + "/" + std::to_string(q.queue_bound));
+    row("held_back", q.held_back ? "yes" : "no");
+    row("held_back_times", std::to_string(q.held_back_times));
+    row("dropped_peers", std::to_string(q.dropped_peers));
+    row("peers", std::to_string(q.peers) + "/" + std::to_string(q.peers_bound));
+    row("callers", std::to_string(q.callers) + "/" + std::to_string(q.callers_bound));
+    row("callers_refused", std::to_string(q.callers_refused));
+    row("replies_dropped", std::to_string(q.replies_dropped));
+    print_table(rows);
+    return 0;
+  }
+  if (err < 0 && err != -ENOENT && err != -ECONNREFUSED) {
+    std::fprintf(stderr, "ipcctl: registry in %s: %s\n", dir.c_str(), std::strerror(-err));
+    return 1;
+  }
+  std::fprintf(stderr, "ipcctl: no channel %s\n", name.c_str());
+  return 1;
 }
 
 int cmd_stat(const std::string& dir, const std::string& name, const Options& o) {

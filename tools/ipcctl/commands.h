@@ -19,6 +19,7 @@ void stop_on_signals();
 
 int cmd_list(const std::string& dir, const Options& o);
 int cmd_stat(const std::string& dir, const std::string& name, const Options& o);
+int cmd_stats(const std::string& dir, const std::string& name, const Options& o);
 int cmd_tail(const std::string& dir, const std::string& name, const Options& o);
 int cmd_clean(const std::string& dir, const Options& o);
 int cmd_quota(const std::string& dir, const Options& o);

@@ -16,7 +16,8 @@ namespace fwipc::ipcctl {
 
 namespace reg = fwipc::registry;
 
-int ask_registry(reg::Client& c, const std::string& dir, reg::Op op, uint32_t handle, void* out, size_t len, int* fd) {
+int ask_registry(reg::Client& c, const std::string& dir, reg::Op op, uint32_t handle, void* out, size_t len, int* fd,
+                 int* fd2) {
   reg::ClientOptions o;
   o.autostart = false;
   reg::Request rq{};
@@ -26,7 +27,12 @@ int ask_registry(reg::Client& c, const std::string& dir, reg::Op op, uint32_t ha
   const int rc = c.call(dir, o, rq, out, len, fds);
   if (rc < 0) return rc;
   *fd = fds[0];
-  for (int i = 1; i < reg::kReplyFds; ++i)
+  int first_closed = 1;
+  if (fd2 != nullptr) {
+    *fd2 = fds[1];
+    first_closed = 2;
+  }
+  for (int i = first_closed; i < reg::kReplyFds; ++i)
     if (fds[i] >= 0) ::close(fds[i]);
   return 0;
 }
@@ -41,6 +47,7 @@ RingStats read_ring(const shm::Segment& seg, std::vector<Peer>* readers, std::ve
   r.tail = h->tail.load(std::memory_order_relaxed);
   r.abandoned = h->abandoned.load(std::memory_order_relaxed);
   r.refused = h->refused.load(std::memory_order_relaxed);
+  r.evictions = h->evictions.load(std::memory_order_relaxed);
   r.slots = seg.slot_count();
   r.closed = h->closed.load(std::memory_order_relaxed) != 0;
   uint64_t min = r.tail;
@@ -77,14 +84,28 @@ std::vector<ChannelView> list_channels(const std::string& dir, int* err) {
   uint32_t cursor = 0;
   for (;;) {
     ChannelView v{};
-    int fd = -1;
-    if (int rc = ask_registry(conn, dir, reg::Op::kList, cursor, &v.raw, sizeof v.raw, &fd); rc < 0) {
+    int got[2] = {-1, -1};
+    if (int rc = ask_registry(conn, dir, reg::Op::kList, cursor, &v.raw, sizeof v.raw, &got[0], &got[1]); rc < 0) {
       *err = rc;
       break;
     }
-    if (v.raw.status < 0) break;  // past the last channel
+    if (v.raw.status < 0) {  // past the last channel
+      for (int f : got)
+        if (f >= 0) ::close(f);
+      break;
+    }
     v.raw.name[sizeof v.raw.name - 1] = '\0';
     v.member_count = v.raw.member_count;
+    // In this order, each only if flagged (protocol.h).
+    int at = 0;
+    const int fd = (v.raw.attached & reg::kAttachedSegment) ? got[at++] : -1;
+    const int sfd = (v.raw.attached & reg::kAttachedStats) ? got[at++] : -1;
+    for (int i = at; i < 2; ++i)
+      if (got[i] >= 0) ::close(got[i]);
+    if (sfd >= 0) {
+      if (auto m = stats::Mapping::map(sfd, false)) v.queues = stats::read(*m->page());
+      ::close(sfd);
+    }
     if (fd >= 0) {
       auto seg = shm::Segment::attach(fd);
       ::close(fd);
@@ -110,6 +131,12 @@ std::vector<ChannelView> list_channels(const std::string& dir, int* err) {
     out.push_back(std::move(v));
   }
   return out;
+}
+
+std::optional<uint64_t> evictions_of(const ChannelView& c) {
+  if (c.ring) return c.ring->evictions;
+  if (c.queues) return c.queues->evictions;
+  return std::nullopt;
 }
 
 uint32_t capacity_msgs(const ChannelView& c) {

@@ -13,6 +13,7 @@
 #include "runtime/registry/client.h"
 #include "runtime/registry/protocol.h"
 #include "transports/shm/segment.h"
+#include "transports/stats.h"
 
 namespace fwipc::ipcctl {
 
@@ -28,6 +29,7 @@ struct RingStats {
   uint64_t tail;   // messages claimed since creation
   uint64_t depth;  // tail minus the slowest active reader's cursor
   uint64_t abandoned, refused;
+  uint64_t evictions;  // readers evicted (IPC_OVERFLOW_EVICT)
   uint32_t slots;
   bool closed;
 };
@@ -38,13 +40,20 @@ struct ChannelView {
   std::vector<Peer> readers, writers;
   std::optional<RingStats> ring;      // QUEUE on shared memory, readable by us
   std::shared_ptr<shm::Segment> seg;  // mapped when ring is set (stat and tail use it)
+  // The queues in the creator's process (hub, bridge, NAME.call), from the channel's stats
+  // page, for those who may read the channel.
+  std::optional<stats::Snapshot> queues;
 };
+
+// Evictions, whoever counts them: the ring (QUEUE on shared memory), else the hub.
+std::optional<uint64_t> evictions_of(const ChannelView& c);
 
 // One request to the registry of dir, never starting one: ipcctl observes, and with no
 // registry there is nothing to observe. 0 with the answer (exactly len bytes) in out and
-// its first descriptor in *fd (-1: none), or -errno (-ECONNREFUSED, -ENOENT: none runs).
+// its first descriptor in *fd (-1: none), its second in *fd2 when not null, or -errno
+// (-ECONNREFUSED, -ENOENT: none runs).
 int ask_registry(registry::Client& c, const std::string& dir, registry::Op op, uint32_t handle, void* out, size_t len,
-                 int* fd);
+                 int* fd, int* fd2 = nullptr);
 
 // Every channel the registry of dir knows, in channel-number order. *err: 0, or the
 // -errno that ended the walk early (what came before it is still returned).

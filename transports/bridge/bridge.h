@@ -46,6 +46,10 @@ class Bridge final : public Transport, private progress::Work {
   int notify_fd() noexcept override;
   uint64_t evictions() const noexcept override { return ring_->evictions(); }
   bool was_evicted() const noexcept override { return ring_->was_evicted(); }
+  // The bridge's hub publishes (bridged readers' queues, writers' frames waiting for room).
+  void set_stats(std::shared_ptr<stats::Mapping> page) noexcept override {
+    if (hub_) hub_->set_stats(std::move(page));
+  }
   void forget_after_fork() noexcept override;
 
   int loan(shm::Loan* out, int64_t timeout_ns) noexcept;

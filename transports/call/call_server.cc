@@ -55,6 +55,23 @@ void CallServer::accept_all() noexcept {
     by_fd_[fd] = Conn{id, cr.pid};
     by_id_[id] = fd;
   }
+  publish();
+}
+
+void CallServer::set_stats(std::shared_ptr<stats::Mapping> page) noexcept {
+  std::lock_guard<std::mutex> lk(mu_);
+  stats_ = std::move(page);
+  if (stats_) stats_->page()->callers_bound.store(kMaxCallers, std::memory_order_relaxed);
+  publish();
+}
+
+void CallServer::publish() noexcept {
+  if (!stats_) return;
+  stats::Page* p = stats_->page();
+  constexpr auto r = std::memory_order_relaxed;
+  p->callers.store(by_fd_.size(), r);
+  p->callers_refused.store(refused_, r);
+  p->replies_dropped.store(dropped_, r);
 }
 
 void CallServer::drop(int fd) noexcept {
@@ -64,6 +81,7 @@ void CallServer::drop(int fd) noexcept {
   by_fd_.erase(it);
   ::epoll_ctl(ep_, EPOLL_CTL_DEL, fd, nullptr);
   ::close(fd);
+  publish();
 }
 
 int CallServer::take(int fd, MsgHeader* hdr, void* buf, uint32_t cap, uint64_t* call) noexcept {
@@ -119,6 +137,7 @@ int CallServer::reply(uint64_t call, const MsgHeader& hdr, const void* payload) 
     return 0;
   const int e = errno;
   ++dropped_;
+  publish();
   if (e == EAGAIN) return -EAGAIN;
   drop(it->second);
   return -EPIPE;

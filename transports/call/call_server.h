@@ -16,6 +16,7 @@
 #include "base/time.h"
 #include "fwipc/types.hpp"
 #include "transports/message.h"
+#include "transports/stats.h"
 
 namespace fwipc::call {
 
@@ -52,11 +53,14 @@ class CallServer {
   // Counters, for introspection.
   uint64_t refused() const noexcept { return refused_; }
   uint64_t dropped_replies() const noexcept { return dropped_; }
+  // Publishes the counters in the channel's stats page from now on (on every change).
+  void set_stats(std::shared_ptr<stats::Mapping> page) noexcept;
 
  private:
   CallServer(int listen_fd, int ep, ChannelOwner owner) noexcept : listen_fd_(listen_fd), ep_(ep), owner_(owner) {}
   void accept_all() noexcept;
   void drop(int fd) noexcept;
+  void publish() noexcept;  // caller holds mu_
   // One request from connection fd, if one is there: 1, 0 (none), or -EMSGSIZE.
   int take(int fd, MsgHeader* hdr, void* buf, uint32_t cap, uint64_t* call) noexcept;
 
@@ -73,6 +77,7 @@ class CallServer {
   std::map<uint32_t, int> by_id_;
   uint64_t refused_ = 0;
   uint64_t dropped_ = 0;
+  std::shared_ptr<stats::Mapping> stats_;
 };
 
 }  // namespace fwipc::call

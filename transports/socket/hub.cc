@@ -80,6 +80,7 @@ Hub::~Hub() {
   if (kick_fd_ >= 0) ::close(kick_fd_);
   if (evfd_ >= 0) ::close(evfd_);
   if (evict_fd_ >= 0) ::close(evict_fd_);
+  if (pub_fd_ >= 0) ::close(pub_fd_);
 }
 
 void Hub::set_evict_after_ms(uint32_t ms) noexcept {
@@ -100,23 +101,70 @@ void Hub::set_evict_after_ms(uint32_t ms) noexcept {
 
 Hub::Stats Hub::stats() const noexcept {
   std::lock_guard<std::mutex> lk(mu_);
+  return stats_locked();
+}
+
+Hub::Stats Hub::stats_locked() const noexcept {
   Stats st{};
+  // Every queue holds whole frames (the memory they cost, not their wire size); O(peers).
   st.queued_frames = inbox_.size();
-  st.queued_bytes = inbox_.size() * sizeof(frame::Frame);  // the inbox keeps whole frames
-  for (const auto& [fd, p] : peers_) {
-    st.queued_frames += p.out.size();
-    for (const frame::Frame& f : p.out) st.queued_bytes += f.wire_bytes();
-  }
-  if (mode_ == Mode::kBridge) {
-    st.queued_frames += bridge_.sink->size();
-    st.queued_bytes += bridge_.sink->size() * sizeof(frame::Frame);
-  }
+  for (const auto& [fd, p] : peers_) st.queued_frames += p.out.size();
+  if (mode_ == Mode::kBridge) st.queued_frames += bridge_.sink->size();
+  st.queued_bytes = st.queued_frames * sizeof(frame::Frame);
   st.high_water = high_water_;
   st.evictions = evictions_;
   st.dropped_peers = dropped_;
   st.peers = static_cast<uint32_t>(peers_.size());
   st.held_back = inbound_on_ ? 0u : 1u;
   return st;
+}
+
+void Hub::set_stats(std::shared_ptr<stats::Mapping> page) noexcept {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!page || pub_fd_ >= 0) return;
+  const int fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (fd < 0) return;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = fd;
+  if (::epoll_ctl(io_ep_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    ::close(fd);
+    return;
+  }
+  pub_fd_ = fd;
+  stats_ = std::move(page);
+  stats::Page* p = stats_->page();
+  p->publisher_pid.store(pid_, std::memory_order_relaxed);
+  p->queue_bound.store(cap_, std::memory_order_relaxed);
+  p->peers_bound.store(kMaxPeers, std::memory_order_relaxed);
+  publish();
+}
+
+void Hub::publish() noexcept {
+  if (!stats_) return;
+  const int64_t now = monotonic_ns();
+  const int64_t since = now - published_ns_;
+  if (since < stats::kPublishNs) {
+    if (!pub_armed_) {  // publish what changed meanwhile when the time comes
+      itimerspec t{};
+      t.it_value.tv_nsec = static_cast<long>(stats::kPublishNs - since);
+      pub_armed_ = ::timerfd_settime(pub_fd_, 0, &t, nullptr) == 0;
+    }
+    return;
+  }
+  const Stats st = stats_locked();
+  stats::Page* p = stats_->page();
+  constexpr auto r = std::memory_order_relaxed;
+  p->queued_frames.store(st.queued_frames, r);
+  p->queued_bytes.store(st.queued_bytes, r);
+  p->high_water.store(st.high_water, r);
+  p->held_back.store(st.held_back, r);
+  p->held_back_times.store(held_back_times_, r);
+  p->evictions.store(st.evictions, r);
+  p->dropped_peers.store(st.dropped_peers, r);
+  p->peers.store(st.peers, r);
+  p->updated_ns.store(static_cast<uint64_t>(now), r);
+  published_ns_ = now;
 }
 
 // ---------------------------------------------------------------- eviction
@@ -128,8 +176,8 @@ void Hub::evict(Peer& p) noexcept {
   p.out.push_back(frame::make_evicted());
   p.evicted = true;
   p.held_since = 0;
-  ++evictions_;
-  flush(p);  // may drop p
+  if (mode_ != Mode::kBridge) ++evictions_;  // a bridged reader's eviction is the ring's, counted there
+  flush(p);                                  // may drop p
 }
 
 void Hub::evict_reader(int fd) noexcept {
@@ -234,6 +282,7 @@ void Hub::switch_inbound() noexcept {
   const bool on = inbound_on_ ? !backlogged() : !any_queue_at(std::max<size_t>(cap_ / 2, 1));
   if (on == inbound_on_) return;
   inbound_on_ = on;
+  if (!on) ++held_back_times_;
   for (auto& [fd, p] : peers_) set_interest(p);
   // PIPE frames already read and buffered while reading was off move on no descriptor's
   // event: tell the progress thread.
@@ -401,7 +450,9 @@ void Hub::deliver(int fd, const MsgHeader& h, const char* payload) noexcept {
   if (it == peers_.end()) return;
   // Picked by the ring's own join rule already: the stamp is not looked at again.
   it->second.out.push_back(frame::make_data_frame(h, payload, h.sender));
+  note_depth(it->second.out.size());
   flush(it->second);
+  publish();
 }
 
 // ---------------------------------------------------------------- the hub's work
@@ -426,9 +477,10 @@ int Hub::poll_once(int timeout_ms) noexcept {
   for (int i = 0; i < n; ++i) {
     const int fd = evs[i].data.fd;
     const uint32_t e = evs[i].events;
-    if (fd == kick_fd_ || fd == evict_fd_) {  // update_inbound() below does the eviction
+    if (fd == kick_fd_ || fd == evict_fd_ || fd == pub_fd_) {  // update_inbound(), publish() below
       uint64_t v;
       (void)!::read(fd, &v, sizeof v);
+      if (fd == pub_fd_) pub_armed_ = false;
       continue;
     }
     ++work;
@@ -450,6 +502,7 @@ int Hub::poll_once(int timeout_ms) noexcept {
     // A ReaderFifo is never read.
   }
   update_inbound();
+  publish();
   return work;
 }
 
@@ -471,6 +524,7 @@ int Hub::send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexc
   route(frame::make_data_frame(h, payload, pid_, sent_ns));
   flush_all();
   update_inbound();
+  publish();
   return static_cast<int>(h.size);
 }
 
@@ -485,6 +539,7 @@ int Hub::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) no
       if (rc >= 0) inbox_held_since_ = 0;
       inbox_changed();
       update_inbound();
+      publish();
       return rc;
     }
     if (creator_evicted_) return -ENOBUFS;

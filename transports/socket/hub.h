@@ -27,6 +27,7 @@
 #include "transports/frame.h"
 #include "transports/progress/progress.h"
 #include "transports/socket/inbox.h"
+#include "transports/stats.h"
 #include "transports/transport.h"
 
 namespace fwipc::sock {
@@ -108,8 +109,9 @@ class Hub final : public Transport, private progress::Work {
   // BRIDGE: the ring evicted reader fd's entry: it gets what is queued, then kEvicted.
   void evict_reader(int fd) noexcept;
 
+  void set_stats(std::shared_ptr<stats::Mapping> page) noexcept override;
   // Counters (bounded queues a client can make this process grow), for ipc_channel_info
-  // and the stats the runtime publishes.
+  // and the stats page.
   struct Stats {
     uint64_t queued_frames;  // now, in every reader's relay queue and the creator's inbox
     uint64_t queued_bytes;
@@ -208,6 +210,10 @@ class Hub final : public Transport, private progress::Work {
   // the bound (true if any), arms evict_fd_ for the next one due. From update_inbound().
   bool check_evictions() noexcept;
   void evict(Peer& p) noexcept;
+  Stats stats_locked() const noexcept;
+  // Into the stats page: now if kPublishNs have passed since the last time, else once the
+  // pub_fd_ timer fires (so the last change is never left out).
+  void publish() noexcept;
   void note_depth(size_t n) noexcept {
     if (n > high_water_) high_water_ = n;
   }
@@ -236,6 +242,11 @@ class Hub final : public Transport, private progress::Work {
   int evict_fd_ = -1;             // in io_ep_: a timerfd for the next eviction due
   bool evict_armed_ = false;
   uint64_t evictions_ = 0;
+  uint64_t held_back_times_ = 0;
+  std::shared_ptr<stats::Mapping> stats_;
+  int pub_fd_ = -1;  // in io_ep_: a timerfd for the next publication
+  bool pub_armed_ = false;
+  int64_t published_ns_ = 0;
   uint64_t dropped_ = 0;
   size_t high_water_ = 0;
   const Owner owner_;

@@ -11,6 +11,7 @@
 #include "base/proc.h"
 #include "ipc.h"
 #include "runtime/registry/daemon/server.h"
+#include "transports/stats.h"
 
 namespace fwipc::registry {
 
@@ -135,7 +136,12 @@ Reply Server::create(Client& c, const Request& rq) {
     ch->transport = on_shm ? TransportKind::kShmRing : TransportKind::kSocket;
     rc = create_socket(*ch);
   }
-  if (rc == 0) rc = create_call_socket(*ch);  // always the last descriptor (protocol.h)
+  if (rc == 0) rc = create_call_socket(*ch);  // after the transport's descriptors (protocol.h)
+  if (rc == 0) {
+    // Without it (no memory) the channel works; only its counters stay in the creator.
+    ch->stats.fd = stats::create_page(ch->name.c_str());
+    if (ch->stats.fd >= 0) pass(ch->stats.fd, false);
+  }
   if (rc < 0) {
     if (!ch->path.empty()) ::unlink(ch->path.c_str());
     return error_reply(rc);
@@ -232,7 +238,8 @@ void Server::unlink_name(Channel* ch) {
 void Server::list(Client& c, const Request& rq) {
   ChannelInfo info{};
   info.status = -ENOENT;
-  int pass = -1;
+  int pass[2] = {-1, -1};
+  int npass = 0, ro = -1;
   // Unlinked channels (creator gone, members left) are not listed: they have no name.
   for (auto it = channels_.lower_bound(rq.handle); it != channels_.end(); ++it) {
     const Channel& ch = *it->second;
@@ -262,11 +269,19 @@ void Server::list(Client& c, const Request& rq) {
         ++info.member_count;
       }
     }
-    if (ch.transport == TransportKind::kShmRing && permitted(c, ch, true, false) && shares_ring(c, ch))
-      pass = ch.seg.fd();
+    if (ch.transport == TransportKind::kShmRing && permitted(c, ch, true, false) && shares_ring(c, ch)) {
+      pass[npass++] = ch.seg.fd();
+      info.attached |= kAttachedSegment;
+    }
+    // Counters only, but they are the channel's traffic pattern: for those who may read it.
+    if (ch.stats.fd >= 0 && permitted(c, ch, true, false) && (ro = stats::read_only_copy(ch.stats.fd)) >= 0) {
+      pass[npass++] = ro;
+      info.attached |= kAttachedStats;
+    }
     break;
   }
-  reply(c.fd, &info, sizeof info, &pass, pass < 0 ? 0 : 1);
+  reply(c.fd, &info, sizeof info, pass, npass);
+  if (ro >= 0) ::close(ro);
 }
 
 }  // namespace fwipc::registry

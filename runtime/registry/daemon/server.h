@@ -14,6 +14,7 @@
 
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -77,9 +78,20 @@ struct Channel {
   uint32_t overflow = 0;        // IPC_OVERFLOW_*
   uint32_t evict_after_ms = 0;  // IPC_OVERFLOW_EVICT's bound
   TransportKind transport = TransportKind::kShmRing;
-  shm::Segment seg;  // kShmRing
-  std::string path;  // kSocket: the socket the creator's runtime serves; kPipe: the channel FIFO
+  shm::Segment seg;       // kShmRing
+  std::string path;       // kSocket: the socket the creator's runtime serves; kPipe: the channel FIFO
   std::string call_path;  // NAME.call: request/reply, served by the creator's runtime
+  // The stats page the creator's runtime publishes its queue counters in (transports/
+  // stats.h): made here, passed to the creator and (read-only) to observers; never mapped.
+  struct OwnedFd {
+    int fd = -1;
+    OwnedFd() = default;
+    OwnedFd(const OwnedFd&) = delete;
+    OwnedFd& operator=(const OwnedFd&) = delete;
+    ~OwnedFd() {
+      if (fd >= 0) ::close(fd);
+    }
+  } stats;
   int members = 0;
   uint32_t next_join = 1;  // PIPE: member FIFO numbers
   pid_t creator_pid = 0;
