@@ -18,8 +18,7 @@ Wanted wanted(const Config& c, const Leases& l) {
       const auto it = l.find(name);
       if (it == l.end()) continue;
       w.addrs.push_back(WantAddr{name, it->second.ip, it->second.prefix, "dhcp"});
-      if (it->second.router != 0)
-        w.routes.push_back(WantRoute{name, Cidr{}, it->second.router, "dhcp"});
+      if (it->second.router != 0) w.routes.push_back(WantRoute{name, Cidr{}, it->second.router, "dhcp"});
     } else if (link.address) {
       w.addrs.push_back(WantAddr{name, link.address->net, link.address->prefix, "static"});
       if (link.gateway) w.routes.push_back(WantRoute{name, Cidr{}, *link.gateway, "static"});

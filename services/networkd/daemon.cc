@@ -16,12 +16,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/rtnetlink.h>
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <linux/rtnetlink.h>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -98,7 +98,6 @@ struct Daemon {
   int rollback_timer = 0;
   std::string last_apply_error;
 };
-
 
 // ---- persistence
 
@@ -513,8 +512,7 @@ bool gateway_reachable(Daemon& d, const Config& cfg, const std::string& iface, u
 }
 
 std::optional<FieldError> check_route(Daemon& d, const Config& cfg, RouteReq& r, bool adding) {
-  if (!r.iface.empty() && !link_exists(d, r.iface))
-    return refuse(ENODEV, "iface", r.iface + ": no such interface");
+  if (!r.iface.empty() && !link_exists(d, r.iface)) return refuse(ENODEV, "iface", r.iface + ": no such interface");
   if (adding && r.gateway) {
     if (r.iface.empty()) {
       for (const auto& [name, l] : cfg.links)
@@ -549,9 +547,9 @@ void handle(void* ctx, const fwsvc_request* req) {
   }
   std::string who;
   if (!may_change(d, req->sender_pid, &who))
-    return reply_error(req, refuse(EPERM, "", who + " may not change the network configuration (root" +
-                                                  std::string(d.has_admin_group ? " or the admin group" : "") +
-                                                  " only)"));
+    return reply_error(req, refuse(EPERM, "",
+                                   who + " may not change the network configuration (root" +
+                                       std::string(d.has_admin_group ? " or the admin group" : "") + " only)"));
   Config next = d.cfg;
   switch (req->method) {
     case kConfigureStatic: {
@@ -564,7 +562,10 @@ void handle(void* ctx, const fwsvc_request* req) {
       l.gateway = r.gateway;
       if (r.gateway) {
         for (const auto& rt : next.routes)
-          if (rt.dest == Cidr{}) return reply_error(req, refuse(EEXIST, "gateway", "a default route is already configured (" + format_ipv4(rt.gateway) + " via " + rt.iface + ")"));
+          if (rt.dest == Cidr{})
+            return reply_error(req, refuse(EEXIST, "gateway",
+                                           "a default route is already configured (" + format_ipv4(rt.gateway) +
+                                               " via " + rt.iface + ")"));
         for (const auto& [name, other] : next.links)
           if (name != r.iface && other.gateway && !other.dhcp)
             return reply_error(req, refuse(EEXIST, "gateway", "the default route is already " + name + "'s"));
@@ -610,12 +611,15 @@ void handle(void* ctx, const fwsvc_request* req) {
           return reply_error(req, refuse(EEXIST, "dest", format_cidr(r.dest) + ": this route is already configured"));
         for (const auto& w : wanted(d.cfg, d.leases).routes)
           if (w.dest == r.dest && std::string_view(w.source) == "static")
-            return reply_error(req, refuse(EEXIST, "dest", format_cidr(r.dest) + ": already routed via " + w.iface + " (" + w.source + ")"));
+            return reply_error(req,
+                               refuse(EEXIST, "dest",
+                                      format_cidr(r.dest) + ": already routed via " + w.iface + " (" + w.source + ")"));
         std::vector<KRoute> kr;
         d.nl.routes(&kr);
         for (const auto& k : kr)
           if (k.dst == r.dest.net && k.prefix == r.dest.prefix && k.priority == 0)
-            return reply_error(req, refuse(EEXIST, "dest", format_cidr(r.dest) + ": the kernel already has a route to it"));
+            return reply_error(req,
+                               refuse(EEXIST, "dest", format_cidr(r.dest) + ": the kernel already has a route to it"));
         next.routes.push_back(RouteConfig{r.dest, r.gateway.value_or(0), r.iface});
       }
       if (commit(d, next, d.leases, &err) < 0) return reply_error(req, err);
@@ -636,7 +640,8 @@ void handle(void* ctx, const fwsvc_request* req) {
       if (rc < 0) {
         fwsvc_loop_remove_timer(d.loop, d.rollback_timer);
         d.snapshot.reset();
-        return reply_error(req, refuse(-rc, "state", std::string("cannot persist the checkpoint: ") + std::strerror(-rc)));
+        return reply_error(req,
+                           refuse(-rc, "state", std::string("cannot persist the checkpoint: ") + std::strerror(-rc)));
       }
       return reply_ok(req);
     }
@@ -648,8 +653,7 @@ void handle(void* ctx, const fwsvc_request* req) {
       persist(d);
       return reply_ok(req);
     }
-    default:
-      return reply_error(req, refuse(ENOSYS, "", "unknown method"));
+    default: return reply_error(req, refuse(ENOSYS, "", "unknown method"));
   }
 }
 
@@ -709,7 +713,7 @@ std::string state_json(Daemon& d) {
     }
     for (const auto& x : w.addrs)
       if (x.iface == k.name && !has_addr(addrs, x, k.index)) all_present = false;
-    json o = {{"name", k.name},       {"index", k.index},         {"operstate", k.operstate},
+    json o = {{"name", k.name},         {"index", k.index},      {"operstate", k.operstate},
               {"admin_up", k.admin_up}, {"carrier", k.lower_up}, {"addresses", addr}};
     if (cfg == d.cfg.links.end()) {
       o["setup"] = "unmanaged";
@@ -749,9 +753,14 @@ std::string state_json(Daemon& d) {
     jr.push_back(o);
   }
   json jd = json::array();
-  for (const auto& e : dns_servers(d.cfg, d.leases)) jd.push_back({{"server", format_ipv4(e.server)}, {"source", e.source}});
-  json out = {{"links", jl},   {"routes", jr}, {"dns", jd}, {"dns_merge", d.cfg.dns_merge},
-              {"resolv_conf", d.resolv_conf}, {"config", to_json(d.cfg)}};
+  for (const auto& e : dns_servers(d.cfg, d.leases))
+    jd.push_back({{"server", format_ipv4(e.server)}, {"source", e.source}});
+  json out = {{"links", jl},
+              {"routes", jr},
+              {"dns", jd},
+              {"dns_merge", d.cfg.dns_merge},
+              {"resolv_conf", d.resolv_conf},
+              {"config", to_json(d.cfg)}};
   if (d.snapshot)
     out["checkpoint"] = {{"rollback_in_ms", std::max<int64_t>(0, d.rollback_at_ms - now_ms())}};
   else
@@ -909,6 +918,11 @@ int main(int argc, char** argv) {
     fprintf(stderr, "networkd: %s/state.json: %s (move it away to start empty)\n", d.state_dir.c_str(), why.c_str());
     return 1;
   }
+  // Our service manager's socket is ours alone: the registry the runtime may start and
+  // udhcpc would inherit it, and the registry says READY=1 there itself.
+  std::string notify_socket;
+  if (const char* ns = getenv("NOTIFY_SOCKET")) notify_socket = ns;
+  unsetenv("NOTIFY_SOCKET");
   signal(SIGPIPE, SIG_IGN);
   int rc = fwsvc_loop_new(&d.loop);
   if (rc < 0) {
@@ -961,7 +975,11 @@ int main(int argc, char** argv) {
     const int64_t left = d.rollback_at_ms - now_ms();
     d.rollback_timer = fwsvc_loop_add_timer(d.loop, uint64_t(std::max<int64_t>(1, left)), 0, rollback, &d);
   }
-  fwsvc_notify("READY=1");
+  if (!notify_socket.empty()) {
+    setenv("NOTIFY_SOCKET", notify_socket.c_str(), 1);
+    fwsvc_notify("READY=1");
+    unsetenv("NOTIFY_SOCKET");
+  }
   rc = fwsvc_loop_run(d.loop);
   for (auto& [iface, c] : d.dhcp) stop_udhcpc(d, c);
   fwsvc_service_free(d.svc);

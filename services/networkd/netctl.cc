@@ -63,7 +63,8 @@ void print_status(const json& st) {
         printf("    dhcp lease %s from %s, expires in %llds\n", s(d["lease"], "address").c_str(),
                s(d["lease"], "server").c_str(), (long long)d["lease"].value("expires_in_s", int64_t(0)));
       else
-        printf("    dhcp: no lease yet (%s)\n", d.contains("client") ? s(d["client"], "last_event").c_str() : "no client");
+        printf("    dhcp: no lease yet (%s)\n",
+               d.contains("client") ? s(d["client"], "last_event").c_str() : "no client");
     }
   }
   printf("routes:\n");
@@ -106,8 +107,9 @@ int main(int argc, char** argv) {
   }
   if (cmd == "static") {
     if (a.size() != 4 && a.size() != 5) return usage_error("static IFACE IP NETMASK [GW]");
-    return result(networkd_configure_static(a[1].c_str(), a[2].c_str(), a[3].c_str(), a.size() == 5 ? a[4].c_str() : nullptr),
-                  "static");
+    return result(
+        networkd_configure_static(a[1].c_str(), a[2].c_str(), a[3].c_str(), a.size() == 5 ? a[4].c_str() : nullptr),
+        "static");
   }
   if (cmd == "dhcp") {
     if (a.size() != 2) return usage_error("dhcp IFACE");
@@ -134,7 +136,8 @@ int main(int argc, char** argv) {
       if (iface != nullptr) return usage_error("route: GW comes before IFACE");
       iface = a[4].c_str();
     }
-    const int rc = a[1] == "add" ? networkd_add_route(a[2].c_str(), gw, iface) : networkd_del_route(a[2].c_str(), gw, iface);
+    const int rc =
+        a[1] == "add" ? networkd_add_route(a[2].c_str(), gw, iface) : networkd_del_route(a[2].c_str(), gw, iface);
     return result(rc, ("route " + a[1]).c_str());
   }
   if (cmd == "link") {

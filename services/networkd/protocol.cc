@@ -79,8 +79,8 @@ bool decode_static(const json& j, StaticReq* r, FieldError* err) {
     return fail(err, EINVAL, "ip", "is the subnet's network or broadcast address");
   if (r->gateway) {
     if (!in_subnet(*r->gateway, *ip, *prefix))
-      return fail(err, EINVAL, "gateway", format_ipv4(*r->gateway) + " is outside the subnet " +
-                                              format_cidr(Cidr{*ip & m, *prefix}));
+      return fail(err, EINVAL, "gateway",
+                  format_ipv4(*r->gateway) + " is outside the subnet " + format_cidr(Cidr{*ip & m, *prefix}));
     if (*r->gateway == *ip) return fail(err, EINVAL, "gateway", "is the address itself");
     if (*prefix <= 30 && ((*r->gateway & ~m) == 0 || (*r->gateway & ~m) == ~m))
       return fail(err, EINVAL, "gateway", "is the subnet's network or broadcast address");
@@ -95,18 +95,16 @@ bool decode_route(const json& j, bool adding, RouteReq* r, FieldError* err) {
   std::string dest;
   if (!get_string(j, "dest", 64, false, &dest, err)) return false;
   switch (parse_cidr(dest, &r->dest)) {
-    case CidrError::kNone:
-      break;
+    case CidrError::kNone: break;
     case CidrError::kMalformed:
       return fail(err, looks_ipv6(dest.substr(0, dest.find('/'))) ? EAFNOSUPPORT : EINVAL, "dest",
                   "not an IPv4 CIDR (a.b.c.d/len or default)");
-    case CidrError::kPrefix:
-      return fail(err, EINVAL, "dest", "prefix length not 0-32");
-    case CidrError::kHostBits:
-      return fail(err, EINVAL, "dest", "host bits set below the prefix length");
+    case CidrError::kPrefix: return fail(err, EINVAL, "dest", "prefix length not 0-32");
+    case CidrError::kHostBits: return fail(err, EINVAL, "dest", "host bits set below the prefix length");
   }
   if (!get_ipv4(j, "gateway", true, &r->gateway, err) || !get_iface(j, true, &r->iface, err)) return false;
-  if (adding && !r->gateway && r->iface.empty()) return fail(err, EINVAL, "gateway", "a route needs a gateway or an iface");
+  if (adding && !r->gateway && r->iface.empty())
+    return fail(err, EINVAL, "gateway", "a route needs a gateway or an iface");
   return true;
 }
 
@@ -211,9 +209,7 @@ std::optional<Request> decode_request(uint32_t method, const void* body, size_t 
       ok = only_keys(j, {}, err);
       out = EmptyReq{};
       break;
-    default:
-      fail(err, ENOSYS, "", "unknown method " + std::to_string(method));
-      return std::nullopt;
+    default: fail(err, ENOSYS, "", "unknown method " + std::to_string(method)); return std::nullopt;
   }
   if (!ok) return std::nullopt;
   return out;

@@ -20,31 +20,20 @@ namespace {
 int to_errno(int nle) {
   switch (nle < 0 ? -nle : nle) {
     case NLE_PERM:
-    case NLE_NOACCESS:
-      return -EPERM;
-    case NLE_EXIST:
-      return -EEXIST;
+    case NLE_NOACCESS: return -EPERM;
+    case NLE_EXIST: return -EEXIST;
     case NLE_OBJ_NOTFOUND:
-    case NLE_NOADDR:
-      return -ENOENT;
-    case NLE_NODEV:
-      return -ENODEV;
-    case NLE_NOMEM:
-      return -ENOMEM;
-    case NLE_BUSY:
-      return -EBUSY;
+    case NLE_NOADDR: return -ENOENT;
+    case NLE_NODEV: return -ENODEV;
+    case NLE_NOMEM: return -ENOMEM;
+    case NLE_BUSY: return -EBUSY;
     case NLE_AGAIN:
-    case NLE_DUMP_INTR:
-      return -EAGAIN;
-    case NLE_RANGE:
-      return -ERANGE;
+    case NLE_DUMP_INTR: return -EAGAIN;
+    case NLE_RANGE: return -ERANGE;
     case NLE_OPNOTSUPP:
-    case NLE_AF_NOSUPPORT:
-      return -EOPNOTSUPP;
-    case NLE_INVAL:
-      return -EINVAL;
-    default:
-      return -EIO;
+    case NLE_AF_NOSUPPORT: return -EOPNOTSUPP;
+    case NLE_INVAL: return -EINVAL;
+    default: return -EIO;
   }
 }
 
