@@ -142,6 +142,8 @@ export declare class Channel extends EventEmitter implements AsyncIterable<Messa
   readonly closed: boolean;
   /** Resolves once sent; waits (does not fail) while the channel is full, unless nonblock. */
   send(data: Payload, options?: SendOptions): Promise<void>;
+  /** Sends now or not at all: true if sent, false if the channel is full; other failures throw. */
+  trySend(data: Payload, options?: SendOptions): boolean;
   receive(options?: ReceiveOptions): Promise<Message>;
   /** Ends when the creator has closed (after what it sent) or this channel is closed. */
   [Symbol.asyncIterator](): AsyncIterableIterator<Message>;

@@ -162,6 +162,20 @@ class Channel extends EventEmitter {
     });
   }
 
+  // Sends now or not at all: true when sent, false when the channel is full (EAGAIN);
+  // other failures throw. For callers that keep their own bounded queue (logd-client).
+  trySend(data, opts) {
+    if (this._closed) throw ipcError(EBADF, 'ipc_send', this.name);
+    if (this._pending.length > 0) return false; // keep the order of waiting sends
+    const rc = this._n.send(data, (opts && opts.type) || 0, (opts && opts.priority) || 0, (opts && opts.receiver) || 0);
+    if (rc >= 0) {
+      this._stats.sent++;
+      return true;
+    }
+    if (rc === EAGAIN) return false;
+    throw ipcError(rc, 'ipc_send', this.name);
+  }
+
   _scheduleRetry() {
     if (this._retryTimer !== null || this._pending.length === 0) return;
     const now = process.hrtime.bigint();

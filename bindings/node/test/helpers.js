@@ -72,3 +72,42 @@ async function settledWithin(p, turns) {
 }
 
 module.exports = { ipc, dir, uniqueName, cPeer, nodePeer, pattern, settledWithin };
+
+// ---- daemons of the tree (built by ci.sh: bazel build //services/events:eventsd ...)
+const REPO = path.resolve(__dirname, '..', '..', '..');
+const bin = (rel) => path.join(REPO, 'bazel-bin', rel);
+const have = (rel) => fs.existsSync(bin(rel));
+
+// Resolves once channel `name` can be opened (a daemon created it), within timeoutMs.
+async function waitForChannel(name, timeoutMs = 20000, proc = null) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      ipc.openChannel(name, { write: true }).close();
+      return;
+    } catch (e) {
+      if (e.code !== 'ENOENT') throw e;
+    }
+    if (proc && proc.child.exitCode !== null) throw new Error(`daemon exited (${proc.child.exitCode}): ${proc.stderr()}`);
+    if (Date.now() > deadline) throw new Error(`channel ${name} did not appear in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function startDaemon(rel, args, channel) {
+  const d = start(bin(rel), args);
+  await waitForChannel(channel, 20000, d);
+  return d;
+}
+
+async function stopDaemon(d) {
+  if (d.child.exitCode === null) d.child.kill('SIGTERM');
+  return d.exit;
+}
+
+module.exports.bin = bin;
+module.exports.have = have;
+module.exports.start = start;
+module.exports.startDaemon = startDaemon;
+module.exports.stopDaemon = stopDaemon;
+module.exports.waitForChannel = waitForChannel;
