@@ -172,6 +172,38 @@ TEST_CASE("shouldEvictAStoppedReaderProcess") {
   }
 }
 
+// The creator's own id is a reader too (unless it is a pure writer): a creator that never
+// reads is evicted from its own channel like anyone else, and other writers go on.
+TEST_CASE("shouldEvictACreatorThatNeverReads") {
+  for (uint32_t type : {IPC_TYPE_QUEUE, IPC_TYPE_SOCKET, IPC_TYPE_PIPE}) {
+    CAPTURE(type);
+    TempRuntime rt;
+    IPC_CHANNEL_OPTIONS o{};
+    o.type = type;
+    o.buffer_size = IPC_BUFFER_MIN;
+    o.overflow = IPC_OVERFLOW_EVICT;
+    o.evict_after_ms = kEvictMs;
+    const int c = ipc_create_channel_opts("self", &o);  // reads and writes
+    REQUIRE(c >= 0);
+    Barrier joined;
+    const pid_t healthy = spawn([&] { return healthy_reader("self", joined); });
+    REQUIRE(joined.wait(1));
+    const pid_t writer = spawn([] {
+      const int w = ipc_open_channel("self", IPC_MODE_WRITE);
+      if (w < 0) return 40;
+      return send_range(w, 0, kFirst + kSecond) == 0 ? 0 : 41;
+    });
+    // The creator makes no call on the channel while the writer is held back by it.
+    CHECK(wait_exit_within(writer, kWaitMs) == 0);
+    CHECK(wait_exit_within(healthy, kWaitMs) == 0);
+    const int had = drain_evicted(c);
+    CHECK(had >= 0);
+    CHECK(uint32_t(had) < kFirst + kSecond);
+    CHECK(evictions_of(c) == 1);
+    CHECK(ipc_close_channel(uint32_t(c)) == 0);
+  }
+}
+
 // A QUEUE reader of another uid is fed by the creator's bridge from a ring entry of its
 // own: the ring evicts that entry, the bridge tells the reader after what it passed on.
 TEST_CASE("shouldEvictAStuckReaderOfAnotherUidBehindTheBridge") {
