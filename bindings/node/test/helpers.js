@@ -86,7 +86,8 @@ async function waitForChannel(name, timeoutMs = 20000, proc = null) {
       ipc.openChannel(name, { write: true }).close();
       return;
     } catch (e) {
-      if (e.code !== 'ENOENT') throw e;
+      // ECONNREFUSED: the daemon and this process both auto-start the registry at once.
+      if (e.code !== 'ENOENT' && e.code !== 'ECONNREFUSED') throw e;
     }
     if (proc && proc.child.exitCode !== null) throw new Error(`daemon exited (${proc.child.exitCode}): ${proc.stderr()}`);
     if (Date.now() > deadline) throw new Error(`channel ${name} did not appear in ${timeoutMs} ms`);
