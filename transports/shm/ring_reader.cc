@@ -260,12 +260,22 @@ int ShmRing::try_consume(uint32_t max, Visitor fn, void* ctx) noexcept {
   // An EVICT ring is always read through copies checked against our membership: a slot
   // visited in place could be reused under the visitor once we are evicted.
   if (evict_ || corrupt_ > 0 || !heap_.empty() || hdr_->prio_seq.load(std::memory_order_acquire) != prio_seen_) {
-    // Priorities in play (or an EVICT ring): one message at a time through the ordered path.
+    // Priorities in play (or an EVICT ring): message by message through the ordered path,
+    // up to max (the bridge feeds its readers this way).
     char buf[kMaxPayload];
     MsgHeader h;
-    const int rc = try_receive(&h, buf, sizeof buf);
-    if (rc >= 0) fn(ctx, h, buf);
-    return rc < 0 ? rc : 1;
+    uint32_t got = 0;
+    while (got < max) {
+      const int rc = try_receive(&h, buf, sizeof buf);
+      if (rc < 0) {
+        if (got == 0) return rc;
+        if (rc == -EBADMSG) ++corrupt_;  // reported by the next call, after what we visited
+        break;
+      }
+      fn(ctx, h, buf);
+      ++got;
+    }
+    return static_cast<int>(got);
   }
   uint64_t pos = cursor_;
   uint32_t got = 0;
