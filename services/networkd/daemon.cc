@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "fwsvc.h"
+#include "services/events/fwevent.h"
 #include "services/networkd/config.h"
 #include "services/networkd/protocol.h"
 #include "services/networkd/rtnl.h"
@@ -97,7 +98,19 @@ struct Daemon {
   int64_t rollback_at_ms = 0;
   int rollback_timer = 0;
   std::string last_apply_error;
+  uint64_t events_published = 0, events_dropped = 0;
 };
+
+// Publishes system.network.SUFFIX on the event bus (logd records it) without waiting:
+// no bus (eventsd not running) or a full channel counts a drop and changes nothing else.
+void publish(Daemon& d, const std::string& suffix, const json& body) {
+  const std::string topic = "system.network." + suffix;
+  const std::string text = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (fwevent_emit_timeout(topic.c_str(), text.c_str(), 0) == 0)
+    ++d.events_published;
+  else
+    ++d.events_dropped;
+}
 
 // ---- persistence
 
@@ -376,7 +389,7 @@ void on_lease_timer(void* ctx) {
     it = next.erase(it);
   }
   FieldError err;
-  if (next != d.leases) commit(d, d.cfg, next, &err);
+  if (next != d.leases && commit(d, d.cfg, next, &err) == 0) publish(d, "dhcp.expired", json::object());
   arm_lease_timers(d);
 }
 
@@ -415,7 +428,16 @@ void handle_hook_line(Daemon& d, const std::string& line) {
   Leases next = d.leases;
   next[ev->iface] = lease;
   FieldError err;
-  if (commit(d, d.cfg, next, &err) < 0) c.last_event = ev->event + " (not applied: " + err.reason + ")";
+  const bool changed = d.leases.find(ev->iface) == d.leases.end() || d.leases[ev->iface].ip != lease.ip;
+  if (commit(d, d.cfg, next, &err) < 0) {
+    c.last_event = ev->event + " (not applied: " + err.reason + ")";
+    return;
+  }
+  publish(d, changed ? "dhcp.bound" : "dhcp.renewed",
+          {{"iface", ev->iface},
+           {"address", format_cidr(Cidr{lease.ip, lease.prefix})},
+           {"server", format_ipv4(lease.server)},
+           {"expires", lease.expires_s}});
 }
 
 void on_hook_readable(void* ctx, int fd, uint32_t) {
@@ -573,6 +595,9 @@ void handle(void* ctx, const fwsvc_request* req) {
       Leases leases = d.leases;
       leases.erase(r.iface);
       if (commit(d, next, leases, &err) < 0) return reply_error(req, err);
+      json ev = {{"iface", r.iface}, {"address", format_cidr(Cidr{r.ip, r.prefix})}};
+      if (r.gateway) ev["gateway"] = format_ipv4(*r.gateway);
+      publish(d, "static", ev);
       return reply_ok(req);
     }
     case kEnableDhcp: {
@@ -584,6 +609,7 @@ void handle(void* ctx, const fwsvc_request* req) {
       l.dhcp = true;
       l.up = true;
       if (commit(d, next, d.leases, &err) < 0) return reply_error(req, err);
+      publish(d, "dhcp.enabled", {{"iface", r.iface}});
       return reply_ok(req);
     }
     case kSetDns: {
@@ -591,6 +617,9 @@ void handle(void* ctx, const fwsvc_request* req) {
       next.dns = r.servers;
       next.dns_merge = r.merge;
       if (commit(d, next, d.leases, &err) < 0) return reply_error(req, err);
+      json servers = json::array();
+      for (const auto& e : dns_servers(d.cfg, d.leases)) servers.push_back(format_ipv4(e.server) + " " + e.source);
+      publish(d, "dns", {{"servers", servers}, {"merge", r.merge}});
       return reply_ok(req);
     }
     case kAddRoute:
@@ -623,6 +652,10 @@ void handle(void* ctx, const fwsvc_request* req) {
         next.routes.push_back(RouteConfig{r.dest, r.gateway.value_or(0), r.iface});
       }
       if (commit(d, next, d.leases, &err) < 0) return reply_error(req, err);
+      json ev = {{"dest", format_cidr(r.dest)}};
+      if (r.gateway) ev["gateway"] = format_ipv4(*r.gateway);
+      if (!r.iface.empty()) ev["iface"] = r.iface;
+      publish(d, adding ? "route.added" : "route.removed", ev);
       return reply_ok(req);
     }
     case kLinkUp: {
@@ -630,6 +663,7 @@ void handle(void* ctx, const fwsvc_request* req) {
       if (!link_exists(d, r.iface)) return reply_error(req, refuse(ENODEV, "iface", r.iface + ": no such interface"));
       next.links[r.iface].up = r.up;
       if (commit(d, next, d.leases, &err) < 0) return reply_error(req, err);
+      publish(d, r.up ? "link.up" : "link.down", {{"iface", r.iface}});
       return reply_ok(req);
     }
     case kCheckpoint: {
@@ -643,6 +677,7 @@ void handle(void* ctx, const fwsvc_request* req) {
         return reply_error(req,
                            refuse(-rc, "state", std::string("cannot persist the checkpoint: ") + std::strerror(-rc)));
       }
+      publish(d, "checkpoint", {{"rollback_ms", std::get<CheckpointReq>(rq).rollback_ms}});
       return reply_ok(req);
     }
     case kConfirm: {
@@ -651,6 +686,7 @@ void handle(void* ctx, const fwsvc_request* req) {
       d.rollback_timer = 0;
       d.snapshot.reset();
       persist(d);
+      publish(d, "confirmed", json::object());
       return reply_ok(req);
     }
     default: return reply_error(req, refuse(ENOSYS, "", "unknown method"));
@@ -678,6 +714,7 @@ void rollback(void* ctx) {
     return;
   }
   fprintf(stderr, "networkd: checkpoint not confirmed in time: configuration rolled back\n");
+  publish(d, "rolled_back", json::object());
 }
 
 void start_checkpoint(Daemon& d, uint32_t ms) {
@@ -766,6 +803,8 @@ std::string state_json(Daemon& d) {
   else
     out["checkpoint"] = nullptr;
   if (!d.last_apply_error.empty()) out["last_error"] = d.last_apply_error;
+  out["events"] = {{"published", d.events_published}, {"dropped", d.events_dropped}};
+  out["dhcp_hook_bad_lines"] = d.hook_bad_lines;
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "fwsvc.h"
+#include "services/events/fwevent.h"
 #include "services/networkd/networkd_ipc.h"
 #include "services/networkd/protocol.h"
 
@@ -81,8 +82,10 @@ pid_t spawn_in(const std::string& ns, std::vector<std::string> argv, const std::
                const std::string& notify = "") {
   const pid_t pid = ::fork();
   if (pid == 0) {
-    const int nsfd = ::open(("/var/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
-    if (nsfd < 0 || ::setns(nsfd, CLONE_NEWNET) != 0) ::_exit(126);
+    if (!ns.empty()) {  // empty: this process's namespace
+      const int nsfd = ::open(("/var/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
+      if (nsfd < 0 || ::setns(nsfd, CLONE_NEWNET) != 0) ::_exit(126);
+    }
     const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd >= 0) {
       ::dup2(fd, 1);
@@ -410,8 +413,20 @@ TEST_CASE("shouldKeepEverythingAcrossRestartsAndReapplyWhatIsMissing") {
   CHECK(has(read_file(n.dir + "/resolv.conf"), "nameserver 192.168.1.53"));
 }
 
+// The next event of watch w, as "topic json".
+std::string next_event(fwevent_watch* w) {
+  fwevent_event ev{};
+  const int rc = fwevent_watch_next(w, &ev, 10000);
+  return rc == 0 ? std::string(ev.topic) + " " + ev.json : "error " + std::to_string(rc);
+}
+
 TEST_CASE("shouldRollBackAnUnconfirmedChangeAndKeepAConfirmedOne") {
   Net n;
+  // The event bus, in this namespace: networkd publishes system.network.* on it.
+  n.others.push_back(spawn_in("", {runfile("services/events/eventsd")}, n.dir + "/eventsd.log"));
+  fwevent_watch* w = nullptr;
+  REQUIRE(fwevent_watch_open("system.network.>", &w) == 0);
+  REQUIRE(eventually([&] { return fwevent_watch_connected(w) == 1; }, 10000));
   n.start();
   REQUIRE(networkd_configure_static("eth0", "192.168.1.100", "255.255.255.0", nullptr) == 0);
   const std::string state0 = n.state_file();
@@ -428,6 +443,12 @@ TEST_CASE("shouldRollBackAnUnconfirmedChangeAndKeepAConfirmedOne") {
   CHECK_FALSE(has(n.ip_a("route"), "default"));
   CHECK(n.state()["checkpoint"].is_null());
   CHECK_FALSE(has(n.state_file(), "192.168.7"));
+  CHECK(next_event(w) == R"(system.network.static {"address":"192.168.1.100/24","iface":"eth0"})");
+  CHECK(next_event(w) == R"(system.network.checkpoint {"rollback_ms":400})");
+  CHECK(has(next_event(w), R"(system.network.static {"address":"192.168.7.100/24","gateway":"192.168.7.1")"));
+  CHECK(has(next_event(w), "system.network.route.added"));
+  CHECK(next_event(w) == "system.network.rolled_back {}");
+  fwevent_watch_close(w);
 
   REQUIRE(networkd_checkpoint(400) == 0);
   REQUIRE(networkd_add_route("10.40.0.0/16", "192.168.1.1", "eth0") == 0);
