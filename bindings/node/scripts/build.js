@@ -7,10 +7,12 @@
 // node-api-headers and node-addon-api (both from npm), so one compiler call does it and
 // the result loads in every Node version with Node-API 8.
 //
-// libfwipc: $FWIPC_LIB_DIR, else <repo>/bazel-bin/runtime (`bazel build //runtime:fwipc`);
-// its real directory goes into the rpath, so nothing needs LD_LIBRARY_PATH (and a later
-// bazel build under another configuration, which moves the bazel-bin link, does not swap
-// the library under the addon).
+// libfwipc: from <repo>/bazel-bin/runtime (`bazel build //runtime:fwipc`) it is copied with
+// its registry daemon into build/lib (the library starts the fwipc-registryd it finds
+// beside itself) and the rpath is $ORIGIN/lib: nothing needs LD_LIBRARY_PATH, and a later
+// `bazel build --config=asan`, which rewrites bazel-bin in place, cannot swap an
+// instrumented library under the addon. With $FWIPC_LIB_DIR (an installed libfwipc.so)
+// the addon links that directory instead, rpath included.
 'use strict';
 
 const { execFileSync } = require('child_process');
@@ -26,16 +28,33 @@ function fail(msg) {
   process.exit(1);
 }
 
+function copy(from, to) {
+  fs.rmSync(to, { force: true }); // bazel's outputs are read-only
+  fs.copyFileSync(from, to);
+  fs.chmodSync(to, 0o755);
+}
+
+// {dir to link against, rpath}
 function libDir() {
-  const dir = process.env.FWIPC_LIB_DIR || path.join(repo, 'bazel-bin', 'runtime');
-  const lib = path.join(dir, 'libfwipc.so');
-  if (!fs.existsSync(lib)) {
+  if (process.env.FWIPC_LIB_DIR) {
+    const dir = fs.realpathSync(process.env.FWIPC_LIB_DIR);
+    if (!fs.existsSync(path.join(dir, 'libfwipc.so'))) fail(`FWIPC_LIB_DIR=${dir} holds no libfwipc.so`);
+    return { dir, rpath: dir };
+  }
+  const src = path.join(repo, 'bazel-bin', 'runtime');
+  const lib = path.join(src, 'libfwipc.so');
+  const registryd = path.join(src, 'registry', 'daemon', 'fwipc-registryd');
+  if (!fs.existsSync(lib) || !fs.existsSync(registryd)) {
     fail(
-      `${lib} not found. Build it first: (cd ${repo} && bazel build //runtime:fwipc), ` +
-        'or set FWIPC_LIB_DIR to the directory holding libfwipc.so.',
+      `${lib} or its registry daemon not found. Build them first: (cd ${repo} && bazel build //runtime:fwipc), ` +
+        'or set FWIPC_LIB_DIR to the directory of an installed libfwipc.so.',
     );
   }
-  return fs.realpathSync(dir);
+  const dir = path.join(out, 'lib');
+  fs.mkdirSync(dir, { recursive: true });
+  copy(lib, path.join(dir, 'libfwipc.so'));
+  copy(registryd, path.join(dir, 'fwipc-registryd'));
+  return { dir, rpath: '$ORIGIN/lib' };
 }
 
 function headersOf(name) {
@@ -55,13 +74,13 @@ function run(cmd, args) {
   }
 }
 
-const lib = libDir();
+fs.mkdirSync(out, { recursive: true });
+const { dir: lib, rpath } = libDir();
 const include = path.join(repo, 'runtime', 'include');
 const napiHeaders = require(path.join(headersOf('node-api-headers'), 'index.js')).include_dir;
 const addonApi = headersOf('node-addon-api');
 const cxx = process.env.CXX || 'c++';
 const cc = process.env.CC || 'cc';
-fs.mkdirSync(out, { recursive: true });
 
 run(cxx, [
   '-std=c++20',
@@ -80,7 +99,7 @@ run(cxx, [
   path.join(pkg, 'src', 'addon.cc'),
   `-L${lib}`,
   '-lfwipc',
-  `-Wl,-rpath,${lib}`, // Node-API and libuv symbols come from the node executable at load time
+  `-Wl,-rpath,${rpath}`, // Node-API and libuv symbols come from the node executable at load time
   '-o',
   path.join(out, 'fwipc.node.tmp'),
 ]);
@@ -96,7 +115,7 @@ run(cc, [
   path.join(pkg, 'test', 'peer.c'),
   `-L${lib}`,
   '-lfwipc',
-  `-Wl,-rpath,${lib}`,
+  `-Wl,-rpath,${rpath}`,
   '-o',
   path.join(out, 'test-peer'),
 ]);
