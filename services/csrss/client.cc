@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -24,6 +25,7 @@ constexpr int kCallTimeoutMs = 10000;
 constexpr uint32_t kReaderBuffer = 1u << 20;  // 1 MiB ring per reader
 
 struct Local {
+  pid_t pid = 0;  // the process that made it (a forked child starts with none of its own)
   uint32_t ch = 0;
   std::string pending;  // the rest of a message larger than the caller's buffer
   size_t pos = 0;
@@ -38,10 +40,25 @@ int g_service = -1;
 pid_t g_service_pid = 0;  // the process that opened it (ids do not cross fork)
 std::map<int, Local*> g_local;
 std::atomic<uint32_t> g_seq{0};
+std::string g_dir;  // FWIPC_RUNTIME_DIR when the ids above were made
+
+// A process that points FWIPC_RUNTIME_DIR elsewhere gets another registry from the
+// runtime, which forgets the old ids (their numbers are reused): forget ours too, without
+// closing them. Called with g_mu held.
+void check_dir_locked() {
+  const char* d = std::getenv("FWIPC_RUNTIME_DIR");
+  const std::string cur = d ? d : "";
+  if (cur == g_dir) return;
+  g_dir = cur;
+  g_service = -1;
+  for (auto& [con, l] : g_local) delete l;
+  g_local.clear();
+}
 
 // The service channel: served by root, or by the caller's own uid (a csrss the user runs).
 int service() {
   std::lock_guard<std::mutex> lk(g_mu);
+  check_dir_locked();
   if (g_service >= 0 && g_service_pid == ::getpid()) return g_service;
   int ch = fwsvc_open("csrss", 0, 0);
   if (ch == -EPERM && ::geteuid() != 0) ch = fwsvc_open("csrss", ::geteuid(), 0);
@@ -52,14 +69,23 @@ int service() {
 }
 
 int call(uint32_t method, const std::string& req, std::string* resp = nullptr, size_t cap = 0) {
-  const int ch = service();
-  if (ch < 0) return ch;
-  size_t got = 0;
-  if (resp) resp->resize(cap);
-  const int rc = fwsvc_call(uint32_t(ch), method, req.data(), req.size(), resp ? resp->data() : nullptr,
-                            resp ? cap : 0, &got, kCallTimeoutMs);
-  if (resp) resp->resize(rc >= 0 || rc == -EMSGSIZE ? std::min(got, cap) : 0);
-  return rc;
+  for (int attempt = 0;; attempt++) {
+    const int ch = service();
+    if (ch < 0) return ch;
+    size_t got = 0;
+    if (resp) resp->resize(cap);
+    const int rc = fwsvc_call(uint32_t(ch), method, req.data(), req.size(), resp ? resp->data() : nullptr,
+                              resp ? cap : 0, &got, kCallTimeoutMs);
+    if (resp) resp->resize(rc >= 0 || rc == -EMSGSIZE ? std::min(got, cap) : 0);
+    if (rc != -EPIPE || attempt > 0) return rc;
+    // The csrss that served this id is gone (restarted, or another runtime directory):
+    // open the channel again and try once more.
+    std::lock_guard<std::mutex> lk(g_mu);
+    if (g_service == ch) {
+      if (g_service_pid == ::getpid()) ipc_close_channel(uint32_t(ch));
+      g_service = -1;
+    }
+  }
 }
 
 uint64_t now_ms() {
@@ -88,6 +114,7 @@ int make_reader(std::string* name) {
 
 void add_local(int con, int ch) {
   auto* l = new Local;
+  l->pid = ::getpid();
   l->ch = uint32_t(ch);
   std::lock_guard<std::mutex> lk(g_mu);
   g_local[con] = l;
@@ -95,8 +122,14 @@ void add_local(int con, int ch) {
 
 Local* find_local(int con) {
   std::lock_guard<std::mutex> lk(g_mu);
+  check_dir_locked();
   auto it = g_local.find(con);
-  return it == g_local.end() ? nullptr : it->second;
+  if (it == g_local.end()) return nullptr;
+  if (it->second->pid != ::getpid()) {  // the parent's, inherited across fork: not ours
+    g_local.erase(it);
+    return nullptr;
+  }
+  return it->second;
 }
 
 int copy_json(const std::string& body, int rc, char* json, size_t cap) {
@@ -161,7 +194,7 @@ int csrss_console_detach(int con) {
   {
     std::lock_guard<std::mutex> lk(g_mu);
     auto it = g_local.find(con);
-    if (it == g_local.end()) return -ENOTCONN;
+    if (it == g_local.end() || it->second->pid != ::getpid()) return -ENOTCONN;
     l = it->second;
     g_local.erase(it);
   }

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,9 +29,9 @@
 #include <vector>
 
 #include "fwsvc.h"
+#include "services/csrss/events_sink.h"
 #include "services/csrss/proto.h"
 #include "services/csrss/scrollback.h"
-#include "services/csrss/events_sink.h"
 
 extern char** environ;
 
@@ -44,7 +45,7 @@ struct Options {
   size_t max_windows_per_process = 64;
   size_t max_windows = 4096;
   size_t max_readers_per_console = 16;
-  size_t max_finished = 256;        // ended consoles kept for wait/capture
+  size_t max_finished = 256;  // ended consoles kept for wait/capture
   size_t input_buffer_bytes = 65536;
   size_t max_events = 1024;
 };
@@ -127,7 +128,13 @@ struct Window {
 
 class Server {
  public:
-  Server(fwsvc_loop* loop, const Options& o) : loop_(loop), opt_(o) {}
+  Server(fwsvc_loop* loop, const Options& o) : loop_(loop), opt_(o) {
+    // Console ids start from the clock, so that an id kept from an earlier csrss is
+    // unknown (-ENOENT) to this one rather than naming a different console.
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    next_con_ = 1 + uint32_t((uint64_t(ts.tv_sec) * 1000000 + uint64_t(ts.tv_nsec) / 1000) % 1000000000);
+  }
   int start();
   void stop_all();
 
@@ -561,9 +568,12 @@ void Server::push(Console* c) {
       const uint64_t lost = c->sb.begin() - r.cursor;
       IPC_HEADER h{kOutGap, 8, 0, 0, 0};
       const int rc = ipc_send_header(r.ch, &h, &lost);
-      if (rc == -EAGAIN) r.blocked = true;
-      else if (rc < 0) drop = true;
-      else r.cursor = c->sb.begin();
+      if (rc == -EAGAIN)
+        r.blocked = true;
+      else if (rc < 0)
+        drop = true;
+      else
+        r.cursor = c->sb.begin();
     }
     while (!r.blocked && !drop && r.cursor < c->sb.end()) {
       uint32_t k = 0;
@@ -588,9 +598,12 @@ void Server::push(Console* c) {
       const int32_t st = c->status;
       IPC_HEADER h{kOutEnd, 4, 0, 0, 0};
       const int rc = ipc_send_header(r.ch, &h, &st);
-      if (rc == -EAGAIN) r.blocked = true;
-      else if (rc < 0) drop = true;
-      else r.ended = true;
+      if (rc == -EAGAIN)
+        r.blocked = true;
+      else if (rc < 0)
+        drop = true;
+      else
+        r.ended = true;
     }
     if (drop) {  // its channel is gone (the reader closed it or died)
       ipc_close_channel(r.ch);
@@ -676,8 +689,10 @@ void Server::con_resize(const fwsvc_request* req) {
     // size. There is no history to reflow here (raw bytes), so a storm costs an ioctl each.
     struct winsize ws {};
     ws.ws_row = r.rows, ws.ws_col = r.cols;
-    if (::ioctl(c->master, TIOCSWINSZ, &ws) != 0) rc = -errno;
-    else c->rows = r.rows, c->cols = r.cols;
+    if (::ioctl(c->master, TIOCSWINSZ, &ws) != 0)
+      rc = -errno;
+    else
+      c->rows = r.rows, c->cols = r.cols;
   }
   fwsvc_reply(req, rc, nullptr, 0);
 }
@@ -894,7 +909,8 @@ void Server::win_title(const fwsvc_request* req) {
   Window* w = rc == 0 ? find_window(req, r.id, &rc) : nullptr;
   if (w) {
     w->title = r.title;
-    emit("system.csrss.window.changed", "\"change\":\"title\",\"window\":" + window_json(*w) + ",\"z_order\":" + z_json());
+    emit("system.csrss.window.changed",
+         "\"change\":\"title\",\"window\":" + window_json(*w) + ",\"z_order\":" + z_json());
   }
   fwsvc_reply(req, rc, nullptr, 0);
 }
@@ -907,7 +923,8 @@ void Server::win_raise(const fwsvc_request* req) {
     const Window copy = *w;
     z_.erase(z_.begin() + (w - z_.data()));
     z_.push_back(copy);
-    emit("system.csrss.window.changed", "\"change\":\"raise\",\"window\":" + window_json(copy) + ",\"z_order\":" + z_json());
+    emit("system.csrss.window.changed",
+         "\"change\":\"raise\",\"window\":" + window_json(copy) + ",\"z_order\":" + z_json());
   }
   fwsvc_reply(req, rc, nullptr, 0);
 }
@@ -958,8 +975,8 @@ void Server::events(const fwsvc_request* req) {
   int count = 0;
   uint64_t from = r.after + 1;
   if (from < oldest && r.after != 0) {
-    j += "{\"seq\":" + std::to_string(oldest - 1) + ",\"topic\":\"system.csrss.gap\",\"lost\":" +
-         std::to_string(oldest - from) + "}";
+    j += "{\"seq\":" + std::to_string(oldest - 1) +
+         ",\"topic\":\"system.csrss.gap\",\"lost\":" + std::to_string(oldest - from) + "}";
     count++;
   }
   if (from < oldest) from = oldest;
@@ -1011,9 +1028,12 @@ bool parse_size(const char* s, size_t* out) {
   unsigned long long v = std::strtoull(s, &end, 10);
   if (end == s || errno || *s == '-') return false;
   switch (*end) {
-    case 'K': case 'k': v <<= 10, end++; break;
-    case 'M': case 'm': v <<= 20, end++; break;
-    case 'G': case 'g': v <<= 30, end++; break;
+    case 'K':
+    case 'k': v <<= 10, end++; break;
+    case 'M':
+    case 'm': v <<= 20, end++; break;
+    case 'G':
+    case 'g': v <<= 30, end++; break;
     default: break;
   }
   if (*end) return false;
@@ -1033,11 +1053,11 @@ int main(int argc, char** argv) {
       std::fputs(kHelp, stdout);
       return 0;
     }
-    size_t* field = a == "--scrollback"      ? &o.scrollback_bytes
-                    : a == "--max-consoles"  ? &o.max_consoles_per_uid
-                    : a == "--max-windows"   ? &o.max_windows_per_process
-                    : a == "--max-readers"   ? &o.max_readers_per_console
-                                             : nullptr;
+    size_t* field = a == "--scrollback"     ? &o.scrollback_bytes
+                    : a == "--max-consoles" ? &o.max_consoles_per_uid
+                    : a == "--max-windows"  ? &o.max_windows_per_process
+                    : a == "--max-readers"  ? &o.max_readers_per_console
+                                            : nullptr;
     if (!field) {
       std::fprintf(stderr, "csrss: unknown option '%s' (see --help)\n", argv[i]);
       return 2;
@@ -1047,9 +1067,9 @@ int main(int argc, char** argv) {
       return 2;
     }
     i++;
-    const bool bad = a == "--scrollback" ? (o.scrollback_bytes < 4096 || o.scrollback_bytes > (1u << 30))
+    const bool bad = a == "--scrollback"    ? (o.scrollback_bytes < 4096 || o.scrollback_bytes > (1u << 30))
                      : a == "--max-readers" ? (*field < 1 || *field > 1024)
-                                          : (*field < 1 || *field > 4096);
+                                            : (*field < 1 || *field > 4096);
     if (bad) {
       std::fprintf(stderr, "csrss: %s %s is out of range (see --help)\n", a.c_str(), argv[i]);
       return 2;

@@ -51,8 +51,10 @@ int fail(const char* what, int rc) {
   if (rc == -ECONNREFUSED)
     fprintf(stderr, "csrssctl: %s: csrss is not running (no channel csrss in the runtime directory)\n", what);
   else if (rc == -EPERM)
-    fprintf(stderr, "csrssctl: %s: not permitted (another uid's console or window, or csrss is not served by root "
-            "or your uid)\n", what);
+    fprintf(stderr,
+            "csrssctl: %s: not permitted (another uid's console or window, or csrss is not served by root "
+            "or your uid)\n",
+            what);
   else
     fprintf(stderr, "csrssctl: %s: %s\n", what, ipc_strerror(rc));
   return 1;

@@ -43,6 +43,7 @@ class In {
     pos_ = n_;
     return r;
   }
+  bool ok() const { return ok_; }
   // 0 when everything was read and nothing is left over.
   int end() const { return ok_ && pos_ == n_ ? 0 : -EBADMSG; }
 
@@ -95,7 +96,8 @@ int decode(const void* body, size_t len, CreateReq* out) {
   out->rows = in.u16(), out->cols = in.u16();
   const uint32_t argc = in.u32();
   in.str(&out->channel, 63);
-  if (argc == 0 || argc > kMaxArgs) return in.end() == 0 ? -EINVAL : -EBADMSG;
+  if (!in.ok()) return -EBADMSG;
+  if (argc == 0 || argc > kMaxArgs) return -EINVAL;
   out->argv.clear();
   size_t total = 0;
   for (uint32_t i = 0; i < argc; i++) {
