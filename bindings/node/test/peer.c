@@ -4,7 +4,8 @@
  *                                        PID SENDER; send each back unchanged on OUT
  *   test-peer send OUT COUNT             COUNT messages, message i: type i, i % 513 bytes,
  *                                        byte j = (i + j) & 0xff
- *   test-peer flood OUT COUNT            COUNT 8-byte messages: little-endian sequence 0..
+ *   test-peer flood OUT COUNT [SIZE]     COUNT messages of SIZE (8..512, default 8) bytes,
+ *                                        starting with their little-endian sequence 0..
  *   test-peer serve NAME COUNT           create NAME, answer COUNT calls: the reply's type
  *                                        is the request's + 1, its payload "re:" + request;
  *                                        a call of type 99 is taken and never answered
@@ -63,15 +64,16 @@ static int send_pattern(const char* name, long count) {
   return 0;
 }
 
-static int flood(const char* name, long count) {
+static int flood(const char* name, long count, uint32_t size) {
   int out = ipc_open_channel(name, IPC_MODE_WRITE);
   if (out < 0) return die(name, out);
+  if (size < 8 || size > IPC_MAX_PAYLOAD) size = 8;
   ready();
+  unsigned char b[IPC_MAX_PAYLOAD] = {0};
   for (long i = 0; i < count; ++i) {
-    unsigned char b[8];
     uint64_t v = (uint64_t)i;
     for (int k = 0; k < 8; ++k) b[k] = (unsigned char)(v >> (8 * k));
-    int rc = ipc_send((uint32_t)out, b, sizeof b, 7);
+    int rc = ipc_send((uint32_t)out, b, size, 7);
     if (rc < 0) return die("send", rc);
   }
   return 0;
@@ -123,10 +125,11 @@ int main(int argc, char** argv) {
   if (argc == 6 && strcmp(argv[1], "echo") == 0)
     return echo(argv[2], argv[3], (uint32_t)strtoul(argv[4], NULL, 10), atol(argv[5]));
   if (argc == 4 && strcmp(argv[1], "send") == 0) return send_pattern(argv[2], atol(argv[3]));
-  if (argc == 4 && strcmp(argv[1], "flood") == 0) return flood(argv[2], atol(argv[3]));
+  if ((argc == 4 || argc == 5) && strcmp(argv[1], "flood") == 0)
+    return flood(argv[2], atol(argv[3]), argc == 5 ? (uint32_t)atol(argv[4]) : 8);
   if (argc == 4 && strcmp(argv[1], "serve") == 0) return serve(argv[2], atol(argv[3]));
   if (argc == 4 && strcmp(argv[1], "call") == 0) return call(argv[2], atol(argv[3]));
-  fprintf(stderr, "usage: test-peer echo IN OUT SENDER COUNT | send OUT COUNT | flood OUT COUNT |\n"
+  fprintf(stderr, "usage: test-peer echo IN OUT SENDER COUNT | send OUT COUNT | flood OUT COUNT [SIZE] |\n"
                   "                 serve NAME COUNT | call NAME COUNT\n");
   return 64;
 }
