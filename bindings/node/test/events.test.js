@@ -132,3 +132,23 @@ test('events between JS and C++ processes over eventsd', { skip: !haveEvents && 
   mgr.stop();
   bus.close();
 });
+
+test('decode() takes any bytes from anyone without throwing', () => {
+  // A seeded generator: the same cases every run, with NULs, dots and JSON-ish bytes mixed in.
+  let s = 12345;
+  const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) >>> 16) & 0xff;
+  const alphabet = Buffer.from('a.*>\0{}[]":,1 \x7f\x80é');
+  let valid = 0;
+  for (let i = 0; i < 20000; i++) {
+    const n = rnd() * 2 + (rnd() & 1);
+    const b = Buffer.alloc(n);
+    for (let j = 0; j < n; j++) b[j] = rnd() & 1 ? alphabet[rnd() % alphabet.length] : rnd();
+    const ev = decode(b);
+    if (ev !== null) {
+      assert.ok(isValidTopic(ev.topic));
+      valid++;
+    }
+  }
+  assert.ok(valid < 20000);
+  assert.deepEqual(decode(Buffer.from('a.b\0[1,2]')), { topic: 'a.b', data: [1, 2] });
+});
