@@ -81,6 +81,9 @@ const napiHeaders = require(path.join(headersOf('node-api-headers'), 'index.js')
 const addonApi = headersOf('node-addon-api');
 const cxx = process.env.CXX || 'c++';
 const cc = process.env.CC || 'cc';
+// Extra flags for the addon, e.g. FWIPC_NODE_CXXFLAGS='-fsanitize=address,undefined -g' (then
+// run node with LD_PRELOAD=$(c++ -print-file-name=libasan.so); README: sanitizers).
+const extra = (process.env.FWIPC_NODE_CXXFLAGS || '').split(/\s+/).filter(Boolean);
 
 run(cxx, [
   '-std=c++20',
@@ -96,6 +99,7 @@ run(cxx, [
   `-I${include}`,
   `-I${napiHeaders}`,
   `-I${addonApi}`,
+  ...extra,
   path.join(pkg, 'src', 'addon.cc'),
   `-L${lib}`,
   '-lfwipc',
