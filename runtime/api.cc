@@ -20,7 +20,7 @@
 #include "transports/call/call_server.h"
 #include "transports/shm/membership.h"
 #include "transports/shm/ring.h"
-#include "transports/stats.h"
+#include "transports/shm/stats.h"
 
 namespace fwipc::core {
 

@@ -59,7 +59,7 @@ class Transport {
   virtual uint64_t evictions() const noexcept { return 0; }
   virtual bool was_evicted() const noexcept { return false; }
   // A creator's transport publishes its queue counters (hub, bridge) in the channel's
-  // stats page from now on (transports/stats.h). Others have none to publish.
+  // stats page from now on (transports/shm/stats.h). Others have none to publish.
   virtual void set_stats(std::shared_ptr<stats::Mapping>) noexcept {}
 
   // A descriptor readable while a message waits for this reader (created on first call).

@@ -38,7 +38,7 @@ struct Request {
 // (the client half is runtime/transport_factory.cc), by Reply.transport:
 //   every     create: after the transport's, the listening socket NAME.call (request/reply),
 //                     served by the creator's runtime, then the channel's stats page
-//                     (transports/stats.h, read-write) when the registry could make one
+//                     (transports/shm/stats.h, read-write) when the registry could make one
 //   kShmRing  create: [0] the segment (memfd), [1] the listening socket of the channel's
 //                     bridge, served by the creator's runtime for other uids, [2] NAME.call,
 //                     [3] the stats page

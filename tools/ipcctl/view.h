@@ -13,7 +13,7 @@
 #include "runtime/registry/client.h"
 #include "runtime/registry/protocol.h"
 #include "transports/shm/segment.h"
-#include "transports/stats.h"
+#include "transports/shm/stats.h"
 
 namespace fwipc::ipcctl {
 

@@ -16,7 +16,7 @@
 #include "base/time.h"
 #include "fwipc/types.hpp"
 #include "transports/message.h"
-#include "transports/stats.h"
+#include "transports/shm/stats.h"
 
 namespace fwipc::call {
 

@@ -1,4 +1,4 @@
-#include "transports/stats.h"
+#include "transports/shm/stats.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>

@@ -26,8 +26,8 @@
 #include "fwipc/types.hpp"
 #include "transports/frame.h"
 #include "transports/progress/progress.h"
+#include "transports/shm/stats.h"
 #include "transports/socket/inbox.h"
-#include "transports/stats.h"
 #include "transports/transport.h"
 
 namespace fwipc::sock {

@@ -11,7 +11,7 @@
 #include "base/proc.h"
 #include "ipc.h"
 #include "runtime/registry/daemon/server.h"
-#include "transports/stats.h"
+#include "transports/shm/stats.h"
 
 namespace fwipc::registry {
 
