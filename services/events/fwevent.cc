@@ -159,12 +159,10 @@ int watch_connect(fwevent_watch* w) noexcept {
   return 0;
 }
 
+// poll()'s result: > 0 something to do, 0 timed out, < 0 with errno (EINTR: a signal).
 int wait_ep(fwevent_watch* w, int timeout_ms) noexcept {
   pollfd p{w->ep, POLLIN, 0};
-  int rc;
-  do rc = poll(&p, 1, timeout_ms);
-  while (rc < 0 && errno == EINTR);
-  return rc;
+  return poll(&p, 1, timeout_ms);
 }
 
 }  // namespace
@@ -312,7 +310,9 @@ int fwevent_watch_next(fwevent_watch* w, fwevent_event* out, int timeout_ms) {
       if (left <= 0) return -ETIMEDOUT;
       wait = int(left);
     }
-    if (wait_ep(w, wait) == 0 && timeout_ms > 0 && now_ms() >= deadline) return -ETIMEDOUT;
+    const int pr = wait_ep(w, wait);
+    if (pr < 0 && errno == EINTR) return -EINTR;  // a signal: the caller decides whether to go on
+    if (pr == 0 && timeout_ms > 0 && now_ms() >= deadline) return -ETIMEDOUT;
   }
 }
 

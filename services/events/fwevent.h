@@ -89,7 +89,8 @@ int fwevent_watch_open(const char* pattern, fwevent_watch** out);
  * may have something to do; then call it with timeout 0 until -EAGAIN. */
 int fwevent_watch_fd(const fwevent_watch* w);
 /* 0 with *out filled: the next matching event. -EAGAIN (timeout_ms 0) or -ETIMEDOUT when
- * none came in time (timeout_ms < 0: wait forever). Not thread-safe on one watch. */
+ * none came in time (timeout_ms < 0: wait forever); -EINTR when a signal interrupted the
+ * wait. Not thread-safe on one watch. */
 int fwevent_watch_next(fwevent_watch* w, fwevent_event* out, int timeout_ms);
 /* 1 while the watch is a member of the channel, 0 while it waits for the event bus. */
 int fwevent_watch_connected(const fwevent_watch* w);
