@@ -176,7 +176,9 @@ class Server {
   void set_out_watch(Console* c, bool on);
   void hang_up(Console* c);
   void gc_finished();
-  void emit(const std::string& topic, const std::string& fields);
+  void emit(const std::string& topic, const std::string& fields, const std::string& brief);
+  std::string console_brief(const Console& c) const;
+  std::string window_brief(const Window& w) const;
   std::string console_json(const Console& c) const;
   std::string window_json(const Window& w) const;
   std::string z_json() const;
@@ -344,7 +346,8 @@ void Server::client_gone(pid_t pid) {
       const Window w = z_[i];
       z_.erase(z_.begin() + long(i));
       emit("system.csrss.window.destroyed",
-           "\"reason\":\"owner exited\",\"window\":" + window_json(w) + ",\"z_order\":" + z_json());
+           "\"reason\":\"owner exited\",\"window\":" + window_json(w) + ",\"z_order\":" + z_json(),
+           "\"reason\":\"owner exited\"," + window_brief(w));
     } else {
       i++;
     }
@@ -503,7 +506,7 @@ void Server::con_create(const fwsvc_request* req) {
   c->readers.push_back(Reader{pid_t(req->sender_pid), ch, 0, false, false});
   Console* p = c.get();
   consoles_[p->id] = std::move(c);
-  emit("system.csrss.console.created", "\"console\":" + console_json(*p));
+  emit("system.csrss.console.created", "\"console\":" + console_json(*p), console_brief(*p));
   fwsvc_reply(req, int32_t(p->id), nullptr, 0);
 }
 
@@ -551,7 +554,7 @@ void Server::reaped(Console* c, int st) {
   c->exited = true;
   c->status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 255;
   if (c->kill_timer) fwsvc_loop_remove_timer(loop_, c->kill_timer), c->kill_timer = 0;
-  emit("system.csrss.console.exited", "\"console\":" + console_json(*c));
+  emit("system.csrss.console.exited", "\"console\":" + console_json(*c), console_brief(*c));
   push(c);
   gc_finished();
 }
@@ -732,7 +735,7 @@ void Server::con_close(const fwsvc_request* req) {
   if (rc == 0 && c->closed) rc = -EALREADY;
   if (rc == 0) {
     hang_up(c);
-    emit("system.csrss.console.closed", "\"console\":" + console_json(*c));
+    emit("system.csrss.console.closed", "\"console\":" + console_json(*c), console_brief(*c));
   }
   fwsvc_reply(req, rc, nullptr, 0);
 }
@@ -753,7 +756,8 @@ void Server::con_attach(const fwsvc_request* req) {
   if (rc == 0 && (rc = watch_client(pid)) < 0) ipc_close_channel(ch);
   if (rc == 0) {
     c->readers.push_back(Reader{pid, ch, c->sb.end(), false, false});
-    emit("system.csrss.console.attached", "\"console\":" + console_json(*c) + ",\"pid\":" + std::to_string(pid));
+    emit("system.csrss.console.attached", "\"console\":" + console_json(*c) + ",\"reader_pid\":" + std::to_string(pid),
+         console_brief(*c) + ",\"reader_pid\":" + std::to_string(pid));
     push(c);
   }
   fwsvc_reply(req, rc, nullptr, 0);
@@ -846,6 +850,16 @@ std::string Server::window_json(const Window& w) const {
          ",\"h\":" + std::to_string(w.g.h) + "}";
 }
 
+std::string Server::console_brief(const Console& c) const {
+  return "\"console_id\":" + std::to_string(c.id) + ",\"pid\":" + std::to_string(c.pid) +
+         ",\"uid\":" + std::to_string(c.uid) + ",\"exit_status\":" + (c.exited ? std::to_string(c.status) : "null");
+}
+
+std::string Server::window_brief(const Window& w) const {
+  return "\"window_id\":" + std::to_string(w.id) + ",\"pid\":" + std::to_string(w.pid) +
+         ",\"z_count\":" + std::to_string(z_.size());
+}
+
 std::string Server::z_json() const {
   std::string j = "[";
   for (size_t i = 0; i < z_.size(); i++) j += (i ? "," : "") + std::to_string(z_[i].id);
@@ -887,7 +901,7 @@ void Server::win_create(const fwsvc_request* req) {
   z_.push_back(Window{next_win_++, pid, cr.uid, r.title, r.g});
   const Window& w = z_.back();
   const uint32_t id = w.id;
-  emit("system.csrss.window.created", "\"window\":" + window_json(w) + ",\"z_order\":" + z_json());
+  emit("system.csrss.window.created", "\"window\":" + window_json(w) + ",\"z_order\":" + z_json(), window_brief(w));
   fwsvc_reply(req, int32_t(id), nullptr, 0);
 }
 
@@ -898,7 +912,8 @@ void Server::win_move(const fwsvc_request* req) {
   if (w) {
     w->g = r.g;
     emit("system.csrss.window.changed",
-         "\"change\":\"geometry\",\"window\":" + window_json(*w) + ",\"z_order\":" + z_json());
+         "\"change\":\"geometry\",\"window\":" + window_json(*w) + ",\"z_order\":" + z_json(),
+         "\"change\":\"geometry\"," + window_brief(*w));
   }
   fwsvc_reply(req, rc, nullptr, 0);
 }
@@ -910,7 +925,8 @@ void Server::win_title(const fwsvc_request* req) {
   if (w) {
     w->title = r.title;
     emit("system.csrss.window.changed",
-         "\"change\":\"title\",\"window\":" + window_json(*w) + ",\"z_order\":" + z_json());
+         "\"change\":\"title\",\"window\":" + window_json(*w) + ",\"z_order\":" + z_json(),
+         "\"change\":\"title\"," + window_brief(*w));
   }
   fwsvc_reply(req, rc, nullptr, 0);
 }
@@ -924,7 +940,8 @@ void Server::win_raise(const fwsvc_request* req) {
     z_.erase(z_.begin() + (w - z_.data()));
     z_.push_back(copy);
     emit("system.csrss.window.changed",
-         "\"change\":\"raise\",\"window\":" + window_json(copy) + ",\"z_order\":" + z_json());
+         "\"change\":\"raise\",\"window\":" + window_json(copy) + ",\"z_order\":" + z_json(),
+         "\"change\":\"raise\"," + window_brief(copy));
   }
   fwsvc_reply(req, rc, nullptr, 0);
 }
@@ -937,7 +954,8 @@ void Server::win_destroy(const fwsvc_request* req) {
     const Window copy = *w;
     z_.erase(z_.begin() + (w - z_.data()));
     emit("system.csrss.window.destroyed",
-         "\"reason\":\"destroyed\",\"window\":" + window_json(copy) + ",\"z_order\":" + z_json());
+         "\"reason\":\"destroyed\",\"window\":" + window_json(copy) + ",\"z_order\":" + z_json(),
+         "\"reason\":\"destroyed\"," + window_brief(copy));
   }
   fwsvc_reply(req, rc, nullptr, 0);
 }
@@ -955,10 +973,14 @@ void Server::win_list(const fwsvc_request* req) {
 
 // ---- Events -----------------------------------------------------------------------------
 
-void Server::emit(const std::string& topic, const std::string& fields) {
+// fields: the full event; brief: what fits in one event-bus message (512 bytes with the
+// topic) when the full one does not: ids and counts, the rest by seq from
+// csrss_events_read().
+void Server::emit(const std::string& topic, const std::string& fields, const std::string& brief) {
   const uint64_t seq = ++seq_;
-  std::string body = "{\"seq\":" + std::to_string(seq) + ",\"topic\":" + json_str(topic) + "," + fields + "}";
-  events_sink_emit(topic, body);  // the system event bus, where it is built in
+  const std::string head = "{\"seq\":" + std::to_string(seq) + ",\"topic\":" + json_str(topic) + ",";
+  std::string body = head + fields + "}";
+  events_sink_emit(topic, body, head + "\"truncated\":true," + brief + "}");
   events_.push_back(std::move(body));
   if (events_.size() > opt_.max_events) events_.pop_front();
 }
@@ -1018,7 +1040,8 @@ const char kHelp[] =
     "  --max-readers N        attached readers per console (default 16)\n"
     "  --help                 this text\n"
     "\n"
-    "Signals: SIGTERM and SIGINT stop it (the consoles' programs get SIGHUP).\n"
+    "Signals: SIGTERM and SIGINT stop it (the consoles' programs get SIGHUP); SIGHUP\n"
+    "prints the event-bus counters (published, brief, not published) on stderr.\n"
     "Exit status: 0 after SIGTERM/SIGINT, 1 if the channel cannot be served, 2 for bad\n"
     "options. Sends READY=1 to $NOTIFY_SOCKET once it serves.\n";
 
@@ -1091,6 +1114,14 @@ int main(int argc, char** argv) {
     fwsvc_loop_free(loop);
     return 1;
   }
+  fwsvc_loop_on_reload(
+      loop,
+      [](void*) {
+        const SinkStats st = events_sink_stats();
+        std::fprintf(stderr, "csrss: events on the bus: %llu published (%llu in brief form), %llu not published\n",
+                     (unsigned long long)st.published, (unsigned long long)st.briefed, (unsigned long long)st.failed);
+      },
+      nullptr);
   fwsvc_notify("READY=1");
   rc = fwsvc_loop_run(loop);
   fwsvc_notify("STOPPING=1");

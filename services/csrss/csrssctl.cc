@@ -50,6 +50,8 @@ const char kHelp[] =
 int fail(const char* what, int rc) {
   if (rc == -ECONNREFUSED)
     fprintf(stderr, "csrssctl: %s: csrss is not running (no channel csrss in the runtime directory)\n", what);
+  else if (rc == -ENOENT)
+    fprintf(stderr, "csrssctl: %s: no such console\n", what);
   else if (rc == -EPERM)
     fprintf(stderr,
             "csrssctl: %s: not permitted (another uid's console or window, or csrss is not served by root "

@@ -59,8 +59,8 @@ Runtime::~Runtime() {
   std::filesystem::remove_all(dir_, ec);
 }
 
-Daemon::Daemon(std::vector<std::string> args) {
-  const std::string bin = runfile("services/csrss/csrss");
+Daemon::Daemon(std::vector<std::string> args, const std::string& program) {
+  const std::string bin = runfile(program);
   // Outside the runtime directory (the registry tidies that), and only the daemon's own
   // datagram counts (the registry it starts inherits NOTIFY_SOCKET and says READY=1 too).
   const std::string sock = "/tmp/fwipc-csrss-notify-" + std::to_string(::getpid()) + ".sock";

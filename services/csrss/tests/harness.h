@@ -24,10 +24,11 @@ class Runtime {
   std::string dir_;
 };
 
-// The daemon, run with args; the constructor returns once it sent READY=1.
+// The daemon (csrss, or another program of the tree that sends READY=1), run with args;
+// the constructor returns once it sent READY=1.
 class Daemon {
  public:
-  explicit Daemon(std::vector<std::string> args = {});
+  explicit Daemon(std::vector<std::string> args = {}, const std::string& program = "services/csrss/csrss");
   ~Daemon();  // SIGTERM, then its exit status is checked to be 0
   pid_t pid() const { return pid_; }
   int stop();  // SIGTERM; its exit status

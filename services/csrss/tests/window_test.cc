@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "fwevent.h"
 #include "services/csrss/csrss_ipc.h"
 #include "services/csrss/tests/harness.h"
 
@@ -153,4 +154,53 @@ TEST_CASE("bad geometry, oversize titles, unknown ids, other owners, the per-pro
   CHECK(csrss_window_destroy(mine) == 0);
   char small[8];
   CHECK(csrss_window_list(small, sizeof small) == -EMSGSIZE);
+}
+
+TEST_CASE("the changes are published on the system event bus (eventsd), with the z-order") {
+  Runtime rt;
+  Daemon bus({}, "services/events/eventsd");
+  REQUIRE(bus.pid() > 0);
+  fwevent_watch* watch = nullptr;
+  REQUIRE(fwevent_watch_open("system.csrss.>", &watch) == 0);
+  const uint64_t start = now_ms();
+  while (!fwevent_watch_connected(watch) && now_ms() - start < 20000) {
+    fwevent_event e;
+    fwevent_watch_next(watch, &e, 50);
+  }
+  REQUIRE(fwevent_watch_connected(watch) == 1);
+  Daemon d;
+  const int a = csrss_window_create("a", 0, 0, 10, 10);
+  const int b = csrss_window_create("b", 0, 0, 10, 10);
+  CHECK(csrss_window_raise(a) == 0);
+  CHECK(csrss_window_destroy(b) == 0);
+  const char* const argv[] = {"/bin/true", nullptr};
+  const int con = csrss_console_create(argv, 24, 80);
+  REQUIRE(con > 0);
+  std::vector<std::pair<std::string, json>> got;
+  while (got.size() < 6 && now_ms() - start < 30000) {
+    fwevent_event e;
+    if (fwevent_watch_next(watch, &e, 1000) == 0) got.emplace_back(e.topic, json::parse(e.json));
+  }
+  REQUIRE(got.size() >= 6);
+  CHECK(got[0].first == "system.csrss.window.created");
+  CHECK(ids(got[1].second["z_order"]) == std::vector<int>{a, b});
+  CHECK(got[2].first == "system.csrss.window.changed");
+  CHECK(ids(got[2].second["z_order"]) == std::vector<int>{b, a});
+  CHECK(got[3].first == "system.csrss.window.destroyed");
+  CHECK(ids(got[3].second["z_order"]) == std::vector<int>{a});
+  CHECK(got[4].first == "system.csrss.console.created");
+  CHECK(got[4].second["console"]["id"] == con);
+  CHECK(got[5].first == "system.csrss.console.exited");
+  for (size_t i = 1; i < got.size(); i++)
+    CHECK(got[i].second["seq"].get<uint64_t>() == got[i - 1].second["seq"].get<uint64_t>() + 1);
+  // A window whose event does not fit in one bus message is published in brief.
+  const int big = csrss_window_create(std::string(255, '"').c_str(), 0, 0, 10, 10);  // 510 bytes as JSON
+  REQUIRE(big > 0);
+  fwevent_event e;
+  REQUIRE(fwevent_watch_next(watch, &e, 10000) == 0);
+  const json j = json::parse(e.json);
+  CHECK(j["truncated"] == true);
+  CHECK(j["window_id"] == big);
+  CHECK(j["z_count"] == 2);
+  fwevent_watch_close(watch);
 }
