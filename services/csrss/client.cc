@@ -38,7 +38,8 @@ struct Local {
 std::mutex g_mu;
 int g_service = -1;
 pid_t g_service_pid = 0;  // the process that opened it (ids do not cross fork)
-std::map<int, Local*> g_local;
+// Never destroyed: exit must not free state another thread may still use.
+std::map<int, Local*>& g_local = *new std::map<int, Local*>;
 std::atomic<uint32_t> g_seq{0};
 std::string g_dir;  // FWIPC_RUNTIME_DIR when the ids above were made
 
