@@ -58,14 +58,28 @@ void check_dir_locked() {
 
 // The service channel: served by root, or by the caller's own uid (a csrss the user runs).
 int service() {
-  std::lock_guard<std::mutex> lk(g_mu);
-  check_dir_locked();
-  if (g_service >= 0 && g_service_pid == ::getpid()) return g_service;
+  {
+    std::lock_guard<std::mutex> lk(g_mu);
+    check_dir_locked();
+    if (g_service >= 0 && g_service_pid == ::getpid()) return g_service;
+  }
+  // Opened without g_mu held: the runtime takes its own locks (and holds them across fork),
+  // and g_mu is never held while calling into it.
   int ch = fwsvc_open("csrss", 0, 0);
   if (ch == -EPERM && ::geteuid() != 0) ch = fwsvc_open("csrss", ::geteuid(), 0);
   if (ch == -ENOENT) return -ECONNREFUSED;  // no channel csrss: the daemon is not running
   if (ch < 0) return ch;
-  g_service = ch, g_service_pid = ::getpid();
+  int extra = -1;
+  {
+    std::lock_guard<std::mutex> lk(g_mu);
+    if (g_service >= 0 && g_service_pid == ::getpid()) {
+      extra = ch;  // another thread opened it meanwhile
+      ch = g_service;
+    } else {
+      g_service = ch, g_service_pid = ::getpid();
+    }
+  }
+  if (extra >= 0) ipc_close_channel(uint32_t(extra));
   return ch;
 }
 
@@ -81,11 +95,12 @@ int call(uint32_t method, const std::string& req, std::string* resp = nullptr, s
     if (rc != -EPIPE || attempt > 0) return rc;
     // The csrss that served this id is gone (restarted, or another runtime directory):
     // open the channel again and try once more.
-    std::lock_guard<std::mutex> lk(g_mu);
-    if (g_service == ch) {
-      if (g_service_pid == ::getpid()) ipc_close_channel(uint32_t(ch));
-      g_service = -1;
+    bool close_it = false;
+    {
+      std::lock_guard<std::mutex> lk(g_mu);
+      if (g_service == ch) close_it = g_service_pid == ::getpid(), g_service = -1;
     }
+    if (close_it) ipc_close_channel(uint32_t(ch));
   }
 }
 

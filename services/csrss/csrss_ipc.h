@@ -3,7 +3,9 @@
  * csrss_. Link: libcsrss_ipc.so (pkg-config csrss_ipc).
  *
  * Every call returns >= 0 on success and a negative errno on failure (ipc_strerror() names
- * it). The library never logs and never exits. Calls may be made from any thread.
+ * it); -ECONNREFUSED: no csrss serves the runtime directory. The library never logs and
+ * never exits. Calls may be made from any thread. The library trusts a csrss run by root or
+ * by the caller's own uid only (-EPERM otherwise).
  *
  * Console output reaches each reading process through a QUEUE channel of its own that the
  * library creates (mode 0600, so only its uid and root can read it) and the daemon writes
