@@ -120,6 +120,14 @@ int spawn_registryd(const std::string& exe, const std::string& dir, int idle_exi
   // Everything the child needs is built before fork: no allocation after it.
   const std::string ms = std::to_string(idle_exit_ms);
   const char* argv[] = {exe.c_str(), "--dir", dir.c_str(), "--idle-exit-ms", ms.c_str(), nullptr};
+  // The caller's environment without NOTIFY_SOCKET: an auto-started registry is not the
+  // service manager's main process, and its READY=1 (it says so once it listens, for
+  // Type=notify units) would tell the manager, or a test waiting for the caller's own
+  // READY=1, that the caller is ready before it is.
+  std::vector<char*> envp;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e)
+    if (std::strncmp(*e, "NOTIFY_SOCKET=", 14) != 0) envp.push_back(*e);
+  envp.push_back(nullptr);
   const pid_t child = ::fork();
   if (child < 0) return -errno;
   if (child == 0) {
@@ -137,7 +145,7 @@ int spawn_registryd(const std::string& exe, const std::string& dir, int idle_exi
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     for (int s = 1; s < NSIG; ++s) ::signal(s, SIG_DFL);
-    ::execv(exe.c_str(), const_cast<char* const*>(argv));
+    ::execve(exe.c_str(), const_cast<char* const*>(argv), envp.data());
     ::_exit(127);
   }
   int status = 0;
