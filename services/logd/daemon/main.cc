@@ -16,6 +16,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "fwevent.h"
 #include "fwsvc.h"
 #include "nlohmann/json.hpp"
 #include "services/logd/daemon/writer.h"
@@ -53,6 +54,10 @@ options:
                             the datagram socket PATH (/dev/log when logd is the system
                             log), with the sender's pid and uid from SO_PASSCRED
   --ring-bytes N            capacity of the channel's shared-memory ring (default 4M)
+  --no-events               do not log the events security.>, system.> and error.> of the
+                            event bus (by default each becomes a record: tag = the first
+                            segment, event = the topic, data = its JSON, level notice,
+                            info and err, pid = the emitter's)
   --index N                 newest records kept in memory for queries (default 100000)
   -h, --help                this text
 
@@ -95,6 +100,7 @@ struct Options {
   double burst = 200000, per_seconds = 10;
   std::string syslog_socket;
   uint64_t ring_bytes = 4u << 20;
+  bool events = true;
 };
 
 // What logd knows about one sending process.
@@ -155,6 +161,17 @@ class Daemon {
   void query(const fwsvc_request* req);
   void stats(const fwsvc_request* req);
   void tick();
+  int watch_events(std::string* detail);
+  void read_events(fwevent_watch* w);
+  struct Watch {
+    Daemon* d;
+    fwevent_watch* w;
+  };
+  static void on_events(void* ctx, int, uint32_t) {
+    auto* w = static_cast<Watch*>(ctx);
+    w->d->read_events(w->w);
+  }
+  std::vector<Watch> watches_;
   void throttle();
 
   Options opts_;
@@ -531,6 +548,53 @@ void Daemon::read_syslog(int max) {
   }
 }
 
+// The event bus: security.>, system.> and error.> become records (watches, no thread:
+// they wait for eventsd by themselves when it is not running yet).
+int Daemon::watch_events(std::string* detail) {
+  watches_.reserve(3);
+  for (const char* pattern : {"security.>", "system.>", "error.>"}) {
+    fwevent_watch* w = nullptr;
+    const int rc = fwevent_watch_open(pattern, &w);
+    if (rc < 0) {
+      *detail = std::string("events ") + pattern + ": " + ipc_strerror(rc);
+      return rc;
+    }
+    watches_.push_back(Watch{this, w});
+  }
+  for (auto& w : watches_) {
+    const int rc = fwsvc_loop_add_fd(loop_, fwevent_watch_fd(w.w), FWSVC_EVENT_IN, on_events, &w);
+    if (rc < 0) {
+      *detail = std::string("events: ") + ipc_strerror(rc);
+      return rc;
+    }
+  }
+  return 0;
+}
+
+void Daemon::read_events(fwevent_watch* w) {
+  for (int i = 0; i < 256; ++i) {
+    fwevent_event ev;
+    if (fwevent_watch_next(w, &ev, 0) != 0) return;
+    ++c_.events;
+    const std::string_view topic(ev.topic);
+    const std::string_view first = topic.substr(0, topic.find('.'));
+    const int level = first == "error" ? 3 : first == "security" ? 5 : 6;
+    // The bus checked the JSON; dumping it again guarantees valid UTF-8 in the file.
+    const auto data = nlohmann::json::parse(ev.json, nullptr, false);
+    std::string extra = ",\"event\":";
+    append_json_string(extra, topic);
+    extra += ",\"data\":";
+    extra += data.is_discarded() ? "null" : data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    if (ev.gap > 0) extra += ",\"gap\":" + std::to_string(ev.gap);
+    const auto pid = static_cast<int32_t>(ev.sender_pid);
+    Sender& s = sender(pid);
+    s.active_ms = mono_ms();
+    if (!admit(pid, s)) continue;
+    emit(pid, &s, level, first, topic, std::move(extra));
+    throttle();
+  }
+}
+
 // Once a second: reassemblies that stalled, suppression reports for quiet senders.
 void Daemon::tick() {
   const int64_t now = mono_ms();
@@ -596,6 +660,10 @@ int Daemon::run() {
     fwsvc_loop_free(loop_);
     return 1;
   }
+  if (opts_.events && (rc = watch_events(&detail)) != 0) {
+    fprintf(stderr, "logd: %s\n", detail.c_str());
+    return 1;
+  }
   writer_.start();
   if (!notify_socket.empty()) setenv("NOTIFY_SOCKET", notify_socket.c_str(), 1);
   fwsvc_notify("READY=1");
@@ -605,6 +673,10 @@ int Daemon::run() {
   if (syslog_fd_ >= 0) read_syslog(1 << 20);
   writer_.stop();
   fwsvc_service_free(svc_);
+  for (auto& w : watches_) {
+    fwsvc_loop_remove_fd(loop_, fwevent_watch_fd(w.w));
+    fwevent_watch_close(w.w);
+  }
   if (syslog_fd_ >= 0) {
     close(syslog_fd_);
     unlink(opts_.syslog_socket.c_str());
@@ -637,6 +709,8 @@ int main_(int argc, char** argv) {
       return 0;
     } else if (a == "--stderr") {
       o.writer.mirror_stderr = true;
+    } else if (a == "--no-events") {
+      o.events = false;
     } else if (a == "--log-dir") {
       if (!value(&v) || *v == '\0') return usage_error("--log-dir needs a directory");
       o.writer.dir = v;

@@ -105,7 +105,25 @@ pid_t spawn_exec(const std::vector<std::string>& args, const std::string& env_no
   return pid;
 }
 
-// logd started as a child, awaited through its READY=1 on $NOTIFY_SOCKET.
+// A daemon started as a child, awaited through its READY=1 on $NOTIFY_SOCKET (path).
+pid_t start_ready(const std::vector<std::string>& args, const std::string& path) {
+  unlink(path.c_str());
+  const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  const pid_t pid = spawn_exec(args, path);
+  pollfd p{fd, POLLIN, 0};
+  REQUIRE_MESSAGE(poll(&p, 1, 30000) == 1, args[0], " did not say READY=1");
+  char buf[64] = {};
+  REQUIRE(recv(fd, buf, sizeof buf - 1, 0) > 0);
+  CHECK(std::string(buf) == "READY=1");
+  close(fd);
+  return pid;
+}
+
+// logd started as a child, awaited through its READY=1.
 struct Logd {
   const Env& env;
   std::vector<std::string> extra;
@@ -118,21 +136,9 @@ struct Logd {
     }
   }
   void start() {
-    unlink(env.notify.c_str());
-    const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    std::strncpy(a.sun_path, env.notify.c_str(), sizeof a.sun_path - 1);
-    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
     std::vector<std::string> args = {runfile("services/logd/logd"), "--log-dir", env.logdir};
     args.insert(args.end(), extra.begin(), extra.end());
-    pid = spawn_exec(args, env.notify);
-    pollfd p{fd, POLLIN, 0};
-    REQUIRE(poll(&p, 1, 30000) == 1);
-    char buf[64] = {};
-    REQUIRE(recv(fd, buf, sizeof buf - 1, 0) > 0);
-    CHECK(std::string(buf) == "READY=1");
-    close(fd);
+    pid = start_ready(args, env.notify);
   }
   // SIGTERM: logd writes what it received and exits 0.
   int stop() {
@@ -598,4 +604,38 @@ TEST_CASE("the per-sender rate limit writes a burst, then reports what it suppre
   REQUIRE(at != std::string::npos);
   sscanf(out.c_str() + at, "suppressed %llu", &n);
   CHECK(n + flood.size() == 300);
+}
+
+TEST_CASE("events: fwevent emit security.user.login lands in logd.log with no logd call in the emitter") {
+  Env env;
+  const pid_t eventsd = start_ready({runfile("services/events/eventsd")}, env.dir + "/notify-events");
+  Logd logd(env);  // its watches join the running event bus before it says READY=1
+  const pid_t em =
+      spawn_exec({runfile("services/events/fwevent"), "emit", "security.user.login", "{\"username\":\"user\"}"});
+  CHECK(wait_exit(em) == 0);
+  const pid_t em2 = spawn_exec({runfile("services/events/fwevent"), "emit", "error.disk.full", "{\"free\":0}"});
+  CHECK(wait_exit(em2) == 0);
+  const pid_t em3 = spawn_exec({runfile("services/events/fwevent"), "emit", "app.private", "{}"});
+  CHECK(wait_exit(em3) == 0);
+  // The events reach logd's watch asynchronously: wait for them through logctl.
+  std::string out;
+  for (int64_t end = now_ms() + 30000; now_ms() < end; poll(nullptr, 0, 20)) {
+    out = logctl({"query", "--json"}).second;
+    if (count_lines(out) >= 2) break;
+  }
+  CHECK(logd.stop() == 0);
+  kill(eventsd, SIGTERM);
+  CHECK(wait_exit(eventsd) == 0);
+  const auto all = read_log(env.logdir);
+  const auto sec = with_tag(all, "security");
+  REQUIRE(sec.size() == 1);
+  CHECK(sec[0]["event"] == "security.user.login");
+  CHECK(sec[0]["data"] == json{{"username", "user"}});
+  CHECK(sec[0]["level"] == "notice");
+  CHECK(sec[0]["pid"].get<int64_t>() == em);
+  const auto err = with_tag(all, "error");
+  REQUIRE(err.size() == 1);
+  CHECK(err[0]["level"] == "err");
+  CHECK(err[0]["pid"].get<int64_t>() == em2);
+  CHECK(with_tag(all, "app").empty());
 }
