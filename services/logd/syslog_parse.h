@@ -18,7 +18,7 @@ struct SyslogMessage {
 // Splits a datagram of any bytes; never fails (a message with no header is all text).
 SyslogMessage parse_syslog(std::string_view dgram);
 
-// "kern", "user", ... "local7"; "facilityN" past the table.
+// "kern", "user", ... "local7"; "unknown" past the table.
 const char* facility_name(int facility);
 
 }  // namespace logd
