@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <string>
@@ -64,31 +65,65 @@ int open_events(uint32_t mode) noexcept {
 
 // ---------------------------------------------------------------- emit
 
-// One write-only id per process, opened on first use, reopened after eventsd restarts
-// and in a forked child (an inherited id is -EBADF there).
+// One write-only id per process, opened on first use, replaced after eventsd restarts
+// (-EPIPE) and in a forked child (an inherited id is -EBADF there). Sends run outside the
+// lock (the runtime allows sends on one id from several threads), so one emitter waiting
+// for room never holds the others up, and no lock of ours is held inside the runtime.
+// The shared_ptr closes a replaced id when its last sender is done with it.
+struct EmitId {
+  int id;
+  explicit EmitId(int i) : id(i) {}
+  ~EmitId() { ipc_close_channel(uint32_t(id)); }  // -EBADF, harmless, for a parent's id in a child
+};
 std::mutex g_emit_mu;
-int g_emit_id = -1;
+std::shared_ptr<EmitId> g_emit;
 pid_t g_emit_pid = 0;
 
-int emit_locked(const std::string& payload, int timeout_ms) {
+// The current id, or a new one when there is none or it is `stale`; *err on failure.
+std::shared_ptr<EmitId> emit_id(const EmitId* stale, int* err) {
+  std::shared_ptr<EmitId> old;  // released after the lock
+  {
+    std::lock_guard<std::mutex> lk(g_emit_mu);
+    if (g_emit_pid != getpid()) {
+      old = std::move(g_emit);
+      g_emit_pid = getpid();
+    }
+    if (g_emit && g_emit.get() != stale) return g_emit;
+    if (g_emit) old = std::move(g_emit);
+  }
+  old.reset();
+  const int id = open_events(IPC_MODE_WRITE | IPC_MODE_NONBLOCK);
+  if (id < 0) {
+    *err = id;
+    return nullptr;
+  }
+  auto fresh = std::make_shared<EmitId>(id);
+  std::shared_ptr<EmitId> winner;
+  {
+    std::lock_guard<std::mutex> lk(g_emit_mu);
+    if (!g_emit) g_emit = fresh;
+    winner = g_emit;  // another thread may have opened one first: use it, close ours
+  }
+  return winner;
+}
+
+int emit_payload(const std::string& payload, int timeout_ms) {
   const int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
   bool reopened = false;
   useconds_t backoff_us = 50;
+  int err = 0;
+  std::shared_ptr<EmitId> e = emit_id(nullptr, &err);
+  if (!e) return err;
   while (true) {
-    if (g_emit_id < 0 || g_emit_pid != getpid()) {
-      g_emit_id = open_events(IPC_MODE_WRITE | IPC_MODE_NONBLOCK);
-      if (g_emit_id < 0) return g_emit_id;
-      g_emit_pid = getpid();
-    }
     IPC_HEADER h{};
     h.type = FWEVENT_WIRE_TYPE;
     h.size = uint32_t(payload.size());
-    const int rc = ipc_send_header(uint32_t(g_emit_id), &h, payload.data());
+    const int rc = ipc_send_header(uint32_t(e->id), &h, payload.data());
     if (rc >= 0) return 0;
     if ((rc == -EPIPE || rc == -EBADF) && !reopened) {  // eventsd restarted: a new channel
-      if (rc == -EPIPE) ipc_close_channel(uint32_t(g_emit_id));
-      g_emit_id = -1;
       reopened = true;
+      e = emit_id(e.get(), &err);
+      if (!e) return err;
       continue;
     }
     if (rc != -EAGAIN) return rc;
@@ -202,8 +237,7 @@ int fwevent_emit_timeout(const char* topic, const char* json, int timeout_ms) {
   }
   int rc;
   try {
-    std::lock_guard<std::mutex> lk(g_emit_mu);
-    rc = emit_locked(payload, timeout_ms);
+    rc = emit_payload(payload, timeout_ms);
   } catch (const std::bad_alloc&) {
     rc = -ENOMEM;
   }

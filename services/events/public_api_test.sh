@@ -15,7 +15,14 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$work/lib" && chmod 700 "$work"
 cp "$root/services/events/libfwevent_ipc.so" "$root/runtime/libfwipc.so" "$work/lib/"
-cc -std=c99 -Wall -Wextra -Werror -I"$root/services/events" -I"$root/runtime/include" \
+# Under --config=asan/tsan the libraries need their sanitizer's runtime first: build the
+# program the same way (a plain build adds nothing).
+san=()
+case "$(readelf -d "$work/lib/libfwipc.so" | grep -o 'lib[at]san' | head -1)" in
+  libasan) san=(-fsanitize=address,undefined) ;;
+  libtsan) san=(-fsanitize=thread) ;;
+esac
+cc -std=c99 -Wall -Wextra -Werror "${san[@]}" -I"$root/services/events" -I"$root/runtime/include" \
   "$root/services/events/examples/hello_events.c" -L"$work/lib" -lfwevent_ipc -lfwipc -lpthread \
   -Wl,-rpath,"$work/lib" -o "$work/hello_events"
 # libfwipc.so finds the registry beside itself in the tree; here FWIPC_REGISTRYD names it.
