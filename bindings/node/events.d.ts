@@ -11,6 +11,8 @@ export interface BusEvent<T = unknown> {
   sender: number;
   /** > 0: this bus lost its place that many times before this event (events may be missing). */
   gap: number;
+  /** true: emitted in this process while there was no event bus; only this process saw it. */
+  local?: boolean;
 }
 
 export type Listener<T = any> = (data: T, event: BusEvent<T>) => void;

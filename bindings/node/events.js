@@ -256,7 +256,8 @@ class EventBus {
     const w = this._openWriter();
     if (w === null) {
       this.stats.local++;
-      const ev = { topic, data: JSON.parse(payload.toString('utf8', topic.length + 1)), sender: process.pid, gap: 0 };
+      // local: it never reached the bus, so no other process (logd included) saw it.
+      const ev = { topic, data: JSON.parse(payload.toString('utf8', topic.length + 1)), sender: process.pid, gap: 0, local: true };
       queueMicrotask(() => this._dispatch(ev));
       return false;
     }

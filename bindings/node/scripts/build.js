@@ -50,6 +50,13 @@ function libDir() {
         'or set FWIPC_LIB_DIR to the directory of an installed libfwipc.so.',
     );
   }
+  // bazel-bin is rewritten in place by `bazel build --config=asan|tsan`: an instrumented
+  // library cannot load into node (its sanitizer runtime would have to come first).
+  const bytes = fs.readFileSync(lib);
+  for (const san of ['libasan.so', 'libtsan.so', 'libubsan.so']) {
+    if (bytes.includes(san))
+      fail(`${lib} is a sanitizer build (it needs ${san}): rebuild it plain with (cd ${repo} && bazel build //runtime:fwipc)`);
+  }
   const dir = path.join(out, 'lib');
   fs.mkdirSync(dir, { recursive: true });
   copy(lib, path.join(dir, 'libfwipc.so'));

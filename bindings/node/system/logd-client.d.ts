@@ -12,6 +12,8 @@ export interface LogdClientOptions {
   retryMs?: number;
   /** Bound on the HELLO call (ms, default 2000). */
   callTimeoutMs?: number;
+  /** Also forward events that travelled on the bus (logd logs those itself unless run with --no-events). Default false. */
+  forwardBusEvents?: boolean;
 }
 
 export interface LogdClientStats {

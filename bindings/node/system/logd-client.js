@@ -105,6 +105,7 @@ class LogdClient {
     this.maxQueue = options.maxQueue || 4096; // messages waiting for logd
     this.retryMs = options.retryMs || 200;
     this.callTimeoutMs = options.callTimeoutMs || 2000;
+    this.forwardBusEvents = options.forwardBusEvents === true;
     this._ch = null;
     this._state = 'down'; // down | connecting | ready
     this._queue = []; // [buffer, recordEnds]: messages in order; a record's fragments stay together
@@ -119,12 +120,19 @@ class LogdClient {
 
   // Forwards the EventManager's security, system and error events to logd (and starts the
   // manager on eventBus if it is not running). Either argument may be omitted.
+  //
+  // logd subscribes to the event bus itself (unless run with --no-events) and logs every
+  // security, system and error event that travels on it, with the emitter's pid. So that
+  // nothing is logged twice, this client forwards only the events that never reached the
+  // bus (emitted while eventsd was not running: local: true), unless forwardBusEvents was
+  // set in the options (for a logd run with --no-events).
   init(eventManager, eventBus) {
     let mgr = eventManager;
     if (!mgr && eventBus) mgr = new EventManager(eventBus);
     if (mgr) {
       this._unsinks.push(
-        mgr.addSink((r) => {
+        mgr.addSink((r, ev) => {
+          if (!ev.local && !this.forwardBusEvents) return;
           this.stats.eventsForwarded++;
           const text = `${r.event} ${JSON.stringify(r.data)}`;
           this.log(r.level, r.tag, text);
