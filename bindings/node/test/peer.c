@@ -129,7 +129,8 @@ int main(int argc, char** argv) {
     return flood(argv[2], atol(argv[3]), argc == 5 ? (uint32_t)atol(argv[4]) : 8);
   if (argc == 4 && strcmp(argv[1], "serve") == 0) return serve(argv[2], atol(argv[3]));
   if (argc == 4 && strcmp(argv[1], "call") == 0) return call(argv[2], atol(argv[3]));
-  fprintf(stderr, "usage: test-peer echo IN OUT SENDER COUNT | send OUT COUNT | flood OUT COUNT [SIZE] |\n"
-                  "                 serve NAME COUNT | call NAME COUNT\n");
+  fprintf(stderr,
+          "usage: test-peer echo IN OUT SENDER COUNT | send OUT COUNT | flood OUT COUNT [SIZE] |\n"
+          "                 serve NAME COUNT | call NAME COUNT\n");
   return 64;
 }
