@@ -81,10 +81,7 @@ TEST_CASE("new, send, capture, list, resize, wait, close, --help, bad usage") {
 }
 
 TEST_CASE("csrssctl attach inside tmux: typed input reaches the program, output is on the screen, detach works") {
-  if (::access("/usr/bin/tmux", X_OK) != 0) {
-    MESSAGE("tmux is not installed: skipped");
-    return;
-  }
+  REQUIRE_MESSAGE(::access("/usr/bin/tmux", X_OK) == 0, "this test drives tmux: apt-get install tmux");
   Runtime rt;
   Daemon d;
   Run r = run({ctl(), "new", "--", "/bin/sh"});
