@@ -533,6 +533,37 @@ bool gateway_reachable(Daemon& d, const Config& cfg, const std::string& iface, u
   return false;
 }
 
+// True when gw lies in a subnet on iface that networkd did not configure (an address
+// someone else put there), i.e. one that stays whatever networkd does to its own.
+bool foreign_subnet_has(Daemon& d, const std::string& iface, uint32_t gw) {
+  std::vector<KAddr> addrs;
+  d.nl.addrs(&addrs);
+  const int idx = ifindex(kernel_links(d), iface);
+  const Wanted w = wanted(d.cfg, d.leases);
+  for (const auto& a : addrs) {
+    if (a.index != idx || !in_subnet(gw, a.ip, a.prefix)) continue;
+    bool ours = false;
+    for (const auto& x : w.addrs) ours = ours || (x.iface == iface && x.ip == a.ip && x.prefix == a.prefix);
+    if (!ours) return true;
+  }
+  return false;
+}
+
+// A configured route through iface whose gateway the new addressing would leave outside
+// every subnet of iface: refused up front rather than failing in the kernel.
+std::optional<FieldError> check_routes_keep_gateway(Daemon& d, const std::string& iface, std::optional<Cidr> subnet,
+                                                    const char* field) {
+  for (const auto& rt : d.cfg.routes) {
+    if (rt.iface != iface || rt.gateway == 0) continue;
+    if (subnet && in_subnet(rt.gateway, subnet->net, subnet->prefix)) continue;
+    if (foreign_subnet_has(d, iface, rt.gateway)) continue;
+    return refuse(ENETUNREACH, field,
+                  "the configured route " + format_cidr(rt.dest) + " via " + format_ipv4(rt.gateway) +
+                      " would lose its gateway's subnet on " + iface + "; delete that route first");
+  }
+  return std::nullopt;
+}
+
 std::optional<FieldError> check_route(Daemon& d, const Config& cfg, RouteReq& r, bool adding) {
   if (!r.iface.empty() && !link_exists(d, r.iface)) return refuse(ENODEV, "iface", r.iface + ": no such interface");
   if (adding && r.gateway) {
@@ -577,6 +608,7 @@ void handle(void* ctx, const fwsvc_request* req) {
     case kConfigureStatic: {
       auto& r = std::get<StaticReq>(rq);
       if (!link_exists(d, r.iface)) return reply_error(req, refuse(ENODEV, "iface", r.iface + ": no such interface"));
+      if (auto e = check_routes_keep_gateway(d, r.iface, Cidr{r.ip, r.prefix}, "ip")) return reply_error(req, *e);
       LinkConfig& l = next.links[r.iface];
       l.dhcp = false;
       l.up = true;
@@ -605,6 +637,7 @@ void handle(void* ctx, const fwsvc_request* req) {
       if (!link_exists(d, r.iface)) return reply_error(req, refuse(ENODEV, "iface", r.iface + ": no such interface"));
       LinkConfig& l = next.links[r.iface];
       if (l.dhcp) return reply_ok(req);
+      if (auto e = check_routes_keep_gateway(d, r.iface, std::nullopt, "iface")) return reply_error(req, *e);
       l = LinkConfig{};
       l.dhcp = true;
       l.up = true;

@@ -320,6 +320,11 @@ TEST_CASE("shouldRefuseBadInputByFieldAndChangeNothing") {
       {networkd_add_route("default", "192.168.1.1", "eth0"), {-EEXIST, "dest:"}},
       {networkd_link_up("nosuch0", 1), {-ENODEV, "iface:"}},
       {networkd_checkpoint(-5), {-ERANGE, "rollback_ms:"}},
+      {networkd_add_route("10.50.0.0/16", "192.168.1.1", "eth0"), {0, ""}},
+      // That route's gateway would leave eth0's subnets: refused before anything changes.
+      {networkd_configure_static("eth0", "192.168.7.100", "255.255.255.0", nullptr), {-ENETUNREACH, "ip:"}},
+      {networkd_enable_dhcp("eth0"), {-ENETUNREACH, "iface:"}},
+      {networkd_del_route("10.50.0.0/16", nullptr, nullptr), {0, ""}},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     CAPTURE(i);
