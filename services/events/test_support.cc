@@ -77,7 +77,10 @@ TempRuntime::~TempRuntime() {
 
 Eventsd::Eventsd(std::vector<std::string> args) {
   static int n = 0;
-  const std::string name = "@fwevent-test-" + std::to_string(getpid()) + "-" + std::to_string(++n);
+  // Unique across concurrent tests: PIDs repeat in sandboxes' PID namespaces, the abstract
+  // socket namespace is shared; the runtime directory's mkdtemp name is not.
+  const char* dir = std::getenv("FWIPC_RUNTIME_DIR");
+  const std::string name = "@fwevent-test" + std::string(dir != nullptr ? dir : "") + "-" + std::to_string(++n);
   const int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
