@@ -11,6 +11,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -458,11 +459,20 @@ int Server::spawn(Console* c, const CreateReq& r, const Creds& cr, pid_t caller)
     ::close(master);
     return -child_err;
   }
+  // The pidfd is how the child is reaped: without one (out of descriptors) it is not started.
+  const int pidfd = pidfd_open(pid);
+  int rc = pidfd < 0 ? -errno : fwsvc_loop_add_fd(loop_, pidfd, FWSVC_EVENT_IN, on_child, c);
+  if (rc == 0) rc = fwsvc_loop_add_fd(loop_, master, FWSVC_EVENT_IN, on_master, c);
+  if (rc < 0) {
+    if (pidfd >= 0) fwsvc_loop_remove_fd(loop_, pidfd), ::close(pidfd);
+    ::kill(-pid, SIGKILL), ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    ::close(master);
+    return rc;
+  }
   c->pid = pid;
   c->master = master;
-  c->pidfd = pidfd_open(pid);
-  if (c->pidfd >= 0) fwsvc_loop_add_fd(loop_, c->pidfd, FWSVC_EVENT_IN, on_child, c);
-  fwsvc_loop_add_fd(loop_, master, FWSVC_EVENT_IN, on_master, c);
+  c->pidfd = pidfd;
   return 0;
 }
 
@@ -1099,6 +1109,13 @@ int main(int argc, char** argv) {
     }
   }
   ::signal(SIGPIPE, SIG_IGN);
+  // Each console holds a PTY master and a pidfd, each client a pidfd: the soft descriptor
+  // limit (often 1024) goes up to the hard one.
+  struct rlimit nofile;
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &nofile);
+  }
   fwsvc_loop* loop = nullptr;
   int rc = fwsvc_loop_new(&loop);  // before any thread: blocks SIGTERM, SIGINT, SIGHUP
   if (rc < 0) {
