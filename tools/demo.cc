@@ -7,12 +7,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "base/time.h"
 #include "benchmarks/harness.h"
 #include "ipc.h"
+#include "logd_ipc.h"
 #include "runtime/registry/client.h"
 #include "transports/shm/ring.h"
 
@@ -68,6 +70,41 @@ int broadcast(uint64_t n, int readers, double* secs) {
 }
 
 }  // namespace
+
+// logd: the system log daemon, a process logging through the client library, the file
+// filling, and logctl asking logd (services/logd/README.md).
+void logd_demo(const std::string& rundir) {
+  const std::string bin =
+      std::filesystem::path(std::filesystem::read_symlink("/proc/self/exe")).parent_path().parent_path().string();
+  const std::string logd = bin + "/services/logd/logd", logctl = bin + "/services/logd/logctl";
+  const std::string logdir = rundir + "/log";
+  std::printf("\nlogd, the system log (services/logd/logd --log-dir %s)\n", logdir.c_str());
+  const pid_t d = ::fork();
+  if (d == 0) {
+    ::execl(logd.c_str(), logd.c_str(), "--log-dir", logdir.c_str(), "--no-events", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  for (int i = 0; i < 400 && ::access((rundir + "/logd.call").c_str(), F_OK) != 0; ++i) ::usleep(5000);
+  const pid_t app = ::fork();
+  if (app == 0) {
+    logd_info("myapp", "Application started");
+    logd_debug("myapp.db", "opened %s", "/var/lib/myapp.db");
+    logd_warn("myapp.net", "link %s down, retrying in %d s", "eth0", 5);
+    logd_error("myapp", "could not write %s: %s", "/var/lib/myapp.db", std::strerror(ENOSPC));
+    ::_exit(logd_flush(5000) == 0 ? 0 : 1);  // every record above is in the file now
+  }
+  const int app_rc = wait_pid(app);
+  std::printf("  a process (pid %d) logged 4 records with logd_info/debug/warn/error; logd_flush: %s\n", int(app),
+              app_rc == 0 ? "0, all in the file" : "failed");
+  std::printf("  %s/logd.log:\n", logdir.c_str());
+  std::fflush(stdout);
+  (void)!std::system(("sed 's/^/    /' " + logdir + "/logd.log").c_str());
+  std::printf("  logctl query --level warning:\n");
+  std::fflush(stdout);
+  (void)!std::system((logctl + " query --level warning | sed 's/^/    /'").c_str());
+  ::kill(d, SIGTERM);
+  std::printf("  logd stopped on SIGTERM, exit status %d\n", wait_pid(d));
+}
 
 int main() {
   char tmpl[] = "/tmp/fwipc-demo-XXXXXX";
@@ -150,6 +187,8 @@ int main() {
       std::printf("  QUEUE %3u B, %-23s %6.2f M msg/s  %6.2f GB/s\n", bytes, p.label, rate / 1e6, rate * bytes / 1e9);
     }
   }
+
+  logd_demo(tmpl);
 
   ::kill(reg, SIGTERM);
   wait_pid(reg);
