@@ -86,10 +86,14 @@ int connect_or_start(const std::string& dir, const ClientOptions& o, std::string
   if (rc = ensure_dir(dir); rc < 0) return rc;
   if (rc = check_runtime_dir(dir, why); rc < 0) return rc;  // it existed after all, someone else's
   if (rc = spawn_registryd(exe, dir, o.idle_exit_ms); rc < 0) return rc;
-  // The new registry needs a moment to bind; a concurrent starter may win the lock.
+  // The new registry needs a moment to bind; a concurrent starter may win the lock. The
+  // lock may also still be held by a registry on its way out (an idle exit that closed
+  // its socket just before we connected): ours then stopped at once, so start another
+  // now and then until one serves (a surplus one exits: the lock is taken).
   for (int i = 0; i < 500; ++i) {
     fd = connect_trusted(path, dir, o, why);
     if (fd >= 0 || fd == -EPERM) return fd;
+    if (i % 25 == 24) spawn_registryd(exe, dir, o.idle_exit_ms);
     ::usleep(i < 50 ? 1000 : 10000);
   }
   // It did not come up (fwipc-registryd says why on its stderr when run by hand: a
