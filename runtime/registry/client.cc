@@ -109,6 +109,7 @@ std::string find_registryd(const std::string& configured) {
   if (const std::string here = own_object_dir(); !here.empty()) {
     for (const char* rel : {"/registry/daemon/fwipc-registryd",             // bazel-bin/runtime/libfwipc.so
                             "/../runtime/registry/daemon/fwipc-registryd",  // bazel-bin/<pkg>/program
+                            "/../../runtime/registry/daemon/fwipc-registryd",  // bazel-bin/<pkg>/<sub>/program
                             "/../libexec/fwipc-registryd", "/fwipc-registryd", "/../bin/fwipc-registryd"})
       candidates.push_back(here + rel);
   }
