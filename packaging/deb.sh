@@ -17,6 +17,10 @@ trap 'rm -rf "$stage"' EXIT
 
 packaging/install.sh --prefix /usr --libdir "/usr/lib/$multiarch" --destdir "$stage" --no-node
 
+# As Debian ships them: without debug information (about a fifth of the size).
+find "$stage" -type f -print0 | xargs -0 file -N | grep -a 'ELF.*not stripped' | cut -d: -f1 |
+  xargs -r strip --strip-unneeded --remove-section=.comment --remove-section=.note
+
 # Depends: the packages of every shared library an installed ELF file needs, but ours.
 deps=$(find "$stage" -type f -print0 | xargs -0 file -N | grep -a ELF | cut -d: -f1 |
   xargs -r env LD_LIBRARY_PATH="$stage/usr/lib/$multiarch" ldd 2>/dev/null |
