@@ -232,10 +232,12 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
     };
     // Until the batch is full or the channel empty: an empty channel re-arms the
     // descriptor, so a reader that keeps up costs one wakeup per burst, not two.
-    // A reader that found messages looks again for up to spin_ns_ after the last one
-    // before it lets the descriptor re-arm: a writer then seldom pays the wakeup syscall,
-    // and a burst arrives as one batch (the runtime's own readers spin likewise,
-    // FWIPC_SPIN_NS). The loop is held for at most that long per wakeup.
+    // A reader that found a burst (more than one message) looks again for up to spin_ns_
+    // after the last one before it lets the descriptor re-arm: a streaming writer then
+    // seldom pays the wakeup syscall, and a burst arrives as one batch (the runtime's own
+    // readers spin likewise, FWIPC_SPIN_NS). A lone message is returned at once: request/
+    // reply traffic would pay the spin on every hop. The loop is held for at most spin_ns_
+    // per wakeup.
     uint32_t got = 0;
     int rc = 0;
     int64_t last_ns = 0;
@@ -246,7 +248,7 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
         last_ns = 0;
         continue;
       }
-      if (rc != -EAGAIN || got == 0 || spin_ns_ <= 0) break;
+      if (rc != -EAGAIN || got <= 1 || spin_ns_ <= 0) break;
       const int64_t now = now_ns();
       if (last_ns == 0) last_ns = now;
       if (now - last_ns >= spin_ns_) break;
