@@ -269,6 +269,44 @@ int call(uint32_t id, const MsgHeader& req, const void* payload, MsgHeader* rep,
   return h->caller->call(req, payload, rep, buf, cap, Deadline::after_ms(timeout_ms));
 }
 
+// Calling is writing to the server: the registry checked the write bit at open.
+static call::CallClient* caller_of(uint32_t id) noexcept {
+  Handle* h = lookup(id);
+  return h != nullptr && (h->mode & IPC_MODE_WRITE) ? h->caller.get() : nullptr;
+}
+
+// A call handle is the request's 32-bit sequence number: anything wider was not ours.
+int call_start(uint32_t id, const MsgHeader& req, const void* payload, uint64_t* call) noexcept {
+  call::CallClient* c = caller_of(id);
+  if (c == nullptr) return -EBADF;
+  if (req.size > kMaxPayloadBytes) return -EMSGSIZE;
+  if ((payload == nullptr && req.size != 0) || call == nullptr) return -EFAULT;
+  uint32_t seq = 0;
+  const int rc = c->start(req, payload, &seq);
+  if (rc == 0) *call = seq;
+  return rc;
+}
+
+int call_result(uint32_t id, uint64_t call, MsgHeader* rep, void* buf, uint32_t cap) noexcept {
+  call::CallClient* c = caller_of(id);
+  if (c == nullptr) return -EBADF;
+  if (rep == nullptr || (buf == nullptr && cap != 0)) return -EFAULT;
+  if (call == 0 || call > UINT32_MAX) return -ENOENT;
+  return c->result(static_cast<uint32_t>(call), rep, buf, cap);
+}
+
+int call_cancel(uint32_t id, uint64_t call) noexcept {
+  call::CallClient* c = caller_of(id);
+  if (c == nullptr) return -EBADF;
+  if (call != 0 && call <= UINT32_MAX) c->cancel(static_cast<uint32_t>(call));
+  return 0;
+}
+
+int call_fd(uint32_t id) noexcept {
+  call::CallClient* c = caller_of(id);
+  return c == nullptr ? -EBADF : c->event_fd();
+}
+
 int receive_request(uint32_t id, MsgHeader* hdr, void* buf, uint32_t cap, uint64_t* call, int timeout_ms) noexcept {
   Handle* h = lookup(id);
   if (h == nullptr || h->calls == nullptr) return -EBADF;

@@ -32,6 +32,10 @@ void abandon(uint32_t id, shm::Loan* loan) noexcept;
 int info(uint32_t id, IPC_CHANNEL_INFO* out) noexcept;
 int call(uint32_t id, const MsgHeader& req, const void* payload, MsgHeader* rep, void* buf, uint32_t cap,
          int timeout_ms) noexcept;
+int call_start(uint32_t id, const MsgHeader& req, const void* payload, uint64_t* call) noexcept;
+int call_result(uint32_t id, uint64_t call, MsgHeader* rep, void* buf, uint32_t cap) noexcept;
+int call_cancel(uint32_t id, uint64_t call) noexcept;
+int call_fd(uint32_t id) noexcept;
 int receive_request(uint32_t id, MsgHeader* hdr, void* buf, uint32_t cap, uint64_t* call, int timeout_ms) noexcept;
 int reply(uint32_t id, uint64_t call, const MsgHeader& hdr, const void* payload) noexcept;
 int request_fd(uint32_t id) noexcept;

@@ -70,6 +70,23 @@ int ipc_call(uint32_t channel_id, const IPC_MESSAGE* request, IPC_MESSAGE* reply
   return rc;
 }
 
+int ipc_call_start(uint32_t channel_id, const IPC_MESSAGE* request, uint64_t* call) {
+  if (request == nullptr) return -EFAULT;
+  return fwipc::core::call_start(channel_id, fwipc::header_of(*request), request->payload, call);
+}
+
+int ipc_call_result(uint32_t channel_id, uint64_t call, IPC_MESSAGE* reply) {
+  if (reply == nullptr) return -EFAULT;
+  MsgHeader h;
+  const int rc = fwipc::core::call_result(channel_id, call, &h, reply->payload, sizeof reply->payload);
+  if (rc >= 0) fwipc::put_header(reply, h, h.sender);
+  return rc;
+}
+
+int ipc_call_cancel(uint32_t channel_id, uint64_t call) { return fwipc::core::call_cancel(channel_id, call); }
+
+int ipc_call_fd(uint32_t channel_id) { return fwipc::core::call_fd(channel_id); }
+
 int ipc_receive_request(uint32_t channel_id, IPC_MESSAGE* request, uint64_t* call, int timeout_ms) {
   if (request == nullptr) return -EFAULT;
   MsgHeader h;

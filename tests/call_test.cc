@@ -3,6 +3,7 @@
 // and callers that die or never read cost the server nothing.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -239,4 +240,102 @@ TEST_CASE("shouldFailCallsWithEpipeOnceTheServerIsGone") {
   IPC_MESSAGE m = text_message(1, "anyone?"), out;
   CHECK(ipc_call(uint32_t(w), &m, &out, 2000) == -EPIPE);
   CHECK(ipc_close_channel(uint32_t(w)) == 0);
+}
+
+// ipc_call_start / ipc_call_fd / ipc_call_result / ipc_call_cancel: a loop that never waits
+// in the runtime gets each reply through poll() on one descriptor, in any order; a
+// cancelled call's reply is dropped; a reply a thread in ipc_call() read for the loop
+// still wakes the loop.
+TEST_CASE("shouldAnswerCallsStartedFromAnEventLoopThroughOneDescriptor") {
+  for (uint32_t type : kTypes) {
+    CAPTURE(type);
+    TempRuntime rt;
+    const int c = ipc_create_channel("loop", type, 0);
+    REQUIRE(c >= 0);
+    const pid_t client = spawn([] {
+      const int id = ipc_open_channel("loop", IPC_MODE_WRITE);
+      if (id < 0) return 10;
+      const int fd = ipc_call_fd(uint32_t(id));
+      if (fd < 0 || ipc_call_fd(uint32_t(id)) != fd) return 11;
+      const char* texts[] = {"a", "b", "c"};
+      uint64_t calls[3];
+      for (int i = 0; i < 3; i++) {
+        const IPC_MESSAGE m = text_message(1, texts[i]);
+        if (ipc_call_start(uint32_t(id), &m, &calls[i]) != 0) return 12;
+      }
+      if (ipc_call_cancel(uint32_t(id), calls[1]) != 0) return 13;
+      IPC_MESSAGE rp;
+      if (ipc_call_result(uint32_t(id), calls[1], &rp) != -ENOENT) return 14;
+      if (ipc_call_result(uint32_t(id), 1ull << 40, &rp) != -ENOENT) return 15;
+      // Collects c before a whatever order they come in.
+      for (int want : {2, 0}) {
+        for (;;) {
+          const int n = ipc_call_result(uint32_t(id), calls[want], &rp);
+          if (n >= 0) {
+            if (std::string(rp.payload, rp.size) != std::string("re:") + texts[want]) return 16;
+            if (rp.sender != uint32_t(getppid())) return 17;
+            break;
+          }
+          if (n != -EAGAIN) return 18;
+          pollfd p{fd, POLLIN, 0};
+          if (::poll(&p, 1, 20000) != 1) return 19;
+        }
+      }
+      if (ipc_call_result(uint32_t(id), calls[0], &rp) != -ENOENT) return 20;  // taken
+      // A thread in ipc_call() may read the loop's reply off the socket: the loop still wakes.
+      for (int round = 0; round < 50; round++) {
+        uint64_t mine = 0;
+        const IPC_MESSAGE m = text_message(1, "loop");
+        if (ipc_call_start(uint32_t(id), &m, &mine) != 0) return 21;
+        int sync_rc = 0;
+        std::thread t([&] {
+          const IPC_MESSAGE q = text_message(1, "thread");
+          IPC_MESSAGE r;
+          sync_rc = ipc_call(uint32_t(id), &q, &r, 20000) >= 0 && std::string(r.payload, r.size) == "re:thread";
+        });
+        int n;
+        while ((n = ipc_call_result(uint32_t(id), mine, &rp)) == -EAGAIN) {
+          pollfd p{fd, POLLIN, 0};
+          if (::poll(&p, 1, 20000) != 1) {
+            t.join();
+            return 22;
+          }
+        }
+        t.join();
+        if (n < 0 || std::string(rp.payload, rp.size) != "re:loop" || !sync_rc) return 23;
+      }
+      const IPC_MESSAGE stop = text_message(kStop, "stop");
+      return ipc_call(uint32_t(id), &stop, &rp, 20000) >= 0 ? 0 : 24;
+    });
+    CHECK(serve(c) == 3 + 100 + 1);  // the cancelled call is answered too; its reply is dropped
+    CHECK(wait_exit(client) == 0);
+    CHECK(ipc_close_channel(uint32_t(c)) == 0);
+  }
+}
+
+TEST_CASE("shouldFailAStartedCallWithEpipeWhenTheServerGoesAway") {
+  for (uint32_t type : kTypes) {
+    CAPTURE(type);
+    TempRuntime rt;
+    const int c = ipc_create_channel("away", type, 0);
+    REQUIRE(c >= 0);
+    const int w = ipc_open_channel("away", IPC_MODE_WRITE);
+    REQUIRE(w >= 0);
+    const int fd = ipc_call_fd(uint32_t(w));
+    REQUIRE(fd >= 0);
+    const IPC_MESSAGE m = text_message(1, "anyone?");
+    uint64_t call = 0;
+    REQUIRE(ipc_call_start(uint32_t(w), &m, &call) == 0);
+    IPC_MESSAGE out;
+    CHECK(ipc_call_result(uint32_t(w), call, &out) == -EAGAIN);
+    CHECK(ipc_close_channel(uint32_t(c)) == 0);
+    int n;
+    while ((n = ipc_call_result(uint32_t(w), call, &out)) == -EAGAIN) {
+      pollfd p{fd, POLLIN, 0};
+      REQUIRE(::poll(&p, 1, 20000) == 1);
+    }
+    CHECK(n == -EPIPE);
+    CHECK(ipc_call_start(uint32_t(w), &m, &call) == -EPIPE);
+    CHECK(ipc_close_channel(uint32_t(w)) == 0);
+  }
 }

@@ -162,6 +162,21 @@ int ipc_channel_info(uint32_t channel_id, IPC_CHANNEL_INFO* out);
  * when none comes in time (a reply that comes later is discarded, never handed to another
  * call), -EPIPE when the server is gone. Several threads may call on one id at once. */
 int ipc_call(uint32_t channel_id, const IPC_MESSAGE* request, IPC_MESSAGE* reply, int timeout_ms);
+/* The same, for event loops (no thread waits): ipc_call_start() sends the request and
+ * sets *call (0 or -EAGAIN when the socket to the server is full: try again when the
+ * loop next runs; -ENOBUFS with 65,536 calls in flight on the id; -EPIPE, -EMSGSIZE as
+ * ipc_call()). ipc_call_fd() is a descriptor, the same for the id's life, that polls
+ * readable when a reply may have come; ipc_call_result() then gives a call's reply as
+ * ipc_call() does, or -EAGAIN while it has not come, -EPIPE when the server went away,
+ * -ENOENT for a handle not in flight (already taken or cancelled). A call is in flight
+ * until ipc_call_result() returns other than -EAGAIN for it, or ipc_call_cancel() forgets
+ * it (the way to give up after a timeout of your own): its reply, if it comes, is dropped.
+ * The descriptor stays readable while a reply nobody has taken waits: watch it only while
+ * calls are in flight. */
+int ipc_call_start(uint32_t channel_id, const IPC_MESSAGE* request, uint64_t* call);
+int ipc_call_fd(uint32_t channel_id);
+int ipc_call_result(uint32_t channel_id, uint64_t call, IPC_MESSAGE* reply);
+int ipc_call_cancel(uint32_t channel_id, uint64_t call);
 /* The creator's side: the next call, with request->sender the caller's PID (kernel
  * credentials) and *call the handle to answer it with. Blocks like ipc_receive_message()
  * (timeout_ms < 0 forever, 0 polls: -EAGAIN). -EBADF on an id that is not the creator's. */
