@@ -114,12 +114,6 @@ int main(int argc, char** argv) {
     }
   }
 
-  // A registry this process auto-starts would inherit $NOTIFY_SOCKET and say READY=1 for
-  // us before the channel exists: hide it until we are ready.
-  const char* ns = getenv("NOTIFY_SOCKET");
-  const std::string notify_socket = ns != nullptr ? ns : "";
-  unsetenv("NOTIFY_SOCKET");
-
   fwsvc_loop* loop = nullptr;
   fwsvc_service* svc = nullptr;
   int rc = fwsvc_loop_new(&loop);  // before any thread: SIGTERM/SIGINT/SIGHUP blocked
@@ -155,8 +149,7 @@ int main(int argc, char** argv) {
     rc = fwsvc_service_add_method(svc, kMethodStatus, on_status, &st);
   }
   if (rc == 0) {
-    if (!notify_socket.empty()) setenv("NOTIFY_SOCKET", notify_socket.c_str(), 1);
-    fwsvc_notify("READY=1");
+    fwsvc_notify("READY=1");  // ours alone: an auto-started registry never sees NOTIFY_SOCKET
     rc = fwsvc_loop_run(loop);
     if (rc != 0) fprintf(stderr, "eventsd: %s\n", ipc_strerror(rc));
   }

@@ -990,11 +990,6 @@ int main(int argc, char** argv) {
     fprintf(stderr, "networkd: %s/state.json: %s (move it away to start empty)\n", d.state_dir.c_str(), why.c_str());
     return 1;
   }
-  // Our service manager's socket is ours alone: the registry the runtime may start and
-  // udhcpc would inherit it, and the registry says READY=1 there itself.
-  std::string notify_socket;
-  if (const char* ns = getenv("NOTIFY_SOCKET")) notify_socket = ns;
-  unsetenv("NOTIFY_SOCKET");
   signal(SIGPIPE, SIG_IGN);
   int rc = fwsvc_loop_new(&d.loop);
   if (rc < 0) {
@@ -1047,11 +1042,9 @@ int main(int argc, char** argv) {
     const int64_t left = d.rollback_at_ms - now_ms();
     d.rollback_timer = fwsvc_loop_add_timer(d.loop, uint64_t(std::max<int64_t>(1, left)), 0, rollback, &d);
   }
-  if (!notify_socket.empty()) {
-    setenv("NOTIFY_SOCKET", notify_socket.c_str(), 1);
-    fwsvc_notify("READY=1");
-    unsetenv("NOTIFY_SOCKET");
-  }
+  // Ours alone: the runtime spawns a registry without NOTIFY_SOCKET, udhcpc gets an
+  // environment of its own (spawn_udhcpc).
+  fwsvc_notify("READY=1");
   rc = fwsvc_loop_run(d.loop);
   for (auto& [iface, c] : d.dhcp) stop_udhcpc(d, c);
   fwsvc_service_free(d.svc);

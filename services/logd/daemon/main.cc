@@ -621,11 +621,6 @@ int Daemon::run() {
     return 1;
   }
   seq_ = writer_.next_seq();
-  // A registry this process auto-starts must not tell our service manager it is ready
-  // (it would, from an inherited NOTIFY_SOCKET): only logd says READY=1, once it serves.
-  const char* notify = getenv("NOTIFY_SOCKET");
-  const std::string notify_socket = notify != nullptr ? notify : "";
-  unsetenv("NOTIFY_SOCKET");
   rc = fwsvc_loop_new(&loop_);  // before any thread: SIGTERM/SIGINT/SIGHUP go to the loop
   if (rc != 0) {
     fprintf(stderr, "logd: event loop: %s\n", ipc_strerror(rc));
@@ -665,7 +660,8 @@ int Daemon::run() {
     return 1;
   }
   writer_.start();
-  if (!notify_socket.empty()) setenv("NOTIFY_SOCKET", notify_socket.c_str(), 1);
+  // The registry the runtime may have auto-started was spawned without NOTIFY_SOCKET:
+  // this READY=1 is the only one our service manager gets.
   fwsvc_notify("READY=1");
   rc = fwsvc_loop_run(loop_);
   // SIGTERM: everything already received goes to the file before exiting.
