@@ -11,8 +11,8 @@
 //   receive() / iterator waiter, else to 'message' listeners, else to a bounded local queue;
 //   while that queue is full the descriptor is not watched and writers feel the
 //   back-pressure in the ring instead.
-// - serve() watches ipc_request_fd() the same way; call() runs ipc_call() on libuv's thread
-//   pool (the runtime has no descriptor for a pending call's reply).
+// - serve() watches ipc_request_fd() the same way; call() starts the call with
+//   ipc_call_start() and watches ipc_call_fd() while calls are in flight (no thread waits).
 const { EventEmitter } = require('events');
 const path = require('path');
 
@@ -109,6 +109,7 @@ class Channel extends EventEmitter {
     this._highWater = highWaterMark || DEFAULT_HIGH_WATER;
     this._maxPending = maxPendingSends || DEFAULT_MAX_PENDING_SENDS;
     this._pending = []; // sends waiting for room: {data, type, priority, receiver, resolve, reject}
+    this._calls = new Map(); // calls in flight: handle (bigint) -> {resolve, reject, timer}
     this._retryTries = 0; // 0: not retrying; else the next timer back-off in ms
     this._retrySince = 0n;
     this._retryTimer = null;
@@ -117,6 +118,7 @@ class Channel extends EventEmitter {
     this._stats = { sent: 0, received: 0, sendWaits: 0, sendRetries: 0, drains: 0, paused: 0 };
     handle.onreadable = (status) => this._onReadable(status);
     handle.onrequest = (status) => this._onRequest(status);
+    handle.oncallready = (status) => this._onCallReady(status);
     this.on('newListener', (ev) => {
       if (ev === 'message') process.nextTick(() => this._updateWatch());
     });
@@ -363,16 +365,77 @@ class Channel extends EventEmitter {
 
   call(request, opts) {
     if (this._closed) return Promise.reject(ipcError(EBADF, 'ipc_call', this.name));
+    const type = (opts && opts.type) || 0;
+    const priority = (opts && opts.priority) || 0;
+    let timeout;
     try {
-      return this._n.call(
-        request,
-        (opts && opts.type) || 0,
-        (opts && opts.priority) || 0,
-        timeoutMs(opts && opts.timeout, 'timeout'),
-      );
+      timeout = timeoutMs(opts && opts.timeout, 'timeout');
     } catch (e) {
       return Promise.reject(e);
     }
+    return new Promise((resolve, reject) => {
+      const entry = { resolve, reject, timer: null, call: null };
+      const deadline = timeout >= 0 ? Date.now() + timeout : Infinity;
+      if (timeout >= 0) {
+        entry.timer = setTimeout(() => {
+          entry.timer = null;
+          if (entry.call !== null) {
+            this._n.callCancel(entry.call); // its reply, if it comes, is dropped
+            this._calls.delete(entry.call);
+            this._unwatchCalls();
+          }
+          entry.call = -1n;
+          reject(ipcError(-110 /* ETIMEDOUT */, 'ipc_call', this.name));
+        }, timeout);
+      }
+      // A full socket to the server (-EAGAIN) is retried on timers until the deadline.
+      let wait = 1;
+      const start = () => {
+        if (entry.call === -1n) return; // timed out meanwhile
+        if (this._closed) return this._settleCall(entry, ipcError(EBADF, 'ipc_call', this.name));
+        let r;
+        try {
+          r = this._n.callStart(request, type, priority);
+        } catch (e) {
+          return this._settleCall(entry, e);
+        }
+        if (typeof r === 'number') {
+          if (r === EAGAIN && Date.now() < deadline) {
+            setTimeout(start, wait);
+            wait = Math.min(wait * 2, RETRY_MAX_MS);
+            return;
+          }
+          return this._settleCall(entry, ipcError(r, 'ipc_call', this.name));
+        }
+        entry.call = r;
+        this._calls.set(r, entry);
+        if (this._calls.size === 1) this._n.watchCalls(true);
+      };
+      start();
+    });
+  }
+
+  _settleCall(entry, err, reply) {
+    if (entry.timer !== null) clearTimeout(entry.timer);
+    entry.timer = null;
+    if (err) entry.reject(err);
+    else entry.resolve(reply);
+  }
+
+  _unwatchCalls() {
+    if (this._calls.size === 0 && !this._closed) this._n.watchCalls(false);
+  }
+
+  // ipc_call_fd() is readable: a reply may have come for any call in flight.
+  _onCallReady(status) {
+    for (const [call, entry] of this._calls) {
+      const r = status < 0 ? status : this._n.callResult(call);
+      if (r === EAGAIN) continue;
+      this._calls.delete(call);
+      if (typeof r === 'number') this._settleCall(entry, ipcError(r, 'ipc_call', this.name));
+      else this._settleCall(entry, null, r);
+    }
+    this._unwatchCalls();
   }
 
   serve(handler, opts) {
@@ -488,7 +551,7 @@ class Channel extends EventEmitter {
       ...this._stats,
       queued: this._queued(),
       pendingSends: this._pending.length,
-      callsInFlight: this._n.callsInFlight,
+      callsInFlight: this._calls.size,
     };
   }
 
@@ -505,6 +568,9 @@ class Channel extends EventEmitter {
     this._watching = false;
     const err = ipcError(EBADF, 'ipc_close_channel', this.name);
     for (const p of this._pending.splice(0)) p.reject(err);
+    const calls = [...this._calls.values()];
+    this._calls.clear();
+    for (const c of calls) this._settleCall(c, ipcError(EBADF, 'ipc_call', this.name));
     const ws = this._waiters;
     this._waiters = [];
     for (const w of ws) {

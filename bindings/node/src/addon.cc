@@ -129,12 +129,14 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
                            InstanceMethod<&NativeChannel::WatchRequests>("watchRequests"),
                            InstanceMethod<&NativeChannel::TakeRequest>("takeRequest"),
                            InstanceMethod<&NativeChannel::Reply>("reply"),
-                           InstanceMethod<&NativeChannel::Call>("call"),
+                           InstanceMethod<&NativeChannel::CallStart>("callStart"),
+                           InstanceMethod<&NativeChannel::CallResult>("callResult"),
+                           InstanceMethod<&NativeChannel::CallCancel>("callCancel"),
+                           InstanceMethod<&NativeChannel::WatchCalls>("watchCalls"),
                            InstanceMethod<&NativeChannel::Info>("info"),
                            InstanceMethod<&NativeChannel::Transport>("transport"),
                            InstanceMethod<&NativeChannel::Close>("close"),
                            InstanceAccessor<&NativeChannel::Id>("id"),
-                           InstanceAccessor<&NativeChannel::InFlight>("callsInFlight"),
                        });
   }
 
@@ -151,28 +153,19 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
     ctx_ = std::make_unique<Napi::AsyncContext>(info.Env(), "fwipc.channel");
   }
 
-  // Garbage-collected without close(): nothing of ours can be running (a watch or a call
-  // holds a reference), so the id is closed here.
+  // Garbage-collected without close(): nothing of ours can be running (an active watch,
+  // as while calls are in flight, holds a reference), so the id is closed here.
   ~NativeChannel() override {
     ReleasePoll(&msg_);
     ReleasePoll(&req_);
-    if (open_ || close_pending_) ipc_close_channel(id_);
-  }
-
-  // A finished ipc_call(): the id may be closed now if close() came meanwhile.
-  void CallDone() {
-    --in_flight_;
-    if (close_pending_ && in_flight_ == 0) {
-      close_pending_ = false;
-      ipc_close_channel(id_);
-    }
+    ReleasePoll(&calls_);
+    if (open_) ipc_close_channel(id_);
   }
 
   uint32_t id() const { return id_; }
 
  private:
   Napi::Value Id(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), id_); }
-  Napi::Value InFlight(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), in_flight_); }
 
   // send(data, type, priority, receiver) -> 0 or a negative errno (-EAGAIN: full).
   // The hot path: a Buffer and three uint32 numbers cost four Node-API calls.
@@ -257,30 +250,36 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
     return Napi::Buffer<char>::Copy(env, scratch_.data(), sink.used);  // an error comes next time
   }
 
+  enum class Watched { kMessages, kRequests, kCalls };
   Napi::Value Watch(const Napi::CallbackInfo& info) {
-    SetWatch(info, &msg_, /*requests=*/false);
+    SetWatch(info, &msg_, Watched::kMessages);
     return info.Env().Undefined();
   }
   Napi::Value WatchRequests(const Napi::CallbackInfo& info) {
-    SetWatch(info, &req_, /*requests=*/true);
+    SetWatch(info, &req_, Watched::kRequests);
     return info.Env().Undefined();
   }
 
   // Starts or stops the uv_poll on the id's message (or request) descriptor. While any poll
   // is active the wrapper holds a reference to itself, so a channel that someone listens
   // on is not collected.
-  void SetWatch(const Napi::CallbackInfo& info, Poller* p, bool requests) {
+  void SetWatch(const Napi::CallbackInfo& info, Poller* p, Watched what) {
     Napi::Env env = info.Env();
     const bool on = info[0].ToBoolean();
     if (!on) {
       StopPoll(p);
       return;
     }
-    if (!open_) throw ipc_error(env, -EBADF, requests ? "ipc_request_fd" : "ipc_channel_fd");
+    const char* fd_call = what == Watched::kMessages   ? "ipc_channel_fd"
+                          : what == Watched::kRequests ? "ipc_request_fd"
+                                                       : "ipc_call_fd";
+    if (!open_) throw ipc_error(env, -EBADF, fd_call);
     if (p->active) return;
     if (p->handle == nullptr) {
-      const int fd = requests ? ipc_request_fd(id_) : ipc_channel_fd(id_);
-      if (fd < 0) throw ipc_error(env, fd, requests ? "ipc_request_fd" : "ipc_channel_fd");
+      const int fd = what == Watched::kMessages   ? ipc_channel_fd(id_)
+                     : what == Watched::kRequests ? ipc_request_fd(id_)
+                                                  : ipc_call_fd(id_);
+      if (fd < 0) throw ipc_error(env, fd, fd_call);
       auto* h = static_cast<uv_poll_t*>(std::calloc(1, uv_handle_size(uvmin::kPollHandle)));
       if (h == nullptr) throw ipc_error(env, -ENOMEM, "uv_poll_init");
       if (int rc = uv_poll_init(loop_, h, fd); rc < 0) {
@@ -290,8 +289,10 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
       uvmin::set_data(h, this);
       p->handle = h;
     }
-    if (int rc = uv_poll_start(p->handle, uvmin::kReadable, requests ? &OnRequestPoll : &OnMessagePoll); rc < 0)
-      throw ipc_error(env, rc, "uv_poll_start");
+    uv_poll_cb cb = what == Watched::kMessages   ? &OnMessagePoll
+                    : what == Watched::kRequests ? &OnRequestPoll
+                                                 : &OnCallPoll;
+    if (int rc = uv_poll_start(p->handle, uvmin::kReadable, cb); rc < 0) throw ipc_error(env, rc, "uv_poll_start");
     p->active = true;
     if (++active_polls_ == 1) Ref();
   }
@@ -319,6 +320,7 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
 
   static void OnMessagePoll(uv_poll_t* h, int status, int) { Dispatch(h, status, "onreadable"); }
   static void OnRequestPoll(uv_poll_t* h, int status, int) { Dispatch(h, status, "onrequest"); }
+  static void OnCallPoll(uv_poll_t* h, int status, int) { Dispatch(h, status, "oncallready"); }
 
   // Calls this.<method>(status) on the wrapper, with the async context Node needs to run
   // microtasks after it; an exception from JavaScript becomes an uncaught exception.
@@ -369,57 +371,52 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
     return Napi::Number::New(env, ipc_reply(id_, call, &m));
   }
 
-  class CallWorker : public Napi::AsyncWorker {
-   public:
-    CallWorker(Napi::Env env, NativeChannel* ch, const IPC_MESSAGE& req, int timeout_ms)
-        : Napi::AsyncWorker(env, "fwipc.call"),
-          ch_(ch),
-          self_(Napi::Persistent(ch->Value())),
-          deferred_(Napi::Promise::Deferred::New(env)),
-          req_(req),
-          timeout_ms_(timeout_ms) {}
-    Napi::Promise Promise() const { return deferred_.Promise(); }
-
-   protected:
-    void Execute() override { rc_ = ipc_call(ch_->id(), &req_, &rep_, timeout_ms_); }
-    void OnOK() override {
-      ch_->CallDone();
-      Napi::Env env = Env();
-      if (rc_ < 0)
-        deferred_.Reject(ipc_error(env, rc_, "ipc_call").Value());
-      else
-        deferred_.Resolve(message_object(env, rep_));
-    }
-
-   private:
-    NativeChannel* ch_;
-    Napi::ObjectReference self_;  // keeps the channel alive until the call is done
-    Napi::Promise::Deferred deferred_;
-    IPC_MESSAGE req_;
-    IPC_MESSAGE rep_{};
-    int timeout_ms_;
-    int rc_ = 0;
-  };
-
-  // call(data, type, priority, timeout_ms) -> Promise of the reply message.
-  Napi::Value Call(const Napi::CallbackInfo& info) {
+  // callStart(data, type, priority) -> the call's handle (a bigint), or a negative errno
+  // (-EAGAIN: the socket to the server is full, try again later).
+  Napi::Value CallStart(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!open_) throw ipc_error(env, -EBADF, "ipc_call");
+    if (!open_) return Napi::Number::New(env, -EBADF);
     IPC_MESSAGE req{};
     const void* data = nullptr;
     size_t len = 0;
     bytes_of(info[0], req.payload, &data, &len);
-    if (len > IPC_MAX_PAYLOAD) throw ipc_error(env, -EMSGSIZE, "ipc_call");
+    if (len > IPC_MAX_PAYLOAD) return Napi::Number::New(env, -EMSGSIZE);
     if (data != req.payload && len > 0) std::memcpy(req.payload, data, len);
     req.size = static_cast<uint32_t>(len);
     req.type = u32(info[1], "type");
     req.priority = u32(info[2], "priority");
-    int timeout_ms = -1;
-    if (info[3].IsNumber()) timeout_ms = info[3].As<Napi::Number>().Int32Value();
-    auto* w = new CallWorker(env, this, req, timeout_ms);
-    ++in_flight_;
-    w->Queue();
-    return w->Promise();
+    uint64_t call = 0;
+    const int rc = ipc_call_start(id_, &req, &call);
+    if (rc < 0) return Napi::Number::New(env, rc);
+    return Napi::BigInt::New(env, call);
+  }
+
+  static uint64_t call_handle(const Napi::Value& v) {
+    if (!v.IsBigInt()) throw Napi::TypeError::New(v.Env(), "call must be a bigint");
+    bool lossless = false;
+    return v.As<Napi::BigInt>().Uint64Value(&lossless);
+  }
+
+  // callResult(call) -> the reply message, or a negative errno (-EAGAIN: not yet).
+  Napi::Value CallResult(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!open_) return Napi::Number::New(env, -EBADF);
+    IPC_MESSAGE rep{};
+    const int rc = ipc_call_result(id_, call_handle(info[0]), &rep);
+    if (rc < 0) return Napi::Number::New(env, rc);
+    return message_object(env, rep);
+  }
+
+  Napi::Value CallCancel(const Napi::CallbackInfo& info) {
+    if (open_) ipc_call_cancel(id_, call_handle(info[0]));
+    return info.Env().Undefined();
+  }
+
+  // watchCalls(on): polls ipc_call_fd() and calls this.oncallready(status) (index.js
+  // watches only while calls are in flight: a dropped reply keeps the descriptor readable).
+  Napi::Value WatchCalls(const Napi::CallbackInfo& info) {
+    SetWatch(info, &calls_, Watched::kCalls);
+    return info.Env().Undefined();
   }
 
   Napi::Value Info(const Napi::CallbackInfo& info) {
@@ -445,18 +442,16 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
     return Napi::Number::New(info.Env(), open_ ? ipc_channel_transport(id_) : -EBADF);
   }
 
-  // Idempotent. With calls in flight on the thread pool, the id is closed when the last ends.
+  // Idempotent.
   Napi::Value Close(const Napi::CallbackInfo& info) {
     if (!open_) return info.Env().Undefined();
     open_ = false;
     const bool had_polls = active_polls_ > 0;
     ReleasePoll(&msg_);
     ReleasePoll(&req_);
+    ReleasePoll(&calls_);
     if (had_polls) Unref();
-    if (in_flight_ == 0)
-      ipc_close_channel(id_);
-    else
-      close_pending_ = true;
+    ipc_close_channel(id_);
     return info.Env().Undefined();
   }
 
@@ -469,11 +464,9 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
   uint32_t id_ = 0;
   int64_t spin_ns_ = kDefaultSpinNs;
   bool open_ = false;
-  bool close_pending_ = false;
-  uint32_t in_flight_ = 0;
   int active_polls_ = 0;
   uv_loop_s* loop_ = nullptr;
-  Poller msg_, req_;
+  Poller msg_, req_, calls_;
   std::unique_ptr<Napi::AsyncContext> ctx_;
   std::vector<char> scratch_;
 };

@@ -77,14 +77,23 @@ test('call() between Node processes; a throwing handler answers with the error t
   local.close();
 });
 
-test('close() while a call is in flight closes the id after the call returns', async () => {
+test('calls in flight hold no thread; close() rejects them with EBADF', async () => {
   const name = uniqueName('inflight');
-  const peer = cPeer('serve', name, 2); // stays up after the unanswered call
+  const peer = cPeer('serve', name, 100); // stays up after the unanswered calls
   await peer.ready;
   const ch = ipc.openChannel(name, { write: true });
-  const pending = ch.call('late', { type: 99, timeout: 200 }); // never answered
+  // More unanswered calls than libuv's pool has threads (4): none of them holds one, so
+  // file I/O (which runs on that pool) completes while they wait.
+  const pending = [];
+  for (let i = 0; i < 16; i++) pending.push(ch.call('late', { type: 99, timeout: 60000 }));
+  let settled = false;
+  Promise.allSettled(pending).then(() => (settled = true));
+  const text = await require('fs').promises.readFile(__filename, 'utf8');
+  assert.ok(text.includes('calls in flight hold no thread'));
+  assert.equal(settled, false, 'the calls still wait');
+  assert.equal(ch.stats().callsInFlight, 16);
   ch.close();
-  await assert.rejects(pending, { code: 'ETIMEDOUT' });
+  for (const p of pending) await assert.rejects(p, { code: 'EBADF' });
   await assert.rejects(ch.call('x'), { code: 'EBADF' });
   peer.child.kill('SIGTERM');
   await peer.exit;
