@@ -1,4 +1,5 @@
-// ESM entry: the same module as index.js (one addon instance per process).
+// ESM entry: the same module as index.js (one addon instance per process). ESM exports are
+// static, so the names are listed; test/esm.test.mjs checks the list against index.js.
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);

@@ -25,6 +25,10 @@ test('import and require give the same API', () => {
   assert.equal(createChannel, cjs.createChannel);
   assert.equal(ipc.IPC_TYPE_SOCKET, 0);
   assert.equal(ipc.IPC_TYPE_PIPE, 1);
+  // index.mjs lists the names (ESM exports are static): every export of index.js is there.
+  const esmNames = Object.keys(ipc).filter((k) => k !== 'default').sort();
+  assert.deepEqual(esmNames, Object.keys(cjs).sort());
+  for (const k of esmNames) assert.equal(ipc[k], cjs[k], k);
 });
 
 test('a channel made through import works', async () => {
