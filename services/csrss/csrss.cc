@@ -184,6 +184,8 @@ class Server {
   std::string window_json(const Window& w) const;
   std::string z_json() const;
   Window* find_window(const fwsvc_request* req, uint32_t id, int* rc);
+  template <typename Req, typename Change>
+  void change_window(const fwsvc_request* req, uint32_t Req::*id, const char* what, Change change);
 
   static void on_master(void* ctx, int fd, uint32_t ev);
   static void on_child(void* ctx, int fd, uint32_t ev);
@@ -915,45 +917,44 @@ void Server::win_create(const fwsvc_request* req) {
   fwsvc_reply(req, int32_t(id), nullptr, 0);
 }
 
-void Server::win_move(const fwsvc_request* req) {
-  WinMoveReq r;
+// Every request that changes one window has this shape: decode, find the window (the
+// caller's own, or any for root), change it, announce what changed, answer. `change`
+// returns the window as it is afterwards (raise moves it in z_).
+template <typename Req, typename Change>
+void Server::change_window(const fwsvc_request* req, uint32_t Req::*id, const char* what, Change change) {
+  Req r;
   int rc = decode(req->body, req->body_len, &r);
-  Window* w = rc == 0 ? find_window(req, r.id, &rc) : nullptr;
+  Window* w = rc == 0 ? find_window(req, r.*id, &rc) : nullptr;
   if (w) {
-    w->g = r.g;
-    emit("system.csrss.window.changed",
-         "\"change\":\"geometry\",\"window\":" + window_json(*w) + ",\"z_order\":" + z_json(),
-         "\"change\":\"geometry\"," + window_brief(*w));
+    const Window& after = change(*w, r);
+    const std::string c = std::string("\"change\":\"") + what + "\",";
+    emit("system.csrss.window.changed", c + "\"window\":" + window_json(after) + ",\"z_order\":" + z_json(),
+         c + window_brief(after));
   }
   fwsvc_reply(req, rc, nullptr, 0);
+}
+
+void Server::win_move(const fwsvc_request* req) {
+  change_window(req, &WinMoveReq::id, "geometry", [](Window& w, const WinMoveReq& r) -> const Window& {
+    w.g = r.g;
+    return w;
+  });
 }
 
 void Server::win_title(const fwsvc_request* req) {
-  WinTitleReq r;
-  int rc = decode(req->body, req->body_len, &r);
-  Window* w = rc == 0 ? find_window(req, r.id, &rc) : nullptr;
-  if (w) {
-    w->title = r.title;
-    emit("system.csrss.window.changed",
-         "\"change\":\"title\",\"window\":" + window_json(*w) + ",\"z_order\":" + z_json(),
-         "\"change\":\"title\"," + window_brief(*w));
-  }
-  fwsvc_reply(req, rc, nullptr, 0);
+  change_window(req, &WinTitleReq::id, "title", [](Window& w, const WinTitleReq& r) -> const Window& {
+    w.title = r.title;
+    return w;
+  });
 }
 
 void Server::win_raise(const fwsvc_request* req) {
-  ConReq r;
-  int rc = decode(req->body, req->body_len, &r);
-  Window* w = rc == 0 ? find_window(req, r.con, &rc) : nullptr;
-  if (w) {
-    const Window copy = *w;
-    z_.erase(z_.begin() + (w - z_.data()));
+  change_window(req, &ConReq::con, "raise", [this](Window& w, const ConReq&) -> const Window& {
+    const Window copy = w;
+    z_.erase(z_.begin() + (&w - z_.data()));
     z_.push_back(copy);
-    emit("system.csrss.window.changed",
-         "\"change\":\"raise\",\"window\":" + window_json(copy) + ",\"z_order\":" + z_json(),
-         "\"change\":\"raise\"," + window_brief(copy));
-  }
-  fwsvc_reply(req, rc, nullptr, 0);
+    return z_.back();
+  });
 }
 
 void Server::win_destroy(const fwsvc_request* req) {
