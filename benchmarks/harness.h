@@ -25,7 +25,10 @@ class QueuePingPong {
  public:
   // type: IPC_TYPE_QUEUE (default), IPC_TYPE_SOCKET or IPC_TYPE_PIPE. zero_copy: both
   // sides use the C++ API's loan/commit to send and consume() to receive.
-  QueuePingPong(const std::string& prefix, uint32_t payload_bytes, uint32_t type = 2, bool zero_copy = false);
+  // peer_uid: the echo peer runs as this uid (0: ours); channels are then created 0666
+  // so that each side may write the other's (the runtime directory must admit it).
+  QueuePingPong(const std::string& prefix, uint32_t payload_bytes, uint32_t type = 2, bool zero_copy = false,
+                uint32_t peer_uid = 0);
   ~QueuePingPong();
   bool ok() const { return ping_ >= 0 && pong_ >= 0; }
   // One round trip; false on error.

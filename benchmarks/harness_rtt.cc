@@ -55,17 +55,20 @@ void echo_zero_copy(Channel& in, Channel& out) {
 }
 }  // namespace
 
-QueuePingPong::QueuePingPong(const std::string& prefix, uint32_t bytes, uint32_t type, bool zero_copy)
+QueuePingPong::QueuePingPong(const std::string& prefix, uint32_t bytes, uint32_t type, bool zero_copy,
+                             uint32_t peer_uid)
     : bytes_(bytes), zero_copy_(zero_copy) {
   const std::string ping = prefix + ".ping", pong = prefix + ".pong";
-  pong_ = ipc_create_channel(pong.c_str(), type, 64 * 576);
+  const uint32_t perm = peer_uid != 0 ? 0666 : 0660;
+  pong_ = ipc_create_channel_ex(pong.c_str(), type, 64 * 576, perm);
   if (pong_ < 0) return;
   int sync[2];
   if (::pipe(sync) != 0) return;
   peer_ = ::fork();
   if (peer_ == 0) {
     ::close(sync[0]);
-    const int in = ipc_create_channel(ping.c_str(), type, 64 * 576);
+    if (peer_uid != 0 && (::setgid(peer_uid) != 0 || ::setuid(peer_uid) != 0)) ::_exit(1);
+    const int in = ipc_create_channel_ex(ping.c_str(), type, 64 * 576, perm);
     const int out = ipc_open_channel(pong.c_str(), IPC_MODE_WRITE);
     const char ok = (in >= 0 && out >= 0) ? 1 : 0;
     (void)!::write(sync[1], &ok, 1);

@@ -73,6 +73,25 @@ def targets(rtt, tput):
         line("QUEUE batched throughput >= 0.8x the bare batched ring", f"{b['x_bare_ring']:.2f}x", b["x_bare_ring"] >= 0.8)
     if p:
         line("QUEUE plain ipc_send throughput >= 20 M msg/s", f"{p['msgs_per_s'] / 1e6:.1f} M/s", p["msgs_per_s"] >= 20e6)
+    out.append("\nRing v2 targets (issue 17, this run):\n")
+    if q:
+        line("64 B round trip through ipc_send/ipc_receive <= 1.7x floor", f"{q['x_floor']:.2f}x", q["x_floor"] <= 1.7)
+    if zc:
+        line("C++ zero-copy round trip <= 1.6x floor", f"{zc['x_floor']:.2f}x", zc["x_floor"] <= 1.6)
+    xu = r("fwipc_queue_other_uid_spin")
+    if xu and "x_ref" in xu:
+        line("a writer of another uid (nobody) to a root reader: round trip <= 1.2x the same-uid round trip",
+             f"{xu['x_ref']:.1f}x", xu["x_ref"] <= 1.2)
+    if p and "x_bare_ring" in p:
+        line("one-way 64 B, plain ipc_send >= 0.5x the bare batched ring", f"{p['x_bare_ring']:.2f}x",
+             p["x_bare_ring"] >= 0.5)
+    p4 = t("fwipc_queue", 64, 4)
+    if p and p4:
+        ratio = p4["msgs_per_s"] / p["msgs_per_s"]
+        line("4 writer processes to 1 reader >= 1.5x one writer's rate", f"{ratio:.2f}x", ratio >= 1.5)
+    b512 = t("fwipc_queue_batch", 512)
+    if b512 and "x_bare_ring" in b512:
+        line("512 B batched >= 0.8x the bare batched ring", f"{b512['x_bare_ring']:.2f}x", b512["x_bare_ring"] >= 0.8)
     return "".join(out)
 
 

@@ -5,6 +5,7 @@
 // 100,000, after warm-up).
 #include <benchmark/benchmark.h>
 #include <sched.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -142,6 +143,27 @@ void BM_RoundTrip_Fwipc(benchmark::State& st, uint32_t type, bool spin, bool zer
   fwipc::shm::ShmRing::set_spin_ns(old_spin);
 }
 
+// A peer of another uid (nobody) than ours: the issue-17 row. Its echo writes into our
+// channel, so each round trip has one hop from another uid to us; x_ref is the ratio to
+// the same-uid round trip, interleaved chunk by chunk.
+void BM_RoundTrip_FwipcOtherUid(benchmark::State& st) {
+  static int serial = 0;
+  if (::geteuid() != 0) {
+    st.SkipWithError("needs root (the peer becomes nobody)");
+    return;
+  }
+  fwipc::bench::QueuePingPong other("xuid" + std::to_string(serial), uint32_t(st.range(0)), IPC_TYPE_QUEUE, false,
+                                    65534);
+  fwipc::bench::QueuePingPong same("suid" + std::to_string(serial++), uint32_t(st.range(0)));
+  if (!other.ok() || !same.ok()) {
+    st.SkipWithError("channel setup failed");
+    return;
+  }
+  measure(
+      st, [&](uint64_t k) { return other.timed(k); }, [&] { other.round_trip(); },
+      [&](uint64_t k) { return same.timed(k); });
+}
+
 uint64_t tput_msgs() {
   const char* e = std::getenv("FWIPC_BENCH_MSGS");
   return e && *e ? std::strtoull(e, nullptr, 10) : 2'000'000;
@@ -195,13 +217,14 @@ void register_all() {
   opts(benchmark::RegisterBenchmark("rtt/fwipc_queue_sleep", BM_RoundTrip_Fwipc, IPC_TYPE_QUEUE, false, false));
   opts(benchmark::RegisterBenchmark("rtt/fwipc_socket", BM_RoundTrip_Fwipc, IPC_TYPE_SOCKET, true, false));
   opts(benchmark::RegisterBenchmark("rtt/fwipc_pipe", BM_RoundTrip_Fwipc, IPC_TYPE_PIPE, true, false));
+  opts(benchmark::RegisterBenchmark("rtt/fwipc_queue_other_uid_spin", BM_RoundTrip_FwipcOtherUid));
   for (auto k : fwipc::bench::all_links())
     opts(
         benchmark::RegisterBenchmark((std::string("rtt/") + fwipc::bench::link_name(k)).c_str(), BM_RoundTrip_Link, k));
 
   auto tput = [](benchmark::internal::Benchmark* b, bool two_writers) {
     b->Args({64, 1})->Args({512, 1});
-    if (two_writers) b->Args({64, 2})->Args({512, 2});
+    if (two_writers) b->Args({64, 2})->Args({512, 2})->Args({64, 4});
     b->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
   };
   tput(benchmark::RegisterBenchmark("tput/bare_ring_batched", BM_Tput_BareRing), false);
@@ -229,7 +252,10 @@ int main(int argc, char** argv) {
   std::string dir;
   if (!std::getenv("FWIPC_RUNTIME_DIR")) {
     char tmpl[] = "/tmp/fwipc-bench-XXXXXX";
-    if (::mkdtemp(tmpl)) ::setenv("FWIPC_RUNTIME_DIR", (dir = tmpl).c_str(), 1);
+    if (::mkdtemp(tmpl)) {
+      ::chmod(tmpl, 0755);  // the other-uid row's peer must reach the registry
+      ::setenv("FWIPC_RUNTIME_DIR", (dir = tmpl).c_str(), 1);
+    }
   }
   ::setenv("FWIPC_REGISTRY_IDLE_MS", "1000", 0);
   register_all();
