@@ -339,3 +339,44 @@ TEST_CASE("shouldFailAStartedCallWithEpipeWhenTheServerGoesAway") {
     CHECK(ipc_close_channel(uint32_t(w)) == 0);
   }
 }
+
+// The loop's call is in flight while a thread waits in ipc_call() on the same id. When
+// the thread handles the hang-up while the loop sleeps in poll(), the socket leaves the
+// epoll set as the thread closes it: the loop must still be woken (and get -EPIPE). The
+// interleaving is the scheduler's; every one of them must end in -EPIPE for both.
+TEST_CASE("shouldWakeTheLoopWhenAThreadInIpcCallSeesTheServerGo") {
+  for (uint32_t type : kTypes) {
+    CAPTURE(type);
+    TempRuntime rt;
+    const int c = ipc_create_channel("away2", type, 0);
+    REQUIRE(c >= 0);
+    const int w = ipc_open_channel("away2", IPC_MODE_WRITE);
+    REQUIRE(w >= 0);
+    const int fd = ipc_call_fd(uint32_t(w));
+    REQUIRE(fd >= 0);
+    const IPC_MESSAGE m = text_message(1, "anyone?");
+    uint64_t call = 0;
+    REQUIRE(ipc_call_start(uint32_t(w), &m, &call) == 0);
+    int sync_rc = 0;
+    Barrier started;
+    std::thread t([&] {
+      IPC_MESSAGE r;
+      started.signal();
+      sync_rc = ipc_call(uint32_t(w), &m, &r, 20000);
+    });
+    REQUIRE(started.wait(1));
+    // The thread is in ipc_call() or about to be: either way the loop must learn of the
+    // hang-up through its descriptor, not through its own timeout.
+    CHECK(ipc_close_channel(uint32_t(c)) == 0);
+    IPC_MESSAGE out;
+    int n;
+    while ((n = ipc_call_result(uint32_t(w), call, &out)) == -EAGAIN) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 10000) != 1) break;
+    }
+    CHECK(n == -EPIPE);
+    t.join();
+    CHECK(sync_rc == -EPIPE);
+    CHECK(ipc_close_channel(uint32_t(w)) == 0);
+  }
+}

@@ -57,11 +57,13 @@ int CallClient::connect_locked() noexcept {
 }
 
 // The connection broke: every call in flight on it fails (their replies cannot come).
-// Closing the socket also takes it out of epfd_ (no other descriptor refers to it).
+// Closing the socket also takes it out of epfd_ (no other descriptor refers to it), so
+// an event loop with calls in flight is told through wake_.
 void CallClient::fail_all_locked() noexcept {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   cv_.notify_all();
+  if (async_ > 0 && wake_ >= 0) ::eventfd_write(wake_, 1);
 }
 
 uint32_t CallClient::next_seq_locked() noexcept {
