@@ -6,6 +6,7 @@
 #include <cstring>
 #include <ctime>
 #include <new>
+#include <string>
 
 #include "fwsvc.h"
 #include "service/dispatch.h"
@@ -25,13 +26,19 @@ int64_t now_ms() {
 
 // Errors after which the same call would fail the same way forever: the service's channel
 // is broken, and the loop ends with the error (a daemon exits, its manager restarts it).
+// -ENOBUFS from a message receive is not one of them: the reader was evicted
+// (IPC_OVERFLOW_EVICT) and is reopened (reader_evicted()).
 bool fatal(int rc) { return rc != -EAGAIN && rc != -ETIMEDOUT && rc != -EINTR && rc != -EBADMSG; }
 
 }  // namespace
 
 struct fwsvc_service {
   fwsvc_loop* loop = nullptr;
+  std::string name;
   int channel = -1;
+  // The id one-way messages are read from: the channel's own until its reader is evicted,
+  // then an id opened for reading (IPC_OVERFLOW_EVICT).
+  int reader = -1;
   int request_fd = -1;
   int message_fd = -1;
   int expiry_timer = 0;
@@ -41,6 +48,7 @@ struct fwsvc_service {
   uint64_t reply_failed = 0;
   uint64_t messages = 0;
   uint64_t messages_dropped = 0;
+  uint32_t reader_evictions = 0;
 
   explicit fwsvc_service(const fwsvc::Limits& l) : dispatcher(l) {}
 };
@@ -84,12 +92,39 @@ void on_calls(void* ctx, int, uint32_t) {
   arm_expiry(s);
 }
 
+void on_messages(void* ctx, int, uint32_t);
+
+// The service's reader was evicted (it held writers back past evict_after_ms: a stuck
+// handler, a stopped process) and has handed over all it still had. The evicted id stays
+// readable and says -ENOBUFS forever: read from a fresh id instead. What was sent between
+// the eviction and now is lost (the channel's evictions count says a reader lost some).
+int reader_evicted(fwsvc_service* s) {
+  ++s->reader_evictions;
+  fwsvc_loop_remove_fd(s->loop, s->message_fd);
+  s->message_fd = -1;
+  if (s->reader != s->channel) ipc_close_channel(static_cast<uint32_t>(s->reader));
+  s->reader = ipc_open_channel(s->name.c_str(), IPC_MODE_READ);
+  if (s->reader < 0) return s->reader;
+  const int fd = ipc_channel_fd(static_cast<uint32_t>(s->reader));
+  if (fd < 0) return fd;
+  const int rc = fwsvc_loop_add_fd(s->loop, fd, FWSVC_EVENT_IN, on_messages, s);
+  if (rc < 0) return rc;
+  s->message_fd = fd;
+  return 0;
+}
+
 void on_messages(void* ctx, int, uint32_t) {
   auto* s = static_cast<fwsvc_service*>(ctx);
   for (int i = 0; i < kBatch; ++i) {
     IPC_MESSAGE msg;
-    const int rc = ipc_receive_message(static_cast<uint32_t>(s->channel), &msg, 0);
+    const int rc = ipc_receive_message(static_cast<uint32_t>(s->reader), &msg, 0);
     if (rc == -EAGAIN) break;
+    if (rc == -ENOBUFS) {
+      // A reader that cannot be reopened (the channel's mode no longer lets this uid
+      // read, no descriptors left) ends the loop like any broken channel.
+      if (const int err = reader_evicted(s); err < 0) fwsvc_loop_quit(s->loop, err);
+      break;
+    }
     if (rc < 0) {
       if (fatal(rc)) fwsvc_loop_quit(s->loop, rc);
       break;
@@ -120,6 +155,7 @@ int fwsvc_service_new(fwsvc_loop* loop, const char* name, const fwsvc_options* o
   auto* s = new (std::nothrow) fwsvc_service(fwsvc::limits_from(o));
   if (s == nullptr) return -ENOMEM;
   s->loop = loop;
+  s->name = name;
   IPC_CHANNEL_OPTIONS co{};
   co.type = o.type;
   co.buffer_size = o.buffer_size;
@@ -129,6 +165,7 @@ int fwsvc_service_new(fwsvc_loop* loop, const char* name, const fwsvc_options* o
   co.evict_after_ms = o.evict_after_ms;
   const bool reads = o.creator_mode == 0 || (o.creator_mode & IPC_MODE_READ) != 0;
   s->channel = ipc_create_channel_opts(name, &co);
+  s->reader = s->channel;
   int rc = s->channel < 0 ? s->channel : 0;
   if (rc == 0) rc = s->request_fd = ipc_request_fd(static_cast<uint32_t>(s->channel));
   if (rc >= 0 && reads) rc = s->message_fd = ipc_channel_fd(static_cast<uint32_t>(s->channel));
@@ -147,6 +184,7 @@ void fwsvc_service_free(fwsvc_service* svc) {
   if (svc->request_fd >= 0) fwsvc_loop_remove_fd(svc->loop, svc->request_fd);
   if (svc->message_fd >= 0) fwsvc_loop_remove_fd(svc->loop, svc->message_fd);
   if (svc->expiry_timer > 0) fwsvc_loop_remove_timer(svc->loop, svc->expiry_timer);
+  if (svc->reader >= 0 && svc->reader != svc->channel) ipc_close_channel(static_cast<uint32_t>(svc->reader));
   if (svc->channel >= 0) ipc_close_channel(static_cast<uint32_t>(svc->channel));
   delete svc;
 }
@@ -179,6 +217,7 @@ int fwsvc_service_stats(const fwsvc_service* svc, fwsvc_stats* out) {
   out->messages = svc->messages;
   out->messages_dropped = svc->messages_dropped;
   out->transfers = static_cast<uint32_t>(svc->dispatcher.held());
+  out->reader_evictions = svc->reader_evictions;
   return 0;
 }
 

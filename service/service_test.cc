@@ -1,7 +1,8 @@
 // The service layer over the real runtime: a service in a child process (it reports
 // READY=1 on a notify socket the test binds), callers in this process or in more
 // children. Bodies of every size on every channel type; one-way messages; expiry of an
-// abandoned transfer on the loop's timer; SIGTERM in the middle of a burst of calls.
+// abandoned transfer on the loop's timer; SIGTERM in the middle of a burst of calls; a
+// service whose own reader is evicted (IPC_OVERFLOW_EVICT) reopening it and serving on.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -24,6 +25,7 @@
 #include "service/test_support.h"
 #include "service/wire.h"
 
+using fwipc::test::Barrier;
 using fwsvc::test::spawn;
 using fwsvc::test::TempRuntime;
 using fwsvc::test::wait_exit;
@@ -306,4 +308,102 @@ TEST_CASE("shouldEndTheLoopOnSigtermDuringABurstWithEveryAnsweredCallAnsweredOnc
   // Handled but unanswered: at most the one call per client in flight at the SIGTERM.
   CHECK(hs.size() - as.size() <= size_t(kClients));
   MESSAGE(as.size() << " calls answered before SIGTERM, " << hs.size() - as.size() << " handled in flight");
+}
+
+namespace {
+
+constexpr uint32_t kHold = 7;       // message type: the handler blocks until released
+constexpr uint32_t kAfterType = 8;  // message type: sent once the reader was reopened
+constexpr uint32_t kSeen = 4;       // method: how many kAfterType messages, in order or not
+
+// What a service child saw of the messages sent after its reader was reopened.
+struct Seen {
+  const fwipc::test::Barrier* hold = nullptr;
+  uint32_t after = 0;
+  uint32_t in_order = 1;
+};
+
+void on_evictable_message(void* ctx, const IPC_MESSAGE* m) {
+  auto* seen = static_cast<Seen*>(ctx);
+  if (m->type == kHold) {
+    seen->hold->wait(1);  // a stuck handler: the loop takes nothing meanwhile
+  } else if (m->type == kAfterType) {
+    uint32_t seq = 0;
+    std::memcpy(&seq, m->payload, sizeof seq);
+    if (seq != seen->after) seen->in_order = 0;
+    ++seen->after;
+  }
+}
+
+void seen_method(void* ctx, const fwsvc_request* req) {
+  const auto* seen = static_cast<const Seen*>(ctx);
+  const uint32_t r[2] = {seen->after, seen->in_order};
+  fwsvc_reply(req, 0, r, sizeof r);
+}
+
+}  // namespace
+
+// IPC_OVERFLOW_EVICT: a service whose loop is stuck in a handler while writers are held
+// back has its own reader evicted. It takes what it still had, counts the eviction,
+// reads from a reopened id and answers calls as before: it does not quit.
+TEST_CASE("shouldReopenItsEvictedReaderAndKeepServingOnEveryChannelType") {
+  constexpr uint32_t kBurst = 3000;  // more than the kernel buffers between writer and hub
+  constexpr uint32_t kAfter = 50;
+  TempRuntime rt;
+  const std::vector<uint32_t> types = {IPC_TYPE_QUEUE, IPC_TYPE_SOCKET, IPC_TYPE_PIPE};
+  fwipc::test::Barrier hold[3];
+  std::vector<pid_t> svcs;
+  // Every service is forked before this process opens a channel of this test.
+  for (size_t i = 0; i < types.size(); ++i) {
+    fwsvc_options o;
+    fwsvc_options_init(&o);
+    o.buffer_size = IPC_BUFFER_MIN;
+    o.overflow = IPC_OVERFLOW_EVICT;
+    o.evict_after_ms = 300;  // generous: a healthy loop under a sanitizer is never this late
+    const Barrier* h = &hold[i];
+    svcs.push_back(start_service(
+        rt, "evict" + std::to_string(types[i]), types[i],
+        [h](fwsvc_loop*, fwsvc_service* s) {
+          static Seen seen;
+          seen.hold = h;
+          fwsvc_service_on_message(s, on_evictable_message, &seen);
+          fwsvc_service_add_method(s, kSeen, seen_method, &seen);
+        },
+        &o));
+  }
+  for (size_t i = 0; i < types.size(); ++i) {
+    CAPTURE(types[i]);
+    const std::string name = "evict" + std::to_string(types[i]);
+    const int ch = ipc_open_channel(name.c_str(), IPC_MODE_WRITE);
+    REQUIRE(ch >= 0);
+    REQUIRE(ipc_send(uint32_t(ch), "h", 1, kHold) == 1);
+    // Blocks on the stuck service until its reader is evicted, then goes on.
+    char rec[64] = {};
+    for (uint32_t n = 0; n < kBurst; ++n) REQUIRE(ipc_send(uint32_t(ch), rec, sizeof rec, 1) == int(sizeof rec));
+    hold[i].signal();
+    // It drains what it had, meets -ENOBUFS and reopens (awaited through its counter).
+    fwsvc_stats st{};
+    for (int tries = 0; tries < 1000 && (st = stats_of(ch)).reader_evictions == 0; ++tries) ::usleep(10000);
+    REQUIRE(st.reader_evictions == 1);
+    CHECK(st.messages >= 1);          // the hold message, at least
+    CHECK(st.messages < 1 + kBurst);  // it cannot have had the whole burst
+    for (uint32_t seq = 0; seq < kAfter; ++seq) REQUIRE(ipc_send(uint32_t(ch), &seq, sizeof seq, kAfterType) == 4);
+    uint32_t seen[2] = {};
+    size_t len = 0;
+    for (int tries = 0; tries < 1000; ++tries) {
+      REQUIRE(fwsvc_call(uint32_t(ch), kSeen, nullptr, 0, seen, sizeof seen, &len, 5000) == 0);
+      if (seen[0] >= kAfter) break;
+      ::usleep(10000);
+    }
+    CHECK(seen[0] == kAfter);  // every message after the reopening, in order
+    CHECK(seen[1] == 1);
+    const auto b = body(1500, 9);
+    std::vector<uint8_t> r(1500);
+    CHECK(fwsvc_call(uint32_t(ch), kEcho, b.data(), b.size(), r.data(), r.size(), &len, 5000) == 0);
+    CHECK(r == b);
+    CHECK(stats_of(ch).reader_evictions == 1);  // the reopened reader keeps up: not evicted again
+    CHECK(ipc_close_channel(uint32_t(ch)) == 0);
+    ::kill(svcs[i], SIGTERM);
+    CHECK(wait_exit(svcs[i], 10000) == 0);  // it was serving all along, and ends cleanly
+  }
 }

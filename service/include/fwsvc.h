@@ -111,7 +111,16 @@ typedef void (*fwsvc_method_fn)(void* ctx, const fwsvc_request* req);
 /* One-way messages (ipc_send() to the service's channel). */
 typedef void (*fwsvc_message_fn)(void* ctx, const IPC_MESSAGE* msg);
 
-/* Creates the channel `name` (opts NULL: the defaults) and serves it on loop. */
+/* Creates the channel `name` (opts NULL: the defaults) and serves it on loop.
+ * Under IPC_OVERFLOW_EVICT the service's own reader is evicted like any other when the
+ * loop takes no message for evict_after_ms while writers are held back (a handler that
+ * blocks, a stopped process). The service then hands over what its reader still had,
+ * counts the eviction (fwsvc_stats.reader_evictions), opens the channel again for reading
+ * and goes on serving messages and calls; messages sent between the eviction and the
+ * reopening are lost to it. Only if it cannot reopen (e.g. the mode denies this uid read)
+ * does the loop end, with that error. Calls are not affected: they have their own socket.
+ * fwsvc_service_channel() stays the channel's creator id; a service that receives from it
+ * itself (not through fwsvc_service_on_message) gets -ENOBUFS there after an eviction. */
 int fwsvc_service_new(fwsvc_loop* loop, const char* name, const fwsvc_options* opts, fwsvc_service** out);
 /* Closes the channel (calls not yet taken fail with -EPIPE at their callers). */
 void fwsvc_service_free(fwsvc_service* svc);
@@ -143,7 +152,8 @@ typedef struct {
   uint64_t messages;         /* one-way messages handed to the message handler */
   uint64_t messages_dropped; /* one-way messages received without a message handler */
   uint32_t transfers;        /* incomplete requests and unfetched replies held now */
-  uint32_t reserved;
+  uint32_t reader_evictions; /* times the service's reader was evicted and reopened (see
+                                fwsvc_service_new: IPC_OVERFLOW_EVICT) */
 } fwsvc_stats;
 int fwsvc_service_stats(const fwsvc_service* svc, fwsvc_stats* out);
 
