@@ -3,13 +3,8 @@
 // text), and SIGTERM ends the service with exit status 0.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
-#include <cstring>
 #include <string>
 
 #include "service/test_support.h"
@@ -20,52 +15,19 @@ using fwsvc::test::wait_exit;
 
 namespace {
 
-// Runs argv, returns its stdout; *status its exit code.
+// Runs exe with one argument: its stdout; *status its exit code.
 std::string run(const std::string& exe, const std::string& arg, int* status) {
-  int out[2];
-  REQUIRE(::pipe(out) == 0);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(out[1], 1);
-    ::close(out[0]);
-    ::close(out[1]);
-    ::execl(exe.c_str(), exe.c_str(), arg.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ::close(out[1]);
-  std::string s;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(out[0], buf, sizeof buf)) > 0) s.append(buf, size_t(n));
-  ::close(out[0]);
-  *status = wait_exit(pid, 20000);
-  return s;
+  const fwipc::test::Run r = fwipc::test::run({exe, arg});
+  *status = r.status;
+  return r.out;
 }
 
 }  // namespace
 
 TEST_CASE("shouldEchoThroughTheExampleServiceAndClient") {
   TempRuntime rt;
-  const std::string notify = rt.dir() + "/notify";
-  const int nfd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::strncpy(a.sun_path, notify.c_str(), sizeof a.sun_path - 1);
-  REQUIRE(::bind(nfd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-
-  const std::string service = runfile("service/echo_service");
-  const pid_t svc = ::fork();
-  if (svc == 0) {
-    ::setenv("NOTIFY_SOCKET", notify.c_str(), 1);
-    ::execl(service.c_str(), service.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  pollfd p{nfd, POLLIN, 0};
-  char buf[64] = {};
-  REQUIRE(::poll(&p, 1, 10000) == 1);
-  REQUIRE(::recv(nfd, buf, sizeof buf - 1, 0) > 0);
-  CHECK(std::string(buf) == "READY=1");
-  ::close(nfd);
+  const pid_t svc = fwipc::test::start_ready({runfile("service/echo_service")}, 10000);
+  REQUIRE_MESSAGE(svc > 0, "the echo service never said READY=1");
 
   const std::string client = runfile("service/echo_client");
   int status = -1;

@@ -6,11 +6,8 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -47,17 +44,10 @@ using Setup = std::function<void(fwsvc_loop*, fwsvc_service*)>;
 
 // A service in a child process, ready when this returns (it said READY=1). The child
 // exits 0 when its loop returned 0, 100 + |errno| when setting up failed.
-pid_t start_service(const TempRuntime& rt, const std::string& name, uint32_t type, const Setup& setup,
-                    const fwsvc_options* opts = nullptr) {
-  const std::string path = rt.dir() + "/notify-" + name;
-  const int nfd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
-  REQUIRE(::bind(nfd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+pid_t start_service(const std::string& name, uint32_t type, const Setup& setup, const fwsvc_options* opts = nullptr) {
+  const fwipc::test::NotifySocket notify;
   const pid_t pid = spawn([&] {
-    ::close(nfd);
-    ::setenv("NOTIFY_SOCKET", path.c_str(), 1);
+    ::setenv("NOTIFY_SOCKET", notify.path().c_str(), 1);
     fwsvc_options o;
     fwsvc_options_init(&o);
     if (opts != nullptr) o = *opts;
@@ -77,15 +67,10 @@ pid_t start_service(const TempRuntime& rt, const std::string& name, uint32_t typ
     fwsvc_loop_free(loop);
     return rc == 0 ? 0 : (rc < 0 ? 100 - rc : rc);
   });
-  pollfd p{nfd, POLLIN, 0};
-  char buf[64] = {};
-  const bool ready = ::poll(&p, 1, 10000) == 1 && ::recv(nfd, buf, sizeof buf - 1, 0) > 0;
-  ::close(nfd);
-  if (!ready) {
+  if (!notify.wait_ready(pid, 10000)) {
     ::kill(pid, SIGKILL);
     FAIL("the service never said READY=1: exit " << wait_exit(pid));
   }
-  CHECK(std::string(buf) == "READY=1");
   return pid;
 }
 
@@ -110,7 +95,7 @@ TEST_CASE("shouldCarryBodiesOf0_1_512_513And64KiBIntactOnEveryChannelType") {
   for (uint32_t type : {IPC_TYPE_QUEUE, IPC_TYPE_SOCKET, IPC_TYPE_PIPE}) {
     CAPTURE(type);
     const std::string name = "sizes" + std::to_string(type);
-    const pid_t svc = start_service(rt, name, type, nullptr);
+    const pid_t svc = start_service(name, type, nullptr);
     const int ch = ipc_open_channel(name.c_str(), IPC_MODE_WRITE);
     REQUIRE(ch >= 0);
     for (size_t n : {size_t(0), size_t(1), size_t(512), size_t(513), size_t(64 * 1024)}) {
@@ -143,7 +128,7 @@ TEST_CASE("shouldCarryBodiesOf0_1_512_513And64KiBIntactOnEveryChannelType") {
 
 TEST_CASE("shouldHandOneWayMessagesToTheMessageHandler") {
   TempRuntime rt;
-  const pid_t svc = start_service(rt, "oneway", IPC_TYPE_QUEUE, [](fwsvc_loop* loop, fwsvc_service* s) {
+  const pid_t svc = start_service("oneway", IPC_TYPE_QUEUE, [](fwsvc_loop* loop, fwsvc_service* s) {
     static fwsvc_loop* l;
     static int seen;
     l = loop;
@@ -168,7 +153,7 @@ TEST_CASE("shouldAnswerGarbageAndExpireAnAbandonedTransferOnTheLoopsTimer") {
   fwsvc_options o;
   fwsvc_options_init(&o);
   o.transfer_timeout_ms = 100;
-  const pid_t svc = start_service(rt, "expiry", IPC_TYPE_QUEUE, nullptr, &o);
+  const pid_t svc = start_service("expiry", IPC_TYPE_QUEUE, nullptr, &o);
   const int ch = ipc_open_channel("expiry", IPC_MODE_WRITE);
   REQUIRE(ch >= 0);
   // The first fragment of a 2-fragment request, and nothing after it.
@@ -204,7 +189,7 @@ TEST_CASE("shouldServeCallsWithoutHoldingItsChannelBackWhenCreatedWithoutRead") 
   fwsvc_options_init(&o);
   o.creator_mode = IPC_MODE_WRITE;
   o.buffer_size = IPC_BUFFER_MIN;  // 16 slots
-  const pid_t svc = start_service(rt, "writer", IPC_TYPE_QUEUE, nullptr, &o);
+  const pid_t svc = start_service("writer", IPC_TYPE_QUEUE, nullptr, &o);
   const int ch = ipc_open_channel("writer", IPC_MODE_WRITE | IPC_MODE_NONBLOCK);
   REQUIRE(ch >= 0);
   // Far more than the ring holds: no reader, so nothing waits for the service to read.
@@ -265,7 +250,7 @@ TEST_CASE("shouldEndTheLoopOnSigtermDuringABurstWithEveryAnsweredCallAnsweredOnc
   const std::string answered = rt.dir() + "/answered";
   constexpr uint32_t kMethod = 3;
   constexpr int kClients = 3;
-  const pid_t svc = start_service(rt, "burst", IPC_TYPE_QUEUE, [&](fwsvc_loop*, fwsvc_service* s) {
+  const pid_t svc = start_service("burst", IPC_TYPE_QUEUE, [&](fwsvc_loop*, fwsvc_service* s) {
     g_handled_fd = ::open(handled.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     fwsvc_service_add_method(s, kMethod, logged_echo, nullptr);
   });
@@ -362,7 +347,7 @@ TEST_CASE("shouldReopenItsEvictedReaderAndKeepServingOnEveryChannelType") {
     o.evict_after_ms = 300;  // generous: a healthy loop under a sanitizer is never this late
     const Barrier* h = &hold[i];
     svcs.push_back(start_service(
-        rt, "evict" + std::to_string(types[i]), types[i],
+        "evict" + std::to_string(types[i]), types[i],
         [h](fwsvc_loop*, fwsvc_service* s) {
           static Seen seen;
           seen.hold = h;

@@ -1,6 +1,6 @@
 // Test helpers for service/: the runtime's own (tests/support.h: a private runtime
-// directory with the registry from the runfiles, child processes), plus where the runfiles
-// are and a wait with an optional bound.
+// directory with the registry from the runfiles, child processes, the runfiles, daemons
+// awaited through READY=1), plus a wait with an optional bound.
 #pragma once
 
 #include <sys/types.h>
@@ -11,11 +11,9 @@
 
 namespace fwsvc::test {
 
+using fwipc::test::runfile;
 using fwipc::test::spawn;
 using fwipc::test::TempRuntime;
-
-// A file in the test's runfiles (PATH relative to the workspace root).
-std::string runfile(const std::string& path);
 
 // The child's exit code, or 128 + signal; SIGKILLs it after timeout_ms (< 0: no limit)
 // and returns -2.

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -55,19 +56,24 @@ pid_t registry_pid_at(const std::string& dir) {
   return pid;
 }
 
-Run ipcctl(std::vector<std::string> args) {
+std::string runfile(const std::string& path) {
   const char* src = std::getenv("TEST_SRCDIR");
-  const std::string bin = std::string(src ? src : ".") + "/freeworld_ipc/tools/ipcctl";
+  return std::string(src != nullptr ? src : ".") + "/freeworld_ipc/" + path;
+}
+
+Run run(const std::vector<std::string>& args) {
   int p[2];
   if (::pipe(p) != 0) return Run{-1, {}};
+  std::fflush(nullptr);
   const pid_t pid = ::fork();
   if (pid == 0) {
     ::dup2(p[1], 1);
     ::close(p[0]);
-    std::vector<char*> argv{const_cast<char*>(bin.c_str())};
-    for (auto& a : args) argv.push_back(a.data());
+    ::close(p[1]);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    ::execv(bin.c_str(), argv.data());
+    ::execvp(argv[0], argv.data());
     ::_exit(127);
   }
   ::close(p[1]);
@@ -77,6 +83,11 @@ Run ipcctl(std::vector<std::string> args) {
   ::close(p[0]);
   r.status = wait_exit(pid);
   return r;
+}
+
+Run ipcctl(std::vector<std::string> args) {
+  args.insert(args.begin(), runfile("tools/ipcctl"));
+  return run(args);
 }
 
 pid_t TempRuntime::registry_pid() const { return registry_pid_at(dir_); }
@@ -89,6 +100,7 @@ void TempRuntime::kill_registry() const {
 }
 
 pid_t spawn(const std::function<int()>& fn) {
+  std::fflush(nullptr);
   const pid_t pid = ::fork();
   if (pid == 0) ::_exit(fn());
   return pid;
@@ -115,6 +127,79 @@ int wait_exit_within(pid_t pid, int timeout_ms) {
   ::kill(pid, SIGKILL);
   wait_exit(pid);
   return -2;
+}
+
+NotifySocket::NotifySocket() {
+  char tmpl[] = "/tmp/fwipc-n-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) std::abort();
+  dir_ = tmpl;
+  path_ = dir_ + "/notify";
+  fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const int on = 1;
+  ::setsockopt(fd_, SOL_SOCKET, SO_PASSCRED, &on, sizeof on);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path_.c_str(), sizeof a.sun_path - 1);
+  if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) std::abort();
+  ::chmod(dir_.c_str(), 0755);  // a daemon that drops to another uid still says READY=1
+  ::chmod(path_.c_str(), 0666);
+}
+
+NotifySocket::~NotifySocket() {
+  ::close(fd_);
+  ::unlink(path_.c_str());
+  ::rmdir(dir_.c_str());
+}
+
+bool NotifySocket::wait_ready(pid_t pid, int timeout_ms) const {
+  // Polled in short steps: the daemon's exit is seen too (waitid WNOWAIT: not reaped).
+  for (int waited = 0; waited < timeout_ms; waited += 100) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 100) == 1) {
+      char buf[256];
+      iovec iov{buf, sizeof buf - 1};
+      alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(ucred))];
+      msghdr m{};
+      m.msg_iov = &iov;
+      m.msg_iovlen = 1;
+      m.msg_control = ctl;
+      m.msg_controllen = sizeof ctl;
+      const ssize_t n = ::recvmsg(fd_, &m, 0);
+      const cmsghdr* c = CMSG_FIRSTHDR(&m);
+      ucred cr{};
+      if (c != nullptr && c->cmsg_type == SCM_CREDENTIALS) std::memcpy(&cr, CMSG_DATA(c), sizeof cr);
+      if (n > 0) {
+        buf[n] = '\0';
+        if (cr.pid == pid && std::strstr(buf, "READY=1") != nullptr) return true;
+      }
+      continue;
+    }
+    siginfo_t si{};
+    if (::waitid(P_PID, id_t(pid), &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid) return false;
+  }
+  return false;
+}
+
+pid_t start_ready(const std::vector<std::string>& args, int timeout_ms) {
+  NotifySocket notify;
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::setenv("NOTIFY_SOCKET", notify.path().c_str(), 1);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  if (pid < 0) return -1;
+  if (notify.wait_ready(pid, timeout_ms)) return pid;
+  ::kill(pid, SIGKILL);
+  wait_exit(pid);
+  return -1;
 }
 
 Barrier::Barrier() {

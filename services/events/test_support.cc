@@ -2,9 +2,6 @@
 
 #include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,10 +9,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstddef>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 
 #include "runtime/registry/client.h"
 #include "runtime/registry/protocol.h"
@@ -30,97 +25,11 @@ int64_t now_ms() {
   return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
 }
 
-pid_t registry_pid_at(const std::string& dir) {
-  const std::string path = dir + "/registry.sock";
-  const int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
-  pid_t pid = -1;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    ucred c{};
-    socklen_t len = sizeof c;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c, &len) == 0) pid = c.pid;
-  }
-  close(fd);
-  return pid;
-}
-
 }  // namespace
 
-std::string runfile(const std::string& path) {
-  const char* src = std::getenv("TEST_SRCDIR");
-  return std::string(src != nullptr ? src : ".") + "/freeworld_ipc/" + path;
-}
-
-TempRuntime::TempRuntime() {
-  char tmpl[] = "/tmp/fwipc-XXXXXX";
-  const char* d = mkdtemp(tmpl);
-  if (d == nullptr) std::abort();
-  dir_ = d;
-  setenv("FWIPC_RUNTIME_DIR", dir_.c_str(), 1);
-  setenv("FWIPC_REGISTRY_IDLE_MS", "1000", 1);
-  unsetenv("FWIPC_NO_AUTOSTART");
-  const std::string exe = runfile("runtime/registry/daemon/fwipc-registryd");
-  if (access(exe.c_str(), X_OK) == 0) setenv("FWIPC_REGISTRYD", exe.c_str(), 1);
-}
-
-TempRuntime::~TempRuntime() {
-  const pid_t pid = registry_pid_at(dir_);
-  if (pid > 0) {
-    kill(pid, SIGKILL);
-    for (int i = 0; i < 500 && kill(pid, 0) == 0; ++i) usleep(2000);
-  }
-  std::error_code ec;
-  std::filesystem::remove_all(dir_, ec);
-}
-
 Eventsd::Eventsd(std::vector<std::string> args) {
-  static int n = 0;
-  // Unique across concurrent tests: PIDs repeat in sandboxes' PID namespaces, the abstract
-  // socket namespace is shared; the runtime directory's mkdtemp name is not.
-  const char* dir = std::getenv("FWIPC_RUNTIME_DIR");
-  const std::string name = "@fwevent-test" + std::string(dir != nullptr ? dir : "") + "-" + std::to_string(++n);
-  const int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::memcpy(a.sun_path + 1, name.c_str() + 1, name.size() - 1);
-  const socklen_t len = socklen_t(offsetof(sockaddr_un, sun_path) + name.size());
-  if (bind(s, reinterpret_cast<sockaddr*>(&a), len) != 0) {
-    close(s);
-    return;
-  }
-  const std::string exe = runfile("services/events/eventsd");
-  pid_ = fork();
-  if (pid_ == 0) {
-    setenv("NOTIFY_SOCKET", name.c_str(), 1);
-    std::vector<char*> argv{const_cast<char*>(exe.c_str())};
-    for (auto& x : args) argv.push_back(x.data());
-    argv.push_back(nullptr);
-    execv(exe.c_str(), argv.data());
-    _exit(127);
-  }
-  bool ready = false;
-  const int64_t deadline = now_ms() + 10000;
-  while (!ready && now_ms() < deadline) {
-    pollfd p{s, POLLIN, 0};
-    if (poll(&p, 1, 100) <= 0) {
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) break;  // it exited
-      continue;
-    }
-    char buf[256];
-    const ssize_t r = recv(s, buf, sizeof buf - 1, 0);
-    if (r > 0) {
-      buf[r] = '\0';
-      ready = std::strstr(buf, "READY=1") != nullptr;
-    }
-  }
-  close(s);
-  if (!ready) {
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
+  args.insert(args.begin(), runfile("services/events/eventsd"));
+  pid_ = fwipc::test::start_ready(args, 10000);
 }
 
 int Eventsd::stop() {
@@ -132,28 +41,6 @@ int Eventsd::stop() {
 }
 
 Eventsd::~Eventsd() { stop(); }
-
-pid_t spawn(const std::function<int()>& fn) {
-  const pid_t pid = fork();
-  if (pid == 0) _exit(fn());
-  return pid;
-}
-
-int wait_exit(pid_t pid, int timeout_ms) {
-  const int64_t deadline = now_ms() + timeout_ms;
-  while (true) {
-    int st = 0;
-    const pid_t r = waitpid(pid, &st, WNOHANG);
-    if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
-    if (r < 0 && errno != EINTR) return -1;
-    if (now_ms() >= deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &st, 0);
-      return -2;
-    }
-    usleep(2000);  // an anti-hang bound on a child's exit, not synchronisation
-  }
-}
 
 Child start(const std::string& exe, const std::vector<std::string>& args) {
   int o[2], e[2];

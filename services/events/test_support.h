@@ -1,7 +1,7 @@
 // Helpers for the event bus tests: a private runtime directory with the registry from the
 // runfiles, eventsd started and awaited through its READY=1, children, tools of the tree,
-// and the registry's view of who is a member of the channel `events`.
-// (tests/support.h is visible to service/ only; this keeps what these tests need.)
+// and the registry's view of who is a member of the channel `events`. The runtime
+// directory, children and the daemon's start come from tests/support.h.
 #pragma once
 
 #include <sys/types.h>
@@ -11,22 +11,15 @@
 #include <string>
 #include <vector>
 
+#include "tests/support.h"
+
 namespace fwevent::test {
 
-// A file in the test's runfiles (PATH relative to the workspace root).
-std::string runfile(const std::string& path);
-
+using fwipc::test::runfile;
+using fwipc::test::spawn;
 // mkdtemp("/tmp/fwipc-XXXXXX") as FWIPC_RUNTIME_DIR; the destructor kills the registry that
 // serves it and removes it.
-class TempRuntime {
- public:
-  TempRuntime();
-  ~TempRuntime();
-  const std::string& dir() const { return dir_; }
-
- private:
-  std::string dir_;
-};
+using fwipc::test::TempRuntime;
 
 // eventsd with args, started and awaited (READY=1 on a NOTIFY_SOCKET of ours, 10 s bound).
 // pid() <= 0 when it did not come up. The destructor stops it (SIGTERM, then SIGKILL).
@@ -41,10 +34,8 @@ class Eventsd {
   pid_t pid_ = -1;
 };
 
-// Runs fn in a forked child, which exits with fn's return value.
-pid_t spawn(const std::function<int()>& fn);
 // The child's exit code, or 128 + signal; after timeout_ms it is SIGKILLed and -2 returned.
-int wait_exit(pid_t pid, int timeout_ms = 60000);
+inline int wait_exit(pid_t pid, int timeout_ms = 60000) { return fwipc::test::wait_exit_within(pid, timeout_ms); }
 
 // A program run with its stdout and stderr piped to us.
 struct Child {

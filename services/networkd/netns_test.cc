@@ -6,12 +6,9 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,7 +16,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -31,15 +27,14 @@
 #include "services/events/fwevent.h"
 #include "services/networkd/networkd_ipc.h"
 #include "services/networkd/protocol.h"
+#include "tests/support.h"
 
 using json = nlohmann::json;
 
 namespace {
 
-std::string runfile(const std::string& path) {
-  const char* src = std::getenv("TEST_SRCDIR");
-  return std::string(src != nullptr ? src : ".") + "/freeworld_ipc/" + path;
-}
+using fwipc::test::runfile;
+using fwipc::test::wait_exit_within;
 
 // Runs a shell command; its standard output.
 std::string sh(const std::string& cmd, int* status = nullptr) {
@@ -61,19 +56,6 @@ std::string read_file(const std::string& path) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-int wait_exit_within(pid_t pid, int timeout_ms) {
-  for (int waited = 0; waited < timeout_ms; waited += 5) {
-    int st = 0;
-    const pid_t r = ::waitpid(pid, &st, WNOHANG);
-    if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    if (r < 0 && errno != EINTR) return -1;
-    ::usleep(5000);
-  }
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, nullptr, 0);
-  return -2;
 }
 
 // Forks and execs argv inside namespace ns (setns on /var/run/netns/NS), stdout/stderr
@@ -104,19 +86,13 @@ pid_t spawn_in(const std::string& ns, std::vector<std::string> argv, const std::
 // Two namespaces A (networkd, interface eth0) and B (peer0, 192.168.1.1/24), a private
 // runtime directory, networkd's state directory and resolv.conf.
 struct Net {
-  std::string dir, a, b;
+  fwipc::test::TempRuntime rt;  // removed, with its registry, after the namespaces
+  std::string dir = rt.dir(), a, b;
   pid_t daemon = -1;
   std::vector<pid_t> others;
 
   Net() {
     static int seq = 0;
-    char tmpl[] = "/tmp/fwipc-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    dir = tmpl;
-    ::chmod(dir.c_str(), 0755);
-    ::setenv("FWIPC_RUNTIME_DIR", dir.c_str(), 1);
-    ::setenv("FWIPC_REGISTRY_IDLE_MS", "1000", 1);
-    ::setenv("FWIPC_REGISTRYD", runfile("runtime/registry/daemon/fwipc-registryd").c_str(), 1);
     const std::string tag = std::to_string(::getpid()) + "-" + std::to_string(++seq);
     a = "ndt-a-" + tag;
     b = "ndt-b-" + tag;
@@ -135,31 +111,18 @@ struct Net {
       wait_exit_within(p, 5000);
     }
     sh("ip netns del " + a + "; ip netns del " + b);
-    // The registry this runtime started exits when idle; remove its directory anyway.
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
   }
 
   // Starts networkd in A and waits for READY=1 on a notify socket.
   void start() {
-    const std::string notify = dir + "/notify";
-    ::unlink(notify.c_str());
-    const int nfd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    std::strncpy(sa.sun_path, notify.c_str(), sizeof sa.sun_path - 1);
-    REQUIRE(::bind(nfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+    const fwipc::test::NotifySocket notify;
     daemon = spawn_in(
         a,
         {runfile("services/networkd/networkd"), "--state-dir", dir + "/state", "--resolv-conf", dir + "/resolv.conf"},
-        dir + "/networkd.log", notify);
-    pollfd p{nfd, POLLIN, 0};
-    char buf[64] = {};
-    const bool ready = ::poll(&p, 1, 20000) == 1 && ::recv(nfd, buf, sizeof buf - 1, 0) > 0;
-    ::close(nfd);
+        dir + "/networkd.log", notify.path());
+    const bool ready = notify.wait_ready(daemon, 20000);
     INFO(read_file(dir + "/networkd.log"));
     REQUIRE(ready);
-    REQUIRE(std::string(buf) == "READY=1");
   }
   // networkd's exit status (0 after SIGTERM: also no sanitizer report at exit).
   int stop(int sig = SIGTERM) {

@@ -27,99 +27,45 @@
 #include "logd_ipc.h"
 #include "nlohmann/json.hpp"
 #include "services/logd/wire.h"
+#include "tests/support.h"
 
 using nlohmann::json;
 
 namespace {
 
-std::string runfile(const std::string& path) {
-  const char* src = std::getenv("TEST_SRCDIR");
-  return std::string(src != nullptr ? src : ".") + "/freeworld_ipc/" + path;
-}
+using fwipc::test::Barrier;
+using fwipc::test::runfile;
+using fwipc::test::spawn;
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
-// A short private runtime directory (a Unix socket path must fit 108 bytes) with the
-// registry from the runfiles, and a log directory in it.
+// A private runtime directory (tests/support.h) and a log directory in it.
 struct Env {
-  std::string dir, logdir, notify;
-  Env() {
-    char tmpl[] = "/tmp/fwipc-XXXXXX";
-    if (mkdtemp(tmpl) == nullptr) std::abort();
-    dir = tmpl;
-    chmod(dir.c_str(), 0755);
-    logdir = dir + "/log";
-    notify = dir + "/notify";
-    setenv("FWIPC_RUNTIME_DIR", dir.c_str(), 1);
-    setenv("FWIPC_REGISTRY_IDLE_MS", "1000", 1);
-    setenv("FWIPC_REGISTRYD", runfile("runtime/registry/daemon/fwipc-registryd").c_str(), 1);
-    unsetenv("FWIPC_NO_AUTOSTART");
-  }
-  ~Env() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
+  fwipc::test::TempRuntime rt;
+  std::string dir = rt.dir(), logdir = dir + "/log";
 };
 
 // Waits for pid within timeout_ms (SIGKILL and -2 after it): its exit code or 128 + signal.
-int wait_exit(pid_t pid, int timeout_ms = 120000) {
-  const int64_t end = now_ms() + timeout_ms;
-  for (;;) {
-    int st = 0;
-    const pid_t r = waitpid(pid, &st, WNOHANG);
-    if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    if (r < 0) return -1;
-    if (now_ms() > end) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &st, 0);
-      return -2;
-    }
-    poll(nullptr, 0, 5);  // an anti-hang bound, not a synchronisation
-  }
-}
+int wait_exit(pid_t pid, int timeout_ms = 120000) { return fwipc::test::wait_exit_within(pid, timeout_ms); }
 
-pid_t spawn(const std::function<int()>& fn) {
-  fflush(stdout);
-  fflush(stderr);
-  const pid_t pid = fork();
-  if (pid == 0) _exit(fn());
-  return pid;
-}
-
-pid_t spawn_exec(const std::vector<std::string>& args, const std::string& env_notify = "") {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (!env_notify.empty()) setenv("NOTIFY_SOCKET", env_notify.c_str(), 1);
+// A program of the tree or of the system, not awaited.
+pid_t spawn_exec(const std::vector<std::string>& args) {
+  return spawn([&] {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
+    return 127;
+  });
 }
 
-// A daemon started as a child, awaited through its READY=1 on $NOTIFY_SOCKET (path).
-pid_t start_ready(const std::vector<std::string>& args, const std::string& path) {
-  unlink(path.c_str());
-  const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
-  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  const pid_t pid = spawn_exec(args, path);
-  pollfd p{fd, POLLIN, 0};
-  REQUIRE_MESSAGE(poll(&p, 1, 30000) == 1, args[0], " did not say READY=1");
-  char buf[64] = {};
-  REQUIRE(recv(fd, buf, sizeof buf - 1, 0) > 0);
-  CHECK(std::string(buf) == "READY=1");
-  close(fd);
+// A daemon started as a child, awaited through its READY=1.
+pid_t start_ready(const std::vector<std::string>& args) {
+  const pid_t pid = fwipc::test::start_ready(args);
+  REQUIRE_MESSAGE(pid > 0, args[0], " did not say READY=1");
   return pid;
 }
 
@@ -138,7 +84,7 @@ struct Logd {
   void start() {
     std::vector<std::string> args = {runfile("services/logd/logd"), "--log-dir", env.logdir};
     args.insert(args.end(), extra.begin(), extra.end());
-    pid = start_ready(args, env.notify);
+    pid = start_ready(args);
   }
   // SIGTERM: logd writes what it received and exits 0.
   int stop() {
@@ -177,46 +123,14 @@ std::vector<json> with_tag(const std::vector<json>& all, const std::string& tag)
 
 // A tool run as a child: exit status and standard output.
 std::pair<int, std::string> run(const std::vector<std::string>& args) {
-  int p[2];
-  REQUIRE(pipe(p) == 0);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(p[1], 1);
-    close(p[0]);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  close(p[1]);
-  std::string out;
-  char buf[4096];
-  for (ssize_t n; (n = read(p[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
-  close(p[0]);
-  return {wait_exit(pid), out};
+  const fwipc::test::Run r = fwipc::test::run(args);
+  return {r.status, r.out};
 }
 
 std::pair<int, std::string> logctl(std::vector<std::string> args) {
   args.insert(args.begin(), runfile("services/logd/logctl"));
   return run(args);
 }
-
-// One-byte signals between processes.
-struct Gate {
-  int fds[2];
-  Gate() { REQUIRE(pipe(fds) == 0); }
-  ~Gate() {
-    close(fds[0]);
-    close(fds[1]);
-  }
-  void open() const { (void)!write(fds[1], "x", 1); }
-  bool pass(int timeout_ms = 60000) const {
-    pollfd p{fds[0], POLLIN, 0};
-    char c;
-    return poll(&p, 1, timeout_ms) == 1 && read(fds[0], &c, 1) == 1;
-  }
-};
 
 int count_lines(const std::string& s) {
   int n = 0;
@@ -269,7 +183,7 @@ TEST_CASE("4 clients x 10,000 records: all in the files, in per-client order, no
 TEST_CASE("logd SIGKILLed and restarted mid-stream: clients never hang, report drops, and records arrive again") {
   Env env;
   Logd logd(env);
-  Gate up, down, back, done;
+  Barrier up, down, back, done;
   constexpr int kClients = 2;
   std::vector<pid_t> kids;
   for (int c = 0; c < kClients; ++c) {
@@ -277,15 +191,15 @@ TEST_CASE("logd SIGKILLed and restarted mid-stream: clients never hang, report d
       logd_set_queue_limit(100, 1 << 20);
       for (int i = 0; i < 1000; ++i) logd_info("phase", "a %d %d", c, i);
       if (logd_flush(30000) != 0) return 10;
-      up.open();
-      if (!down.pass()) return 11;  // logd is dead now
+      up.signal();
+      if (!down.wait(1)) return 11;  // logd is dead now
       const int64_t t0 = now_ms();
       int refused = 0;
       for (int i = 0; i < 500; ++i) refused += logd_info("phase", "b %d %d", c, i) == -ENOBUFS;
       if (now_ms() - t0 > 20000) return 12;  // calls never wait for a missing logd
       if (refused < 300) return 13;
-      done.open();
-      if (!back.pass()) return 14;  // a new logd runs
+      done.signal();
+      if (!back.wait(1)) return 14;  // a new logd runs
       // The queue drains into it by itself (the flush only waits for that), and the
       // records past the queue are reported.
       if (logd_flush(60000) != 0) return 15;
@@ -294,14 +208,14 @@ TEST_CASE("logd SIGKILLed and restarted mid-stream: clients never hang, report d
       return rc == 0 ? 0 : 20 - rc;
     }));
   }
-  for (int c = 0; c < kClients; ++c) REQUIRE(up.pass());
+  for (int c = 0; c < kClients; ++c) REQUIRE(up.wait(1));
   kill(logd.pid, SIGKILL);
   CHECK(wait_exit(logd.pid) == 128 + SIGKILL);
   logd.pid = -1;
-  for (int c = 0; c < kClients; ++c) down.open();
-  for (int c = 0; c < kClients; ++c) REQUIRE(done.pass());
+  for (int c = 0; c < kClients; ++c) down.signal();
+  for (int c = 0; c < kClients; ++c) REQUIRE(done.wait(1));
   logd.start();
-  for (int c = 0; c < kClients; ++c) back.open();
+  for (int c = 0; c < kClients; ++c) back.signal();
   for (pid_t k : kids) CHECK(wait_exit(k, 120000) == 0);
   CHECK(logd.stop() == 0);
   const auto all = read_log(env.logdir);
@@ -334,13 +248,13 @@ TEST_CASE("logd SIGKILLed and restarted mid-stream: clients never hang, report d
 TEST_CASE("a SIGSTOPped logd: 10,000 calls complete, and the drops are reported after SIGCONT") {
   Env env;
   Logd logd(env, {"--ring-bytes", "9216"});  // a 16-slot ring: the local queue fills at once
-  Gate hello, stopped, called, resumed;
+  Barrier hello, stopped, called, resumed;
   int counts[2];
   REQUIRE(pipe(counts) == 0);
   const pid_t kid = spawn([&] {
     if (logd_info("stop", "before") != 0 || logd_flush(30000) != 0) return 10;
-    hello.open();
-    if (!stopped.pass()) return 11;
+    hello.signal();
+    if (!stopped.wait(1)) return 11;
     const int64_t t0 = now_ms();
     for (int i = 0; i < 10000; ++i) logd_info("stop", "during %d", i);
     if (now_ms() - t0 > 30000) return 12;  // generous: a call never waits for logd
@@ -348,18 +262,18 @@ TEST_CASE("a SIGSTOPped logd: 10,000 calls complete, and the drops are reported 
     logd_stats(&st);
     if (st.dropped == 0) return 13;
     (void)!write(counts[1], &st.dropped, sizeof st.dropped);
-    called.open();
-    if (!resumed.pass()) return 14;
+    called.signal();
+    if (!resumed.wait(1)) return 14;
     return logd_flush(60000) == 0 ? 0 : 15;
   });
-  REQUIRE(hello.pass());
+  REQUIRE(hello.wait(1));
   kill(logd.pid, SIGSTOP);
-  stopped.open();
-  REQUIRE(called.pass());
+  stopped.signal();
+  REQUIRE(called.wait(1));
   uint64_t dropped = 0;
   REQUIRE(read(counts[0], &dropped, sizeof dropped) == sizeof dropped);
   kill(logd.pid, SIGCONT);
-  resumed.open();
+  resumed.signal();
   CHECK(wait_exit(kid) == 0);
   CHECK(logd.stop() == 0);
   close(counts[0]);
@@ -608,7 +522,7 @@ TEST_CASE("the per-sender rate limit writes a burst, then reports what it suppre
 
 TEST_CASE("events: fwevent emit security.user.login lands in logd.log with no logd call in the emitter") {
   Env env;
-  const pid_t eventsd = start_ready({runfile("services/events/eventsd")}, env.dir + "/notify-events");
+  const pid_t eventsd = start_ready({runfile("services/events/eventsd")});
   Logd logd(env);  // its watches join the running event bus before it says READY=1
   const pid_t em =
       spawn_exec({runfile("services/events/fwevent"), "emit", "security.user.login", "{\"username\":\"user\"}"});
