@@ -6,7 +6,6 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,9 +13,12 @@
 #include <vector>
 
 #include "ipc.h"
+#include "tests/channels.h"
 #include "tests/support.h"
 
 using fwipc::test::Barrier;
+using fwipc::test::idle_reader;
+using fwipc::test::kAllTypes;
 using fwipc::test::spawn;
 using fwipc::test::TempRuntime;
 using fwipc::test::wait_exit_within;
@@ -38,12 +40,11 @@ struct Rec {
 int create_evicting(const char* name, uint32_t type, uint32_t perm = 0) {
   IPC_CHANNEL_OPTIONS o{};
   o.type = type;
-  o.buffer_size = IPC_BUFFER_MIN;  // 16 slots / a 16-frame relay queue per reader
   o.perm_mode = perm;
   o.creator_mode = IPC_MODE_WRITE;  // a pure writer: only the readers can hold it back
   o.overflow = IPC_OVERFLOW_EVICT;
   o.evict_after_ms = kEvictMs;
-  return ipc_create_channel_opts(name, &o);
+  return fwipc::test::create_small(name, o);
 }
 
 int send_range(int id, uint32_t from, uint32_t to) {
@@ -102,10 +103,33 @@ int evictions_of(int id) {
   return ipc_channel_info(uint32_t(id), &info) == 0 ? int(info.evictions) : -1;
 }
 
+// The stuck reader's part once released, after the writer sent [0, kFirst) past it: what
+// it had, -ENOBUFS, and the channel opened again gets [kFirst, kFirst + kSecond).
+int drain_and_reopen(const char* name, int r, const Barrier& reopened) {
+  const int had = drain_evicted(r);
+  if (had < 0) return 30 - had % 100;
+  if (uint32_t(had) >= kFirst) return 22;  // it held the writer back: it cannot have everything
+  if (ipc_close_channel(uint32_t(r)) != 0) return 23;
+  const int again = ipc_open_channel(name, IPC_MODE_READ);
+  if (again < 0) return 24;
+  reopened.signal();
+  return expect_range(again, kFirst, kFirst + kSecond, 25);
+}
+
+// The writer's side of it: sends [0, kFirst) (held back by the stuck reader until it is
+// evicted), releases it, and sends [kFirst, kFirst + kSecond) once it reopened.
+void evict_and_resume(int c, const Barrier& go_read, const Barrier& reopened) {
+  REQUIRE(send_range(c, 0, kFirst) == 0);
+  CHECK(evictions_of(c) == 1);
+  go_read.signal();
+  REQUIRE(reopened.wait(1));
+  REQUIRE(send_range(c, kFirst, kFirst + kSecond) == 0);
+}
+
 }  // namespace
 
 TEST_CASE("shouldEvictAReaderThatNeverReadsWhileAHealthyReaderGetsEverything") {
-  for (uint32_t type : {IPC_TYPE_QUEUE, IPC_TYPE_SOCKET, IPC_TYPE_PIPE}) {
+  for (uint32_t type : kAllTypes) {
     CAPTURE(type);
     TempRuntime rt;
     const int c = create_evicting("ev", type);
@@ -115,28 +139,12 @@ TEST_CASE("shouldEvictAReaderThatNeverReadsWhileAHealthyReaderGetsEverything") {
     CHECK(info.overflow == IPC_OVERFLOW_EVICT);
     CHECK(info.evict_after_ms == kEvictMs);
     Barrier joined, go_read, reopened;
-    const pid_t stuck = spawn([&] {
-      const int r = ipc_open_channel("ev", IPC_MODE_READ);
-      if (r < 0) return 20;
-      joined.signal();
-      if (!go_read.wait(1)) return 21;  // never reads until the writer is done
-      const int had = drain_evicted(r);
-      if (had < 0) return 30 - had % 100;
-      if (uint32_t(had) >= kFirst) return 22;  // it held the writer back: it cannot have everything
-      if (ipc_close_channel(uint32_t(r)) != 0) return 23;
-      const int again = ipc_open_channel("ev", IPC_MODE_READ);
-      if (again < 0) return 24;
-      reopened.signal();
-      return expect_range(again, kFirst, kFirst + kSecond, 25);
-    });
+    // Never reads until the writer is done.
+    const pid_t stuck =
+        idle_reader("ev", joined, go_read, false, [&](int r) { return drain_and_reopen("ev", r, reopened); });
     const pid_t healthy = spawn([&] { return healthy_reader("ev", joined); });
     REQUIRE(joined.wait(2));
-    // Blocks on the stuck reader until it is evicted, then goes on.
-    REQUIRE(send_range(c, 0, kFirst) == 0);
-    CHECK(evictions_of(c) == 1);
-    go_read.signal();
-    REQUIRE(reopened.wait(1));
-    REQUIRE(send_range(c, kFirst, kFirst + kSecond) == 0);
+    evict_and_resume(c, go_read, reopened);
     CHECK(wait_exit_within(stuck, kWaitMs) == 0);
     CHECK(wait_exit_within(healthy, kWaitMs) == 0);
     CHECK(evictions_of(c) == 1);  // the healthy reader and the reopened one were never dropped
@@ -145,7 +153,7 @@ TEST_CASE("shouldEvictAReaderThatNeverReadsWhileAHealthyReaderGetsEverything") {
 }
 
 TEST_CASE("shouldEvictAStoppedReaderProcess") {
-  for (uint32_t type : {IPC_TYPE_QUEUE, IPC_TYPE_SOCKET, IPC_TYPE_PIPE}) {
+  for (uint32_t type : kAllTypes) {
     CAPTURE(type);
     TempRuntime rt;
     const int c = create_evicting("stopped", type);
@@ -175,15 +183,14 @@ TEST_CASE("shouldEvictAStoppedReaderProcess") {
 // The creator's own id is a reader too (unless it is a pure writer): a creator that never
 // reads is evicted from its own channel like anyone else, and other writers go on.
 TEST_CASE("shouldEvictACreatorThatNeverReads") {
-  for (uint32_t type : {IPC_TYPE_QUEUE, IPC_TYPE_SOCKET, IPC_TYPE_PIPE}) {
+  for (uint32_t type : kAllTypes) {
     CAPTURE(type);
     TempRuntime rt;
     IPC_CHANNEL_OPTIONS o{};
     o.type = type;
-    o.buffer_size = IPC_BUFFER_MIN;
     o.overflow = IPC_OVERFLOW_EVICT;
     o.evict_after_ms = kEvictMs;
-    const int c = ipc_create_channel_opts("self", &o);  // reads and writes
+    const int c = fwipc::test::create_small("self", o);  // reads and writes
     REQUIRE(c >= 0);
     Barrier joined;
     const pid_t healthy = spawn([&] { return healthy_reader("self", joined); });
@@ -212,30 +219,13 @@ TEST_CASE("shouldEvictAStuckReaderOfAnotherUidBehindTheBridge") {
   const int c = create_evicting("bridged", IPC_TYPE_QUEUE, 0666);
   REQUIRE(c >= 0);
   Barrier joined, go_read, reopened;
-  const pid_t stuck = spawn([&] {
-    if (::setgid(65534) != 0 || ::setuid(65534) != 0) return 9;
-    ::prctl(PR_SET_DUMPABLE, 1);
-    const int r = ipc_open_channel("bridged", IPC_MODE_READ);
-    if (r < 0) return 20;
+  const pid_t stuck = idle_reader("bridged", joined, go_read, true, [&](int r) {
     if (ipc_channel_transport(uint32_t(r)) != int(IPC_TRANSPORT_SOCKET)) return 19;  // the bridge, not the ring
-    joined.signal();
-    if (!go_read.wait(1)) return 21;
-    const int had = drain_evicted(r);
-    if (had < 0) return 30 - had % 100;
-    if (uint32_t(had) >= kFirst) return 22;
-    if (ipc_close_channel(uint32_t(r)) != 0) return 23;
-    const int again = ipc_open_channel("bridged", IPC_MODE_READ);
-    if (again < 0) return 24;
-    reopened.signal();
-    return expect_range(again, kFirst, kFirst + kSecond, 25);
+    return drain_and_reopen("bridged", r, reopened);
   });
   const pid_t healthy = spawn([&] { return healthy_reader("bridged", joined); });
   REQUIRE(joined.wait(2));
-  REQUIRE(send_range(c, 0, kFirst) == 0);
-  CHECK(evictions_of(c) == 1);
-  go_read.signal();
-  REQUIRE(reopened.wait(1));
-  REQUIRE(send_range(c, kFirst, kFirst + kSecond) == 0);
+  evict_and_resume(c, go_read, reopened);
   CHECK(wait_exit_within(stuck, kWaitMs) == 0);
   CHECK(wait_exit_within(healthy, kWaitMs) == 0);
   CHECK(ipc_close_channel(uint32_t(c)) == 0);
@@ -244,22 +234,17 @@ TEST_CASE("shouldEvictAStuckReaderOfAnotherUidBehindTheBridge") {
 // Without IPC_OVERFLOW_EVICT nothing is ever dropped: a reader that does not read holds a
 // non-blocking writer at -EAGAIN for as long as it likes, and then gets every message.
 TEST_CASE("shouldNeverEvictUnderTheDefaultBlockPolicy") {
-  for (uint32_t type : {IPC_TYPE_QUEUE, IPC_TYPE_SOCKET, IPC_TYPE_PIPE}) {
+  for (uint32_t type : kAllTypes) {
     CAPTURE(type);
     TempRuntime rt;
     IPC_CHANNEL_OPTIONS o{};
     o.type = type;
-    o.buffer_size = IPC_BUFFER_MIN;
     o.creator_mode = IPC_MODE_WRITE | IPC_MODE_NONBLOCK;
     o.evict_after_ms = 1;  // ignored under IPC_OVERFLOW_BLOCK
-    const int c = ipc_create_channel_opts("block", &o);
+    const int c = fwipc::test::create_small("block", o);
     REQUIRE(c >= 0);
     Barrier joined, go_read;
-    const pid_t lazy = spawn([&] {
-      const int r = ipc_open_channel("block", IPC_MODE_READ);
-      if (r < 0) return 20;
-      joined.signal();
-      if (!go_read.wait(1)) return 21;
+    const pid_t lazy = idle_reader("block", joined, go_read, false, [](int r) {
       uint32_t n = 0;
       if (ipc_receive(uint32_t(r), &n, sizeof n) != int(sizeof n) || n != 0) return 22;
       IPC_CHANNEL_INFO info;
@@ -268,9 +253,8 @@ TEST_CASE("shouldNeverEvictUnderTheDefaultBlockPolicy") {
     REQUIRE(joined.wait(1));
     // Fill until -EAGAIN, then keep trying past many bounds of 1 ms (hub work runs on the
     // progress thread meanwhile): still -EAGAIN, never a drop.
-    uint32_t sent = 0;
     int rc;
-    while ((rc = ipc_send(uint32_t(c), &sent, sizeof sent, 1)) == int(sizeof sent)) ++sent;
+    uint32_t sent = fwipc::test::fill(c, &rc);
     CHECK(rc == -EAGAIN);
     CHECK(sent > 0);
     for (int i = 0; i < 50; ++i) {

@@ -6,7 +6,6 @@
 // queue back to empty; an evicted reader is counted in `ipcctl list`.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <signal.h>
@@ -18,10 +17,15 @@
 #include <string>
 
 #include "ipc.h"
+#include "tests/channels.h"
 #include "tests/support.h"
 
 using fwipc::test::Barrier;
+using fwipc::test::create_small;
+using fwipc::test::fill;
+using fwipc::test::idle_reader;
 using fwipc::test::ipcctl;
+using fwipc::test::kAllTypes;
 using fwipc::test::spawn;
 using fwipc::test::TempRuntime;
 using fwipc::test::wait_exit_within;
@@ -50,18 +54,6 @@ bool await_stats(const std::string& name, const std::function<bool(const json&)>
   return false;
 }
 
-// A reader that opens and then reads nothing (until it is killed).
-pid_t lagging_reader(const char* name, Barrier& joined, Barrier& never, bool other_uid) {
-  return spawn([=, &joined, &never] {
-    if (other_uid && (::setgid(65534) != 0 || ::setuid(65534) != 0)) return 9;
-    ::prctl(PR_SET_DUMPABLE, 1);
-    const int r = ipc_open_channel(name, IPC_MODE_READ);
-    if (r < 0) return 10;
-    joined.signal();
-    return never.wait(1) ? 0 : 11;
-  });
-}
-
 }  // namespace
 
 TEST_CASE("shouldShowTheCreatorsQueueCountersMoveWhenAReaderLags") {
@@ -78,10 +70,9 @@ TEST_CASE("shouldShowTheCreatorsQueueCountersMoveWhenAReaderLags") {
     TempRuntime rt;
     IPC_CHANNEL_OPTIONS o{};
     o.type = k.type;
-    o.buffer_size = IPC_BUFFER_MIN;  // 16 frames per relay queue
     o.perm_mode = 0666;
     o.creator_mode = IPC_MODE_WRITE | IPC_MODE_NONBLOCK;
-    const int c = ipc_create_channel_opts("lag", &o);
+    const int c = create_small("lag", o);  // 16 frames per relay queue
     REQUIRE(c >= 0);
     Barrier joined, go;
     // Nothing waits yet: the page is there, published, and empty.
@@ -89,13 +80,12 @@ TEST_CASE("shouldShowTheCreatorsQueueCountersMoveWhenAReaderLags") {
     REQUIRE(await_stats(
         "lag", [](const json& q) { return q["frames"] == 0 && q["bound"] == 16; }, &s));
     CHECK(s["queues"]["publisher"] == ::getpid());
-    const pid_t reader = lagging_reader("lag", joined, go, k.other_uid);
+    const pid_t reader = idle_reader("lag", joined, go, k.other_uid);  // reads nothing until killed
     REQUIRE(joined.wait(1));
     // Fill until the lagging reader holds the creator back (-EAGAIN): its kernel buffer,
     // then its relay queue in the creator's process, fill.
-    uint32_t sent = 0;
     int rc;
-    while ((rc = ipc_send(uint32_t(c), &sent, 4, 1)) == 4) ++sent;
+    fill(c, &rc);
     CHECK(rc == -EAGAIN);
     REQUIRE(await_stats(
         "lag", [](const json& q) { return q["frames"] >= 16 && q["high_water"] >= 16; }, &s));
@@ -126,9 +116,8 @@ TEST_CASE("shouldCountAReaderCatchingUpThroughEveryMessage") {
   TempRuntime rt;
   IPC_CHANNEL_OPTIONS o{};
   o.type = IPC_TYPE_SOCKET;
-  o.buffer_size = IPC_BUFFER_MIN;
   o.creator_mode = IPC_MODE_WRITE | IPC_MODE_NONBLOCK;
-  const int c = ipc_create_channel_opts("catch", &o);
+  const int c = create_small("catch", o);
   REQUIRE(c >= 0);
   Barrier joined, go;
   // How many it will get is known only after the fill: it is told through a pipe.
@@ -152,8 +141,7 @@ TEST_CASE("shouldCountAReaderCatchingUpThroughEveryMessage") {
   });
   ::close(count_pipe[0]);
   REQUIRE(joined.wait(1));
-  uint32_t sent = 0;
-  while (ipc_send(uint32_t(c), &sent, 4, 1) == 4) ++sent;
+  const uint32_t sent = fill(c);
   json s;
   REQUIRE(await_stats(
       "catch", [](const json& q) { return q["frames"] >= 16 && q["held_back"] == true; }, &s));
@@ -168,24 +156,18 @@ TEST_CASE("shouldCountAReaderCatchingUpThroughEveryMessage") {
 // An evicted reader is counted where everyone can see it: `ipcctl list` (the ring's count
 // on QUEUE, the hub's in the stats page on SOCKET and PIPE).
 TEST_CASE("shouldListEvictionsPerChannel") {
-  for (uint32_t type : {IPC_TYPE_QUEUE, IPC_TYPE_SOCKET, IPC_TYPE_PIPE}) {
+  for (uint32_t type : kAllTypes) {
     CAPTURE(type);
     TempRuntime rt;
     IPC_CHANNEL_OPTIONS o{};
     o.type = type;
-    o.buffer_size = IPC_BUFFER_MIN;
     o.creator_mode = IPC_MODE_WRITE;
     o.overflow = IPC_OVERFLOW_EVICT;
     o.evict_after_ms = 100;
-    const int c = ipc_create_channel_opts("ev", &o);
+    const int c = create_small("ev", o);
     REQUIRE(c >= 0);
     Barrier joined, done;
-    const pid_t stuck = spawn([&] {
-      const int r = ipc_open_channel("ev", IPC_MODE_READ);
-      if (r < 0) return 10;
-      joined.signal();
-      return done.wait(1) ? 0 : 11;  // never reads
-    });
+    const pid_t stuck = idle_reader("ev", joined, done);  // never reads
     REQUIRE(joined.wait(1));
     char payload[256] = {};
     for (int i = 0; i < 2000; ++i) REQUIRE(ipc_send(uint32_t(c), payload, sizeof payload, 1) == int(sizeof payload));
