@@ -187,9 +187,12 @@ TEST_CASE("shouldNeverBlockTheServerOnACallerThatDiesOrDoesNotRead") {
       uint64_t call;
       if (ipc_receive_request(uint32_t(c), &rq, &call, 2000) < 0) break;
       const int rc = ipc_reply(uint32_t(c), call, &rq);
-      if (rc == 0) ++replies;
-      else if (rc == -EAGAIN || rc == -EPIPE) ++dropped;
-      else FAIL("unexpected ipc_reply result " << rc);
+      if (rc == 0)
+        ++replies;
+      else if (rc == -EAGAIN || rc == -EPIPE)
+        ++dropped;
+      else
+        FAIL("unexpected ipc_reply result " << rc);
     }
     CHECK(sent.wait(1));
     CHECK(replies + dropped > 0);
@@ -242,6 +245,21 @@ TEST_CASE("shouldFailCallsWithEpipeOnceTheServerIsGone") {
   CHECK(ipc_close_channel(uint32_t(w)) == 0);
 }
 
+namespace {
+
+// ipc_call_result() until it is not -EAGAIN, sleeping in poll() on the call descriptor
+// (10 s at most per sleep: a loop that is never woken ends with -EAGAIN).
+int await_result(int w, int fd, uint64_t call, IPC_MESSAGE* out) {
+  int n;
+  while ((n = ipc_call_result(uint32_t(w), call, out)) == -EAGAIN) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 10000) != 1) break;
+  }
+  return n;
+}
+
+}  // namespace
+
 // ipc_call_start / ipc_call_fd / ipc_call_result / ipc_call_cancel: a loop that never waits
 // in the runtime gets each reply through poll() on one descriptor, in any order; a
 // cancelled call's reply is dropped; a reply a thread in ipc_call() read for the loop
@@ -269,17 +287,9 @@ TEST_CASE("shouldAnswerCallsStartedFromAnEventLoopThroughOneDescriptor") {
       if (ipc_call_result(uint32_t(id), 1ull << 40, &rp) != -ENOENT) return 15;
       // Collects c before a whatever order they come in.
       for (int want : {2, 0}) {
-        for (;;) {
-          const int n = ipc_call_result(uint32_t(id), calls[want], &rp);
-          if (n >= 0) {
-            if (std::string(rp.payload, rp.size) != std::string("re:") + texts[want]) return 16;
-            if (rp.sender != uint32_t(getppid())) return 17;
-            break;
-          }
-          if (n != -EAGAIN) return 18;
-          pollfd p{fd, POLLIN, 0};
-          if (::poll(&p, 1, 20000) != 1) return 19;
-        }
+        if (await_result(id, fd, calls[want], &rp) < 0) return 18;
+        if (std::string(rp.payload, rp.size) != std::string("re:") + texts[want]) return 16;
+        if (rp.sender != uint32_t(getppid())) return 17;
       }
       if (ipc_call_result(uint32_t(id), calls[0], &rp) != -ENOENT) return 20;  // taken
       // A thread in ipc_call() may read the loop's reply off the socket: the loop still wakes.
@@ -293,14 +303,7 @@ TEST_CASE("shouldAnswerCallsStartedFromAnEventLoopThroughOneDescriptor") {
           IPC_MESSAGE r;
           sync_rc = ipc_call(uint32_t(id), &q, &r, 20000) >= 0 && std::string(r.payload, r.size) == "re:thread";
         });
-        int n;
-        while ((n = ipc_call_result(uint32_t(id), mine, &rp)) == -EAGAIN) {
-          pollfd p{fd, POLLIN, 0};
-          if (::poll(&p, 1, 20000) != 1) {
-            t.join();
-            return 22;
-          }
-        }
+        const int n = await_result(id, fd, mine, &rp);
         t.join();
         if (n < 0 || std::string(rp.payload, rp.size) != "re:loop" || !sync_rc) return 23;
       }
@@ -313,70 +316,56 @@ TEST_CASE("shouldAnswerCallsStartedFromAnEventLoopThroughOneDescriptor") {
   }
 }
 
-TEST_CASE("shouldFailAStartedCallWithEpipeWhenTheServerGoesAway") {
-  for (uint32_t type : kTypes) {
-    CAPTURE(type);
-    TempRuntime rt;
-    const int c = ipc_create_channel("away", type, 0);
-    REQUIRE(c >= 0);
-    const int w = ipc_open_channel("away", IPC_MODE_WRITE);
-    REQUIRE(w >= 0);
-    const int fd = ipc_call_fd(uint32_t(w));
-    REQUIRE(fd >= 0);
-    const IPC_MESSAGE m = text_message(1, "anyone?");
-    uint64_t call = 0;
-    REQUIRE(ipc_call_start(uint32_t(w), &m, &call) == 0);
-    IPC_MESSAGE out;
-    CHECK(ipc_call_result(uint32_t(w), call, &out) == -EAGAIN);
-    CHECK(ipc_close_channel(uint32_t(c)) == 0);
-    int n;
-    while ((n = ipc_call_result(uint32_t(w), call, &out)) == -EAGAIN) {
-      pollfd p{fd, POLLIN, 0};
-      REQUIRE(::poll(&p, 1, 20000) == 1);
-    }
-    CHECK(n == -EPIPE);
-    CHECK(ipc_call_start(uint32_t(w), &m, &call) == -EPIPE);
-    CHECK(ipc_close_channel(uint32_t(w)) == 0);
-  }
-}
+namespace {
 
-// The loop's call is in flight while a thread waits in ipc_call() on the same id. When
-// the thread handles the hang-up while the loop sleeps in poll(), the socket leaves the
-// epoll set as the thread closes it: the loop must still be woken (and get -EPIPE). The
-// interleaving is the scheduler's; every one of them must end in -EPIPE for both.
-TEST_CASE("shouldWakeTheLoopWhenAThreadInIpcCallSeesTheServerGo") {
-  for (uint32_t type : kTypes) {
-    CAPTURE(type);
-    TempRuntime rt;
-    const int c = ipc_create_channel("away2", type, 0);
-    REQUIRE(c >= 0);
-    const int w = ipc_open_channel("away2", IPC_MODE_WRITE);
-    REQUIRE(w >= 0);
-    const int fd = ipc_call_fd(uint32_t(w));
-    REQUIRE(fd >= 0);
-    const IPC_MESSAGE m = text_message(1, "anyone?");
-    uint64_t call = 0;
-    REQUIRE(ipc_call_start(uint32_t(w), &m, &call) == 0);
-    int sync_rc = 0;
-    Barrier started;
-    std::thread t([&] {
+// Server gone while the event loop's call is in flight. with_thread: a thread also waits in
+// ipc_call() on the same id. When it handles the hang-up while the loop sleeps in poll(),
+// the socket leaves the epoll set as the thread closes it: the loop must still be woken.
+// The interleaving is the scheduler's; every one of them must end in -EPIPE for both.
+void check_server_gone_during_call(uint32_t type, bool with_thread) {
+  TempRuntime rt;
+  const int c = ipc_create_channel("away", type, 0);
+  REQUIRE(c >= 0);
+  const int w = ipc_open_channel("away", IPC_MODE_WRITE);
+  REQUIRE(w >= 0);
+  const int fd = ipc_call_fd(uint32_t(w));
+  REQUIRE(fd >= 0);
+  const IPC_MESSAGE m = text_message(1, "anyone?");
+  uint64_t call = 0;
+  REQUIRE(ipc_call_start(uint32_t(w), &m, &call) == 0);
+  IPC_MESSAGE out;
+  CHECK(ipc_call_result(uint32_t(w), call, &out) == -EAGAIN);
+  int sync_rc = -EPIPE;
+  Barrier started;
+  std::thread t;
+  if (with_thread) {
+    t = std::thread([&] {
       IPC_MESSAGE r;
       started.signal();
       sync_rc = ipc_call(uint32_t(w), &m, &r, 20000);
     });
     REQUIRE(started.wait(1));
-    // The thread is in ipc_call() or about to be: either way the loop must learn of the
-    // hang-up through its descriptor, not through its own timeout.
-    CHECK(ipc_close_channel(uint32_t(c)) == 0);
-    IPC_MESSAGE out;
-    int n;
-    while ((n = ipc_call_result(uint32_t(w), call, &out)) == -EAGAIN) {
-      pollfd p{fd, POLLIN, 0};
-      if (::poll(&p, 1, 10000) != 1) break;
-    }
-    CHECK(n == -EPIPE);
-    t.join();
-    CHECK(sync_rc == -EPIPE);
-    CHECK(ipc_close_channel(uint32_t(w)) == 0);
+  }
+  CHECK(ipc_close_channel(uint32_t(c)) == 0);
+  CHECK(await_result(w, fd, call, &out) == -EPIPE);
+  if (t.joinable()) t.join();
+  CHECK(sync_rc == -EPIPE);
+  CHECK(ipc_call_start(uint32_t(w), &m, &call) == -EPIPE);
+  CHECK(ipc_close_channel(uint32_t(w)) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("shouldFailAStartedCallWithEpipeWhenTheServerGoesAway") {
+  for (uint32_t type : kTypes) {
+    CAPTURE(type);
+    check_server_gone_during_call(type, false);
+  }
+}
+
+TEST_CASE("shouldWakeTheLoopWhenAThreadInIpcCallSeesTheServerGo") {
+  for (uint32_t type : kTypes) {
+    CAPTURE(type);
+    check_server_gone_during_call(type, true);
   }
 }

@@ -136,8 +136,10 @@ int CallClient::call(const MsgHeader& req, const void* payload, MsgHeader* rep, 
     if (deadline.expired()) break;
     if (reading_) {
       // Another caller reads; it hands our reply over and wakes us.
-      if (deadline.infinite()) cv_.wait(lk);
-      else cv_.wait_for(lk, std::chrono::nanoseconds(deadline.remaining_ns()));
+      if (deadline.infinite())
+        cv_.wait(lk);
+      else
+        cv_.wait_for(lk, std::chrono::nanoseconds(deadline.remaining_ns()));
       continue;
     }
     reading_ = true;
@@ -154,7 +156,8 @@ int CallClient::call(const MsgHeader& req, const void* payload, MsgHeader* rep, 
       fail_all_locked();
       continue;
     }
-    if (n > 0 && n <= static_cast<ssize_t>(sizeof in) && frame::check_call_packet(&in, size_t(n), frame::kReply, &in) == 0)
+    if (n > 0 && n <= static_cast<ssize_t>(sizeof in) &&
+        frame::check_call_packet(&in, size_t(n), frame::kReply, &in) == 0)
       take_reply_locked(in, false);
     cv_.notify_all();
   }
@@ -199,9 +202,12 @@ int CallClient::result(uint32_t seq, MsgHeader* rep, void* buf, uint32_t cap) no
     }
   }
   int rc;
-  if (me->second.reply) rc = fill_reply(*me->second.reply, rep, buf, cap);
-  else if (fd_ < 0 || me->second.conn != conn_) rc = -EPIPE;
-  else return -EAGAIN;
+  if (me->second.reply)
+    rc = fill_reply(*me->second.reply, rep, buf, cap);
+  else if (fd_ < 0 || me->second.conn != conn_)
+    rc = -EPIPE;
+  else
+    return -EAGAIN;
   waiting_.erase(me);
   --async_;
   return rc;

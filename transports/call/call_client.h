@@ -71,12 +71,12 @@ class CallClient {
   std::mutex mu_;
   std::condition_variable cv_;
   int fd_ = -1;
-  int epfd_ = -1;          // event_fd(), made at its first use
-  int wake_ = -1;          // in epfd_: a reply for start() taken by a thread in call()
-  uint64_t conn_ = 0;      // counts connections made, so a call knows whether its broke
-  bool reading_ = false;   // one thread reads the socket at a time
-  uint32_t next_seq_ = 1;  // 0 is never a call
-  size_t async_ = 0;       // calls in flight from start()
+  int epfd_ = -1;                       // event_fd(), made at its first use
+  int wake_ = -1;                       // in epfd_: a reply for start() taken by a thread in call()
+  uint64_t conn_ = 0;                   // counts connections made, so a call knows whether its broke
+  bool reading_ = false;                // one thread reads the socket at a time
+  uint32_t next_seq_ = 1;               // 0 is never a call
+  size_t async_ = 0;                    // calls in flight from start()
   std::map<uint32_t, Waiter> waiting_;  // calls in flight, and their reply once in
 };
 
