@@ -1,0 +1,294 @@
+// One-way throughput, 1 writer process to 1 reader process, side by side in one run:
+// the bare batched ring (benchmarks/, the reference), the current ShmRing (layout v4,
+// set up by hand as tests/ring_test.cc does, no registry) and the ring v2 core (wring.h,
+// the reader on a read-only mapping). Both rings: plain send/receive, and batches
+// (send_batch 32, consume 64). Prints the ratios to the bare ring at the end.
+//   bazel run -c opt //transports/shm:wring_bench [-- --benchmark_filter=...]
+//   FWIPC_BENCH_MSGS=N (default 2,000,000 per row)
+#include <benchmark/benchmark.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string>
+
+#include "base/cpu.h"
+#include "base/time.h"
+#include "benchmarks/harness.h"
+#include "transports/shm/membership.h"
+#include "transports/shm/ring.h"
+#include "transports/shm/wring.h"
+
+namespace {
+
+using fwipc::MsgHeader;
+using fwipc::monotonic_ns;
+
+uint64_t msgs() {
+  const char* e = std::getenv("FWIPC_BENCH_MSGS");
+  return e && *e ? std::strtoull(e, nullptr, 10) : 2'000'000;
+}
+
+constexpr uint32_t kBatch = 32;
+constexpr uint32_t kConsume = 64;
+constexpr int64_t kSpinNs = 50'000;  // both rings: spin this long before sleeping
+
+void reap(pid_t p) {
+  int st;
+  ::waitpid(p, &st, 0);
+}
+
+// ---------------------------------------------------------------- current ring (v4)
+
+double current_ring(uint64_t n, uint32_t bytes, bool batch) {
+  using namespace fwipc::shm;
+  auto seg = Segment::create("wring-bench", 1024, ::getpid());  // 1024 x 576 B, as the suite's QUEUE rows
+  if (!seg) return 0;
+  uint32_t rst = 0, wst = 0;
+  auto ri = join_reader(*seg, ::getpid(), 0, &rst);
+  if (!ri) return 0;
+  int go[2];
+  if (::pipe(go) != 0) return 0;
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::close(go[1]);
+    auto wi = join_writer(*seg, ::getpid(), 0, &wst);
+    if (!wi) ::_exit(1);
+    ShmRing w(std::move(seg.value()), Roles{-1, 0, int(*wi), wst}, ::getpid());
+    char c;
+    if (::read(go[0], &c, 1) != 1) ::_exit(2);
+    static char bufs[kBatch][512];
+    MsgHeader hs[kBatch];
+    const void* ps[kBatch];
+    for (uint64_t i = 0; i < n;) {
+      if (batch) {
+        const uint32_t k = uint32_t(std::min<uint64_t>(kBatch, n - i));
+        for (uint32_t j = 0; j < k; ++j) {
+          const uint64_t seq = i + j;
+          std::memcpy(bufs[j], &seq, 8);
+          hs[j] = MsgHeader{1, bytes, 0, 0, 0};
+          ps[j] = bufs[j];
+        }
+        const int rc = w.send_batch(hs, ps, k, -1);
+        if (rc <= 0) ::_exit(3);
+        i += uint64_t(rc);
+      } else {
+        std::memcpy(bufs[0], &i, 8);
+        if (w.send(MsgHeader{1, bytes, 0, 0, 0}, bufs[0], -1) != int(bytes)) ::_exit(4);
+        ++i;
+      }
+    }
+    ::_exit(0);
+  }
+  ::close(go[0]);
+  ShmRing r(std::move(seg.value()), Roles{int(*ri), rst, -1, 0}, ::getpid());
+  (void)!::write(go[1], "g", 1);
+  ::close(go[1]);
+  struct Ctx {
+    uint64_t next = 0;
+    bool bad = false;
+  } ctx;
+  int64_t t0 = 0;
+  char buf[512];
+  while (ctx.next < n) {
+    if (batch) {
+      const int rc = r.consume(
+          kConsume,
+          [](void* p, const MsgHeader& h, const char* payload) {
+            auto* c = static_cast<Ctx*>(p);
+            uint64_t v;
+            std::memcpy(&v, payload, 8);
+            c->bad |= v != c->next++;
+          },
+          &ctx, -1);
+      if (rc <= 0) break;
+    } else {
+      MsgHeader h;
+      if (r.receive(&h, buf, sizeof buf, -1) != int(bytes)) break;
+      uint64_t v;
+      std::memcpy(&v, buf, 8);
+      ctx.bad |= v != ctx.next++;
+    }
+    if (t0 == 0) t0 = monotonic_ns();
+  }
+  const int64_t dt = monotonic_ns() - t0;
+  reap(child);
+  return !ctx.bad && ctx.next == n && dt > 0 ? double(n - 1) * 1e9 / double(dt) : 0;
+}
+
+// ---------------------------------------------------------------- ring v2 core
+
+double v2_ring(uint64_t n, uint32_t bytes, bool batch) {
+  using namespace fwipc::shm::v2;
+  constexpr uint64_t kCap = 1u << 19;  // 512 KiB of records (the v4 row has 576 KiB of slots)
+  const uint64_t rb = ring_bytes(kCap), pb = reader_page_bytes(1);
+  const int ring_fd = ::memfd_create("wring-bench", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  const int page_fd = ::memfd_create("wring-bench-page", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (ring_fd < 0 || page_fd < 0 || ::ftruncate(ring_fd, off_t(rb)) != 0 || ::ftruncate(page_fd, off_t(pb)) != 0)
+    return 0;
+  ::fcntl(ring_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
+  ::fcntl(page_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
+  void* ring_rw = ::mmap(nullptr, rb, PROT_READ | PROT_WRITE, MAP_SHARED, ring_fd, 0);
+  auto* page = static_cast<ReaderPage*>(::mmap(nullptr, pb, PROT_READ | PROT_WRITE, MAP_SHARED, page_fd, 0));
+  void* bp = ::mmap(nullptr, 2 * sizeof(Bell), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (ring_rw == MAP_FAILED || page == MAP_FAILED || bp == MAP_FAILED) return 0;
+  auto* bells = static_cast<Bell*>(bp);
+  if (format_ring(ring_rw, rb, kCap, 0, 0, 1) != 0 || format_reader_page(page, pb, 1) != 0) return 0;
+  int go[2];
+  if (::pipe(go) != 0) return 0;
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::close(go[1]);
+    ::munmap(page, pb);
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/self/fd/%d", page_fd);
+    const int ro = ::open(path, O_RDONLY | O_CLOEXEC);
+    const auto* rp = static_cast<const ReaderPage*>(::mmap(nullptr, pb, PROT_READ, MAP_SHARED, ro, 0));
+    if (rp == MAP_FAILED) ::_exit(1);
+    RingWriter w;
+    if (w.attach(ring_rw, rb, &bells[0].word) != 0) ::_exit(1);
+    const ReaderPort port{&rp->cursor[0], &rp->sleep, &bells[1].word};
+    w.set_readers(&port, 1);
+    char c;
+    if (::read(go[0], &c, 1) != 1) ::_exit(2);
+    static char bufs[kBatch][512];
+    MsgHeader hs[kBatch];
+    const void* ps[kBatch];
+    for (uint64_t i = 0; i < n;) {
+      if (batch) {
+        const uint32_t k = uint32_t(std::min<uint64_t>(kBatch, n - i));
+        for (uint32_t j = 0; j < k; ++j) {
+          const uint64_t seq = i + j;
+          std::memcpy(bufs[j], &seq, 8);
+          hs[j] = MsgHeader{1, bytes, 0, 0, 0};
+          ps[j] = bufs[j];
+        }
+        const int rc = w.send_batch(hs, ps, k, -1);
+        if (rc <= 0) ::_exit(3);
+        i += uint64_t(rc);
+      } else {
+        std::memcpy(bufs[0], &i, 8);
+        if (w.send(MsgHeader{1, bytes, 0, 0, 0}, bufs[0], -1) != int(bytes)) ::_exit(4);
+        ++i;
+      }
+    }
+    ::_exit(0);
+  }
+  ::close(go[0]);
+  ::munmap(ring_rw, rb);  // the reader keeps only a read-only mapping
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/fd/%d", ring_fd);
+  const int ro = ::open(path, O_RDONLY | O_CLOEXEC);
+  const void* ring_ro = ::mmap(nullptr, rb, PROT_READ, MAP_SHARED, ro, 0);
+  RingReader r;
+  if (ring_ro == MAP_FAILED || r.attach(ring_ro, rb, &page->cursor[0], &bells[0].word) != 0) return 0;
+  ReaderSleep sleeper(&page->sleep, &bells[1].word);
+  (void)!::write(go[1], "g", 1);
+  ::close(go[1]);
+  uint64_t next = 0;
+  bool bad = false;
+  int64_t t0 = 0, idle_since = 0;
+  char buf[512];
+  while (next < n) {
+    int rc;
+    if (batch) {
+      rc = r.consume(kConsume, [&](const RecordView& v) {
+        uint64_t s;
+        std::memcpy(&s, v.payload, 8);
+        bad |= s != next++ || v.hdr.size != bytes;
+      });
+    } else {
+      MsgHeader h;
+      rc = r.read(&h, buf, sizeof buf);
+      if (rc >= 0) {
+        uint64_t s;
+        std::memcpy(&s, buf, 8);
+        bad |= s != next++ || uint32_t(rc) != bytes;
+      }
+    }
+    if (rc >= 0) {
+      if (t0 == 0) t0 = monotonic_ns();
+      idle_since = 0;
+      continue;
+    }
+    if (rc != -EAGAIN) break;
+    // The same waiting as ShmRing::receive: spin a while, then sleep on the bell.
+    const int64_t now = monotonic_ns();
+    if (idle_since == 0) idle_since = now;
+    if (now - idle_since < kSpinNs) {
+      for (int i = 0; i < 64 && !r.ready(); ++i) fwipc::cpu_relax();
+      continue;
+    }
+    sleeper.sleep([&] { return r.ready(); }, 100'000'000);
+  }
+  const int64_t dt = monotonic_ns() - t0;
+  reap(child);
+  ::munmap(const_cast<void*>(ring_ro), rb);
+  ::munmap(page, pb);
+  ::munmap(bp, 2 * sizeof(Bell));
+  ::close(ro);
+  ::close(ring_fd);
+  ::close(page_fd);
+  return !bad && next == n && dt > 0 ? double(n - 1) * 1e9 / double(dt) : 0;
+}
+
+// ---------------------------------------------------------------- rows
+
+std::map<std::string, double> g_rates;  // "row/bytes" -> msgs/s
+
+void report(benchmark::State& st, const char* row, double rate, uint64_t n) {
+  if (rate <= 0) {
+    st.SkipWithError("run failed");
+    return;
+  }
+  st.SetIterationTime(double(n) / rate);
+  st.counters["msgs_per_s"] = rate;
+  st.counters["GB_per_s"] = rate * double(st.range(0)) / 1e9;
+  g_rates[std::string(row) + "/" + std::to_string(st.range(0))] = rate;
+}
+
+void BM_Bare(benchmark::State& st) {
+  const uint64_t n = msgs() * 4;
+  for (auto _ : st) report(st, "bare_ring_batched", fwipc::bench::bare_ring_throughput(n, uint32_t(st.range(0)), 32), n);
+}
+void BM_Current(benchmark::State& st, bool batch) {
+  const uint64_t n = msgs();
+  for (auto _ : st)
+    report(st, batch ? "v4_ring_batch" : "v4_ring_plain", current_ring(n, uint32_t(st.range(0)), batch), n);
+}
+void BM_V2(benchmark::State& st, bool batch) {
+  const uint64_t n = msgs();
+  for (auto _ : st) report(st, batch ? "v2_ring_batch" : "v2_ring_plain", v2_ring(n, uint32_t(st.range(0)), batch), n);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto opts = [](benchmark::internal::Benchmark* b) {
+    b->Arg(64)->Arg(512)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+  };
+  opts(benchmark::RegisterBenchmark("tput/bare_ring_batched", BM_Bare));
+  opts(benchmark::RegisterBenchmark("tput/v4_ring_plain", BM_Current, false));
+  opts(benchmark::RegisterBenchmark("tput/v2_ring_plain", BM_V2, false));
+  opts(benchmark::RegisterBenchmark("tput/v4_ring_batch", BM_Current, true));
+  opts(benchmark::RegisterBenchmark("tput/v2_ring_batch", BM_V2, true));
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  std::printf("\n| row | 64 B M msg/s | x bare | 512 B M msg/s | x bare |\n|---|---|---|---|---|\n");
+  for (const char* row : {"bare_ring_batched", "v4_ring_plain", "v2_ring_plain", "v4_ring_batch", "v2_ring_batch"}) {
+    std::printf("| %s |", row);
+    for (int bytes : {64, 512}) {
+      const double bare = g_rates[std::string("bare_ring_batched/") + std::to_string(bytes)];
+      const double r = g_rates[std::string(row) + "/" + std::to_string(bytes)];
+      std::printf(" %.1f | %.2f |", r / 1e6, bare > 0 ? r / bare : 0.0);
+    }
+    std::printf("\n");
+  }
+  return 0;
+}
