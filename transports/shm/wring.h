@@ -9,8 +9,8 @@
 //                       fence); read-only afterwards. Readers and the writer copy what they
 //                       need at attach and never re-read it.
 //   RingHeader line 1   the writer: tail (end of the last committed record, release),
-//                       prio_seq (records with priority != 0 committed, release),
-//                       space_sleep (odd while the writer sleeps for space, see below).
+//                       prio_seq (records with priority != 0 committed, release).
+//   RingHeader line 2   the writer: space_sleep (odd while it sleeps for space, below).
 //   records             the writer. Record at position p (a byte position, 64-bit, never
 //                       wraps) lives at offset p mod capacity; its first word is the commit
 //                       word: the record's exact end (p + kRecHeader + size), stored with
@@ -81,12 +81,14 @@ struct RingHeader {
   uint32_t ring_index;    // in the channel directory
   uint64_t instance_id;   // the channel's
   char pad0_[64 - 40];
-  // Line 1: the writer's.
+  // Line 1: the writer's, written per send.
   alignas(64) std::atomic<uint64_t> tail;
   std::atomic<uint64_t> prio_seq;
-  std::atomic<uint32_t> space_sleep;  // odd: the writer sleeps on its bell for space
-  uint32_t reserved1;
-  char pad1_[64 - 24];
+  char pad1_[64 - 16];
+  // Line 2: the writer's, written only around a sleep for space. Readers load it after
+  // every cursor publication: it must not share a line with the per-send words.
+  alignas(64) std::atomic<uint32_t> space_sleep;  // odd: the writer sleeps on its bell for space
+  char pad2_[64 - 4];
 };
 
 // A reader's own page: its sleep word, then one cursor per ring index. Writers map it
@@ -123,7 +125,7 @@ FWIPC_V2_FIELD(Record, type, 8, 4);
 FWIPC_V2_FIELD(Record, receiver, 12, 4);
 FWIPC_V2_FIELD(Record, priority, 16, 4);
 FWIPC_V2_FIELD(Record, flags, 20, 4);
-static_assert(sizeof(RingHeader) == 128);
+static_assert(sizeof(RingHeader) == 192);
 FWIPC_V2_FIELD(RingHeader, magic, 0, 8);
 FWIPC_V2_FIELD(RingHeader, version, 8, 4);
 FWIPC_V2_FIELD(RingHeader, header_bytes, 12, 4);
@@ -133,7 +135,7 @@ FWIPC_V2_FIELD(RingHeader, ring_index, 28, 4);
 FWIPC_V2_FIELD(RingHeader, instance_id, 32, 8);
 FWIPC_V2_FIELD(RingHeader, tail, 64, 8);
 FWIPC_V2_FIELD(RingHeader, prio_seq, 72, 8);
-FWIPC_V2_FIELD(RingHeader, space_sleep, 80, 4);
+FWIPC_V2_FIELD(RingHeader, space_sleep, 128, 4);
 FWIPC_V2_FIELD(ReaderPage, magic, 0, 8);
 FWIPC_V2_FIELD(ReaderPage, version, 8, 4);
 FWIPC_V2_FIELD(ReaderPage, rings, 12, 4);
@@ -266,6 +268,10 @@ class RingReader {
   }
   // A cheap look: is a record (or corruption) waiting at the cursor?
   bool ready() noexcept;
+  // Has the writer published (RingHeader.tail, stored once per send or batch) past our
+  // cursor? A caught-up reader that polls this instead of the next commit word leaves
+  // the record lines alone while the writer fills them.
+  bool tail_past() const noexcept { return hdr_->tail.load(std::memory_order_relaxed) > pos_; }
   bool corrupt() const noexcept { return corrupt_; }
   uint64_t cursor() const noexcept { return pos_; }
   uint64_t prio_seq() const noexcept { return hdr_->prio_seq.load(std::memory_order_acquire); }

@@ -2,7 +2,8 @@
 // the bare batched ring (benchmarks/, the reference), the current ShmRing (layout v4,
 // set up by hand as tests/ring_test.cc does, no registry) and the ring v2 core (wring.h,
 // the reader on a read-only mapping). Both rings: plain send/receive, and batches
-// (send_batch 32, consume 64). Prints the ratios to the bare ring at the end.
+// (send_batch 32, consume 64; the visitor copies each payload out, as the bare ring's
+// reader does). Prints the median rates and the ratios to the bare ring at the end.
 //   bazel run -c opt //transports/shm:wring_bench [-- --benchmark_filter=...]
 //   FWIPC_BENCH_MSGS=N (default 2,000,000 per row)
 #include <benchmark/benchmark.h>
@@ -11,11 +12,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "base/cpu.h"
 #include "base/time.h"
@@ -26,12 +29,18 @@
 
 namespace {
 
-using fwipc::MsgHeader;
 using fwipc::monotonic_ns;
+using fwipc::MsgHeader;
 
 uint64_t msgs() {
   const char* e = std::getenv("FWIPC_BENCH_MSGS");
   return e && *e ? std::strtoull(e, nullptr, 10) : 2'000'000;
+}
+
+// Each row runs this many times (FWIPC_BENCH_REPS, default 3); the table takes the median.
+int reps() {
+  const char* e = std::getenv("FWIPC_BENCH_REPS");
+  return e && *e ? std::atoi(e) : 3;
 }
 
 constexpr uint32_t kBatch = 32;
@@ -92,6 +101,7 @@ double current_ring(uint64_t n, uint32_t bytes, bool batch) {
   struct Ctx {
     uint64_t next = 0;
     bool bad = false;
+    char copy[512];
   } ctx;
   int64_t t0 = 0;
   char buf[512];
@@ -101,8 +111,9 @@ double current_ring(uint64_t n, uint32_t bytes, bool batch) {
           kConsume,
           [](void* p, const MsgHeader& h, const char* payload) {
             auto* c = static_cast<Ctx*>(p);
+            std::memcpy(c->copy, payload, h.size);  // a consumer takes the bytes, as the bare ring does
             uint64_t v;
-            std::memcpy(&v, payload, 8);
+            std::memcpy(&v, c->copy, 8);
             c->bad |= v != c->next++;
           },
           &ctx, -1);
@@ -123,7 +134,7 @@ double current_ring(uint64_t n, uint32_t bytes, bool batch) {
 
 // ---------------------------------------------------------------- ring v2 core
 
-double v2_ring(uint64_t n, uint32_t bytes, bool batch) {
+double v2_ring(uint64_t n, uint32_t bytes, bool batch, bool poll_tail) {
   using namespace fwipc::shm::v2;
   constexpr uint64_t kCap = 1u << 19;  // 512 KiB of records (the v4 row has 576 KiB of slots)
   const uint64_t rb = ring_bytes(kCap), pb = reader_page_bytes(1);
@@ -198,8 +209,9 @@ double v2_ring(uint64_t n, uint32_t bytes, bool batch) {
     int rc;
     if (batch) {
       rc = r.consume(kConsume, [&](const RecordView& v) {
+        std::memcpy(buf, v.payload, v.hdr.size);  // a consumer takes the bytes, as the bare ring does
         uint64_t s;
-        std::memcpy(&s, v.payload, 8);
+        std::memcpy(&s, buf, 8);
         bad |= s != next++ || v.hdr.size != bytes;
       });
     } else {
@@ -221,7 +233,7 @@ double v2_ring(uint64_t n, uint32_t bytes, bool batch) {
     const int64_t now = monotonic_ns();
     if (idle_since == 0) idle_since = now;
     if (now - idle_since < kSpinNs) {
-      for (int i = 0; i < 64 && !r.ready(); ++i) fwipc::cpu_relax();
+      for (int i = 0; i < 64 && !(poll_tail ? r.tail_past() : r.ready()); ++i) fwipc::cpu_relax();
       continue;
     }
     sleeper.sleep([&] { return r.ready(); }, 100'000'000);
@@ -239,7 +251,13 @@ double v2_ring(uint64_t n, uint32_t bytes, bool batch) {
 
 // ---------------------------------------------------------------- rows
 
-std::map<std::string, double> g_rates;  // "row/bytes" -> msgs/s
+std::map<std::string, std::vector<double>> g_rates;  // "row/bytes" -> msgs/s of each repetition
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
 
 void report(benchmark::State& st, const char* row, double rate, uint64_t n) {
   if (rate <= 0) {
@@ -249,43 +267,48 @@ void report(benchmark::State& st, const char* row, double rate, uint64_t n) {
   st.SetIterationTime(double(n) / rate);
   st.counters["msgs_per_s"] = rate;
   st.counters["GB_per_s"] = rate * double(st.range(0)) / 1e9;
-  g_rates[std::string(row) + "/" + std::to_string(st.range(0))] = rate;
+  g_rates[std::string(row) + "/" + std::to_string(st.range(0))].push_back(rate);
 }
 
 void BM_Bare(benchmark::State& st) {
   const uint64_t n = msgs() * 4;
-  for (auto _ : st) report(st, "bare_ring_batched", fwipc::bench::bare_ring_throughput(n, uint32_t(st.range(0)), 32), n);
+  for (auto _ : st)
+    report(st, "bare_ring_batched", fwipc::bench::bare_ring_throughput(n, uint32_t(st.range(0)), 32), n);
 }
 void BM_Current(benchmark::State& st, bool batch) {
   const uint64_t n = msgs();
   for (auto _ : st)
     report(st, batch ? "v4_ring_batch" : "v4_ring_plain", current_ring(n, uint32_t(st.range(0)), batch), n);
 }
-void BM_V2(benchmark::State& st, bool batch) {
+void BM_V2(benchmark::State& st, const char* row, bool batch, bool poll_tail) {
   const uint64_t n = msgs();
-  for (auto _ : st) report(st, batch ? "v2_ring_batch" : "v2_ring_plain", v2_ring(n, uint32_t(st.range(0)), batch), n);
+  for (auto _ : st) report(st, row, v2_ring(n, uint32_t(st.range(0)), batch, poll_tail), n);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   auto opts = [](benchmark::internal::Benchmark* b) {
-    b->Arg(64)->Arg(512)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+    b->Arg(64)->Arg(512)->Iterations(1)->Repetitions(reps())->UseManualTime()->Unit(benchmark::kMillisecond);
   };
   opts(benchmark::RegisterBenchmark("tput/bare_ring_batched", BM_Bare));
   opts(benchmark::RegisterBenchmark("tput/v4_ring_plain", BM_Current, false));
-  opts(benchmark::RegisterBenchmark("tput/v2_ring_plain", BM_V2, false));
+  opts(benchmark::RegisterBenchmark("tput/v2_ring_plain", BM_V2, "v2_ring_plain", false, false));
+  opts(benchmark::RegisterBenchmark("tput/v2_ring_plain_tailpoll", BM_V2, "v2_ring_plain_tailpoll", false, true));
   opts(benchmark::RegisterBenchmark("tput/v4_ring_batch", BM_Current, true));
-  opts(benchmark::RegisterBenchmark("tput/v2_ring_batch", BM_V2, true));
+  opts(benchmark::RegisterBenchmark("tput/v2_ring_batch", BM_V2, "v2_ring_batch", true, false));
+  opts(benchmark::RegisterBenchmark("tput/v2_ring_batch_tailpoll", BM_V2, "v2_ring_batch_tailpoll", true, true));
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
-  std::printf("\n| row | 64 B M msg/s | x bare | 512 B M msg/s | x bare |\n|---|---|---|---|---|\n");
-  for (const char* row : {"bare_ring_batched", "v4_ring_plain", "v2_ring_plain", "v4_ring_batch", "v2_ring_batch"}) {
+  std::printf("\nmedian of %d runs per row\n", reps());
+  std::printf("| row | 64 B M msg/s | x bare | 512 B M msg/s | x bare |\n|---|---|---|---|---|\n");
+  for (const char* row : {"bare_ring_batched", "v4_ring_plain", "v2_ring_plain", "v2_ring_plain_tailpoll",
+                          "v4_ring_batch", "v2_ring_batch", "v2_ring_batch_tailpoll"}) {
     std::printf("| %s |", row);
     for (int bytes : {64, 512}) {
-      const double bare = g_rates[std::string("bare_ring_batched/") + std::to_string(bytes)];
-      const double r = g_rates[std::string(row) + "/" + std::to_string(bytes)];
+      const double bare = median(g_rates[std::string("bare_ring_batched/") + std::to_string(bytes)]);
+      const double r = median(g_rates[std::string(row) + "/" + std::to_string(bytes)]);
       std::printf(" %.1f | %.2f |", r / 1e6, bare > 0 ? r / bare : 0.0);
     }
     std::printf("\n");
