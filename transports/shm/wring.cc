@@ -236,7 +236,7 @@ int RingWriter::commit(WLoan* l, const MsgHeader& h) noexcept {
 
 // ---------------------------------------------------------------- reader
 
-int RingReader::attach(const void* mem, uint64_t bytes, std::atomic<uint64_t>* cursor,
+int RingReader::attach(const void* mem, uint64_t bytes, uint32_t sender, std::atomic<uint64_t>* cursor,
                        std::atomic<uint32_t>* writer_bell) noexcept {
   if (mem == nullptr || cursor == nullptr || writer_bell == nullptr) return -EINVAL;
   if (bytes < sizeof(RingHeader)) return -EBADMSG;
@@ -255,7 +255,7 @@ int RingReader::attach(const void* mem, uint64_t bytes, std::atomic<uint64_t>* c
   base_ = static_cast<const char*>(mem) + sizeof(RingHeader);
   cap_ = cap;
   mask_ = cap - 1;
-  pid_ = h->writer_pid;
+  pid_ = sender;
   pos_ = tail;
   corrupt_ = false;
   cursor_ = cursor;
@@ -332,5 +332,119 @@ int RingReader::read(MsgHeader* hdr, void* buf, uint32_t cap) noexcept {
 }
 
 int ReaderSleep::wait(uint32_t v, int64_t slice_ns) noexcept { return futex_wait(bell_, v, slice_ns); }
+
+}  // namespace fwipc::shm::v2
+
+namespace fwipc::shm::v2 {
+
+namespace {
+// std heap comparator: true if a is delivered after b.
+bool later(uint32_t pa, uint64_t aa, uint32_t pb, uint64_t ab) noexcept { return pa != pb ? pa < pb : aa > ab; }
+}  // namespace
+
+void RingSet::add(uint32_t idx, RingReader* r) {
+  remove(idx);
+  rings_.push_back(Slot{idx, r, r->prio_seq()});
+}
+
+void RingSet::remove(uint32_t idx) {
+  for (size_t i = 0; i < rings_.size(); ++i) {
+    if (rings_[i].idx != idx) continue;
+    rings_.erase(rings_.begin() + long(i));
+    if (next_ >= rings_.size()) next_ = 0;
+    taken_ = 0;
+    return;
+  }
+}
+
+int RingSet::report_corrupt(size_t i) {
+  corrupt_idx_ = int(rings_[i].idx);
+  remove(rings_[i].idx);
+  return -EBADMSG;
+}
+
+bool RingSet::priorities_moved() noexcept {
+  for (const Slot& s : rings_)
+    if (s.r->prio_seq() != s.prio_seen) return true;
+  return false;
+}
+
+int RingSet::drain() {
+  for (size_t i = 0; i < rings_.size(); ++i) {
+    Slot& s = rings_[i];
+    s.prio_seen = s.r->prio_seq();  // before the records it counts (acquire)
+    RecordView v;
+    Peek p;
+    while (heap_.size() < heap_max_ && (p = s.r->peek(&v)) == Peek::kReady) {
+      if (mine(v.hdr)) {
+        heap_.push_back(Pending{v.hdr, arrivals_++, std::vector<char>(v.payload, v.payload + v.hdr.size)});
+        std::push_heap(heap_.begin(), heap_.end(), [](const Pending& a, const Pending& b) {
+          return later(a.hdr.priority, a.arrival, b.hdr.priority, b.arrival);
+        });
+      }
+      s.r->advance(v);
+    }
+    s.r->publish();
+    if (s.r->corrupt()) return report_corrupt(i);
+  }
+  return 0;
+}
+
+int RingSet::receive(MsgHeader* hdr, void* buf, uint32_t cap) {
+  if (!heap_.empty() || priorities_moved()) {
+    if (int rc = drain(); rc < 0) return rc;
+    if (!heap_.empty()) {
+      const Pending& top = heap_.front();
+      *hdr = top.hdr;
+      if (top.hdr.size > cap) return -EMSGSIZE;
+      std::memcpy(buf, top.payload.data(), top.hdr.size);
+      std::pop_heap(heap_.begin(), heap_.end(), [](const Pending& a, const Pending& b) {
+        return later(a.hdr.priority, a.arrival, b.hdr.priority, b.arrival);
+      });
+      heap_.pop_back();
+      return int(hdr->size);
+    }
+  }
+  // Fast path: round robin, kTurn records per ring per turn.
+  for (size_t tried = 0; tried <= rings_.size() && !rings_.empty(); ++tried) {
+    if (next_ >= rings_.size()) next_ = 0;
+    RingReader* r = rings_[next_].r;
+    RecordView v;
+    Peek p;
+    bool passed = false;
+    while ((p = r->peek(&v)) == Peek::kReady) {
+      if (!mine(v.hdr)) {  // unicast to someone else
+        r->advance(v);
+        passed = true;
+        continue;
+      }
+      *hdr = v.hdr;
+      if (v.hdr.size > cap) {
+        if (passed) r->publish();
+        return -EMSGSIZE;  // kept
+      }
+      std::memcpy(buf, v.payload, v.hdr.size);
+      r->advance(v);
+      r->publish();
+      if (++taken_ >= kTurn) {
+        taken_ = 0;
+        ++next_;
+      }
+      return int(v.hdr.size);
+    }
+    if (passed) r->publish();
+    if (p == Peek::kCorrupt) return report_corrupt(next_);
+    taken_ = 0;
+    ++next_;
+  }
+  return -EAGAIN;
+}
+
+bool RingSet::ready() {
+  if (!heap_.empty()) return true;
+  for (const Slot& s : rings_)
+    if (s.r->ready()) return true;
+  return false;
+}
 
 }  // namespace fwipc::shm::v2

@@ -77,7 +77,7 @@ struct RingHeader {
   uint32_t version;
   uint32_t header_bytes;  // offset of the records
   uint64_t capacity;      // bytes of records, a power of two
-  uint32_t writer_pid;    // the sender of every record (the registry's word, not the writer's)
+  uint32_t writer_pid;    // informational (ipcctl); readers take the sender from the directory
   uint32_t ring_index;    // in the channel directory
   uint64_t instance_id;   // the channel's
   char pad0_[64 - 40];
@@ -226,7 +226,7 @@ class RingWriter {
 struct RecordView {
   uint64_t pos;
   uint64_t next;
-  MsgHeader hdr;        // sender: the ring's writer (from attach, not from the ring)
+  MsgHeader hdr;        // sender: the ring's writer as given to attach, never read from the ring
   const char* payload;  // hdr.size bytes inside the mapping
 };
 
@@ -236,9 +236,11 @@ enum class Peek { kReady, kEmpty, kCorrupt };
 class RingReader {
  public:
   // mem/bytes: the mapping (bytes from the reader's own fstat, never the header's word).
-  // cursor: this ring's word in the reader's own page; writer_bell/space: how to wake the
-  // writer when it sleeps for space. Starts at the writer's current tail.
-  int attach(const void* mem, uint64_t bytes, std::atomic<uint64_t>* cursor,
+  // sender: the ring's writer as the registry's directory says (the ring's own
+  // writer_pid word is its writer's to rewrite, so it is never trusted). cursor: this
+  // ring's word in the reader's own page; writer_bell: how to wake the writer when it
+  // sleeps for space. Starts at the writer's current tail.
+  int attach(const void* mem, uint64_t bytes, uint32_t sender, std::atomic<uint64_t>* cursor,
              std::atomic<uint32_t>* writer_bell) noexcept;
   // The record at the cursor (pads passed). kCorrupt is sticky: the ring is then never
   // read again (its writer broke the format; other rings are unaffected).
@@ -314,6 +316,58 @@ class ReaderSleep {
   std::atomic<uint32_t>* sleep_;
   std::atomic<uint32_t>* bell_;
   uint32_t gen_ = 0;  // even: awake; the page starts at 0
+};
+
+}  // namespace fwipc::shm::v2
+
+namespace fwipc::shm::v2 {
+
+// A reader's merge of several writers' rings (RING-V2.md section 5). Round robin, a
+// batch per turn, while no priority != 0 message is in play: one writer cannot starve
+// another. Once a ring's prio_seq moves, everything committed is drained into a bounded
+// local heap ordered by (priority desc, arrival asc), arrival being the order of the
+// drain: a sender's equal-priority messages keep their order. Records addressed to
+// another PID are passed over. One thread.
+class RingSet {
+ public:
+  static constexpr uint32_t kTurn = 64;  // records taken from one ring before the next
+  RingSet(uint32_t self_pid, uint32_t heap_max = 4096) : self_(self_pid), heap_max_(heap_max) {}
+  // Adds an attached reader (not owned) under ring index idx; replaces one there.
+  void add(uint32_t idx, RingReader* r);
+  void remove(uint32_t idx);
+  // The next message in delivery order: size, -EAGAIN, -EMSGSIZE (hdr filled, kept), or
+  // -EBADMSG once for each ring found corrupt (corrupt_ring() names the last; the ring
+  // is then left out).
+  int receive(MsgHeader* hdr, void* buf, uint32_t cap);
+  // Anything (or a corruption to report) waiting?
+  bool ready();
+  int corrupt_ring() const noexcept { return corrupt_idx_; }
+  size_t queued() const noexcept { return heap_.size(); }
+
+ private:
+  struct Slot {
+    uint32_t idx;
+    RingReader* r;
+    uint64_t prio_seen;
+  };
+  struct Pending {
+    MsgHeader hdr;
+    uint64_t arrival;
+    std::vector<char> payload;
+  };
+  bool mine(const MsgHeader& h) const noexcept { return h.receiver == 0 || h.receiver == self_; }
+  bool priorities_moved() noexcept;
+  int drain();  // into the heap; -EBADMSG if a ring turned corrupt
+  int report_corrupt(size_t i);
+
+  uint32_t self_;
+  uint32_t heap_max_;
+  std::vector<Slot> rings_;
+  size_t next_ = 0;     // round robin position
+  uint32_t taken_ = 0;  // from rings_[next_] this turn
+  std::vector<Pending> heap_;
+  uint64_t arrivals_ = 0;
+  int corrupt_idx_ = -1;
 };
 
 }  // namespace fwipc::shm::v2

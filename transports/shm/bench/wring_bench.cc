@@ -197,7 +197,7 @@ double v2_ring(uint64_t n, uint32_t bytes, bool batch, bool poll_tail) {
   const int ro = ::open(path, O_RDONLY | O_CLOEXEC);
   const void* ring_ro = ::mmap(nullptr, rb, PROT_READ, MAP_SHARED, ro, 0);
   RingReader r;
-  if (ring_ro == MAP_FAILED || r.attach(ring_ro, rb, &page->cursor[0], &bells[0].word) != 0) return 0;
+  if (ring_ro == MAP_FAILED || r.attach(ring_ro, rb, uint32_t(child), &page->cursor[0], &bells[0].word) != 0) return 0;
   ReaderSleep sleeper(&page->sleep, &bells[1].word);
   (void)!::write(go[1], "g", 1);
   ::close(go[1]);

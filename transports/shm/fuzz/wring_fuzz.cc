@@ -29,7 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::atomic<uint64_t> cursor{kDetached};
   std::atomic<uint32_t> bell{0};
   RingReader r;
-  if (r.attach(mem.data(), bytes, &cursor, &bell) != 0) return 0;
+  if (r.attach(mem.data(), bytes, 1, &cursor, &bell) != 0) return 0;
   const char* lo = mem.data() + sizeof(RingHeader);
   const char* hi = lo + kCap;
   for (int i = 0; i < 1000; ++i) {

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <random>
 #include <vector>
 
@@ -128,7 +129,7 @@ struct Channel {
   // it writable), map the reader's page read-only, attach. Returns the ring's mapping.
   char* writer_attach(uint32_t i, RingWriter* w, uint32_t pid, const ReaderPage** page_out = nullptr) {
     void* p = map_rw(ring_fd[i], ring_bytes(cap));
-    static_cast<RingHeader*>(p)->writer_pid = pid;  // test shortcut for the registry's word
+    static_cast<RingHeader*>(p)->writer_pid = ~pid;  // a lie: readers must not believe it
     if (::fcntl(ring_fd[i], F_ADD_SEALS, F_SEAL_FUTURE_WRITE) != 0) ::_exit(90);
     const int ro = reopen_ro(page_fd);
     const void* pg = ro >= 0 ? ::mmap(nullptr, page_bytes(), PROT_READ, MAP_SHARED, ro, 0) : MAP_FAILED;
@@ -142,12 +143,13 @@ struct Channel {
   }
 
   // In the reader: map ring i read-only (after its writer sealed it) and attach.
-  const char* reader_attach(uint32_t i, RingReader* r) {
+  // sender: the writer's PID as the registry knows it (here: from fork).
+  const char* reader_attach(uint32_t i, RingReader* r, pid_t sender) {
     const int ro = reopen_ro(ring_fd[i]);
     REQUIRE(ro >= 0);
     const char* m = map_ro_guarded(ro, ring_bytes(cap));
     ::close(ro);
-    REQUIRE(r->attach(m, ring_bytes(cap), &page->cursor[i], &bells[i].word) == 0);
+    REQUIRE(r->attach(m, ring_bytes(cap), uint32_t(sender), &page->cursor[i], &bells[i].word) == 0);
     return m;
   }
 };
@@ -162,20 +164,21 @@ TEST_CASE("format and attach refuse what is not a ring of this layout") {
   std::atomic<uint64_t> cursor{kDetached};
   std::atomic<uint32_t> bell{0};
   RingReader r;
-  CHECK(r.attach(mem.data(), mem.size(), &cursor, &bell) == -EBADMSG);  // zeroes: no magic
+  CHECK(r.attach(mem.data(), mem.size(), 7, &cursor, &bell) == -EBADMSG);  // zeroes: no magic
   REQUIRE(format_ring(mem.data(), mem.size(), kMinCapacity, 7, 0, 0) == 0);
   auto* h = reinterpret_cast<RingHeader*>(mem.data());
-  CHECK(r.attach(mem.data(), sizeof(RingHeader) + 100, &cursor, &bell) == -EBADMSG);  // mapping shorter than the ring
+  CHECK(r.attach(mem.data(), sizeof(RingHeader) + 100, 7, &cursor, &bell) ==
+        -EBADMSG);  // mapping shorter than the ring
   h->capacity = 1ull << 40;
-  CHECK(r.attach(mem.data(), mem.size(), &cursor, &bell) == -EBADMSG);
+  CHECK(r.attach(mem.data(), mem.size(), 7, &cursor, &bell) == -EBADMSG);
   h->capacity = kMinCapacity;
   h->version = kRingVersion + 1;
-  CHECK(r.attach(mem.data(), mem.size(), &cursor, &bell) == -EBADMSG);
+  CHECK(r.attach(mem.data(), mem.size(), 7, &cursor, &bell) == -EBADMSG);
   h->version = kRingVersion;
   h->tail.store(5);  // not a record boundary
-  CHECK(r.attach(mem.data(), mem.size(), &cursor, &bell) == -EBADMSG);
+  CHECK(r.attach(mem.data(), mem.size(), 7, &cursor, &bell) == -EBADMSG);
   h->tail.store(0);
-  CHECK(r.attach(mem.data(), mem.size(), &cursor, &bell) == 0);
+  CHECK(r.attach(mem.data(), mem.size(), 7, &cursor, &bell) == 0);
   CHECK(cursor.load() == 0);
 }
 
@@ -187,7 +190,7 @@ TEST_CASE("one process: records, sizes, back-pressure, loans") {
   RingWriter w;
   REQUIRE(w.attach(mem.data(), mem.size(), &wbell) == 0);
   RingReader r;
-  REQUIRE(r.attach(mem.data(), mem.size(), &cursor, &wbell) == 0);
+  REQUIRE(r.attach(mem.data(), mem.size(), 1234, &cursor, &wbell) == 0);
   const ReaderPort port{&cursor, &sleep, &rbell};
   w.set_readers(&port, 1);
 
@@ -313,7 +316,7 @@ TEST_CASE("a writer process and a reader on a read-only mapping: every message, 
     ::close(rw);
   }
   ::close(ro);
-  const char* m = ch.reader_attach(0, &r);
+  const char* m = ch.reader_attach(0, &r, pid);
   CHECK(r.writer_pid() == uint32_t(pid));
   send_byte(go[1], 'g');
 
@@ -393,14 +396,14 @@ TEST_CASE("a writer killed mid-record stops its own ring only") {
     ::_exit(0);
   }
   RingReader r0, r1;
-  ch.reader_attach(0, &r0);  // before it sends: its ring is still at tail 0
+  ch.reader_attach(0, &r0, dying);  // before it sends: its ring is still at tail 0
   send_byte(go0[1], 'g');
   REQUIRE(recv_byte(mid[0]) == 'm');
   REQUIRE(::kill(dying, SIGKILL) == 0);
   CHECK(wait_child(dying) == 128 + SIGKILL);
   const int64_t until = fwipc::monotonic_ns() + kAntiHangNs;
   while ((::fcntl(ch.ring_fd[1], F_GET_SEALS) & F_SEAL_FUTURE_WRITE) == 0) REQUIRE(fwipc::monotonic_ns() < until);
-  ch.reader_attach(1, &r1);
+  ch.reader_attach(1, &r1, honest);
   send_byte(go[1], 'g');
 
   ReaderSleep sleeper(&ch.page->sleep, ch.reader_bell());
@@ -493,8 +496,8 @@ TEST_CASE("a writer scribbling its ring: its reader reports corruption, the othe
   for (int i = 0; i < 2; ++i)
     while ((::fcntl(ch.ring_fd[i], F_GET_SEALS) & F_SEAL_FUTURE_WRITE) == 0) REQUIRE(fwipc::monotonic_ns() < until);
   RingReader r0, r1;
-  const char* m0 = ch.reader_attach(0, &r0);
-  ch.reader_attach(1, &r1);
+  const char* m0 = ch.reader_attach(0, &r0, hostile);
+  ch.reader_attach(1, &r1, honest);
   send_byte(go[1], 'g');  // one each
   send_byte(go[1], 'g');
   ::close(go[1]);
@@ -531,7 +534,7 @@ TEST_CASE("a writer scribbling its ring: its reader reports corruption, the othe
   std::atomic<uint64_t> cursor{kDetached};
   std::atomic<uint32_t> bell{0};
   RingReader late;
-  const int arc = late.attach(m0, ring_bytes(ch.cap), &cursor, &bell);
+  const int arc = late.attach(m0, ring_bytes(ch.cap), uint32_t(hostile), &cursor, &bell);
   CHECK((arc == 0 || arc == -EBADMSG));
   if (arc == 0) {
     for (int k = 0; k < 1000 && late.consume(64,
@@ -547,4 +550,131 @@ TEST_CASE("a writer scribbling its ring: its reader reports corruption, the othe
   CHECK(wait_child(hostile) == 0);
   CHECK(wait_child(honest) == 0);
   ::close(stop[1]);
+}
+
+TEST_CASE("8 writer processes, one reader merging: senders, per-sender order, priorities, unicast") {
+  constexpr uint32_t kWriters = 8;
+  constexpr uint64_t kEach = 300;
+  Channel ch(1u << 16, kWriters);  // room for everything: all is committed before the first receive
+  int go[2], done[2];
+  REQUIRE(::pipe(go) == 0);
+  REQUIRE(::pipe(done) == 0);
+  const uint32_t me = uint32_t(::getpid());
+  auto prio_of = [](uint64_t i) { return i % 3 == 0 ? 2u : 0u; };
+  auto receiver_of = [me](uint64_t i) { return i % 5 == 0 ? 1u : i % 7 == 0 ? me : 0u; };  // 1: not us
+  std::vector<pid_t> pids;
+  for (uint32_t w = 0; w < kWriters; ++w) {
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      RingWriter wr;
+      ch.writer_attach(w, &wr, uint32_t(::getpid()));
+      if (recv_byte(go[0]) != 'g') ::_exit(2);
+      char buf[16];
+      for (uint64_t i = 0; i < kEach; ++i) {
+        put_u64(buf, w);
+        put_u64(buf + 8, i);
+        if (wr.send(MsgHeader{5, 16, 0, receiver_of(i), prio_of(i)}, buf, kAntiHangNs) != 16) ::_exit(3);
+      }
+      send_byte(done[1], 'd');
+      ::_exit(0);
+    }
+    pids.push_back(pid);
+  }
+  std::vector<RingReader> readers(kWriters);
+  RingSet set(me);
+  const int64_t until = fwipc::monotonic_ns() + kAntiHangNs;
+  for (uint32_t w = 0; w < kWriters; ++w) {
+    while ((::fcntl(ch.ring_fd[w], F_GET_SEALS) & F_SEAL_FUTURE_WRITE) == 0) REQUIRE(fwipc::monotonic_ns() < until);
+    ch.reader_attach(w, &readers[w], pids[w]);
+    set.add(w, &readers[w]);
+  }
+  for (uint32_t w = 0; w < kWriters; ++w) send_byte(go[1], 'g');
+  for (uint32_t w = 0; w < kWriters; ++w) REQUIRE(recv_byte(done[0]) == 'd');
+
+  std::vector<int64_t> last(kWriters * 3, -1);  // per (writer, priority): last seq seen
+  uint64_t got = 0, order_bad = 0, sender_bad = 0, not_ours = 0, prio_inversions = 0;
+  uint32_t last_prio = 2;
+  char out[64];
+  MsgHeader h;
+  for (int rc; (rc = set.receive(&h, out, sizeof out)) >= 0;) {
+    REQUIRE(rc == 16);
+    const uint64_t w = get_u64(out), i = get_u64(out + 8);
+    REQUIRE(w < kWriters);
+    sender_bad += h.sender != uint32_t(pids[w]);
+    not_ours += h.receiver != 0 && h.receiver != me;
+    order_bad += int64_t(i) <= last[w * 3 + h.priority];
+    last[w * 3 + h.priority] = int64_t(i);
+    prio_inversions += h.priority > last_prio;
+    last_prio = h.priority;
+    ++got;
+  }
+  uint64_t want = 0;
+  for (uint64_t i = 0; i < kEach; ++i) want += receiver_of(i) != 1u;
+  CHECK(got == want * kWriters);
+  CHECK(sender_bad == 0);
+  CHECK(not_ours == 0);
+  CHECK(order_bad == 0);
+  CHECK(prio_inversions == 0);  // everything was there at once: all of priority 2 first
+  CHECK(set.queued() == 0);
+  for (pid_t p : pids) CHECK(wait_child(p) == 0);
+  ::close(go[1]);
+}
+
+TEST_CASE("4 writers streaming to one reader through a RingSet: nothing lost, per-sender order") {
+  constexpr uint32_t kWriters = 4;
+  constexpr uint64_t kEach = 50'000;
+  Channel ch(kMinCapacity * 2, kWriters);  // small rings: everyone blocks and sleeps now and then
+  int go[2];
+  REQUIRE(::pipe(go) == 0);
+  std::vector<pid_t> pids;
+  for (uint32_t w = 0; w < kWriters; ++w) {
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      RingWriter wr;
+      ch.writer_attach(w, &wr, uint32_t(::getpid()));
+      if (recv_byte(go[0]) != 'g') ::_exit(2);
+      char buf[kMaxPayload];
+      for (uint64_t i = 0; i < kEach; ++i) {
+        fill(buf, w, i);
+        if (wr.send(MsgHeader{1, size_of(i), 0, 0, 0}, buf, kAntiHangNs) < 0) ::_exit(3);
+      }
+      ::_exit(0);
+    }
+    pids.push_back(pid);
+  }
+  std::vector<RingReader> readers(kWriters);
+  RingSet set(uint32_t(::getpid()));
+  const int64_t until = fwipc::monotonic_ns() + kAntiHangNs;
+  for (uint32_t w = 0; w < kWriters; ++w) {
+    while ((::fcntl(ch.ring_fd[w], F_GET_SEALS) & F_SEAL_FUTURE_WRITE) == 0) REQUIRE(fwipc::monotonic_ns() < until);
+    ch.reader_attach(w, &readers[w], pids[w]);
+    set.add(w, &readers[w]);
+  }
+  for (uint32_t w = 0; w < kWriters; ++w) send_byte(go[1], 'g');
+  ReaderSleep sleeper(&ch.page->sleep, ch.reader_bell());
+  std::vector<uint64_t> next(kWriters, 0);
+  std::map<pid_t, uint32_t> index;
+  for (uint32_t w = 0; w < kWriters; ++w) index[pids[w]] = w;
+  uint64_t got = 0, bad = 0;
+  char out[kMaxPayload];
+  MsgHeader h;
+  while (got < kWriters * kEach && fwipc::monotonic_ns() < until) {
+    const int rc = set.receive(&h, out, sizeof out);
+    if (rc == -EAGAIN) {
+      sleeper.sleep([&] { return set.ready(); }, 100'000'000);
+      continue;
+    }
+    REQUIRE(rc >= 0);
+    const auto it = index.find(pid_t(h.sender));
+    REQUIRE(it != index.end());
+    const uint32_t w = it->second;
+    bad += !check(out, uint32_t(rc), w, next[w]++);
+    ++got;
+  }
+  CHECK(got == kWriters * kEach);
+  CHECK(bad == 0);
+  for (pid_t p : pids) CHECK(wait_child(p) == 0);
+  ::close(go[1]);
 }
