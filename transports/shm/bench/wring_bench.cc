@@ -3,7 +3,8 @@
 // set up by hand as tests/ring_test.cc does, no registry) and the ring v2 core (wring.h,
 // the reader on a read-only mapping). Both rings: plain send/receive, and batches
 // (send_batch 32, consume 64; the visitor copies each payload out, as the bare ring's
-// reader does). Prints the median rates and the ratios to the bare ring at the end.
+// reader does), and 4 writer processes batching to one reader. Prints the median rates and the ratios to the bare ring
+// at the end.
 //   bazel run -c opt //transports/shm:wring_bench [-- --benchmark_filter=...]
 //   FWIPC_BENCH_MSGS=N (default 2,000,000 per row)
 #include <benchmark/benchmark.h>
@@ -249,6 +250,195 @@ double v2_ring(uint64_t n, uint32_t bytes, bool batch, bool poll_tail) {
   return !bad && next == n && dt > 0 ? double(n - 1) * 1e9 / double(dt) : 0;
 }
 
+// ---------------------------------------------------------------- several writers, batched
+
+// v4: `writers` processes share the one ring (tail CAS), the reader consumes.
+double current_multi(uint64_t n, uint32_t bytes, uint32_t writers) {
+  using namespace fwipc::shm;
+  auto seg = Segment::create("wring-bench-multi", 1024, ::getpid());
+  if (!seg) return 0;
+  uint32_t rst = 0;
+  auto ri = join_reader(*seg, ::getpid(), 0, &rst);
+  if (!ri) return 0;
+  int go[2];
+  if (::pipe(go) != 0) return 0;
+  std::vector<pid_t> kids;
+  for (uint32_t w = 0; w < writers; ++w) {
+    const pid_t child = ::fork();
+    if (child == 0) {
+      ::close(go[1]);
+      uint32_t wst = 0;
+      auto wi = join_writer(*seg, ::getpid(), 0, &wst);
+      if (!wi) ::_exit(1);
+      ShmRing wr(std::move(seg.value()), Roles{-1, 0, int(*wi), wst}, ::getpid());
+      char c;
+      if (::read(go[0], &c, 1) != 1) ::_exit(2);
+      static char bufs[kBatch][512];
+      MsgHeader hs[kBatch];
+      const void* ps[kBatch];
+      const uint64_t mine = n / writers;
+      for (uint64_t i = 0; i < mine;) {
+        const uint32_t k = uint32_t(std::min<uint64_t>(kBatch, mine - i));
+        for (uint32_t j = 0; j < k; ++j) {
+          const uint64_t tag = (uint64_t(w) << 48) | (i + j);
+          std::memcpy(bufs[j], &tag, 8);
+          hs[j] = MsgHeader{1, bytes, 0, 0, 0};
+          ps[j] = bufs[j];
+        }
+        const int rc = wr.send_batch(hs, ps, k, -1);
+        if (rc <= 0) ::_exit(3);
+        i += uint64_t(rc);
+      }
+      ::_exit(0);
+    }
+    kids.push_back(child);
+  }
+  ::close(go[0]);
+  ShmRing r(std::move(seg.value()), Roles{int(*ri), rst, -1, 0}, ::getpid());
+  for (uint32_t w = 0; w < writers; ++w) (void)!::write(go[1], "g", 1);
+  ::close(go[1]);
+  struct Ctx {
+    uint64_t got = 0;
+    uint64_t next[16] = {};
+    bool bad = false;
+    char copy[512];
+  } ctx;
+  const uint64_t total = n / writers * writers;
+  int64_t t0 = 0;
+  while (ctx.got < total) {
+    const int rc = r.consume(
+        kConsume,
+        [](void* p, const MsgHeader& h, const char* payload) {
+          auto* c = static_cast<Ctx*>(p);
+          std::memcpy(c->copy, payload, h.size);
+          uint64_t tag;
+          std::memcpy(&tag, c->copy, 8);
+          const uint64_t w = tag >> 48;
+          c->bad |= w >= 16 || (tag & ((1ull << 48) - 1)) != c->next[w & 15]++;
+          ++c->got;
+        },
+        &ctx, -1);
+    if (rc <= 0) break;
+    if (t0 == 0) t0 = monotonic_ns();
+  }
+  const int64_t dt = monotonic_ns() - t0;
+  for (pid_t k : kids) reap(k);
+  return !ctx.bad && ctx.got == total && dt > 0 ? double(total - 1) * 1e9 / double(dt) : 0;
+}
+
+// v2: a ring per writer process; the reader takes up to 64 from each ring in turn (the
+// RingSet fast path, in place), polling the rings' tails while caught up.
+double v2_multi(uint64_t n, uint32_t bytes, uint32_t writers) {
+  using namespace fwipc::shm::v2;
+  constexpr uint64_t kCap = 1u << 17;  // 128 KiB per writer
+  const uint64_t rb = ring_bytes(kCap), pb = reader_page_bytes(writers);
+  std::vector<int> ring_fd(writers);
+  std::vector<void*> ring_rw(writers);
+  for (uint32_t w = 0; w < writers; ++w) {
+    ring_fd[w] = ::memfd_create("wring-bench", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (ring_fd[w] < 0 || ::ftruncate(ring_fd[w], off_t(rb)) != 0) return 0;
+    ring_rw[w] = ::mmap(nullptr, rb, PROT_READ | PROT_WRITE, MAP_SHARED, ring_fd[w], 0);
+    if (ring_rw[w] == MAP_FAILED || format_ring(ring_rw[w], rb, kCap, 0, w, 1) != 0) return 0;
+  }
+  const int page_fd = ::memfd_create("wring-bench-page", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (page_fd < 0 || ::ftruncate(page_fd, off_t(pb)) != 0) return 0;
+  auto* page = static_cast<ReaderPage*>(::mmap(nullptr, pb, PROT_READ | PROT_WRITE, MAP_SHARED, page_fd, 0));
+  void* bp = ::mmap(nullptr, (writers + 1) * sizeof(Bell), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (page == MAP_FAILED || bp == MAP_FAILED || format_reader_page(page, pb, writers) != 0) return 0;
+  auto* bells = static_cast<Bell*>(bp);
+  int go[2];
+  if (::pipe(go) != 0) return 0;
+  std::vector<pid_t> kids;
+  for (uint32_t w = 0; w < writers; ++w) {
+    const pid_t child = ::fork();
+    if (child == 0) {
+      ::close(go[1]);
+      const auto* rp = page;  // the child only reads it
+      RingWriter wr;
+      if (wr.attach(ring_rw[w], rb, &bells[w].word) != 0) ::_exit(1);
+      const ReaderPort port{&rp->cursor[w], &rp->sleep, &bells[writers].word};
+      wr.set_readers(&port, 1);
+      char c;
+      if (::read(go[0], &c, 1) != 1) ::_exit(2);
+      static char bufs[kBatch][512];
+      MsgHeader hs[kBatch];
+      const void* ps[kBatch];
+      const uint64_t mine = n / writers;
+      for (uint64_t i = 0; i < mine;) {
+        const uint32_t k = uint32_t(std::min<uint64_t>(kBatch, mine - i));
+        for (uint32_t j = 0; j < k; ++j) {
+          const uint64_t seq = i + j;
+          std::memcpy(bufs[j], &seq, 8);
+          hs[j] = MsgHeader{1, bytes, 0, 0, 0};
+          ps[j] = bufs[j];
+        }
+        const int rc = wr.send_batch(hs, ps, k, -1);
+        if (rc <= 0) ::_exit(3);
+        i += uint64_t(rc);
+      }
+      ::_exit(0);
+    }
+    kids.push_back(child);
+  }
+  ::close(go[0]);
+  std::vector<RingReader> rs(writers);
+  for (uint32_t w = 0; w < writers; ++w) {
+    ::munmap(ring_rw[w], rb);
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/self/fd/%d", ring_fd[w]);
+    const int ro = ::open(path, O_RDONLY | O_CLOEXEC);
+    const void* m = ro >= 0 ? ::mmap(nullptr, rb, PROT_READ, MAP_SHARED, ro, 0) : MAP_FAILED;
+    if (ro >= 0) ::close(ro);
+    if (m == MAP_FAILED || rs[w].attach(m, rb, uint32_t(kids[w]), &page->cursor[w], &bells[w].word) != 0) return 0;
+  }
+  ReaderSleep sleeper(&page->sleep, &bells[writers].word);
+  for (uint32_t w = 0; w < writers; ++w) (void)!::write(go[1], "g", 1);
+  ::close(go[1]);
+  const uint64_t total = n / writers * writers;
+  std::vector<uint64_t> next(writers, 0);
+  uint64_t got = 0;
+  bool bad = false;
+  int64_t t0 = 0, idle_since = 0;
+  char buf[512];
+  auto any = [&] {
+    for (auto& r : rs)
+      if (r.tail_past()) return true;
+    return false;
+  };
+  while (got < total) {
+    bool progress = false;
+    for (uint32_t w = 0; w < writers; ++w) {
+      const int rc = rs[w].consume(kConsume, [&](const RecordView& v) {
+        std::memcpy(buf, v.payload, v.hdr.size);
+        uint64_t sq;
+        std::memcpy(&sq, buf, 8);
+        bad |= sq != next[w]++;
+      });
+      if (rc > 0) {
+        got += uint64_t(rc);
+        progress = true;
+      } else if (rc != -EAGAIN) {
+        return 0;
+      }
+    }
+    if (progress) {
+      if (t0 == 0) t0 = monotonic_ns();
+      idle_since = 0;
+      continue;
+    }
+    const int64_t now = monotonic_ns();
+    if (idle_since == 0) idle_since = now;
+    if (now - idle_since < kSpinNs) {
+      for (int i = 0; i < 64 && !any(); ++i) fwipc::cpu_relax();
+      continue;
+    }
+    sleeper.sleep([&] { return any(); }, 100'000'000);
+  }
+  const int64_t dt = monotonic_ns() - t0;
+  for (pid_t k : kids) reap(k);
+  return !bad && got == total && dt > 0 ? double(total - 1) * 1e9 / double(dt) : 0;
+}
+
 // ---------------------------------------------------------------- rows
 
 std::map<std::string, std::vector<double>> g_rates;  // "row/bytes" -> msgs/s of each repetition
@@ -285,6 +475,15 @@ void BM_V2(benchmark::State& st, const char* row, bool batch, bool poll_tail) {
   for (auto _ : st) report(st, row, v2_ring(n, uint32_t(st.range(0)), batch, poll_tail), n);
 }
 
+void BM_CurrentMulti(benchmark::State& st) {
+  const uint64_t n = msgs();
+  for (auto _ : st) report(st, "v4_ring_batch_4w", current_multi(n, uint32_t(st.range(0)), 4), n / 4 * 4);
+}
+void BM_V2Multi(benchmark::State& st) {
+  const uint64_t n = msgs();
+  for (auto _ : st) report(st, "v2_ring_batch_4w", v2_multi(n, uint32_t(st.range(0)), 4), n / 4 * 4);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -298,13 +497,16 @@ int main(int argc, char** argv) {
   opts(benchmark::RegisterBenchmark("tput/v4_ring_batch", BM_Current, true));
   opts(benchmark::RegisterBenchmark("tput/v2_ring_batch", BM_V2, "v2_ring_batch", true, false));
   opts(benchmark::RegisterBenchmark("tput/v2_ring_batch_tailpoll", BM_V2, "v2_ring_batch_tailpoll", true, true));
+  opts(benchmark::RegisterBenchmark("tput/v4_ring_batch_4w", BM_CurrentMulti));
+  opts(benchmark::RegisterBenchmark("tput/v2_ring_batch_4w", BM_V2Multi));
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   std::printf("\nmedian of %d runs per row\n", reps());
   std::printf("| row | 64 B M msg/s | x bare | 512 B M msg/s | x bare |\n|---|---|---|---|---|\n");
-  for (const char* row : {"bare_ring_batched", "v4_ring_plain", "v2_ring_plain", "v2_ring_plain_tailpoll",
-                          "v4_ring_batch", "v2_ring_batch", "v2_ring_batch_tailpoll"}) {
+  for (const char* row :
+       {"bare_ring_batched", "v4_ring_plain", "v2_ring_plain", "v2_ring_plain_tailpoll", "v4_ring_batch",
+        "v2_ring_batch", "v2_ring_batch_tailpoll", "v4_ring_batch_4w", "v2_ring_batch_4w"}) {
     std::printf("| %s |", row);
     for (int bytes : {64, 512}) {
       const double bare = median(g_rates[std::string("bare_ring_batched/") + std::to_string(bytes)]);
