@@ -18,10 +18,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <new>
 #include <string>
 #include <vector>
 
 #include "base/cpu.h"
+#include "base/futex.h"
 #include "base/time.h"
 #include "benchmarks/harness.h"
 #include "transports/shm/membership.h"
@@ -439,6 +441,170 @@ double v2_multi(uint64_t n, uint32_t bytes, uint32_t writers) {
   return !bad && got == total && dt > 0 ? double(total - 1) * 1e9 / double(dt) : 0;
 }
 
+double median(std::vector<double> v);
+
+// ---------------------------------------------------------------- round trip, 64 B
+
+// Two v2 rings (ping: we write, the peer reads; pong: the other way), both sides
+// spinning, each reader on a read-only mapping. Between timed chunks the peer parks on a
+// futex so the other rows have the CPU.
+class V2PingPong {
+ public:
+  explicit V2PingPong(uint32_t bytes) : bytes_(bytes) {
+    using namespace fwipc::shm::v2;
+    for (int i = 0; i < 2; ++i) {
+      fd_[i] = ::memfd_create("wring-rtt", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+      if (fd_[i] < 0 || ::ftruncate(fd_[i], off_t(kRb)) != 0) return;
+      void* p = ::mmap(nullptr, kRb, PROT_READ | PROT_WRITE, MAP_SHARED, fd_[i], 0);
+      if (p == MAP_FAILED || format_ring(p, kRb, kCap, 0, uint32_t(i), 1) != 0) return;
+      ::munmap(p, kRb);
+    }
+    void* sh = ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (sh == MAP_FAILED) return;
+    sh_ = new (sh) Shared{};
+    format_reader_page(&sh_->page[0], sizeof sh_->page[0], 1);
+    format_reader_page(&sh_->page[1], sizeof sh_->page[1], 1);
+    sh_->park.store(1);  // parked until timed(): it must not steal a CPU from the other rows
+    peer_ = ::fork();
+    if (peer_ == 0) ::_exit(serve(1, 0));  // writes pong, reads ping
+    ok_ = attach(0, 1) == 0;               // writes ping, reads pong
+    // The peer starts reading ping at its tail when it attaches: nothing is sent before.
+    const int64_t until = monotonic_ns() + 10'000'000'000;
+    while (ok_ && sh_->ready.load(std::memory_order_acquire) == 0)
+      if (monotonic_ns() > until) ok_ = false;
+  }
+  ~V2PingPong() {
+    if (sh_ != nullptr && peer_ > 0) {
+      sh_->stop.store(1);
+      sh_->park.store(0);
+      fwipc::futex_wake_all(&sh_->park);
+      reap(peer_);
+    }
+  }
+  bool ok() const { return ok_; }
+  void round_trip() {
+    char buf[512] = {};
+    std::memcpy(buf, &trips_, 8);
+    w_.send(MsgHeader{1, bytes_, 0, 0, 0}, buf, -1);
+    MsgHeader h;
+    while (r_.read(&h, buf, sizeof buf) < 0) fwipc::cpu_relax();
+    ++trips_;
+  }
+  std::vector<int64_t> timed(uint64_t n) {
+    sh_->park.store(0, std::memory_order_release);
+    fwipc::futex_wake_all(&sh_->park);
+    round_trip();
+    std::vector<int64_t> out;
+    out.reserve(n);
+    for (uint64_t i = 0; i < n; ++i) {
+      const int64_t t = monotonic_ns();
+      round_trip();
+      out.push_back(monotonic_ns() - t);
+    }
+    sh_->park.store(1, std::memory_order_release);
+    return out;
+  }
+
+ private:
+  static constexpr uint64_t kCap = 1u << 16;
+  static constexpr uint64_t kRb = fwipc::shm::v2::ring_bytes(kCap);
+  struct Shared {
+    std::atomic<uint32_t> park{1}, stop{0}, ready{0};
+    alignas(64) fwipc::shm::v2::Bell bells[4];       // ring 0, ring 1, reader of 0, reader of 1
+    alignas(64) fwipc::shm::v2::ReaderPage page[2];  // [i]: the reader of ring i (1 cursor fits)
+  };
+  // We write ring `mine` and read ring `theirs`.
+  int attach(int mine, int theirs) {
+    using namespace fwipc::shm::v2;
+    void* w = ::mmap(nullptr, kRb, PROT_READ | PROT_WRITE, MAP_SHARED, fd_[mine], 0);
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd_[theirs]);
+    const int ro = ::open(path, O_RDONLY | O_CLOEXEC);
+    const void* r = ro >= 0 ? ::mmap(nullptr, kRb, PROT_READ, MAP_SHARED, ro, 0) : MAP_FAILED;
+    if (w == MAP_FAILED || r == MAP_FAILED) return -1;
+    if (w_.attach(w, kRb, &sh_->bells[mine].word) != 0) return -1;
+    const ReaderPort port{&sh_->page[mine].cursor[0], &sh_->page[mine].sleep, &sh_->bells[2 + mine].word};
+    w_.set_readers(&port, 1);
+    return r_.attach(r, kRb, 0, &sh_->page[theirs].cursor[0], &sh_->bells[theirs].word);
+  }
+  int serve(int mine, int theirs) {
+    if (attach(mine, theirs) != 0) return 1;
+    sh_->ready.store(1, std::memory_order_release);
+    char buf[512];
+    MsgHeader h;
+    while (sh_->stop.load(std::memory_order_relaxed) == 0) {
+      if (sh_->park.load(std::memory_order_acquire) != 0) {
+        fwipc::futex_wait(&sh_->park, 1, 100'000'000);
+        continue;
+      }
+      for (int i = 0; i < 256; ++i) {
+        const int rc = r_.read(&h, buf, sizeof buf);
+        if (rc >= 0) {
+          w_.send(h, buf, -1);
+          i = 0;
+        } else {
+          fwipc::cpu_relax();
+        }
+      }
+    }
+    return 0;
+  }
+
+  uint32_t bytes_;
+  int fd_[2] = {-1, -1};
+  Shared* sh_ = nullptr;
+  pid_t peer_ = -1;
+  bool ok_ = false;
+  fwipc::shm::v2::RingWriter w_;
+  fwipc::shm::v2::RingReader r_;
+  uint64_t trips_ = 0;
+};
+
+double p50(std::vector<int64_t> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return double(v[v.size() / 2]);
+}
+
+// Raw cache-line ping-pong, bare per-slot-sequence ring (benchmarks/), v2: interleaved in
+// chunks; the ratio is the median over chunks of (row p50 / raw p50 of the same chunk).
+void run_rtt() {
+  const char* e = std::getenv("FWIPC_BENCH_TRIPS");
+  const uint64_t n = e && *e ? std::strtoull(e, nullptr, 10) : 100'000;
+  const uint64_t chunk = std::max<uint64_t>(n / 20, 1);
+  fwipc::bench::RawPingPong raw;
+  fwipc::bench::BareSeqPingPong bare(64);
+  V2PingPong v2(64);
+  if (!v2.ok()) {
+    std::printf("rtt: v2 setup failed\n");
+    return;
+  }
+  // Warm-up through timed(): each wakes its peer and parks it again afterwards.
+  v2.timed(2000);
+  raw.timed(2000);
+  bare.timed(2000);
+  std::vector<std::vector<int64_t>> s;
+  fwipc::bench::interleave(n, chunk,
+                           {[&](uint64_t k) { return raw.timed(k); }, [&](uint64_t k) { return bare.timed(k); },
+                            [&](uint64_t k) { return v2.timed(k); }},
+                           &s);
+  auto ratio = [&](size_t row) {
+    std::vector<double> r;
+    for (size_t c = 0; c + chunk <= s[0].size() && c + chunk <= s[row].size(); c += chunk) {
+      const double f = p50({s[0].begin() + long(c), s[0].begin() + long(c + chunk)});
+      const double x = p50({s[row].begin() + long(c), s[row].begin() + long(c + chunk)});
+      if (f > 0) r.push_back(x / f);
+    }
+    return median(r);
+  };
+  std::printf("\nround trip, 64 B, %llu trips per row in chunks of %llu\n", (unsigned long long)n,
+              (unsigned long long)chunk);
+  std::printf("| row | p50 ns | x raw (median over chunks) |\n|---|---|---|\n");
+  const char* names[] = {"raw cache-line ping-pong", "bare per-slot-sequence ring (576 B slots)",
+                         "v2 ring (96 B records)"};
+  for (size_t i = 0; i < 3; ++i) std::printf("| %s | %.0f | %.2f |\n", names[i], p50(s[i]), i == 0 ? 1.0 : ratio(i));
+}
+
 // ---------------------------------------------------------------- rows
 
 std::map<std::string, std::vector<double>> g_rates;  // "row/bytes" -> msgs/s of each repetition
@@ -515,5 +681,6 @@ int main(int argc, char** argv) {
     }
     std::printf("\n");
   }
+  if (const char* r = std::getenv("FWIPC_BENCH_RTT"); r == nullptr || std::strcmp(r, "0") != 0) run_rtt();
   return 0;
 }
