@@ -1,0 +1,373 @@
+// Ring v2 core (see RING-V2.md): a single-writer ring of compact variable-length records
+// over a caller-provided memory region. The writer maps its ring read-write; readers map
+// it read-only (a descriptor reopened O_RDONLY through /proc/self/fd, the memfd sealed
+// F_SEAL_FUTURE_WRITE) and keep their cursors in a page only they write. Nothing here
+// is wired into the runtime yet: this is the component the v2 transport is built from.
+//
+// Who writes what:
+//   RingHeader line 0   the ring's creator (the registry), once, before magic (release
+//                       fence); read-only afterwards. Readers and the writer copy what they
+//                       need at attach and never re-read it.
+//   RingHeader line 1   the writer: tail (end of the last committed record, release),
+//                       prio_seq (records with priority != 0 committed, release).
+//   RingHeader line 2   the writer: space_sleep (odd while it sleeps for space, below).
+//   records             the writer. Record at position p (a byte position, 64-bit, never
+//                       wraps) lives at offset p mod capacity; its first word is the commit
+//                       word: the record's exact end (p + kRecHeader + size), stored with
+//                       release after the rest of the record. A word <= p is a record of an
+//                       earlier lap or a pre-cleared word: not yet written. kPad: the rest
+//                       of the lap is padding (the word then holds the lap's end).
+//                       Before committing a record the writer clears the word where the next
+//                       record will start, so a reader never takes a stale payload byte from
+//                       an earlier lap for a commit word.
+//   reader cursor       one 64-bit word per ring in the reader's own page (ReaderPage):
+//                       the position the reader will read next; the writer only loads it
+//                       (acquire) to find free space. Records below it are the writer's.
+//   reader sleep word   in the reader's page: odd while the reader sleeps or is about to.
+//   bells               futex words in a page every member may write (Bells): the only
+//                       memory written by more than one process. Wakers fetch_add and
+//                       FUTEX_WAKE; a sleeper waits on the value it read before its last
+//                       check. A futex word only its sleeper writes loses wakeups (a
+//                       FUTEX_WAKE between the sleeper's check and its wait finds nobody
+//                       and changes nothing), hence this page. Scribbling it costs
+//                       wakeups, never messages; sleepers sleep in bounded slices.
+//
+// Every index a reader takes from shared memory is a local copy checked before use
+// (capacity, commit word, pad end); a record is never followed past the mapping.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "ipc.h"
+#include "transports/message.h"
+
+namespace fwipc::shm::v2 {
+
+inline constexpr uint64_t kRingMagic = 0x32524e5743504946ULL;  // "FIPCWNR2" little-endian
+inline constexpr uint32_t kRingVersion = 1;
+inline constexpr uint32_t kRecHeader = 24;  // commit word, type, receiver, priority, flags
+inline constexpr uint32_t kRecAlign = 32;   // a 64 B message: 96 B, always 2 cache lines
+inline constexpr uint32_t kMaxPayload = kMaxPayloadBytes;
+inline constexpr uint32_t kMaxRecord = (kRecHeader + kMaxPayload + kRecAlign - 1) / kRecAlign * kRecAlign;  // 544
+inline constexpr uint64_t kMinCapacity = 4096;
+inline constexpr uint64_t kMaxCapacity = 1ull << 26;
+inline constexpr uint64_t kPad = 1ull << 63;
+inline constexpr uint64_t kEndMask = (1ull << 62) - 1;  // bit 62 reserved: a commit word with it is corrupt
+inline constexpr uint64_t kDetached = ~0ull;            // a cursor word no writer waits for
+
+inline constexpr uint64_t rec_bytes(uint32_t size) noexcept {
+  return (uint64_t(kRecHeader) + size + kRecAlign - 1) & ~uint64_t(kRecAlign - 1);
+}
+
+struct Record {
+  std::atomic<uint64_t> commit;  // exact end of this record, or kPad | lap end
+  uint32_t type;
+  uint32_t receiver;
+  uint32_t priority;
+  uint32_t flags;  // reserved, 0
+  // payload follows (size = end - position - kRecHeader)
+};
+
+struct RingHeader {
+  // Line 0: written once by the creator.
+  uint64_t magic;
+  uint32_t version;
+  uint32_t header_bytes;  // offset of the records
+  uint64_t capacity;      // bytes of records, a power of two
+  uint32_t writer_pid;    // informational (ipcctl); readers take the sender from the directory
+  uint32_t ring_index;    // in the channel directory
+  uint64_t instance_id;   // the channel's
+  char pad0_[64 - 40];
+  // Line 1: the writer's, written per send.
+  alignas(64) std::atomic<uint64_t> tail;
+  std::atomic<uint64_t> prio_seq;
+  char pad1_[64 - 16];
+  // Line 2: the writer's, written only around a sleep for space. Readers load it after
+  // every cursor publication: it must not share a line with the per-send words.
+  alignas(64) std::atomic<uint32_t> space_sleep;  // odd: the writer sleeps on its bell for space
+  char pad2_[64 - 4];
+};
+
+// A reader's own page: its sleep word, then one cursor per ring index. Writers map it
+// read-only. 8 cursors share a line: the reader writes them, writers only read them when
+// their cached bound runs out.
+struct ReaderPage {
+  uint64_t magic;
+  uint32_t version;
+  uint32_t rings;                           // cursor words that follow
+  alignas(64) std::atomic<uint32_t> sleep;  // odd while sleeping
+  char pad1_[60];
+  std::atomic<uint64_t> cursor[1];  // [rings]
+};
+
+inline constexpr uint64_t reader_page_bytes(uint32_t rings) noexcept {
+  return offsetof(ReaderPage, cursor) + uint64_t(rings) * sizeof(uint64_t);
+}
+
+// One futex word per line, so a waker touches only its sleeper's line.
+struct alignas(64) Bell {
+  std::atomic<uint32_t> word;
+  char pad_[60];
+};
+
+// ---------------------------------------------------------------- the ABI, pinned
+#define FWIPC_V2_FIELD(T, f, off, size)                                                              \
+  static_assert(offsetof(T, f) == (off), "offsetof(" #T ", " #f ") != " #off ": bump kRingVersion"); \
+  static_assert(sizeof(T::f) == (size), "sizeof(" #T "::" #f ") != " #size ": bump kRingVersion")
+static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<uint32_t>::is_always_lock_free);
+static_assert(kMaxRecord == 544 && rec_bytes(64) == 96 && rec_bytes(0) == 32 && rec_bytes(8) == 32);
+static_assert(sizeof(Record) == kRecHeader);
+FWIPC_V2_FIELD(Record, commit, 0, 8);
+FWIPC_V2_FIELD(Record, type, 8, 4);
+FWIPC_V2_FIELD(Record, receiver, 12, 4);
+FWIPC_V2_FIELD(Record, priority, 16, 4);
+FWIPC_V2_FIELD(Record, flags, 20, 4);
+static_assert(sizeof(RingHeader) == 192);
+FWIPC_V2_FIELD(RingHeader, magic, 0, 8);
+FWIPC_V2_FIELD(RingHeader, version, 8, 4);
+FWIPC_V2_FIELD(RingHeader, header_bytes, 12, 4);
+FWIPC_V2_FIELD(RingHeader, capacity, 16, 8);
+FWIPC_V2_FIELD(RingHeader, writer_pid, 24, 4);
+FWIPC_V2_FIELD(RingHeader, ring_index, 28, 4);
+FWIPC_V2_FIELD(RingHeader, instance_id, 32, 8);
+FWIPC_V2_FIELD(RingHeader, tail, 64, 8);
+FWIPC_V2_FIELD(RingHeader, prio_seq, 72, 8);
+FWIPC_V2_FIELD(RingHeader, space_sleep, 128, 4);
+FWIPC_V2_FIELD(ReaderPage, magic, 0, 8);
+FWIPC_V2_FIELD(ReaderPage, version, 8, 4);
+FWIPC_V2_FIELD(ReaderPage, rings, 12, 4);
+FWIPC_V2_FIELD(ReaderPage, sleep, 64, 4);
+FWIPC_V2_FIELD(ReaderPage, cursor, 128, 8);
+static_assert(sizeof(Bell) == 64);
+#undef FWIPC_V2_FIELD
+
+inline constexpr uint64_t ring_bytes(uint64_t capacity) noexcept { return sizeof(RingHeader) + capacity; }
+
+// Initialises a zero-filled region of ring_bytes(capacity) (the creator's job).
+// -EINVAL: capacity not a power of two in [kMinCapacity, kMaxCapacity] or bytes too small.
+int format_ring(void* mem, uint64_t bytes, uint64_t capacity, uint32_t writer_pid, uint32_t ring_index,
+                uint64_t instance_id) noexcept;
+// Initialises a zero-filled reader page for `rings` cursors, all kDetached.
+int format_reader_page(void* mem, uint64_t bytes, uint32_t rings) noexcept;
+
+// How a writer sees one reader: its cursor for this ring and its sleep word (the
+// reader's page, mapped read-only), and its bell.
+struct ReaderPort {
+  const std::atomic<uint64_t>* cursor = nullptr;
+  const std::atomic<uint32_t>* sleep = nullptr;
+  std::atomic<uint32_t>* bell = nullptr;
+};
+
+// A zero-copy loan: kMaxPayload bytes inside the ring, reserved until commit or abandon.
+struct WLoan {
+  uint64_t pos = 0;
+  char* data = nullptr;
+  explicit operator bool() const noexcept { return data != nullptr; }
+};
+
+// The writer's side. One thread at a time per ring (the runtime serialises a handle's
+// sending threads); the ring is its writer's alone, so claiming is a local add.
+class RingWriter {
+ public:
+  // Validates the header of a formatted ring mapped read-write. -EBADMSG if not a ring
+  // of this layout (or bytes disagree with it).
+  int attach(void* mem, uint64_t bytes, std::atomic<uint32_t>* own_bell) noexcept;
+  // The readers that hold this ring back and get woken. Replaces the previous set.
+  void set_readers(const ReaderPort* ports, uint32_t n);
+
+  // Returns the payload size, or -EMSGSIZE, -EAGAIN (no room, timeout_ns == 0),
+  // -ETIMEDOUT. timeout_ns < 0: wait for room as long as it takes.
+  int send(const MsgHeader& h, const void* payload, int64_t timeout_ns) noexcept;
+  // As many as fit (at least one, waiting as send does); one tail store and one wakeup
+  // check for the lot. Returns how many were sent or -errno if none.
+  int send_batch(const MsgHeader* hdrs, const void* const* payloads, uint32_t n, int64_t timeout_ns) noexcept;
+  int loan(WLoan* out, int64_t timeout_ns) noexcept;
+  // Publishes h.size bytes of the loan (-EMSGSIZE and abandoned if too large).
+  int commit(WLoan* l, const MsgHeader& h) noexcept;
+  // Gives the loan back: nothing was published, so there is nothing for readers to skip.
+  void abandon(WLoan* l) noexcept { l->data = nullptr; }
+
+  uint64_t tail() const noexcept { return tail_; }
+  uint64_t capacity() const noexcept { return cap_; }
+  uint64_t ignored_cursors() const noexcept { return ignored_; }  // impossible cursor words seen
+  uint64_t wakeups() const noexcept { return wakeups_; }
+
+  static constexpr int64_t kSpinNs = 50'000;
+  static constexpr int64_t kSleepSliceNs = 100'000'000;  // a lost or scribbled bell costs at most this
+
+ private:
+  // Makes room for a record of `rec` bytes at tail_ (plus the next record's commit word),
+  // padding to the lap's end first if it does not fit before it.
+  int reserve(uint64_t rec, int64_t timeout_ns) noexcept;
+  bool room(uint64_t end) noexcept;
+  uint64_t compute_limit() noexcept;
+  int wait_for_space(uint64_t end, int64_t timeout_ns) noexcept;
+  Record* at(uint64_t pos) const noexcept { return reinterpret_cast<Record*>(base_ + (pos & mask_)); }
+  void put(uint64_t pos, const MsgHeader& h, const void* payload) noexcept;
+  void finish(uint64_t pos, const MsgHeader& h) noexcept;  // clear next word, commit
+  void end_send() noexcept;                                // tail, wakeups
+
+  RingHeader* hdr_ = nullptr;
+  char* base_ = nullptr;
+  uint64_t cap_ = 0, mask_ = 0;
+  uint64_t tail_ = 0;
+  uint64_t limit_ = 0;  // cached bound: positions below it are free
+  std::atomic<uint32_t>* bell_ = nullptr;
+  std::vector<ReaderPort> readers_;
+  std::vector<uint32_t> woken_;  // the sleep word we last woke each reader for
+  uint64_t ignored_ = 0, wakeups_ = 0;
+  uint32_t space_gen_ = 0;
+};
+
+// A record as the reader found it: every field a local copy, checked.
+struct RecordView {
+  uint64_t pos;
+  uint64_t next;
+  MsgHeader hdr;        // sender: the ring's writer as given to attach, never read from the ring
+  const char* payload;  // hdr.size bytes inside the mapping
+};
+
+enum class Peek { kReady, kEmpty, kCorrupt };
+
+// The reader's side of one writer's ring, mapped read-only.
+class RingReader {
+ public:
+  // mem/bytes: the mapping (bytes from the reader's own fstat, never the header's word).
+  // sender: the ring's writer as the registry's directory says (the ring's own
+  // writer_pid word is its writer's to rewrite, so it is never trusted). cursor: this
+  // ring's word in the reader's own page; writer_bell: how to wake the writer when it
+  // sleeps for space. Starts at the writer's current tail.
+  int attach(const void* mem, uint64_t bytes, uint32_t sender, std::atomic<uint64_t>* cursor,
+             std::atomic<uint32_t>* writer_bell) noexcept;
+  // The record at the cursor (pads passed). kCorrupt is sticky: the ring is then never
+  // read again (its writer broke the format; other rings are unaffected).
+  Peek peek(RecordView* v) noexcept;
+  // Local move past v (call publish() to let the writer reuse the space).
+  void advance(const RecordView& v) noexcept { pos_ = v.next; }
+  // Stores the cursor (release) and wakes the writer if it sleeps for space.
+  void publish() noexcept;
+  // peek + copy + advance + publish. Returns size, -EAGAIN, -EBADMSG (corrupt), -EMSGSIZE
+  // (hdr filled, record kept).
+  int read(MsgHeader* hdr, void* buf, uint32_t cap) noexcept;
+  // Visits up to max records in place, then publishes once. Returns how many, or
+  // -EAGAIN / -EBADMSG if none.
+  template <typename Fn>
+  int consume(uint32_t max, Fn&& fn) noexcept {
+    uint32_t got = 0;
+    RecordView v;
+    Peek p = Peek::kEmpty;
+    while (got < max && (p = peek(&v)) == Peek::kReady) {
+      fn(v);
+      advance(v);
+      ++got;
+    }
+    if (got > 0) publish();
+    if (got == 0) return p == Peek::kCorrupt ? -EBADMSG : -EAGAIN;
+    return static_cast<int>(got);
+  }
+  // A cheap look: is a record (or corruption) waiting at the cursor?
+  bool ready() noexcept;
+  // Has the writer published (RingHeader.tail, stored once per send or batch) past our
+  // cursor? A caught-up reader that polls this instead of the next commit word leaves
+  // the record lines alone while the writer fills them.
+  bool tail_past() const noexcept { return hdr_->tail.load(std::memory_order_relaxed) > pos_; }
+  bool corrupt() const noexcept { return corrupt_; }
+  uint64_t cursor() const noexcept { return pos_; }
+  uint64_t prio_seq() const noexcept { return hdr_->prio_seq.load(std::memory_order_acquire); }
+  uint32_t writer_pid() const noexcept { return pid_; }
+
+ private:
+  const RingHeader* hdr_ = nullptr;
+  const char* base_ = nullptr;
+  uint64_t cap_ = 0, mask_ = 0;
+  uint64_t pos_ = 0;
+  uint32_t pid_ = 0;
+  bool corrupt_ = false;
+  std::atomic<uint64_t>* cursor_ = nullptr;
+  std::atomic<uint32_t>* writer_bell_ = nullptr;
+  uint32_t woken_ = 0;  // the writer's space_sleep word we last woke it for
+};
+
+// A reader's sleep across all its rings: the sleep word in its page, its bell.
+class ReaderSleep {
+ public:
+  ReaderSleep(std::atomic<uint32_t>* sleep_word, std::atomic<uint32_t>* bell) noexcept
+      : sleep_(sleep_word), bell_(bell) {}
+  // Sleeps until `any_ready()` (called after announcing the sleep) or a bell, at most
+  // slice_ns. Returns 0 (woken or ready) or -ETIMEDOUT.
+  template <typename Ready>
+  int sleep(Ready any_ready, int64_t slice_ns) noexcept {
+    const uint32_t v = bell_->load(std::memory_order_acquire);
+    // SYNC POINT STORE-LOAD: data sleep. We store odd, then re-check the rings; a writer
+    // stores its commit, then loads our sleep word (Dekker: seq_cst on both sides).
+    sleep_->store(++gen_, std::memory_order_seq_cst);  // odd: asleep
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    int rc = 0;
+    if (!any_ready()) rc = wait(v, slice_ns);
+    sleep_->store(++gen_, std::memory_order_relaxed);  // even: awake
+    return rc;
+  }
+
+ private:
+  int wait(uint32_t v, int64_t slice_ns) noexcept;
+  std::atomic<uint32_t>* sleep_;
+  std::atomic<uint32_t>* bell_;
+  uint32_t gen_ = 0;  // even: awake; the page starts at 0
+};
+
+}  // namespace fwipc::shm::v2
+
+namespace fwipc::shm::v2 {
+
+// A reader's merge of several writers' rings (RING-V2.md section 5). Round robin, a
+// batch per turn, while no priority != 0 message is in play: one writer cannot starve
+// another. Once a ring's prio_seq moves, everything committed is drained into a bounded
+// local heap ordered by (priority desc, arrival asc), arrival being the order of the
+// drain: a sender's equal-priority messages keep their order. Records addressed to
+// another PID are passed over. One thread.
+class RingSet {
+ public:
+  static constexpr uint32_t kTurn = 64;  // records taken from one ring before the next
+  RingSet(uint32_t self_pid, uint32_t heap_max = 4096) : self_(self_pid), heap_max_(heap_max) {}
+  // Adds an attached reader (not owned) under ring index idx; replaces one there.
+  void add(uint32_t idx, RingReader* r);
+  void remove(uint32_t idx);
+  // The next message in delivery order: size, -EAGAIN, -EMSGSIZE (hdr filled, kept), or
+  // -EBADMSG once for each ring found corrupt (corrupt_ring() names the last; the ring
+  // is then left out).
+  int receive(MsgHeader* hdr, void* buf, uint32_t cap);
+  // Anything (or a corruption to report) waiting?
+  bool ready();
+  int corrupt_ring() const noexcept { return corrupt_idx_; }
+  size_t queued() const noexcept { return heap_.size(); }
+
+ private:
+  struct Slot {
+    uint32_t idx;
+    RingReader* r;
+    uint64_t prio_seen;
+  };
+  struct Pending {
+    MsgHeader hdr;
+    uint64_t arrival;
+    std::vector<char> payload;
+  };
+  bool mine(const MsgHeader& h) const noexcept { return h.receiver == 0 || h.receiver == self_; }
+  bool priorities_moved() noexcept;
+  int drain();  // into the heap; -EBADMSG if a ring turned corrupt
+  int report_corrupt(size_t i);
+
+  uint32_t self_;
+  uint32_t heap_max_;
+  std::vector<Slot> rings_;
+  size_t next_ = 0;     // round robin position
+  uint32_t taken_ = 0;  // from rings_[next_] this turn
+  std::vector<Pending> heap_;
+  uint64_t arrivals_ = 0;
+  int corrupt_idx_ = -1;
+};
+
+}  // namespace fwipc::shm::v2
