@@ -1,2 +1,2 @@
-# Sourced by fuzz/run (once it sources transports/*/fuzz/targets.sh too).
+# Sourced by fuzz/run.
 fuzz_target wring transports/shm/fuzz/wring_fuzz.cc transports/shm/wring.cc
