@@ -55,6 +55,91 @@ void reap(pid_t p) {
   ::waitpid(p, &st, 0);
 }
 
+// A writer child's whole life, for ShmRing and v2::RingWriter alike: waits for the go byte,
+// sends n messages whose first 8 bytes are tag | sequence (plain, or kBatch at a time), exits.
+template <class Writer>
+[[noreturn]] void write_seq(Writer& w, int go, uint64_t n, uint32_t bytes, bool batch, uint64_t tag = 0) {
+  char c;
+  if (::read(go, &c, 1) != 1) ::_exit(2);
+  static char bufs[kBatch][512];
+  MsgHeader hs[kBatch];
+  const void* ps[kBatch];
+  for (uint64_t i = 0; i < n;) {
+    if (batch) {
+      const uint32_t k = uint32_t(std::min<uint64_t>(kBatch, n - i));
+      for (uint32_t j = 0; j < k; ++j) {
+        const uint64_t v = tag | (i + j);
+        std::memcpy(bufs[j], &v, 8);
+        hs[j] = MsgHeader{1, bytes, 0, 0, 0};
+        ps[j] = bufs[j];
+      }
+      const int rc = w.send_batch(hs, ps, k, -1);
+      if (rc <= 0) ::_exit(3);
+      i += uint64_t(rc);
+    } else {
+      const uint64_t v = tag | i;
+      std::memcpy(bufs[0], &v, 8);
+      if (w.send(MsgHeader{1, bytes, 0, 0, 0}, bufs[0], -1) != int(bytes)) ::_exit(4);
+      ++i;
+    }
+  }
+  ::_exit(0);
+}
+
+// Forks `writers` children; child w closes go's write end and runs body(w), which exits
+// (write_seq). Returns their PIDs.
+template <class Body>
+std::vector<pid_t> fork_writers(uint32_t writers, const int go[2], Body body) {
+  std::vector<pid_t> kids;
+  for (uint32_t w = 0; w < writers; ++w) {
+    const pid_t child = ::fork();
+    if (child == 0) {
+      ::close(go[1]);
+      body(w);
+    }
+    kids.push_back(child);
+  }
+  return kids;
+}
+
+uint64_t first_u64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+// A batch consumer takes the bytes out of the ring, as the bare ring's reader does, then
+// looks at the copy's tag.
+uint64_t take(char* copy, const char* payload, uint32_t size) {
+  std::memcpy(copy, payload, size);
+  return first_u64(copy);
+}
+
+// The reader's side of a memfd: reopened O_RDONLY through /proc, so the mapping can never
+// be made writable. MAP_FAILED if either step fails.
+const void* map_read_only(int fd, uint64_t bytes) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  const int ro = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (ro < 0) return MAP_FAILED;
+  const void* m = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, ro, 0);
+  ::close(ro);
+  return m;
+}
+
+// A v2 reader found nothing: spin until spin_done() for a while, then sleep on the bell
+// until ready(), the same waiting as ShmRing::receive. idle_since: when the spell began.
+template <class SpinDone, class Ready>
+void wait_idle(int64_t& idle_since, fwipc::shm::v2::ReaderSleep& sleeper, SpinDone spin_done, Ready ready) {
+  const int64_t now = monotonic_ns();
+  if (idle_since == 0) idle_since = now;
+  if (now - idle_since < kSpinNs) {
+    for (int i = 0; i < 64 && !spin_done(); ++i) fwipc::cpu_relax();
+    return;
+  }
+  sleeper.sleep(ready, 100'000'000);
+}
+
 // ---------------------------------------------------------------- current ring (v4)
 
 double current_ring(uint64_t n, uint32_t bytes, bool batch) {
@@ -72,30 +157,7 @@ double current_ring(uint64_t n, uint32_t bytes, bool batch) {
     auto wi = join_writer(*seg, ::getpid(), 0, &wst);
     if (!wi) ::_exit(1);
     ShmRing w(std::move(seg.value()), Roles{-1, 0, int(*wi), wst}, ::getpid());
-    char c;
-    if (::read(go[0], &c, 1) != 1) ::_exit(2);
-    static char bufs[kBatch][512];
-    MsgHeader hs[kBatch];
-    const void* ps[kBatch];
-    for (uint64_t i = 0; i < n;) {
-      if (batch) {
-        const uint32_t k = uint32_t(std::min<uint64_t>(kBatch, n - i));
-        for (uint32_t j = 0; j < k; ++j) {
-          const uint64_t seq = i + j;
-          std::memcpy(bufs[j], &seq, 8);
-          hs[j] = MsgHeader{1, bytes, 0, 0, 0};
-          ps[j] = bufs[j];
-        }
-        const int rc = w.send_batch(hs, ps, k, -1);
-        if (rc <= 0) ::_exit(3);
-        i += uint64_t(rc);
-      } else {
-        std::memcpy(bufs[0], &i, 8);
-        if (w.send(MsgHeader{1, bytes, 0, 0, 0}, bufs[0], -1) != int(bytes)) ::_exit(4);
-        ++i;
-      }
-    }
-    ::_exit(0);
+    write_seq(w, go[0], n, bytes, batch);
   }
   ::close(go[0]);
   ShmRing r(std::move(seg.value()), Roles{int(*ri), rst, -1, 0}, ::getpid());
@@ -114,19 +176,14 @@ double current_ring(uint64_t n, uint32_t bytes, bool batch) {
           kConsume,
           [](void* p, const MsgHeader& h, const char* payload) {
             auto* c = static_cast<Ctx*>(p);
-            std::memcpy(c->copy, payload, h.size);  // a consumer takes the bytes, as the bare ring does
-            uint64_t v;
-            std::memcpy(&v, c->copy, 8);
-            c->bad |= v != c->next++;
+            c->bad |= take(c->copy, payload, h.size) != c->next++;
           },
           &ctx, -1);
       if (rc <= 0) break;
     } else {
       MsgHeader h;
       if (r.receive(&h, buf, sizeof buf, -1) != int(bytes)) break;
-      uint64_t v;
-      std::memcpy(&v, buf, 8);
-      ctx.bad |= v != ctx.next++;
+      ctx.bad |= first_u64(buf) != ctx.next++;
     }
     if (t0 == 0) t0 = monotonic_ns();
   }
@@ -159,46 +216,17 @@ double v2_ring(uint64_t n, uint32_t bytes, bool batch, bool poll_tail) {
   if (child == 0) {
     ::close(go[1]);
     ::munmap(page, pb);
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/self/fd/%d", page_fd);
-    const int ro = ::open(path, O_RDONLY | O_CLOEXEC);
-    const auto* rp = static_cast<const ReaderPage*>(::mmap(nullptr, pb, PROT_READ, MAP_SHARED, ro, 0));
+    const auto* rp = static_cast<const ReaderPage*>(map_read_only(page_fd, pb));
     if (rp == MAP_FAILED) ::_exit(1);
     RingWriter w;
     if (w.attach(ring_rw, rb, &bells[0].word) != 0) ::_exit(1);
     const ReaderPort port{&rp->cursor[0], &rp->sleep, &bells[1].word};
     w.set_readers(&port, 1);
-    char c;
-    if (::read(go[0], &c, 1) != 1) ::_exit(2);
-    static char bufs[kBatch][512];
-    MsgHeader hs[kBatch];
-    const void* ps[kBatch];
-    for (uint64_t i = 0; i < n;) {
-      if (batch) {
-        const uint32_t k = uint32_t(std::min<uint64_t>(kBatch, n - i));
-        for (uint32_t j = 0; j < k; ++j) {
-          const uint64_t seq = i + j;
-          std::memcpy(bufs[j], &seq, 8);
-          hs[j] = MsgHeader{1, bytes, 0, 0, 0};
-          ps[j] = bufs[j];
-        }
-        const int rc = w.send_batch(hs, ps, k, -1);
-        if (rc <= 0) ::_exit(3);
-        i += uint64_t(rc);
-      } else {
-        std::memcpy(bufs[0], &i, 8);
-        if (w.send(MsgHeader{1, bytes, 0, 0, 0}, bufs[0], -1) != int(bytes)) ::_exit(4);
-        ++i;
-      }
-    }
-    ::_exit(0);
+    write_seq(w, go[0], n, bytes, batch);
   }
   ::close(go[0]);
   ::munmap(ring_rw, rb);  // the reader keeps only a read-only mapping
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/self/fd/%d", ring_fd);
-  const int ro = ::open(path, O_RDONLY | O_CLOEXEC);
-  const void* ring_ro = ::mmap(nullptr, rb, PROT_READ, MAP_SHARED, ro, 0);
+  const void* ring_ro = map_read_only(ring_fd, rb);
   RingReader r;
   if (ring_ro == MAP_FAILED || r.attach(ring_ro, rb, uint32_t(child), &page->cursor[0], &bells[0].word) != 0) return 0;
   ReaderSleep sleeper(&page->sleep, &bells[1].word);
@@ -212,19 +240,12 @@ double v2_ring(uint64_t n, uint32_t bytes, bool batch, bool poll_tail) {
     int rc;
     if (batch) {
       rc = r.consume(kConsume, [&](const RecordView& v) {
-        std::memcpy(buf, v.payload, v.hdr.size);  // a consumer takes the bytes, as the bare ring does
-        uint64_t s;
-        std::memcpy(&s, buf, 8);
-        bad |= s != next++ || v.hdr.size != bytes;
+        bad |= take(buf, v.payload, v.hdr.size) != next++ || v.hdr.size != bytes;
       });
     } else {
       MsgHeader h;
       rc = r.read(&h, buf, sizeof buf);
-      if (rc >= 0) {
-        uint64_t s;
-        std::memcpy(&s, buf, 8);
-        bad |= s != next++ || uint32_t(rc) != bytes;
-      }
+      if (rc >= 0) bad |= first_u64(buf) != next++ || uint32_t(rc) != bytes;
     }
     if (rc >= 0) {
       if (t0 == 0) t0 = monotonic_ns();
@@ -232,21 +253,14 @@ double v2_ring(uint64_t n, uint32_t bytes, bool batch, bool poll_tail) {
       continue;
     }
     if (rc != -EAGAIN) break;
-    // The same waiting as ShmRing::receive: spin a while, then sleep on the bell.
-    const int64_t now = monotonic_ns();
-    if (idle_since == 0) idle_since = now;
-    if (now - idle_since < kSpinNs) {
-      for (int i = 0; i < 64 && !(poll_tail ? r.tail_past() : r.ready()); ++i) fwipc::cpu_relax();
-      continue;
-    }
-    sleeper.sleep([&] { return r.ready(); }, 100'000'000);
+    wait_idle(
+        idle_since, sleeper, [&] { return poll_tail ? r.tail_past() : r.ready(); }, [&] { return r.ready(); });
   }
   const int64_t dt = monotonic_ns() - t0;
   reap(child);
   ::munmap(const_cast<void*>(ring_ro), rb);
   ::munmap(page, pb);
   ::munmap(bp, 2 * sizeof(Bell));
-  ::close(ro);
   ::close(ring_fd);
   ::close(page_fd);
   return !bad && next == n && dt > 0 ? double(n - 1) * 1e9 / double(dt) : 0;
@@ -264,37 +278,13 @@ double current_multi(uint64_t n, uint32_t bytes, uint32_t writers) {
   if (!ri) return 0;
   int go[2];
   if (::pipe(go) != 0) return 0;
-  std::vector<pid_t> kids;
-  for (uint32_t w = 0; w < writers; ++w) {
-    const pid_t child = ::fork();
-    if (child == 0) {
-      ::close(go[1]);
-      uint32_t wst = 0;
-      auto wi = join_writer(*seg, ::getpid(), 0, &wst);
-      if (!wi) ::_exit(1);
-      ShmRing wr(std::move(seg.value()), Roles{-1, 0, int(*wi), wst}, ::getpid());
-      char c;
-      if (::read(go[0], &c, 1) != 1) ::_exit(2);
-      static char bufs[kBatch][512];
-      MsgHeader hs[kBatch];
-      const void* ps[kBatch];
-      const uint64_t mine = n / writers;
-      for (uint64_t i = 0; i < mine;) {
-        const uint32_t k = uint32_t(std::min<uint64_t>(kBatch, mine - i));
-        for (uint32_t j = 0; j < k; ++j) {
-          const uint64_t tag = (uint64_t(w) << 48) | (i + j);
-          std::memcpy(bufs[j], &tag, 8);
-          hs[j] = MsgHeader{1, bytes, 0, 0, 0};
-          ps[j] = bufs[j];
-        }
-        const int rc = wr.send_batch(hs, ps, k, -1);
-        if (rc <= 0) ::_exit(3);
-        i += uint64_t(rc);
-      }
-      ::_exit(0);
-    }
-    kids.push_back(child);
-  }
+  const std::vector<pid_t> kids = fork_writers(writers, go, [&](uint32_t w) {
+    uint32_t wst = 0;
+    auto wi = join_writer(*seg, ::getpid(), 0, &wst);
+    if (!wi) ::_exit(1);
+    ShmRing wr(std::move(seg.value()), Roles{-1, 0, int(*wi), wst}, ::getpid());
+    write_seq(wr, go[0], n / writers, bytes, true, uint64_t(w) << 48);
+  });
   ::close(go[0]);
   ShmRing r(std::move(seg.value()), Roles{int(*ri), rst, -1, 0}, ::getpid());
   for (uint32_t w = 0; w < writers; ++w) (void)!::write(go[1], "g", 1);
@@ -312,9 +302,7 @@ double current_multi(uint64_t n, uint32_t bytes, uint32_t writers) {
         kConsume,
         [](void* p, const MsgHeader& h, const char* payload) {
           auto* c = static_cast<Ctx*>(p);
-          std::memcpy(c->copy, payload, h.size);
-          uint64_t tag;
-          std::memcpy(&tag, c->copy, 8);
+          const uint64_t tag = take(c->copy, payload, h.size);
           const uint64_t w = tag >> 48;
           c->bad |= w >= 16 || (tag & ((1ull << 48) - 1)) != c->next[w & 15]++;
           ++c->got;
@@ -350,47 +338,19 @@ double v2_multi(uint64_t n, uint32_t bytes, uint32_t writers) {
   auto* bells = static_cast<Bell*>(bp);
   int go[2];
   if (::pipe(go) != 0) return 0;
-  std::vector<pid_t> kids;
-  for (uint32_t w = 0; w < writers; ++w) {
-    const pid_t child = ::fork();
-    if (child == 0) {
-      ::close(go[1]);
-      const auto* rp = page;  // the child only reads it
-      RingWriter wr;
-      if (wr.attach(ring_rw[w], rb, &bells[w].word) != 0) ::_exit(1);
-      const ReaderPort port{&rp->cursor[w], &rp->sleep, &bells[writers].word};
-      wr.set_readers(&port, 1);
-      char c;
-      if (::read(go[0], &c, 1) != 1) ::_exit(2);
-      static char bufs[kBatch][512];
-      MsgHeader hs[kBatch];
-      const void* ps[kBatch];
-      const uint64_t mine = n / writers;
-      for (uint64_t i = 0; i < mine;) {
-        const uint32_t k = uint32_t(std::min<uint64_t>(kBatch, mine - i));
-        for (uint32_t j = 0; j < k; ++j) {
-          const uint64_t seq = i + j;
-          std::memcpy(bufs[j], &seq, 8);
-          hs[j] = MsgHeader{1, bytes, 0, 0, 0};
-          ps[j] = bufs[j];
-        }
-        const int rc = wr.send_batch(hs, ps, k, -1);
-        if (rc <= 0) ::_exit(3);
-        i += uint64_t(rc);
-      }
-      ::_exit(0);
-    }
-    kids.push_back(child);
-  }
+  const std::vector<pid_t> kids = fork_writers(writers, go, [&](uint32_t w) {
+    const auto* rp = page;  // the child only reads it
+    RingWriter wr;
+    if (wr.attach(ring_rw[w], rb, &bells[w].word) != 0) ::_exit(1);
+    const ReaderPort port{&rp->cursor[w], &rp->sleep, &bells[writers].word};
+    wr.set_readers(&port, 1);
+    write_seq(wr, go[0], n / writers, bytes, true);
+  });
   ::close(go[0]);
   std::vector<RingReader> rs(writers);
   for (uint32_t w = 0; w < writers; ++w) {
     ::munmap(ring_rw[w], rb);
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/self/fd/%d", ring_fd[w]);
-    const int ro = ::open(path, O_RDONLY | O_CLOEXEC);
-    const void* m = ro >= 0 ? ::mmap(nullptr, rb, PROT_READ, MAP_SHARED, ro, 0) : MAP_FAILED;
-    if (ro >= 0) ::close(ro);
+    const void* m = map_read_only(ring_fd[w], rb);
     if (m == MAP_FAILED || rs[w].attach(m, rb, uint32_t(kids[w]), &page->cursor[w], &bells[w].word) != 0) return 0;
   }
   ReaderSleep sleeper(&page->sleep, &bells[writers].word);
@@ -410,12 +370,8 @@ double v2_multi(uint64_t n, uint32_t bytes, uint32_t writers) {
   while (got < total) {
     bool progress = false;
     for (uint32_t w = 0; w < writers; ++w) {
-      const int rc = rs[w].consume(kConsume, [&](const RecordView& v) {
-        std::memcpy(buf, v.payload, v.hdr.size);
-        uint64_t sq;
-        std::memcpy(&sq, buf, 8);
-        bad |= sq != next[w]++;
-      });
+      const int rc =
+          rs[w].consume(kConsume, [&](const RecordView& v) { bad |= take(buf, v.payload, v.hdr.size) != next[w]++; });
       if (rc > 0) {
         got += uint64_t(rc);
         progress = true;
@@ -428,13 +384,7 @@ double v2_multi(uint64_t n, uint32_t bytes, uint32_t writers) {
       idle_since = 0;
       continue;
     }
-    const int64_t now = monotonic_ns();
-    if (idle_since == 0) idle_since = now;
-    if (now - idle_since < kSpinNs) {
-      for (int i = 0; i < 64 && !any(); ++i) fwipc::cpu_relax();
-      continue;
-    }
-    sleeper.sleep([&] { return any(); }, 100'000'000);
+    wait_idle(idle_since, sleeper, any, any);
   }
   const int64_t dt = monotonic_ns() - t0;
   for (pid_t k : kids) reap(k);
@@ -517,10 +467,7 @@ class V2PingPong {
   int attach(int mine, int theirs) {
     using namespace fwipc::shm::v2;
     void* w = ::mmap(nullptr, kRb, PROT_READ | PROT_WRITE, MAP_SHARED, fd_[mine], 0);
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd_[theirs]);
-    const int ro = ::open(path, O_RDONLY | O_CLOEXEC);
-    const void* r = ro >= 0 ? ::mmap(nullptr, kRb, PROT_READ, MAP_SHARED, ro, 0) : MAP_FAILED;
+    const void* r = map_read_only(fd_[theirs], kRb);
     if (w == MAP_FAILED || r == MAP_FAILED) return -1;
     if (w_.attach(w, kRb, &sh_->bells[mine].word) != 0) return -1;
     const ReaderPort port{&sh_->page[mine].cursor[0], &sh_->page[mine].sleep, &sh_->bells[2 + mine].word};

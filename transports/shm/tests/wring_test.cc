@@ -142,6 +142,41 @@ struct Channel {
     return static_cast<char*>(p);
   }
 
+  // In the reader: waits until ring i's writer has sealed it (it does so before it
+  // waits for 'g'), so a reader attaching after this knows no one else can write it.
+  void wait_sealed(uint32_t i, int64_t until) const {
+    while ((::fcntl(ring_fd[i], F_GET_SEALS) & F_SEAL_FUTURE_WRITE) == 0) REQUIRE(fwipc::monotonic_ns() < until);
+  }
+
+  // Forks a writer child per ring: child w attaches to ring w, waits for 'g' on go, and
+  // exits with body(writer, w). Returns the children's PIDs, by ring.
+  template <class Body>
+  std::vector<pid_t> fork_writers(int go, Body body) {
+    std::vector<pid_t> pids;
+    for (uint32_t w = 0; w < rings; ++w) {
+      const pid_t pid = ::fork();
+      REQUIRE(pid >= 0);
+      if (pid == 0) {
+        RingWriter wr;
+        writer_attach(w, &wr, uint32_t(::getpid()));
+        if (recv_byte(go) != 'g') ::_exit(2);
+        ::_exit(body(wr, w));
+      }
+      pids.push_back(pid);
+    }
+    return pids;
+  }
+
+  // In the reader: attaches readers[w] to every ring w once its writer has sealed it,
+  // and adds it to the set.
+  void attach_set(RingSet* set, std::vector<RingReader>* readers, const std::vector<pid_t>& pids, int64_t until) {
+    for (uint32_t w = 0; w < rings; ++w) {
+      wait_sealed(w, until);
+      reader_attach(w, &(*readers)[w], pids[w]);
+      set->add(w, &(*readers)[w]);
+    }
+  }
+
   // In the reader: map ring i read-only (after its writer sealed it) and attach.
   // sender: the writer's PID as the registry knows it (here: from fork).
   const char* reader_attach(uint32_t i, RingReader* r, pid_t sender) {
@@ -153,6 +188,17 @@ struct Channel {
     return m;
   }
 };
+
+// In a writer child: sends messages 0..n-1 of writer w (fill()'s payloads); false if a
+// send fails.
+bool send_filled(RingWriter& wr, uint32_t w, uint64_t n) {
+  char buf[kMaxPayload];
+  for (uint64_t seq = 0; seq < n; ++seq) {
+    fill(buf, w, seq);
+    if (wr.send(MsgHeader{1, size_of(seq), 0, 0, 0}, buf, kAntiHangNs) < 0) return false;
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -298,9 +344,7 @@ TEST_CASE("a writer process and a reader on a read-only mapping: every message, 
   // The read-only descriptor cannot give a writable mapping, nor can a reopen for writing
   // once the writer sealed its ring (wait for its attach: the page write below needs it).
   RingReader r;
-  // The writer seals before it waits for 'g'; poll the seals until it has.
-  const int64_t until = fwipc::monotonic_ns() + kAntiHangNs;
-  while ((::fcntl(ch.ring_fd[0], F_GET_SEALS) & F_SEAL_FUTURE_WRITE) == 0) REQUIRE(fwipc::monotonic_ns() < until);
+  ch.wait_sealed(0, fwipc::monotonic_ns() + kAntiHangNs);
   const int ro = reopen_ro(ch.ring_fd[0]);
   REQUIRE(ro >= 0);
   errno = 0;
@@ -370,11 +414,7 @@ TEST_CASE("a writer killed mid-record stops its own ring only") {
     RingWriter w;
     ch.writer_attach(0, &w, uint32_t(::getpid()));
     if (recv_byte(go0[0]) != 'g') ::_exit(4);
-    char buf[kMaxPayload];
-    for (uint64_t seq = 0; seq < 1000; ++seq) {
-      fill(buf, 0, seq);
-      if (w.send(MsgHeader{1, size_of(seq), 0, 0, 0}, buf, kAntiHangNs) < 0) ::_exit(2);
-    }
+    if (!send_filled(w, 0, 1000)) ::_exit(2);
     WLoan l;
     if (w.loan(&l, kAntiHangNs) != 0) ::_exit(3);
     std::memset(l.data - kRecHeader + 8, 0x5a, kRecHeader - 8 + kMaxPayload);  // all but the commit word
@@ -388,12 +428,7 @@ TEST_CASE("a writer killed mid-record stops its own ring only") {
     RingWriter w;
     ch.writer_attach(1, &w, uint32_t(::getpid()));
     if (recv_byte(go[0]) != 'g') ::_exit(2);
-    char buf[kMaxPayload];
-    for (uint64_t seq = 0; seq < kHonest; ++seq) {
-      fill(buf, 1, seq);
-      if (w.send(MsgHeader{1, size_of(seq), 0, 0, 0}, buf, kAntiHangNs) < 0) ::_exit(3);
-    }
-    ::_exit(0);
+    ::_exit(send_filled(w, 1, kHonest) ? 0 : 3);
   }
   RingReader r0, r1;
   ch.reader_attach(0, &r0, dying);  // before it sends: its ring is still at tail 0
@@ -401,8 +436,7 @@ TEST_CASE("a writer killed mid-record stops its own ring only") {
   REQUIRE(recv_byte(mid[0]) == 'm');
   REQUIRE(::kill(dying, SIGKILL) == 0);
   CHECK(wait_child(dying) == 128 + SIGKILL);
-  const int64_t until = fwipc::monotonic_ns() + kAntiHangNs;
-  while ((::fcntl(ch.ring_fd[1], F_GET_SEALS) & F_SEAL_FUTURE_WRITE) == 0) REQUIRE(fwipc::monotonic_ns() < until);
+  ch.wait_sealed(1, fwipc::monotonic_ns() + kAntiHangNs);
   ch.reader_attach(1, &r1, honest);
   send_byte(go[1], 'g');
 
@@ -484,17 +518,11 @@ TEST_CASE("a writer scribbling its ring: its reader reports corruption, the othe
     RingWriter w;
     ch.writer_attach(1, &w, uint32_t(::getpid()));
     if (recv_byte(go[0]) != 'g') ::_exit(4);
-    char buf[kMaxPayload];
-    for (uint64_t seq = 0; seq < kHonest; ++seq) {
-      fill(buf, 1, seq);
-      if (w.send(MsgHeader{1, size_of(seq), 0, 0, 0}, buf, kAntiHangNs) < 0) ::_exit(3);
-    }
-    ::_exit(0);
+    ::_exit(send_filled(w, 1, kHonest) ? 0 : 3);
   }
   ::close(stop[0]);
   const int64_t until = fwipc::monotonic_ns() + kAntiHangNs;
-  for (int i = 0; i < 2; ++i)
-    while ((::fcntl(ch.ring_fd[i], F_GET_SEALS) & F_SEAL_FUTURE_WRITE) == 0) REQUIRE(fwipc::monotonic_ns() < until);
+  for (uint32_t i = 0; i < 2; ++i) ch.wait_sealed(i, until);
   RingReader r0, r1;
   const char* m0 = ch.reader_attach(0, &r0, hostile);
   ch.reader_attach(1, &r1, honest);
@@ -562,33 +590,19 @@ TEST_CASE("8 writer processes, one reader merging: senders, per-sender order, pr
   const uint32_t me = uint32_t(::getpid());
   auto prio_of = [](uint64_t i) { return i % 3 == 0 ? 2u : 0u; };
   auto receiver_of = [me](uint64_t i) { return i % 5 == 0 ? 1u : i % 7 == 0 ? me : 0u; };  // 1: not us
-  std::vector<pid_t> pids;
-  for (uint32_t w = 0; w < kWriters; ++w) {
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      RingWriter wr;
-      ch.writer_attach(w, &wr, uint32_t(::getpid()));
-      if (recv_byte(go[0]) != 'g') ::_exit(2);
-      char buf[16];
-      for (uint64_t i = 0; i < kEach; ++i) {
-        put_u64(buf, w);
-        put_u64(buf + 8, i);
-        if (wr.send(MsgHeader{5, 16, 0, receiver_of(i), prio_of(i)}, buf, kAntiHangNs) != 16) ::_exit(3);
-      }
-      send_byte(done[1], 'd');
-      ::_exit(0);
+  const std::vector<pid_t> pids = ch.fork_writers(go[0], [&](RingWriter& wr, uint32_t w) {
+    char buf[16];
+    for (uint64_t i = 0; i < kEach; ++i) {
+      put_u64(buf, w);
+      put_u64(buf + 8, i);
+      if (wr.send(MsgHeader{5, 16, 0, receiver_of(i), prio_of(i)}, buf, kAntiHangNs) != 16) return 3;
     }
-    pids.push_back(pid);
-  }
+    send_byte(done[1], 'd');
+    return 0;
+  });
   std::vector<RingReader> readers(kWriters);
   RingSet set(me);
-  const int64_t until = fwipc::monotonic_ns() + kAntiHangNs;
-  for (uint32_t w = 0; w < kWriters; ++w) {
-    while ((::fcntl(ch.ring_fd[w], F_GET_SEALS) & F_SEAL_FUTURE_WRITE) == 0) REQUIRE(fwipc::monotonic_ns() < until);
-    ch.reader_attach(w, &readers[w], pids[w]);
-    set.add(w, &readers[w]);
-  }
+  ch.attach_set(&set, &readers, pids, fwipc::monotonic_ns() + kAntiHangNs);
   for (uint32_t w = 0; w < kWriters; ++w) send_byte(go[1], 'g');
   for (uint32_t w = 0; w < kWriters; ++w) REQUIRE(recv_byte(done[0]) == 'd');
 
@@ -627,31 +641,12 @@ TEST_CASE("4 writers streaming to one reader through a RingSet: nothing lost, pe
   Channel ch(kMinCapacity * 2, kWriters);  // small rings: everyone blocks and sleeps now and then
   int go[2];
   REQUIRE(::pipe(go) == 0);
-  std::vector<pid_t> pids;
-  for (uint32_t w = 0; w < kWriters; ++w) {
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      RingWriter wr;
-      ch.writer_attach(w, &wr, uint32_t(::getpid()));
-      if (recv_byte(go[0]) != 'g') ::_exit(2);
-      char buf[kMaxPayload];
-      for (uint64_t i = 0; i < kEach; ++i) {
-        fill(buf, w, i);
-        if (wr.send(MsgHeader{1, size_of(i), 0, 0, 0}, buf, kAntiHangNs) < 0) ::_exit(3);
-      }
-      ::_exit(0);
-    }
-    pids.push_back(pid);
-  }
+  const std::vector<pid_t> pids =
+      ch.fork_writers(go[0], [&](RingWriter& wr, uint32_t w) { return send_filled(wr, w, kEach) ? 0 : 3; });
   std::vector<RingReader> readers(kWriters);
   RingSet set(uint32_t(::getpid()));
   const int64_t until = fwipc::monotonic_ns() + kAntiHangNs;
-  for (uint32_t w = 0; w < kWriters; ++w) {
-    while ((::fcntl(ch.ring_fd[w], F_GET_SEALS) & F_SEAL_FUTURE_WRITE) == 0) REQUIRE(fwipc::monotonic_ns() < until);
-    ch.reader_attach(w, &readers[w], pids[w]);
-    set.add(w, &readers[w]);
-  }
+  ch.attach_set(&set, &readers, pids, until);
   for (uint32_t w = 0; w < kWriters; ++w) send_byte(go[1], 'g');
   ReaderSleep sleeper(&ch.page->sleep, ch.reader_bell());
   std::vector<uint64_t> next(kWriters, 0);
