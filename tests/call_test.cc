@@ -268,9 +268,11 @@ TEST_CASE("shouldAnswerCallsStartedFromAnEventLoopThroughOneDescriptor") {
   for (uint32_t type : kTypes) {
     CAPTURE(type);
     TempRuntime rt;
-    const int c = ipc_create_channel("loop", type, 0);
-    REQUIRE(c >= 0);
-    const pid_t client = spawn([] {
+    // The client starts a thread: it is forked before the channel (and a hub's progress
+    // thread) exists, as in the first case, so that ThreadSanitizer can follow it.
+    Barrier created;
+    const pid_t client = spawn([&created] {
+      if (!created.wait(1)) return 9;
       const int id = ipc_open_channel("loop", IPC_MODE_WRITE);
       if (id < 0) return 10;
       const int fd = ipc_call_fd(uint32_t(id));
@@ -310,6 +312,9 @@ TEST_CASE("shouldAnswerCallsStartedFromAnEventLoopThroughOneDescriptor") {
       const IPC_MESSAGE stop = text_message(kStop, "stop");
       return ipc_call(uint32_t(id), &stop, &rp, 20000) >= 0 ? 0 : 24;
     });
+    const int c = ipc_create_channel("loop", type, 0);
+    REQUIRE(c >= 0);
+    created.signal();
     CHECK(serve(c) == 3 + 100 + 1);  // the cancelled call is answered too; its reply is dropped
     CHECK(wait_exit(client) == 0);
     CHECK(ipc_close_channel(uint32_t(c)) == 0);
