@@ -11,6 +11,13 @@
 
 namespace fwipc {
 
+int reopen_read_only(int fd) noexcept {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  const int ro = ::open(path, O_RDONLY | O_CLOEXEC);
+  return ro < 0 ? -errno : ro;
+}
+
 namespace {
 // Fields 3 (state) and 22 (start time) of /proc/PID/stat; false if unreadable.
 bool read_stat(pid_t pid, char* state, uint64_t* start_time) noexcept {

@@ -7,7 +7,6 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <string>
 
 namespace fwipc::stats {
 
@@ -29,12 +28,6 @@ int create_page(const char* debug_name) noexcept {
   head.version = kVersion;
   if (::pwrite(fd, &head, sizeof head, 0) != static_cast<ssize_t>(sizeof head)) return fail();
   return fd;
-}
-
-int read_only_copy(int fd) noexcept {
-  const std::string path = "/proc/self/fd/" + std::to_string(fd);
-  const int ro = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  return ro < 0 ? -errno : ro;
 }
 
 std::unique_ptr<Mapping> Mapping::map(int fd, bool writable) noexcept {

@@ -56,9 +56,6 @@ static_assert(offsetof(Page, publisher_pid) == 16 && offsetof(Page, replies_drop
 // The descriptor, or -errno.
 int create_page(const char* debug_name) noexcept;
 
-// Observer: a read-only descriptor for fd (a new open of the same memfd), or -errno.
-int read_only_copy(int fd) noexcept;
-
 // A mapped page. Writable for the creator's runtime; read-only for observers.
 class Mapping {
  public:

@@ -274,7 +274,7 @@ void Server::list(Client& c, const Request& rq) {
       info.attached |= kAttachedSegment;
     }
     // Counters only, but they are the channel's traffic pattern: for those who may read it.
-    if (ch.stats.fd >= 0 && permitted(c, ch, true, false) && (ro = stats::read_only_copy(ch.stats.fd)) >= 0) {
+    if (ch.stats.fd >= 0 && permitted(c, ch, true, false) && (ro = reopen_read_only(ch.stats.fd)) >= 0) {
       pass[npass++] = ro;
       info.attached |= kAttachedStats;
     }

@@ -24,6 +24,7 @@
 
 #include "base/cpu.h"
 #include "base/futex.h"
+#include "base/proc.h"
 #include "base/time.h"
 #include "benchmarks/harness.h"
 #include "transports/shm/membership.h"
@@ -118,9 +119,7 @@ uint64_t take(char* copy, const char* payload, uint32_t size) {
 // The reader's side of a memfd: reopened O_RDONLY through /proc, so the mapping can never
 // be made writable. MAP_FAILED if either step fails.
 const void* map_read_only(int fd, uint64_t bytes) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-  const int ro = ::open(path, O_RDONLY | O_CLOEXEC);
+  const int ro = fwipc::reopen_read_only(fd);
   if (ro < 0) return MAP_FAILED;
   const void* m = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, ro, 0);
   ::close(ro);

@@ -17,6 +17,7 @@
 #include <random>
 #include <vector>
 
+#include "base/proc.h"
 #include "base/time.h"
 #include "transports/shm/wring.h"
 
@@ -43,13 +44,6 @@ void* map_rw(int fd, uint64_t bytes) {
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   REQUIRE(p != MAP_FAILED);
   return p;
-}
-
-// The role's descriptor: the same memfd reopened read-only (what the registry passes).
-int reopen_ro(int fd) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-  return ::open(path, O_RDONLY | O_CLOEXEC);
 }
 
 // Maps fd read-only between two PROT_NONE guard pages, so a read past either end faults.
@@ -131,7 +125,7 @@ struct Channel {
     void* p = map_rw(ring_fd[i], ring_bytes(cap));
     static_cast<RingHeader*>(p)->writer_pid = ~pid;  // a lie: readers must not believe it
     if (::fcntl(ring_fd[i], F_ADD_SEALS, F_SEAL_FUTURE_WRITE) != 0) ::_exit(90);
-    const int ro = reopen_ro(page_fd);
+    const int ro = fwipc::reopen_read_only(page_fd);
     const void* pg = ro >= 0 ? ::mmap(nullptr, page_bytes(), PROT_READ, MAP_SHARED, ro, 0) : MAP_FAILED;
     if (pg == MAP_FAILED) ::_exit(91);
     const auto* rp = static_cast<const ReaderPage*>(pg);
@@ -180,7 +174,7 @@ struct Channel {
   // In the reader: map ring i read-only (after its writer sealed it) and attach.
   // sender: the writer's PID as the registry knows it (here: from fork).
   const char* reader_attach(uint32_t i, RingReader* r, pid_t sender) {
-    const int ro = reopen_ro(ring_fd[i]);
+    const int ro = fwipc::reopen_read_only(ring_fd[i]);
     REQUIRE(ro >= 0);
     const char* m = map_ro_guarded(ro, ring_bytes(cap));
     ::close(ro);
@@ -345,7 +339,7 @@ TEST_CASE("a writer process and a reader on a read-only mapping: every message, 
   // once the writer sealed its ring (wait for its attach: the page write below needs it).
   RingReader r;
   ch.wait_sealed(0, fwipc::monotonic_ns() + kAntiHangNs);
-  const int ro = reopen_ro(ch.ring_fd[0]);
+  const int ro = fwipc::reopen_read_only(ch.ring_fd[0]);
   REQUIRE(ro >= 0);
   errno = 0;
   CHECK(::mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_SHARED, ro, 0) == MAP_FAILED);
