@@ -250,35 +250,29 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
     return Napi::Buffer<char>::Copy(env, scratch_.data(), sink.used);  // an error comes next time
   }
 
-  enum class Watched { kMessages, kRequests, kCalls };
   Napi::Value Watch(const Napi::CallbackInfo& info) {
-    SetWatch(info, &msg_, Watched::kMessages);
+    SetWatch(info, &msg_, "ipc_channel_fd", &ipc_channel_fd, &OnMessagePoll);
     return info.Env().Undefined();
   }
   Napi::Value WatchRequests(const Napi::CallbackInfo& info) {
-    SetWatch(info, &req_, Watched::kRequests);
+    SetWatch(info, &req_, "ipc_request_fd", &ipc_request_fd, &OnRequestPoll);
     return info.Env().Undefined();
   }
 
-  // Starts or stops the uv_poll on the id's message (or request) descriptor. While any poll
-  // is active the wrapper holds a reference to itself, so a channel that someone listens
-  // on is not collected.
-  void SetWatch(const Napi::CallbackInfo& info, Poller* p, Watched what) {
+  // Starts or stops the uv_poll on one of the id's descriptors (fd_of, named fd_call in
+  // errors). While any poll is active the wrapper holds a reference to itself, so a
+  // channel that someone listens on is not collected.
+  void SetWatch(const Napi::CallbackInfo& info, Poller* p, const char* fd_call, int (*fd_of)(uint32_t), uv_poll_cb cb) {
     Napi::Env env = info.Env();
     const bool on = info[0].ToBoolean();
     if (!on) {
       StopPoll(p);
       return;
     }
-    const char* fd_call = what == Watched::kMessages   ? "ipc_channel_fd"
-                          : what == Watched::kRequests ? "ipc_request_fd"
-                                                       : "ipc_call_fd";
     if (!open_) throw ipc_error(env, -EBADF, fd_call);
     if (p->active) return;
     if (p->handle == nullptr) {
-      const int fd = what == Watched::kMessages   ? ipc_channel_fd(id_)
-                     : what == Watched::kRequests ? ipc_request_fd(id_)
-                                                  : ipc_call_fd(id_);
+      const int fd = fd_of(id_);
       if (fd < 0) throw ipc_error(env, fd, fd_call);
       auto* h = static_cast<uv_poll_t*>(std::calloc(1, uv_handle_size(uvmin::kPollHandle)));
       if (h == nullptr) throw ipc_error(env, -ENOMEM, "uv_poll_init");
@@ -289,9 +283,6 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
       uvmin::set_data(h, this);
       p->handle = h;
     }
-    uv_poll_cb cb = what == Watched::kMessages   ? &OnMessagePoll
-                    : what == Watched::kRequests ? &OnRequestPoll
-                                                 : &OnCallPoll;
     if (int rc = uv_poll_start(p->handle, uvmin::kReadable, cb); rc < 0) throw ipc_error(env, rc, "uv_poll_start");
     p->active = true;
     if (++active_polls_ == 1) Ref();
@@ -415,7 +406,7 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
   // watchCalls(on): polls ipc_call_fd() and calls this.oncallready(status) (index.js
   // watches only while calls are in flight: a dropped reply keeps the descriptor readable).
   Napi::Value WatchCalls(const Napi::CallbackInfo& info) {
-    SetWatch(info, &calls_, Watched::kCalls);
+    SetWatch(info, &calls_, "ipc_call_fd", &ipc_call_fd, &OnCallPoll);
     return info.Env().Undefined();
   }
 
