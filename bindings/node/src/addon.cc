@@ -347,18 +347,9 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
   Napi::Value Reply(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!open_) return Napi::Number::New(env, -EBADF);
-    if (!info[0].IsBigInt()) throw Napi::TypeError::New(env, "call must be a bigint");
-    bool lossless = false;
-    const uint64_t call = info[0].As<Napi::BigInt>().Uint64Value(&lossless);
+    const uint64_t call = call_handle(info[0]);
     IPC_MESSAGE m{};
-    const void* data = nullptr;
-    size_t len = 0;
-    bytes_of(info[1], m.payload, &data, &len);
-    if (len > IPC_MAX_PAYLOAD) return Napi::Number::New(env, -EMSGSIZE);
-    if (data != m.payload && len > 0) std::memcpy(m.payload, data, len);
-    m.size = static_cast<uint32_t>(len);
-    m.type = u32(info[2], "type");
-    m.priority = u32(info[3], "priority");
+    if (!message_of(info, 1, &m)) return Napi::Number::New(env, -EMSGSIZE);
     return Napi::Number::New(env, ipc_reply(id_, call, &m));
   }
 
@@ -368,18 +359,25 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
     Napi::Env env = info.Env();
     if (!open_) return Napi::Number::New(env, -EBADF);
     IPC_MESSAGE req{};
-    const void* data = nullptr;
-    size_t len = 0;
-    bytes_of(info[0], req.payload, &data, &len);
-    if (len > IPC_MAX_PAYLOAD) return Napi::Number::New(env, -EMSGSIZE);
-    if (data != req.payload && len > 0) std::memcpy(req.payload, data, len);
-    req.size = static_cast<uint32_t>(len);
-    req.type = u32(info[1], "type");
-    req.priority = u32(info[2], "priority");
+    if (!message_of(info, 0, &req)) return Napi::Number::New(env, -EMSGSIZE);
     uint64_t call = 0;
     const int rc = ipc_call_start(id_, &req, &call);
     if (rc < 0) return Napi::Number::New(env, rc);
     return Napi::BigInt::New(env, call);
+  }
+
+  // Fills *m from (data, type, priority) at info[at..at+2]; false when data is over
+  // IPC_MAX_PAYLOAD bytes.
+  static bool message_of(const Napi::CallbackInfo& info, size_t at, IPC_MESSAGE* m) {
+    const void* data = nullptr;
+    size_t len = 0;
+    bytes_of(info[at], m->payload, &data, &len);
+    if (len > IPC_MAX_PAYLOAD) return false;
+    if (data != m->payload && len > 0) std::memcpy(m->payload, data, len);
+    m->size = static_cast<uint32_t>(len);
+    m->type = u32(info[at + 1], "type");
+    m->priority = u32(info[at + 2], "priority");
+    return true;
   }
 
   static uint64_t call_handle(const Napi::Value& v) {
