@@ -374,8 +374,7 @@ class Channel extends EventEmitter {
       return Promise.reject(e);
     }
     return new Promise((resolve, reject) => {
-      const entry = { resolve, reject, timer: null, call: null };
-      const deadline = timeout >= 0 ? Date.now() + timeout : Infinity;
+      const entry = { resolve, reject, timer: null, call: null, timedOut: false };
       if (timeout >= 0) {
         entry.timer = setTimeout(() => {
           entry.timer = null;
@@ -384,14 +383,14 @@ class Channel extends EventEmitter {
             this._calls.delete(entry.call);
             this._unwatchCalls();
           }
-          entry.call = -1n;
+          entry.timedOut = true;
           reject(ipcError(-110 /* ETIMEDOUT */, 'ipc_call', this.name));
         }, timeout);
       }
-      // A full socket to the server (-EAGAIN) is retried on timers until the deadline.
+      // A full socket to the server (-EAGAIN) is retried on timers until the timeout fires.
       let wait = 1;
       const start = () => {
-        if (entry.call === -1n) return; // timed out meanwhile
+        if (entry.timedOut) return;
         if (this._closed) return this._settleCall(entry, ipcError(EBADF, 'ipc_call', this.name));
         let r;
         try {
@@ -400,7 +399,7 @@ class Channel extends EventEmitter {
           return this._settleCall(entry, e);
         }
         if (typeof r === 'number') {
-          if (r === EAGAIN && Date.now() < deadline) {
+          if (r === EAGAIN) {
             setTimeout(start, wait);
             wait = Math.min(wait * 2, RETRY_MAX_MS);
             return;
