@@ -122,6 +122,14 @@ char recv_byte(int fd) {
   return recv_all(fd, &c, 1) ? c : 0;
 }
 
+// Forks with nothing buffered in stdio: a child that inherits doctest's pending output
+// may print it again when it exits (TSan's _exit flushes).
+pid_t fork_clean() {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  return ::fork();
+}
+
 int wait_child(pid_t pid) {
   int st = 0;
   if (::waitpid(pid, &st, 0) != pid) return -1;
@@ -436,7 +444,7 @@ TEST_CASE("a member's copy of an entry is consistent while the registry keeps ch
   REQUIRE(::pipe2(done, O_CLOEXEC) == 0);
   constexpr int kCopies = 500'000;
   constexpr uint64_t kGens = 5'000;
-  const pid_t child = ::fork();
+  const pid_t child = fork_clean();
   REQUIRE(child >= 0);
   if (child == 0) {
     // Every copy of a taken entry must hold the fields of its own generation g:
@@ -774,13 +782,13 @@ struct Channel {
   // pages, lets writers attach, then readers join, then activates them.
   void start() {
     for (uint32_t w = 0; w < writers(); ++w) {
-      const pid_t pid = ::fork();
+      const pid_t pid = fork_clean();
       REQUIRE(pid >= 0);
       if (pid == 0) ::_exit(writer_main(w));
       wpid.push_back(pid);
     }
     for (uint32_t r = 0; r < kReaders; ++r) {
-      const pid_t pid = ::fork();
+      const pid_t pid = fork_clean();
       REQUIRE(pid >= 0);
       if (pid == 0) ::_exit(reader_main(r));
       rpid.push_back(pid);
