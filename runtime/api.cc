@@ -20,6 +20,7 @@
 #include "transports/call/call_server.h"
 #include "transports/shm/membership.h"
 #include "transports/shm/ring.h"
+#include "transports/shm/ring2.h"
 #include "transports/shm/stats.h"
 
 namespace fwipc::core {
@@ -51,9 +52,10 @@ int attach(const registry::Reply& rep, int* fds, const char* name, uint32_t mode
   Process& p = proc();
   // The creator's NAME.call is the reply's last descriptor (protocol.h).
   std::unique_ptr<call::CallServer> calls;
+  const int after = transport_fds(rep, mode, created != nullptr);  // NAME.call, then stats
   if (created != nullptr) {
-    const int at = rep.transport == static_cast<uint32_t>(TransportKind::kShmRing) ? 2 : 1;
-    if (fds[at] < 0) {
+    const int at = after;
+    if (at >= registry::kReplyFds || fds[at] < 0) {
       close_all(fds);
       return -EPROTO;
     }
@@ -67,10 +69,8 @@ int attach(const registry::Reply& rep, int* fds, const char* name, uint32_t mode
   }
   // The stats page follows NAME.call (protocol.h); without one the counters stay local.
   std::shared_ptr<stats::Mapping> page;
-  if (created != nullptr) {
-    const int at = rep.transport == static_cast<uint32_t>(TransportKind::kShmRing) ? 3 : 2;
-    if (fds[at] >= 0) page = stats::Mapping::map(fds[at], true);
-  }
+  if (created != nullptr && after + 1 < registry::kReplyFds && fds[after + 1] >= 0)
+    page = stats::Mapping::map(fds[after + 1], true);
   auto t = make_transport(rep, fds, name, mode, created, p.pid);
   close_all(fds);
   if (t && page) {
@@ -85,6 +85,7 @@ int attach(const registry::Reply& rep, int* fds, const char* name, uint32_t mode
     h->creator = created != nullptr;
     h->bridge = dynamic_cast<bridge::Bridge*>(t->get());
     h->ring = h->bridge != nullptr ? h->bridge->ring() : dynamic_cast<shm::ShmRing*>(t->get());
+    h->ring2 = dynamic_cast<shm::v2::ShmRing2*>(t->get());
     h->t = std::move(t.value());
     h->info = IPC_CHANNEL_INFO{rep.type,
                                static_cast<uint32_t>(h->t->kind()),
@@ -242,21 +243,50 @@ int notify_fd(uint32_t id) noexcept {
   return h->t->notify_fd();
 }
 
-int loan(uint32_t id, shm::Loan* out) noexcept {
+int loan(uint32_t id, Loan* out) noexcept {
   Handle* h = lookup(id);
   if (h == nullptr || !(h->mode & IPC_MODE_WRITE)) return -EBADF;
+  if (h->ring2 != nullptr) {
+    shm::v2::WLoan w;
+    if (int rc = h->ring2->loan(&w, send_timeout(*h)); rc < 0) return rc;
+    *out = Loan{w.pos, reinterpret_cast<uintptr_t>(w.data), w.data};
+    return 0;
+  }
   if (h->ring == nullptr) return -EOPNOTSUPP;
-  return h->bridge != nullptr ? h->bridge->loan(out, send_timeout(*h)) : h->ring->loan(out, send_timeout(*h));
+  shm::Loan l;
+  const int rc = h->bridge != nullptr ? h->bridge->loan(&l, send_timeout(*h)) : h->ring->loan(&l, send_timeout(*h));
+  if (rc < 0) return rc;
+  *out = Loan{l.pos, reinterpret_cast<uintptr_t>(l.slot), l.data()};
+  return 0;
 }
 
-int commit(uint32_t id, shm::Loan* l, const MsgHeader& hdr) noexcept {
+namespace {
+shm::v2::WLoan loan_v2(const Loan& l) { return shm::v2::WLoan{l.pos, reinterpret_cast<char*>(l.token)}; }
+shm::Loan loan_v4(const Loan& l) { return shm::Loan{l.pos, reinterpret_cast<shm::Slot*>(l.token)}; }
+}  // namespace
+
+int commit(uint32_t id, Loan* l, const MsgHeader& hdr) noexcept {
   Handle* h = lookup(id);
-  if (h == nullptr || h->ring == nullptr) return -EBADF;
-  return h->ring->commit(l, hdr);
+  if (h == nullptr) return -EBADF;
+  if (h->ring2 != nullptr) {
+    shm::v2::WLoan w = loan_v2(*l);
+    return h->ring2->commit(&w, hdr);
+  }
+  if (h->ring == nullptr) return -EBADF;
+  shm::Loan v = loan_v4(*l);
+  return h->ring->commit(&v, hdr);
 }
 
-void abandon(uint32_t id, shm::Loan* l) noexcept {
-  if (Handle* h = lookup(id); h != nullptr && h->ring != nullptr) h->ring->abandon(l);
+void abandon(uint32_t id, Loan* l) noexcept {
+  Handle* h = lookup(id);
+  if (h == nullptr) return;
+  if (h->ring2 != nullptr) {
+    shm::v2::WLoan w = loan_v2(*l);
+    h->ring2->abandon(&w);
+  } else if (h->ring != nullptr) {
+    shm::Loan v = loan_v4(*l);
+    h->ring->abandon(&v);
+  }
 }
 
 int call(uint32_t id, const MsgHeader& req, const void* payload, MsgHeader* rep, void* buf, uint32_t cap,

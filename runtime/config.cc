@@ -9,6 +9,7 @@
 
 #include "base/rundir.h"
 #include "transports/shm/ring.h"
+#include "transports/shm/ring2.h"
 
 namespace fwipc::core {
 namespace {
@@ -24,7 +25,10 @@ Config read_config() {
   // The spin budget is process-wide state of the ring: set once, before the first channel.
   static std::once_flag spin_once;
   std::call_once(spin_once, [] {
-    if (const char* s = std::getenv("FWIPC_SPIN_NS"); s && *s) shm::ShmRing::set_spin_ns(std::strtoll(s, nullptr, 10));
+    if (const char* s = std::getenv("FWIPC_SPIN_NS"); s && *s) {
+      shm::ShmRing::set_spin_ns(std::strtoll(s, nullptr, 10));
+      shm::v2::ShmRing2::set_spin_ns(std::strtoll(s, nullptr, 10));
+    }
   });
   Config c;
   c.runtime_dir = runtime_dir();

@@ -8,11 +8,15 @@
 #include "ipc.h"
 #include "transports/transport.h"
 
-namespace fwipc::shm {
-struct Loan;
-}
-
 namespace fwipc::core {
+
+// A zero-copy loan as IPC_LOAN carries it: the ring position, the transport's token for
+// it (layout 4: its slot; ring v2: its payload), and where the payload goes.
+struct Loan {
+  uint64_t pos = 0;
+  uintptr_t token = 0;
+  char* data = nullptr;
+};
 
 // Receive timeout meaning "the channel's own mode": forever, or 0 when non-blocking.
 inline constexpr int kDefaultTimeout = -1;
@@ -26,9 +30,9 @@ int receive(uint32_t id, MsgHeader* hdr, void* buf, uint32_t cap, int timeout_ms
 int send_batch(uint32_t id, const MsgHeader* hdrs, const void* const* payloads, uint32_t n) noexcept;
 int consume(uint32_t id, uint32_t max, Transport::Visitor fn, void* ctx, int timeout_ms) noexcept;
 int notify_fd(uint32_t id) noexcept;
-int loan(uint32_t id, shm::Loan* out) noexcept;
-int commit(uint32_t id, shm::Loan* loan, const MsgHeader& hdr) noexcept;
-void abandon(uint32_t id, shm::Loan* loan) noexcept;
+int loan(uint32_t id, Loan* out) noexcept;
+int commit(uint32_t id, Loan* loan, const MsgHeader& hdr) noexcept;
+void abandon(uint32_t id, Loan* loan) noexcept;
 int info(uint32_t id, IPC_CHANNEL_INFO* out) noexcept;
 int call(uint32_t id, const MsgHeader& req, const void* payload, MsgHeader* rep, void* buf, uint32_t cap,
          int timeout_ms) noexcept;

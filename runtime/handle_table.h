@@ -22,7 +22,10 @@
 
 namespace fwipc::shm {
 class ShmRing;
+namespace v2 {
+class ShmRing2;
 }
+}  // namespace fwipc::shm
 namespace fwipc::bridge {
 class Bridge;
 }
@@ -41,6 +44,7 @@ struct Handle {
   std::unique_ptr<Transport> t;
   shm::ShmRing* ring = nullptr;      // non-null when t is (or wraps) the shm ring (loan/commit)
   bridge::Bridge* bridge = nullptr;  // non-null when t is a QUEUE creator's bridge
+  shm::v2::ShmRing2* ring2 = nullptr;  // non-null when t is a ring v2 channel
   IPC_CHANNEL_INFO info{};           // from the registry's reply (transport: t's)
   std::unique_ptr<call::CallServer> calls;   // the creator's: serves NAME.call
   std::unique_ptr<call::CallClient> caller;  // every id's: calls the creator (connects lazily)

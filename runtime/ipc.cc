@@ -135,32 +135,33 @@ int ipc_consume(uint32_t channel_id, uint32_t max, ipc_visit_fn fn, void* ctx, i
   return fwipc::core::consume(channel_id, max, thunk, &v, timeout_ms);
 }
 
-// IPC_LOAN carries a shm::Loan: opaque[0] its position, opaque[1] its slot.
+// IPC_LOAN carries a core::Loan: opaque[0] its position, opaque[1] its token.
 static_assert(sizeof(uintptr_t) <= sizeof(uint64_t));
 
 int ipc_loan(uint32_t channel_id, IPC_LOAN* loan) {
   if (loan == nullptr) return -EFAULT;
-  fwipc::shm::Loan l;
+  fwipc::core::Loan l;
   const int rc = fwipc::core::loan(channel_id, &l);
   if (rc < 0) return rc;
-  loan->payload = l.data();
+  loan->payload = l.data;
   loan->opaque[0] = l.pos;
-  loan->opaque[1] = reinterpret_cast<uintptr_t>(l.slot);
+  loan->opaque[1] = l.token;
   return 0;
 }
 
 namespace {
-fwipc::shm::Loan unpack(const IPC_LOAN* loan) {
-  fwipc::shm::Loan l;
+fwipc::core::Loan unpack(const IPC_LOAN* loan) {
+  fwipc::core::Loan l;
   l.pos = loan->opaque[0];
-  l.slot = reinterpret_cast<fwipc::shm::Slot*>(static_cast<uintptr_t>(loan->opaque[1]));
+  l.token = static_cast<uintptr_t>(loan->opaque[1]);
+  l.data = static_cast<char*>(loan->payload);
   return l;
 }
 }  // namespace
 
 int ipc_commit(uint32_t channel_id, IPC_LOAN* loan, const IPC_HEADER* hdr) {
   if (loan == nullptr || hdr == nullptr) return -EFAULT;
-  fwipc::shm::Loan l = unpack(loan);
+  fwipc::core::Loan l = unpack(loan);
   const int rc = fwipc::core::commit(channel_id, &l, *hdr);
   *loan = IPC_LOAN{};  // committed (or refused and given back): the slot is no longer ours
   return rc;
@@ -168,7 +169,7 @@ int ipc_commit(uint32_t channel_id, IPC_LOAN* loan, const IPC_HEADER* hdr) {
 
 void ipc_abandon(uint32_t channel_id, IPC_LOAN* loan) {
   if (loan == nullptr || loan->opaque[1] == 0) return;
-  fwipc::shm::Loan l = unpack(loan);
+  fwipc::core::Loan l = unpack(loan);
   fwipc::core::abandon(channel_id, &l);
   *loan = IPC_LOAN{};
 }

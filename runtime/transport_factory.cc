@@ -2,13 +2,17 @@
 
 #include <unistd.h>
 
+#include <cstring>
+#include <mutex>
 #include <string>
 #include <utility>
 
 #include "base/rundir.h"
 #include "ipc.h"
+#include "runtime/handle_table.h"
 #include "transports/bridge/bridge.h"
 #include "transports/shm/ring.h"
+#include "transports/shm/ring2.h"
 #include "transports/socket/hub.h"
 #include "transports/socket/pipe_client.h"
 #include "transports/socket/socket_client.h"
@@ -18,13 +22,80 @@ namespace fwipc::core {
 namespace {
 // A client's inbox for SOCKET/PIPE channels, in messages.
 constexpr uint32_t kClientInboxMsgs = 256;
+
+// A ring v2 handle's requests after open, on its membership, through the process's
+// registry connection (under the process lock: the connection is not thread-safe).
+class RegistryPeers final : public shm::v2::Peers {
+ public:
+  explicit RegistryPeers(uint32_t handle) : handle_(handle) {}
+  int ring_fd(uint32_t idx, uint64_t state) noexcept override { return fd_op(registry::kRing2Ring, idx, state); }
+  int page_fd(uint32_t idx, uint64_t state) noexcept override { return fd_op(registry::kRing2Page, idx, state); }
+  int reader_ready(uint32_t idx, uint64_t state) noexcept override {
+    return op(registry::Op::kReaderReady, registry::Ring2Args{state, 0, idx, 0}, nullptr);
+  }
+  void evict(uint32_t reader_idx, uint64_t state, uint32_t, uint64_t cursor) noexcept override {
+    (void)op(registry::Op::kEvict, registry::Ring2Args{state, cursor, reader_idx, 0}, nullptr);
+  }
+
+ private:
+  int fd_op(uint32_t kind, uint32_t idx, uint64_t state) noexcept {
+    int fds[registry::kReplyFds];
+    const int rc = op(registry::Op::kRingFd, registry::Ring2Args{state, 0, idx, kind}, fds);
+    for (int i = 1; i < registry::kReplyFds; ++i)
+      if (fds[i] >= 0) ::close(fds[i]);
+    if (rc < 0) {
+      if (fds[0] >= 0) ::close(fds[0]);
+      return rc;
+    }
+    return fds[0] >= 0 ? fds[0] : -EPROTO;
+  }
+  int op(registry::Op o, const registry::Ring2Args& a, int* fds) noexcept {
+    registry::Request rq{};
+    rq.op = static_cast<uint32_t>(o);
+    rq.handle = handle_;
+    std::memcpy(rq.name, &a, sizeof a);
+    registry::Reply rep{};
+    if (fds != nullptr)
+      for (int i = 0; i < registry::kReplyFds; ++i) fds[i] = -1;
+    std::lock_guard<std::recursive_mutex> lk(proc().mu);
+    const int rc = rpc(rq, &rep, fds);
+    return rc < 0 ? rc : rep.status;
+  }
+  uint32_t handle_;
+};
+
 }  // namespace
+
+int transport_fds(const registry::Reply& rep, uint32_t mode, bool created) noexcept {
+  if (rep.transport == registry::kTransportRing2)  // directory, bells, own ring, own page
+    return 2 + ((mode & IPC_MODE_WRITE) ? 1 : 0) + ((mode & IPC_MODE_READ) ? 1 : 0);
+  return rep.transport == static_cast<uint32_t>(TransportKind::kShmRing) ? 2 : 1;
+}
 
 Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, int* fds, const char* name, uint32_t mode,
                                                   const CreateInfo* created, pid_t self) {
   using R = Result<std::unique_ptr<Transport>>;
   const bool reader = mode & IPC_MODE_READ, writer = mode & IPC_MODE_WRITE;
   auto take = [fds](int i) { return std::exchange(fds[i], -1); };
+  if (rep.transport == registry::kTransportRing2) {
+    shm::v2::Roles2 roles;
+    roles.dir_fd = take(0);
+    roles.bells_fd = take(1);
+    int at = 2;
+    if (writer) {
+      roles.ring_fd = take(at++);
+      roles.ring_index = rep.writer_index;
+      roles.ring_state = rep.writer_state;
+    }
+    if (reader) {
+      roles.page_fd = take(at);
+      roles.reader_index = rep.reader_index;
+      roles.reader_state = rep.reader_state;
+    }
+    auto t = shm::v2::ShmRing2::open(roles, std::make_shared<RegistryPeers>(rep.handle), self);
+    if (!t) return R::error(t.error());
+    return std::unique_ptr<Transport>(std::move(t.value()));
+  }
   switch (static_cast<TransportKind>(rep.transport)) {
     case TransportKind::kShmRing: {
       if (fds[0] < 0) return R::error(-EPROTO);

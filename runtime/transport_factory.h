@@ -17,6 +17,10 @@ struct CreateInfo {
   uint32_t capacity_msgs;
 };
 
+// How many of the reply's descriptors are the transport's (those after it: NAME.call and
+// the stats page, for a creator).
+int transport_fds(const registry::Reply& rep, uint32_t mode, bool created) noexcept;
+
 // Takes (and sets to -1) the descriptors of fds it keeps; the caller closes the rest.
 // created is null for an open.
 Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, int* fds, const char* name, uint32_t mode,

@@ -12,7 +12,32 @@ inline constexpr uint32_t kProtoMagic = 0x46575233;  // "FWR3"
 inline constexpr const char* kSocketName = "registry.sock";
 inline constexpr const char* kLockName = "registry.lock";
 
-enum class Op : uint32_t { kCreate = 1, kOpen = 2, kClose = 3, kPing = 4, kList = 5, kClean = 6, kQuota = 7 };
+enum class Op : uint32_t {
+  kCreate = 1,
+  kOpen = 2,
+  kClose = 3,
+  kPing = 4,
+  kList = 5,
+  kClean = 6,
+  kQuota = 7,
+  // Ring v2 (RING-V2.md section 7), on a membership (Request.handle), arguments in
+  // Ring2Args at Request.name:
+  kRingFd = 8,       // a reader asks for ring `index` (read-only), a writer for reader page `index`
+  kReaderReady = 9,  // a joining reader has set its cursors: count it
+  kEvict = 10,       // IPC_OVERFLOW_EVICT: reader `index` holds the asker's ring full at `cursor`
+};
+
+// Reply.transport for a QUEUE channel on ring v2 (ipc_channel_info reports IPC_TRANSPORT_SHM).
+inline constexpr uint32_t kTransportRing2 = 16;
+
+struct Ring2Args {
+  uint64_t state;   // the directory entry's state word the asker knows
+  uint64_t cursor;  // kEvict
+  uint32_t index;
+  uint32_t kind;  // kRingFd: kRing2Ring or kRing2Page
+};
+inline constexpr uint32_t kRing2Ring = 0;
+inline constexpr uint32_t kRing2Page = 1;
 
 // Request.flags
 inline constexpr uint32_t kWantRead = 1u;
@@ -51,7 +76,11 @@ struct Request {
 //             open:   [0] a write end of the channel FIFO, then, of those asked for, [1]
 //                     the reader's own FIFO (read end), then the writer's own FIFO (write
 //                     end): a writer-only open has its FIFO at [1]
-inline constexpr int kReplyFds = 4;
+//   kTransportRing2 create and open: [0] the directory (read-only), [1] the bells, then the
+//             member's own ring (writers, read-write) and own reader page (readers), in
+//             that order; create then adds NAME.call and the stats page
+//             kRingFd: [0] the ring or page asked for, read-only
+inline constexpr int kReplyFds = 6;
 
 struct Reply {
   int32_t status;         // 0 or a negative errno
@@ -153,6 +182,7 @@ static_assert(sizeof(QuotaInfo) == 104);
 static_assert(offsetof(Refusal, detail) == kRefusalDetail && kRefusalDetail >= sizeof(ChannelInfo) &&
               kRefusalDetail >= sizeof(QuotaInfo) && sizeof(Refusal) == 512);
 static_assert(sizeof(Request) == 112 && offsetof(Request, name) == 48);
+static_assert(sizeof(Ring2Args) <= sizeof(Request::name));
 static_assert(sizeof(ChannelInfo) == 48 + 64 + 8 * kInfoMembers);
 static_assert(sizeof(Reply) == 64 && offsetof(Reply, type) == 32);
 

@@ -34,7 +34,7 @@ constexpr uint64_t generation_of(uint64_t state) noexcept { return state >> 8; }
 struct Line0 {
   uint32_t version, header_bytes;
   uint64_t instance_id;
-  uint32_t overflow, evict_after_ms, creator_pid, max_rings, max_readers, ring_capacity;
+  uint32_t overflow, evict_after_ms, creator_pid, max_rings, max_readers, ring_capacity, ring_records;
 };
 
 // -EBADMSG unless mem holds a directory of this layout whose tables fit in bytes.
@@ -53,6 +53,7 @@ int read_line0(const void* mem, uint64_t bytes, Line0* l) noexcept {
   l->max_rings = load_word(&h->max_rings);
   l->max_readers = load_word(&h->max_readers);
   l->ring_capacity = load_word(&h->ring_capacity);
+  l->ring_records = load_word(&h->ring_records);
   if (l->version != kDirVersion || l->header_bytes != sizeof(DirHeader)) return -EBADMSG;
   if (l->max_rings == 0 || l->max_rings > kMaxRings || l->max_readers == 0 || l->max_readers > kMaxDirReaders)
     return -EBADMSG;
@@ -109,6 +110,7 @@ int DirWriter::format(void* mem, uint64_t bytes, const DirParams& p) noexcept {
   h->max_rings = p.max_rings;
   h->max_readers = p.max_readers;
   h->ring_capacity = p.ring_capacity;
+  h->ring_records = p.ring_records;
   h->closed.store(0, std::memory_order_relaxed);
   h->gen.store(0, std::memory_order_relaxed);
   // SYNC POINT WRITE: directory header. Whoever validates the magic sees the rest.
@@ -269,6 +271,7 @@ int DirReader::attach(const void* mem, uint64_t bytes) noexcept {
   max_rings_ = l.max_rings;
   max_readers_ = l.max_readers;
   ring_capacity_ = l.ring_capacity;
+  ring_records_ = l.ring_records;
   instance_id_ = l.instance_id;
   overflow_ = l.overflow;
   evict_after_ms_ = l.evict_after_ms;

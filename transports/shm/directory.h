@@ -24,7 +24,7 @@ namespace fwipc::shm::v2 {
 
 inline constexpr uint64_t kDirMagic = 0x32524944'43504946ULL;  // "FIPCDIR2" little-endian
 inline constexpr uint32_t kDirVersion = 1;
-inline constexpr uint32_t kMaxRings = 4096;   // writer handles per channel
+inline constexpr uint32_t kMaxRings = 4096;     // writer handles per channel
 inline constexpr uint32_t kMaxDirReaders = 64;  // reader handles per channel
 
 // Entry state word: generation << 8 | status. The generation is bumped whenever an entry
@@ -47,10 +47,12 @@ struct DirHeader {
   uint32_t overflow;      // IPC_OVERFLOW_*
   uint32_t evict_after_ms;
   uint32_t creator_pid;
-  uint32_t max_rings;    // RingEntry count, <= kMaxRings
-  uint32_t max_readers;  // ReaderEntry count, <= kMaxDirReaders
+  uint32_t max_rings;      // RingEntry count, <= kMaxRings
+  uint32_t max_readers;    // ReaderEntry count, <= kMaxDirReaders
   uint32_t ring_capacity;  // bytes of records of each writer's ring
-  char pad0_[64 - 48];
+  uint32_t ring_records;   // messages a writer may have unread (the channel's buffer_size in
+                           // messages, as ipc.h counts it); 0: only the bytes bound it
+  char pad0_[64 - 52];
   // Line 1: the registry, on every change.
   alignas(64) std::atomic<uint32_t> closed;
   uint32_t pad1a_;
@@ -80,6 +82,7 @@ static_assert(offsetof(DirHeader, header_bytes) == 12 && offsetof(DirHeader, ins
 static_assert(offsetof(DirHeader, overflow) == 24 && offsetof(DirHeader, evict_after_ms) == 28);
 static_assert(offsetof(DirHeader, creator_pid) == 32 && offsetof(DirHeader, max_rings) == 36);
 static_assert(offsetof(DirHeader, max_readers) == 40 && offsetof(DirHeader, ring_capacity) == 44);
+static_assert(offsetof(DirHeader, ring_records) == 48);
 static_assert(offsetof(DirHeader, closed) == 64 && offsetof(DirHeader, gen) == 72);
 static_assert(offsetof(RingEntry, state) == 0 && offsetof(RingEntry, pid) == 8 && offsetof(RingEntry, uid) == 12);
 static_assert(offsetof(RingEntry, start_time) == 16 && offsetof(RingEntry, capacity) == 24);
@@ -102,6 +105,7 @@ struct DirParams {
   uint32_t max_rings = 0;
   uint32_t max_readers = 0;
   uint32_t ring_capacity = 0;  // a valid ring capacity (wring.h: power of two, >= kMinCapacity)
+  uint32_t ring_records = 0;
 };
 
 // A consistent copy of one entry.
@@ -167,6 +171,7 @@ class DirReader {
   uint32_t max_rings() const noexcept { return max_rings_; }
   uint32_t max_readers() const noexcept { return max_readers_; }
   uint64_t ring_capacity() const noexcept { return ring_capacity_; }
+  uint32_t ring_records() const noexcept { return ring_records_; }
   uint64_t instance_id() const noexcept { return instance_id_; }
   uint32_t overflow() const noexcept { return overflow_; }
   uint32_t evict_after_ms() const noexcept { return evict_after_ms_; }
@@ -178,6 +183,7 @@ class DirReader {
   const DirReaderEntry* readers_ = nullptr;
   uint32_t max_rings_ = 0, max_readers_ = 0;
   uint64_t ring_capacity_ = 0, instance_id_ = 0;
+  uint32_t ring_records_ = 0;
   uint32_t overflow_ = 0, evict_after_ms_ = 0, creator_pid_ = 0;
 };
 

@@ -29,6 +29,8 @@ int format_ring(void* mem, uint64_t bytes, uint64_t capacity, uint32_t writer_pi
   h->tail.store(0, std::memory_order_relaxed);
   h->prio_seq.store(0, std::memory_order_relaxed);
   h->space_sleep.store(0, std::memory_order_relaxed);
+  h->bound_gen.store(0, std::memory_order_relaxed);
+  h->bound_epoch.store(0, std::memory_order_relaxed);
   reinterpret_cast<Record*>(static_cast<char*>(mem) + sizeof(RingHeader))->commit.store(0, std::memory_order_relaxed);
   // SYNC POINT WRITE: ring header. Whoever validates the magic sees the rest.
   std::atomic_thread_fence(std::memory_order_release);
@@ -42,6 +44,7 @@ int format_reader_page(void* mem, uint64_t bytes, uint32_t rings) noexcept {
   p->version = kRingVersion;
   p->rings = rings;
   p->sleep.store(0, std::memory_order_relaxed);
+  p->armed.store(0, std::memory_order_relaxed);
   for (uint32_t i = 0; i < rings; ++i) p->cursor[i].store(kDetached, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);  // SYNC POINT WRITE: reader page
   p->magic = kRingMagic;
@@ -68,18 +71,32 @@ int RingWriter::attach(void* mem, uint64_t bytes, std::atomic<uint32_t>* own_bel
   limit_ = 0;
   bell_ = own_bell;
   space_gen_ = h->space_sleep.load(std::memory_order_relaxed) & ~1u;
+  published_gen_ = h->bound_gen.load(std::memory_order_relaxed);
+  epoch_ = h->bound_epoch.load(std::memory_order_relaxed);
   return 0;
 }
 
-void RingWriter::set_readers(const ReaderPort* ports, uint32_t n) {
+void RingWriter::set_readers(const ReaderPort* ports, uint32_t n, uint64_t gen) {
   readers_.assign(ports, ports + n);
   woken_.assign(n, 0);
+  set_gen_ = gen;
   limit_ = 0;  // a new reader may hold us back from now on
 }
 
 uint64_t RingWriter::compute_limit() noexcept {
+  if (set_gen_ != published_gen_) {
+    hdr_->bound_gen.store(set_gen_, std::memory_order_release);
+    published_gen_ = set_gen_;
+  }
+  // SYNC POINT STORE-LOAD: join handshake. A joining reader stores its cursor, then loads
+  // the epoch; we store the epoch, then load the cursors (seq_cst on both sides): a bound
+  // whose epoch it did not see counts its cursor.
+  hdr_->bound_epoch.store(++epoch_, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   uint64_t min = tail_;
-  for (const ReaderPort& r : readers_) {
+  holder_ = -1;
+  for (size_t i = 0; i < readers_.size(); ++i) {
+    const ReaderPort& r = readers_[i];
     // SYNC POINT READ: cursor. Once we see c, the reader is done with every record below
     // c: we may overwrite them.
     const uint64_t c = r.cursor->load(std::memory_order_acquire);
@@ -91,12 +108,32 @@ uint64_t RingWriter::compute_limit() noexcept {
       ++ignored_;
       continue;
     }
+    if (c < min || holder_ < 0) holder_ = int(i), holder_cursor_ = c;
     min = std::min(min, c);
   }
+  min_cursor_ = min;
   return min + cap_;
 }
 
+void RingWriter::set_max_records(uint32_t n) {
+  ends_.assign(n, 0);
+  ends_head_ = ends_n_ = 0;
+}
+
+// Forgets the records every reader has passed; whether one more fits.
+bool RingWriter::records_room() noexcept {
+  if (ends_n_ < ends_.size()) return true;
+  limit_ = compute_limit();
+  const uint32_t n = uint32_t(ends_.size());
+  while (ends_n_ > 0 && ends_[ends_head_] <= min_cursor_) {
+    ends_head_ = ends_head_ + 1 == n ? 0 : ends_head_ + 1;
+    --ends_n_;
+  }
+  return ends_n_ < n;
+}
+
 bool RingWriter::room(uint64_t end) noexcept {
+  if (!ends_.empty() && !records_room()) return false;
   if (end <= limit_) return true;
   limit_ = compute_limit();
   return end <= limit_;
@@ -169,6 +206,17 @@ void RingWriter::finish(uint64_t pos, const MsgHeader& h) noexcept {
   if (h.priority != 0)  // SYNC POINT WRITE: prio_seq, after the commit it counts
     hdr_->prio_seq.store(hdr_->prio_seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   tail_ = next;
+  if (!ends_.empty()) {  // room() made sure one more fits
+    uint32_t at = ends_head_ + ends_n_;
+    if (at >= ends_.size()) at -= uint32_t(ends_.size());
+    ends_[at] = next;
+    ++ends_n_;
+  }
+  // SYNC POINT WRITE: tail, per record: a guarded reader (RingReader::overrun) checks its
+  // copies against it, so it must never trail what we are about to write by more than a
+  // record. Ordered before the next record's bytes (release fence: a seqlock's writer).
+  hdr_->tail.store(tail_, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
 }
 
 void RingWriter::end_send() noexcept {
@@ -181,6 +229,8 @@ void RingWriter::end_send() noexcept {
     woken_[i] = s;
     readers_[i].bell->fetch_add(1, std::memory_order_release);  // SYNC POINT WRITE: bell
     futex_wake_all(readers_[i].bell);
+    if (ping_ != nullptr && readers_[i].armed != nullptr && readers_[i].armed->load(std::memory_order_relaxed) != 0)
+      ping_(ping_ctx_, uint32_t(i));
     ++wakeups_;
   }
 }
@@ -238,6 +288,11 @@ int RingWriter::commit(WLoan* l, const MsgHeader& h) noexcept {
 
 int RingReader::attach(const void* mem, uint64_t bytes, uint32_t sender, std::atomic<uint64_t>* cursor,
                        std::atomic<uint32_t>* writer_bell) noexcept {
+  return attach_at(mem, bytes, sender, cursor, writer_bell, kDetached, 0);
+}
+
+int RingReader::attach_at(const void* mem, uint64_t bytes, uint32_t sender, std::atomic<uint64_t>* cursor,
+                          std::atomic<uint32_t>* writer_bell, uint64_t start, uint64_t guard_gen) noexcept {
   if (mem == nullptr || cursor == nullptr || writer_bell == nullptr) return -EINVAL;
   if (bytes < sizeof(RingHeader)) return -EBADMSG;
   const auto* h = static_cast<const RingHeader*>(mem);
@@ -256,16 +311,69 @@ int RingReader::attach(const void* mem, uint64_t bytes, uint32_t sender, std::at
   cap_ = cap;
   mask_ = cap - 1;
   pid_ = sender;
-  pos_ = tail;
+  // A start the registry set (before this ring's writer began) is kept when it is a record
+  // boundary the writer has not lapped; anything else starts at the tail.
+  pos_ = start != kDetached && start % kRecAlign == 0 && start <= tail && tail - start <= cap ? start : tail;
   corrupt_ = false;
   cursor_ = cursor;
   writer_bell_ = writer_bell;
   woken_ = 0;
-  cursor_->store(pos_, std::memory_order_release);
+  lapped_ = 0;
+  guard_gen_ = guard_gen;
+  // SYNC POINT STORE-LOAD: join handshake (see RingWriter::compute_limit).
+  cursor_->store(pos_, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  guard_epoch_ = h->bound_epoch.load(std::memory_order_relaxed);
   return 0;
 }
 
+bool RingReader::overrun(uint64_t pos, uint64_t word) noexcept {
+  // SYNC POINT READ: tail and commit word, after the copy (a seqlock's reader).
+  std::atomic_thread_fence(std::memory_order_acquire);
+  const uint64_t tail = hdr_->tail.load(std::memory_order_acquire);
+  const bool counted = hdr_->bound_gen.load(std::memory_order_acquire) >= guard_gen_ &&
+                       hdr_->bound_epoch.load(std::memory_order_acquire) > guard_epoch_;
+  if (tail % kRecAlign == 0) {
+    // Far from a lap: nothing of ours can have been written over.
+    bool intact = tail + kLapMargin <= pos + cap_;
+    // Near one (a full ring, or a writer coming round): a writer that reached our record
+    // again rewrote or cleared its commit word first (it writes in order, and our record
+    // starts with it).
+    if (!intact && word != 0)
+      intact = reinterpret_cast<const Record*>(base_ + (pos & mask_))->commit.load(std::memory_order_acquire) == word;
+    if (intact) {
+      if (counted) guard_gen_ = 0;  // its bounds hold us from now on
+      return false;
+    }
+  }
+  // Lapped (or a tail no writer stores): restart at the tail, published so the writer's
+  // next bound holds us there.
+  ++lapped_;
+  if (tail % kRecAlign != 0) {
+    corrupt_ = true;
+    return true;
+  }
+  pos_ = tail;
+  publish();
+  guard_epoch_ = hdr_->bound_epoch.load(std::memory_order_acquire);
+  return true;
+}
+
 Peek RingReader::peek(RecordView* v) noexcept {
+  // A guarded reader that was lapped restarts at the tail; a writer that laps it over and
+  // over (or lies about its tail) ends up reported corrupt.
+  for (int restarts = 0; !corrupt_ && restarts < 4; ++restarts) {
+    const Peek p = peek_lap(v);
+    if (p == Peek::kCorrupt && guard_gen_ != 0 && !corrupt_ && overrun(pos_, 0)) continue;
+    if (p == Peek::kReady && guard_gen_ != 0 && overrun(v->pos, v->pos + kRecHeader + v->hdr.size)) continue;
+    if (p == Peek::kCorrupt) corrupt_ = true;
+    return p;
+  }
+  corrupt_ = true;
+  return Peek::kCorrupt;
+}
+
+Peek RingReader::peek_lap(RecordView* v) noexcept {
   if (corrupt_) return Peek::kCorrupt;
   for (int i = 0; i < 2; ++i) {         // at most one pad, then a record at offset 0
     const uint64_t off = pos_ & mask_;  // 32-aligned, so a whole Record fits below cap_
@@ -295,8 +403,7 @@ Peek RingReader::peek(RecordView* v) noexcept {
     v->payload = reinterpret_cast<const char*>(r) + kRecHeader;
     return Peek::kReady;
   }
-  corrupt_ = true;
-  return Peek::kCorrupt;
+  return Peek::kCorrupt;  // not a record of this lap (peek decides what that means)
 }
 
 bool RingReader::ready() noexcept {
@@ -326,6 +433,7 @@ int RingReader::read(MsgHeader* hdr, void* buf, uint32_t cap) noexcept {
   *hdr = v.hdr;
   if (v.hdr.size > cap) return -EMSGSIZE;
   std::memcpy(buf, v.payload, v.hdr.size);
+  if (!intact(v)) return -EAGAIN;  // lapped while guarded: restarted at the tail
   advance(v);
   publish();
   return static_cast<int>(v.hdr.size);
@@ -377,7 +485,10 @@ int RingSet::drain() {
     Peek p;
     while (heap_.size() < heap_max_ && (p = s.r->peek(&v)) == Peek::kReady) {
       if (mine(v.hdr)) {
-        heap_.push_back(Pending{v.hdr, arrivals_++, std::vector<char>(v.payload, v.payload + v.hdr.size)});
+        Pending m{v.hdr, 0, std::vector<char>(v.payload, v.payload + v.hdr.size)};
+        if (!s.r->intact(v)) continue;  // lapped while guarded: restarted at the tail
+        m.arrival = arrivals_++;
+        heap_.push_back(std::move(m));
         std::push_heap(heap_.begin(), heap_.end(), [](const Pending& a, const Pending& b) {
           return later(a.hdr.priority, a.arrival, b.hdr.priority, b.arrival);
         });
@@ -424,6 +535,7 @@ int RingSet::receive(MsgHeader* hdr, void* buf, uint32_t cap) {
         return -EMSGSIZE;  // kept
       }
       std::memcpy(buf, v.payload, v.hdr.size);
+      if (!r->intact(v)) continue;  // lapped while guarded: restarted at the tail
       r->advance(v);
       r->publish();
       if (++taken_ >= kTurn) {

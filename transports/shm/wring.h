@@ -10,7 +10,10 @@
 //                       need at attach and never re-read it.
 //   RingHeader line 1   the writer: tail (end of the last committed record, release),
 //                       prio_seq (records with priority != 0 committed, release).
-//   RingHeader line 2   the writer: space_sleep (odd while it sleeps for space, below).
+//   RingHeader line 2   the writer: space_sleep (odd while it sleeps for space, below);
+//                       bound_gen, bound_epoch (the join handshake, see RingHeader).
+//                       tail is stored after every record, so a reader not yet counted by
+//                       the writer can tell whether what it copied was overwritten.
 //   records             the writer. Record at position p (a byte position, 64-bit, never
 //                       wraps) lives at offset p mod capacity; its first word is the commit
 //                       word: the record's exact end (p + kRecHeader + size), stored with
@@ -57,6 +60,9 @@ inline constexpr uint64_t kMaxCapacity = 1ull << 26;
 inline constexpr uint64_t kPad = 1ull << 63;
 inline constexpr uint64_t kEndMask = (1ull << 62) - 1;  // bit 62 reserved: a commit word with it is corrupt
 inline constexpr uint64_t kDetached = ~0ull;            // a cursor word no writer waits for
+// How far past its published tail a writer may be writing: a pad's word, then a whole
+// record at the lap's start and the next commit word (or a loan of kMaxRecord).
+inline constexpr uint64_t kLapMargin = 2 * 544 + 32;
 
 inline constexpr uint64_t rec_bytes(uint32_t size) noexcept {
   return (uint64_t(kRecHeader) + size + kRecAlign - 1) & ~uint64_t(kRecAlign - 1);
@@ -88,7 +94,15 @@ struct RingHeader {
   // Line 2: the writer's, written only around a sleep for space. Readers load it after
   // every cursor publication: it must not share a line with the per-send words.
   alignas(64) std::atomic<uint32_t> space_sleep;  // odd: the writer sleeps on its bell for space
-  char pad2_[64 - 4];
+  uint32_t pad2a_;
+  // Join handshake (RingReader::attach_at): the directory generation of the reader set
+  // the writer's bounds count, stored when it changes, then bound_epoch, bumped by every
+  // bound computation before it loads the cursors (seq_cst). A reader that stored its
+  // cursor, then read epoch e, is held by every bound with epoch > e once bound_gen has
+  // reached the generation at which it joined.
+  std::atomic<uint64_t> bound_gen;
+  std::atomic<uint64_t> bound_epoch;
+  char pad2_[64 - 24];
 };
 
 // A reader's own page: its sleep word, then one cursor per ring index. Writers map it
@@ -99,7 +113,8 @@ struct ReaderPage {
   uint32_t version;
   uint32_t rings;                           // cursor words that follow
   alignas(64) std::atomic<uint32_t> sleep;  // odd while sleeping
-  char pad1_[60];
+  std::atomic<uint32_t> armed;              // 1: sleeping on its notify descriptor (writers also ping)
+  char pad1_[56];
   std::atomic<uint64_t> cursor[1];  // [rings]
 };
 
@@ -136,10 +151,13 @@ FWIPC_V2_FIELD(RingHeader, instance_id, 32, 8);
 FWIPC_V2_FIELD(RingHeader, tail, 64, 8);
 FWIPC_V2_FIELD(RingHeader, prio_seq, 72, 8);
 FWIPC_V2_FIELD(RingHeader, space_sleep, 128, 4);
+FWIPC_V2_FIELD(RingHeader, bound_gen, 136, 8);
+FWIPC_V2_FIELD(RingHeader, bound_epoch, 144, 8);
 FWIPC_V2_FIELD(ReaderPage, magic, 0, 8);
 FWIPC_V2_FIELD(ReaderPage, version, 8, 4);
 FWIPC_V2_FIELD(ReaderPage, rings, 12, 4);
 FWIPC_V2_FIELD(ReaderPage, sleep, 64, 4);
+FWIPC_V2_FIELD(ReaderPage, armed, 68, 4);
 FWIPC_V2_FIELD(ReaderPage, cursor, 128, 8);
 static_assert(sizeof(Bell) == 64);
 #undef FWIPC_V2_FIELD
@@ -159,6 +177,7 @@ struct ReaderPort {
   const std::atomic<uint64_t>* cursor = nullptr;
   const std::atomic<uint32_t>* sleep = nullptr;
   std::atomic<uint32_t>* bell = nullptr;
+  const std::atomic<uint32_t>* armed = nullptr;  // optional: ping (set_ping) when set
 };
 
 // A zero-copy loan: kMaxPayload bytes inside the ring, reserved until commit or abandon.
@@ -175,8 +194,15 @@ class RingWriter {
   // Validates the header of a formatted ring mapped read-write. -EBADMSG if not a ring
   // of this layout (or bytes disagree with it).
   int attach(void* mem, uint64_t bytes, std::atomic<uint32_t>* own_bell) noexcept;
-  // The readers that hold this ring back and get woken. Replaces the previous set.
-  void set_readers(const ReaderPort* ports, uint32_t n);
+  // The readers that hold this ring back and get woken. Replaces the previous set. gen:
+  // the directory generation this set reflects, published in bound_gen with the next bound.
+  void set_readers(const ReaderPort* ports, uint32_t n, uint64_t gen = 0);
+  // Called for reader port i woken while armed on its notify descriptor (after the bell).
+  // At most n records unread by some reader (0: bytes alone bound the writer): the
+  // channel's buffer_size counts messages (ipc.h), whatever their size.
+  void set_max_records(uint32_t n);
+  using PingFn = void (*)(void* ctx, uint32_t port) noexcept;
+  void set_ping(PingFn fn, void* ctx) noexcept { ping_ = fn, ping_ctx_ = ctx; }
 
   // Returns the payload size, or -EMSGSIZE, -EAGAIN (no room, timeout_ns == 0),
   // -ETIMEDOUT. timeout_ns < 0: wait for room as long as it takes.
@@ -194,6 +220,9 @@ class RingWriter {
   uint64_t capacity() const noexcept { return cap_; }
   uint64_t ignored_cursors() const noexcept { return ignored_; }  // impossible cursor words seen
   uint64_t wakeups() const noexcept { return wakeups_; }
+  // The reader port whose cursor set the last bound (-1: none), and that cursor.
+  int holder() const noexcept { return holder_; }
+  uint64_t holder_cursor() const noexcept { return holder_cursor_; }
 
   static constexpr int64_t kSpinNs = 50'000;
   static constexpr int64_t kSleepSliceNs = 100'000'000;  // a lost or scribbled bell costs at most this
@@ -220,6 +249,15 @@ class RingWriter {
   std::vector<uint32_t> woken_;  // the sleep word we last woke each reader for
   uint64_t ignored_ = 0, wakeups_ = 0;
   uint32_t space_gen_ = 0;
+  uint64_t set_gen_ = 0, published_gen_ = 0, epoch_ = 0;
+  int holder_ = -1;
+  uint64_t holder_cursor_ = 0;
+  uint64_t min_cursor_ = 0;     // of the last bound
+  std::vector<uint64_t> ends_;  // set_max_records: ends of records not known read, a ring
+  uint32_t ends_head_ = 0, ends_n_ = 0;
+  bool records_room() noexcept;
+  PingFn ping_ = nullptr;
+  void* ping_ctx_ = nullptr;
 };
 
 // A record as the reader found it: every field a local copy, checked.
@@ -242,6 +280,27 @@ class RingReader {
   // sleeps for space. Starts at the writer's current tail.
   int attach(const void* mem, uint64_t bytes, uint32_t sender, std::atomic<uint64_t>* cursor,
              std::atomic<uint32_t>* writer_bell) noexcept;
+  // As attach, starting at `start` when it is a record boundary no later than the tail and
+  // within a lap of it (a cursor the registry set before the ring's writer began), else at
+  // the tail. guard_gen > 0: the writer may not count this reader yet; until the ring's
+  // bound_gen reaches guard_gen every record is checked against the tail (a lapped
+  // reader restarts at the tail, counted in lapped()) instead of being taken for corrupt.
+  int attach_at(const void* mem, uint64_t bytes, uint32_t sender, std::atomic<uint64_t>* cursor,
+                std::atomic<uint32_t>* writer_bell, uint64_t start, uint64_t guard_gen) noexcept;
+  // After copying v's payload: false if the writer may have overwritten it meanwhile (only
+  // while guarded; the copy must then be dropped and peek() called again).
+  bool intact(const RecordView& v) noexcept {
+    return guard_gen_ == 0 || !overrun(v.pos, v.pos + kRecHeader + v.hdr.size);
+  }
+  bool guarded() const noexcept { return guard_gen_ != 0; }
+  // Raises the generation a guarded reader waits for (a joining reader learns the one it
+  // was activated at after attaching its rings).
+  void set_guard_gen(uint64_t g) noexcept {
+    if (guard_gen_ != 0 && g > guard_gen_) guard_gen_ = g;
+  }
+  uint64_t lapped() const noexcept { return lapped_; }
+  // Readable end of what the writer committed (RingHeader.tail, acquire).
+  uint64_t writer_tail() const noexcept { return hdr_->tail.load(std::memory_order_acquire); }
   // The record at the cursor (pads passed). kCorrupt is sticky: the ring is then never
   // read again (its writer broke the format; other rings are unaffected).
   Peek peek(RecordView* v) noexcept;
@@ -288,7 +347,15 @@ class RingReader {
   bool corrupt_ = false;
   std::atomic<uint64_t>* cursor_ = nullptr;
   std::atomic<uint32_t>* writer_bell_ = nullptr;
-  uint32_t woken_ = 0;  // the writer's space_sleep word we last woke it for
+  uint32_t woken_ = 0;        // the writer's space_sleep word we last woke it for
+  uint64_t guard_gen_ = 0;    // > 0: guarded until bound_gen >= this ...
+  uint64_t guard_epoch_ = 0;  // ... and bound_epoch > this
+  uint64_t lapped_ = 0;
+  // Guarded: may the writer have overwritten the record at pos (whose commit word was
+  // `word`, 0 if it was not a record)? Then restarts at the tail. Clears the guard once the
+  // writer's bounds count us.
+  bool overrun(uint64_t pos, uint64_t word) noexcept;
+  Peek peek_lap(RecordView* v) noexcept;  // peek without the guard
 };
 
 // A reader's sleep across all its rings: the sleep word in its page, its bell.
@@ -300,6 +367,7 @@ class ReaderSleep {
   // slice_ns. Returns 0 (woken or ready) or -ETIMEDOUT.
   template <typename Ready>
   int sleep(Ready any_ready, int64_t slice_ns) noexcept {
+    disarm();
     const uint32_t v = bell_->load(std::memory_order_acquire);
     // SYNC POINT STORE-LOAD: data sleep. We store odd, then re-check the rings; a writer
     // stores its commit, then loads our sleep word (Dekker: seq_cst on both sides).
@@ -309,6 +377,17 @@ class ReaderSleep {
     if (!any_ready()) rc = wait(v, slice_ns);
     sleep_->store(++gen_, std::memory_order_relaxed);  // even: awake
     return rc;
+  }
+  // For a reader that waits on its notify descriptor instead: announced asleep (writers
+  // wake it once per arm), until disarm() or the next sleep().
+  void arm() noexcept {
+    if ((gen_ & 1u) != 0) ++gen_;  // a new sleep value: every writer wakes it again
+    // SYNC POINT STORE-LOAD: data sleep (the caller re-checks its rings after this).
+    sleep_->store(++gen_, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+  void disarm() noexcept {
+    if ((gen_ & 1u) != 0) sleep_->store(++gen_, std::memory_order_relaxed);
   }
 
  private:
@@ -339,6 +418,11 @@ class RingSet {
   // -EBADMSG once for each ring found corrupt (corrupt_ring() names the last; the ring
   // is then left out).
   int receive(MsgHeader* hdr, void* buf, uint32_t cap);
+  // Visits up to max messages for us in delivery order, in place where no priority is in
+  // play and the ring is not guarded (else copies), publishing each ring's cursor once.
+  // Returns how many, or -EAGAIN / -EBADMSG as receive.
+  template <typename Fn>
+  int consume(uint32_t max, Fn&& fn);
   // Anything (or a corruption to report) waiting?
   bool ready();
   int corrupt_ring() const noexcept { return corrupt_idx_; }
@@ -369,5 +453,46 @@ class RingSet {
   uint64_t arrivals_ = 0;
   int corrupt_idx_ = -1;
 };
+
+template <typename Fn>
+int RingSet::consume(uint32_t max, Fn&& fn) {
+  uint32_t got = 0;
+  char buf[kMaxPayload];
+  MsgHeader h;
+  // The heap, or a guarded ring next: copies, one by one.
+  auto copied = [&]() {
+    const int rc = receive(&h, buf, sizeof buf);
+    if (rc >= 0) fn(h, buf), ++got;
+    return rc;
+  };
+  if (!heap_.empty() || priorities_moved()) {
+    while (got < max && copied() >= 0) {
+    }
+    return got > 0 ? int(got) : copied();
+  }
+  for (size_t tried = 0; tried <= rings_.size() && !rings_.empty() && got < max; ++tried) {
+    if (next_ >= rings_.size()) next_ = 0;
+    RingReader* r = rings_[next_].r;
+    if (r->guarded()) {
+      if (copied() < 0) break;
+      continue;
+    }
+    RecordView v;
+    Peek p = Peek::kEmpty;
+    uint32_t turn = 0;
+    while (got < max && turn < kTurn && (p = r->peek(&v)) == Peek::kReady) {
+      if (mine(v.hdr)) fn(v.hdr, v.payload), ++got, ++turn;
+      r->advance(v);
+    }
+    r->publish();
+    if (p == Peek::kCorrupt) {
+      if (got > 0) return int(got);  // reported on the next call
+      return report_corrupt(next_);
+    }
+    taken_ = 0;
+    ++next_;
+  }
+  return got > 0 ? int(got) : -EAGAIN;
+}
 
 }  // namespace fwipc::shm::v2

@@ -37,7 +37,7 @@ Reply reply_for(uint32_t h, const Channel& ch, const Membership& m) {
   Reply r = error_reply(0);
   r.handle = h;
   r.channel = ch.id;
-  r.transport = static_cast<uint32_t>(ch.transport);
+  r.transport = ch.v2 ? kTransportRing2 : static_cast<uint32_t>(ch.transport);
   r.reader_index = m.reader_index;
   r.reader_state = m.reader_state;
   r.writer_index = m.writer_index;
@@ -48,6 +48,7 @@ Reply reply_for(uint32_t h, const Channel& ch, const Membership& m) {
   r.mode = ch.mode;
   auto slots = shm::Segment::slots_for_capacity(ch.capacity);
   r.capacity_bytes = (slots ? *slots : shm::kDefaultSlots) * shm::kSlotBytes;
+  if (ch.v2) r.capacity_bytes = ch.v2->w.header()->ring_capacity;  // per writer
   r.creator_pid = static_cast<uint32_t>(ch.creator_pid);
   r.overflow = ch.overflow;
   r.evict_after_ms = ch.evict_after_ms;
@@ -72,6 +73,9 @@ void Server::handle(Client& c, Request& rq, ssize_t n) {
       case Op::kOpen: r = open(c, rq); break;
       case Op::kClose: r = close(c, rq); break;
       case Op::kPing: r.status = 0; break;
+      case Op::kRingFd:
+      case Op::kReaderReady:
+      case Op::kEvict: r = ring2_op(c, rq); break;
       default: r.status = -EOPNOTSUPP;
     }
   }
@@ -131,10 +135,15 @@ Reply Server::create(Client& c, const Request& rq) {
   } else {
     // No memory, no memfd: a QUEUE channel falls back to a socket, transparently.
     bool on_shm = rq.type == IPC_TYPE_QUEUE && !(rq.flags & kNoShm);
-    if (on_shm && (rc = create_shm(c, *ch, *slots, (cm & IPC_MODE_READ) != 0, m)) < 0) return error_reply(rc);
+    if (on_shm && opts_.ring_v2)
+      rc = create_ring2(c, *ch, cm, m);
+    else if (on_shm)
+      rc = create_shm(c, *ch, *slots, (cm & IPC_MODE_READ) != 0, m);
+    if (rc < 0) return error_reply(rc);
     on_shm = on_shm && rc == 0;
     ch->transport = on_shm ? TransportKind::kShmRing : TransportKind::kSocket;
-    rc = create_socket(*ch);
+    // Ring v2 needs no bridge: every uid the mode admits maps the channel itself.
+    rc = ch->v2 && on_shm ? 0 : create_socket(*ch);
   }
   if (rc == 0) rc = create_call_socket(*ch);  // after the transport's descriptors (protocol.h)
   if (rc == 0) {
@@ -176,7 +185,7 @@ Reply Server::open(Client& c, const Request& rq) {
   if (c.members.size() >= kMaxMembershipsPerClient) return error_reply(-ENOSPC);
   // A reader served by the creator's hub or bridge has a queue there, counted against
   // the reader's uid (the ring's own members read in place).
-  const bool queued = want_read && (ch->transport != TransportKind::kShmRing || !shares_ring(c, *ch));
+  const bool queued = want_read && (ch->transport != TransportKind::kShmRing || (!ch->v2 && !shares_ring(c, *ch)));
   auto slots = shm::Segment::slots_for_capacity(ch->capacity);
   const uint64_t amount[kQuotaKeys] = {0, queued ? hub_bytes(slots ? *slots : shm::kDefaultSlots) : 0, 0, 1};
   if (int rc = admit(c, amount); rc < 0) return error_reply(rc);
@@ -187,6 +196,8 @@ Reply Server::open(Client& c, const Request& rq) {
   int rc = 0;
   if (ch->transport == TransportKind::kPipe)
     rc = open_pipe(c, *ch, want_read, want_write, m);
+  else if (ch->v2)
+    rc = open_ring2(c, *ch, want_read, want_write, m);
   else if (ch->transport == TransportKind::kShmRing)
     rc = open_shm(c, *ch, want_read, want_write, m);
   if (rc < 0) return error_reply(rc);
@@ -196,7 +207,7 @@ Reply Server::open(Client& c, const Request& rq) {
   const uint32_t h = c.next_handle++;
   Reply r = reply_for(h, *ch, m);
   // Another uid reaches a QUEUE channel through the creator's bridge socket, never the ring.
-  if (ch->transport == TransportKind::kShmRing && !shares_ring(c, *ch))
+  if (ch->transport == TransportKind::kShmRing && !ch->v2 && !shares_ring(c, *ch))
     r.transport = static_cast<uint32_t>(TransportKind::kSocket);
   c.members[h] = std::move(m);
   return r;
@@ -212,7 +223,10 @@ Reply Server::close(Client& c, const Request& rq) {
 
 void Server::release(Membership& m) {
   Channel* ch = m.ch;
-  if (ch->transport == TransportKind::kShmRing) release_shm(m);
+  if (ch->v2)
+    release_ring2(m);
+  else if (ch->transport == TransportKind::kShmRing)
+    release_shm(m);
   release_pipe(m);
   charge(m.uid, kQuotaMemberships, -1);
   if (m.bytes) charge(m.uid, kQuotaBytes, -int64_t(m.bytes));
@@ -228,7 +242,10 @@ void Server::unlink_name(Channel* ch) {
   ch->name.clear();
   if (ch->counted) charge(ch->uid, kQuotaChannels, -1);  // its memory goes with the channel
   ch->counted = false;
-  if (ch->transport == TransportKind::kShmRing) shm::close_channel(ch->seg);
+  if (ch->v2)
+    close_ring2(*ch);
+  else if (ch->transport == TransportKind::kShmRing)
+    shm::close_channel(ch->seg);
   if (!ch->path.empty()) ::unlink(ch->path.c_str());
   if (!ch->call_path.empty()) ::unlink(ch->call_path.c_str());
   settle_keepers(*ch, true);  // writers now see EPIPE: no reader is left
@@ -269,7 +286,7 @@ void Server::list(Client& c, const Request& rq) {
         ++info.member_count;
       }
     }
-    if (ch.transport == TransportKind::kShmRing && permitted(c, ch, true, false) && shares_ring(c, ch)) {
+    if (ch.transport == TransportKind::kShmRing && !ch.v2 && permitted(c, ch, true, false) && shares_ring(c, ch)) {
       pass[npass++] = ch.seg.fd();
       info.attached |= kAttachedSegment;
     }

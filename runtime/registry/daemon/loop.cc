@@ -189,7 +189,7 @@ void Server::drop_client(int fd) {
   // The connection closes when the process dies: release its readers so writers are not
   // held back by a dead cursor, and unlink the channels it created.
   for (auto& [h, m] : it->second->members) {
-    if (m.ch->transport == TransportKind::kShmRing) {
+    if (m.ch->transport == TransportKind::kShmRing && !m.ch->v2) {
       shm::release_sleeper(m.ch->seg, it->second->cred.pid);  // died blocked on a full ring
       // Died between claim and commit: readers skip the claim now rather than at their
       // next liveness check (and fd-armed readers get pinged).
@@ -209,6 +209,7 @@ bool Server::tick() {
   bool more = sweep();
   more = expire_refused() || more;
   for (auto& [id, ch] : channels_) {
+    if (ch->v2) more = settle_rings(*ch) || more;  // dead writers' rings readers still hold
     if (ch->keepers.empty()) continue;
     settle_keepers(*ch, false);
     more = more || !ch->keepers.empty();

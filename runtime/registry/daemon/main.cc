@@ -39,6 +39,11 @@ constexpr const char* kHelp =
     "                     (it never runs without the policy it was given)\n"
     "  --help             this text\n"
     "\n"
+    "Environment: FWIPC_RING=2 puts new QUEUE channels on ring v2 (one ring per writer,\n"
+    "mapped directly by every uid the channel's mode admits; see transports/shm/RING-V2.md).\n"
+    "Without it they use the shared ring (layout 4), and other uids go through the\n"
+    "creator's bridge socket. Ring v2 channels are not adopted after a restart yet.\n"
+    "\n"
     "Files in DIR: registry.sock (requests), registry.lock (held while running: one\n"
     "registry per directory), registry.state (channels to adopt after a restart), and the\n"
     "channels' NAME.sock sockets and NAME.fifo* FIFOs.\n"
@@ -59,6 +64,7 @@ constexpr const char* kHelp =
 int main(int argc, char** argv) {
   fwipc::registry::ServerOptions o;
   o.runtime_dir = fwipc::runtime_dir();
+  if (const char* e = std::getenv("FWIPC_RING"); e != nullptr && std::strcmp(e, "2") == 0) o.ring_v2 = true;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
       std::fputs(kHelp, stdout);

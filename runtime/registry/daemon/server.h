@@ -27,6 +27,7 @@
 #include "runtime/registry/protocol.h"
 #include "runtime/registry/stale_files.h"
 #include "transports/frame.h"
+#include "transports/shm/directory.h"
 #include "transports/shm/membership.h"
 #include "transports/shm/ring.h"
 #include "transports/transport.h"
@@ -37,6 +38,7 @@ struct ServerOptions {
   std::string runtime_dir;
   int idle_exit_ms = -1;    // exit after this long with no clients and no channels; < 0: never
   std::string policy_path;  // empty: $FWIPC_POLICY_FILE, else the default (policy.h)
+  bool ring_v2 = false;     // QUEUE channels on ring v2 ($FWIPC_RING=2 at start)
 };
 
 // Runs until SIGTERM/SIGINT, a fatal error or idle exit. Returns 0, or 1 when another
@@ -67,6 +69,29 @@ inline constexpr size_t kMaxKeepers = 4096;
 inline constexpr const char* kStateName = "registry.state";
 inline constexpr int kSweepMs = 200;
 
+// A QUEUE channel on ring v2 (channel_ring2.cc, RING-V2.md): the directory (mapped
+// read-write here only, members get it read-only), the bells, every writer's ring (never
+// mapped here after formatting) and every reader's page (mapped: the registry sets a
+// reader's cursor for a ring it adds and reads them to know when a dead writer's ring is
+// finished).
+struct Ring2 {
+  struct Mem {
+    int fd = -1;
+    void* mem = nullptr;
+    uint64_t bytes = 0;
+    uint64_t state = 0;  // the directory entry's, for rings and pages
+    bool draining = false;
+  };
+  Mem dir, bells;
+  shm::v2::DirWriter w;
+  std::vector<Mem> rings;  // by ring index
+  std::vector<Mem> pages;  // by reader index
+  Ring2() = default;
+  Ring2(const Ring2&) = delete;
+  Ring2& operator=(const Ring2&) = delete;
+  ~Ring2();
+};
+
 struct Channel {
   uint32_t id = 0;
   std::string name;   // empty once unlinked (creator closed or died)
@@ -78,9 +103,10 @@ struct Channel {
   uint32_t overflow = 0;        // IPC_OVERFLOW_*
   uint32_t evict_after_ms = 0;  // IPC_OVERFLOW_EVICT's bound
   TransportKind transport = TransportKind::kShmRing;
-  shm::Segment seg;       // kShmRing
-  std::string path;       // kSocket: the socket the creator's runtime serves; kPipe: the channel FIFO
-  std::string call_path;  // NAME.call: request/reply, served by the creator's runtime
+  shm::Segment seg;           // kShmRing
+  std::unique_ptr<Ring2> v2;  // kShmRing on ring v2 (then seg is empty)
+  std::string path;           // kSocket: the socket the creator's runtime serves; kPipe: the channel FIFO
+  std::string call_path;      // NAME.call: request/reply, served by the creator's runtime
   // The stats page the creator's runtime publishes its queue counters in (transports/
   // stats.h): made here, passed to the creator and (read-only) to observers; never mapped.
   struct OwnedFd {
@@ -129,8 +155,10 @@ struct Membership {
   std::string reader_fifo;     // PIPE readers: their FIFO, removed with the membership
   std::string writer_fifo;     // PIPE writers: the same
   bool remote_writer = false;  // QUEUE: writes through the creator's bridge
-  uid_t uid = 0;               // the member's: counted against it (quota.cc)
-  uint64_t bytes = 0;          // the queue a hub or bridge keeps for this reader
+  uint64_t ring_state = 0;     // ring v2: the directory states of writer_index/reader_index
+  uint64_t page_state = 0;
+  uid_t uid = 0;       // the member's: counted against it (quota.cc)
+  uint64_t bytes = 0;  // the queue a hub or bridge keeps for this reader
 };
 
 struct Client {
@@ -195,6 +223,14 @@ class Server {
   int create_shm(Client& c, Channel& ch, uint32_t slots, bool creator_reads, Membership& m);
   int open_shm(Client& c, Channel& ch, bool want_read, bool want_write, Membership& m);
   void release_shm(Membership& m);
+  // Ring v2 (channel_ring2.cc): create/open pass [directory, bells, own ring, own page];
+  // the ops members use after open; releasing a membership; freeing finished rings.
+  int create_ring2(Client& c, Channel& ch, uint32_t creator_mode, Membership& m);
+  int open_ring2(Client& c, Channel& ch, bool want_read, bool want_write, Membership& m);
+  Reply ring2_op(Client& c, const Request& rq);
+  void release_ring2(Membership& m);
+  void close_ring2(Channel& ch);
+  bool settle_rings(Channel& ch);  // whether draining rings remain
   int create_socket(Channel& ch);
   int create_call_socket(Channel& ch);
   int create_pipe(Channel& ch);

@@ -62,7 +62,8 @@ std::vector<StateRecord> read_state_file(const std::string& path) {
 void Server::save_state() {
   std::vector<StateRecord> records;
   for (const auto& [id, ch] : channels_) {
-    if (ch->name.empty()) continue;
+    // Ring v2 channels are not adopted by a restarted registry yet (RING-V2.md section 6).
+    if (ch->name.empty() || ch->v2) continue;
     StateRecord r;
     r.name = ch->name;
     r.type = ch->type;

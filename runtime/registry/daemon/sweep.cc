@@ -41,7 +41,7 @@ bool Server::sweep() {
       continue;
     }
     bool gone = !process_alive(ch->creator_pid, ch->creator_start);
-    if (!gone && ch->transport == TransportKind::kShmRing) {
+    if (!gone && ch->transport == TransportKind::kShmRing && !ch->v2) {
       gone = ch->seg.header()->closed.load(std::memory_order_acquire) != 0;
       if (!gone) shm::reap_dead_entries(ch->seg);  // nobody else tracks pre-restart members
     } else if (!gone && ch->transport == TransportKind::kSocket) {

@@ -1,0 +1,449 @@
+// ShmRing2: the v2 QUEUE transport (see ring2.h, RING-V2.md sections 4-6).
+#include "transports/shm/ring2.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+
+#include "base/cpu.h"
+#include "base/time.h"
+#include "ipc.h"
+
+namespace fwipc::shm::v2 {
+
+struct ShmRing2::Map {
+  int fd = -1;
+  void* mem = nullptr;
+  uint64_t bytes = 0;
+  ~Map() {
+    if (mem != nullptr) ::munmap(mem, bytes);
+    if (fd >= 0) ::close(fd);
+  }
+  // Maps all of fd (its size from our own fstat, never from what it holds). Takes fd.
+  static std::unique_ptr<Map> of(int fd, bool writable, int* err) noexcept {
+    auto m = std::make_unique<Map>();
+    m->fd = fd;
+    struct stat st;
+    if (fd < 0 || ::fstat(fd, &st) != 0 || st.st_size <= 0) {
+      *err = fd < 0 ? -EBADF : -EPROTO;
+      return nullptr;
+    }
+    m->bytes = uint64_t(st.st_size);
+    void* p = ::mmap(nullptr, m->bytes, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+      *err = -errno;
+      return nullptr;
+    }
+    m->mem = p;
+    return m;
+  }
+};
+
+// A writer's ring as one of our readers sees it.
+struct ShmRing2::Ring {
+  uint64_t state = 0;
+  bool draining = false;
+  std::unique_ptr<Map> map;
+  RingReader r;
+};
+
+// A reader's page as one of our writers sees it.
+struct ShmRing2::Page {
+  uint64_t state = 0;
+  std::unique_ptr<Map> map;
+};
+
+namespace {
+
+socklen_t notify_addr(uint64_t instance, uint32_t idx, uint64_t state, sockaddr_un* a) {
+  std::memset(a, 0, sizeof *a);
+  a->sun_family = AF_UNIX;
+  const int n = std::snprintf(a->sun_path + 1, sizeof a->sun_path - 1, "fwipc2/%016llx/%u/%llx",
+                              static_cast<unsigned long long>(instance), idx, static_cast<unsigned long long>(state));
+  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
+}
+
+int sender_socket() {
+  static int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  return fd;
+}
+
+void ping(uint64_t instance, uint32_t idx, uint64_t state) {
+  sockaddr_un a;
+  const socklen_t len = notify_addr(instance, idx, state, &a);
+  const char b = 1;
+  (void)::sendto(sender_socket(), &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&a), len);
+}
+
+bool page_ok(const ReaderPage* p, uint64_t bytes, uint32_t rings) {
+  return bytes >= reader_page_bytes(rings) && p->magic == kRingMagic && p->version == kRingVersion && p->rings >= rings;
+}
+
+std::atomic<int64_t>& spin_budget() {
+  static std::atomic<int64_t> v{50'000};
+  return v;
+}
+
+}  // namespace
+
+int64_t ShmRing2::spin_ns() noexcept { return spin_budget().load(std::memory_order_relaxed); }
+void ShmRing2::set_spin_ns(int64_t ns) noexcept { spin_budget().store(ns, std::memory_order_relaxed); }
+
+// ---------------------------------------------------------------- open, close
+
+Result<std::unique_ptr<ShmRing2>> ShmRing2::open(Roles2 roles, std::shared_ptr<Peers> peers, pid_t self) noexcept {
+  using R = Result<std::unique_ptr<ShmRing2>>;
+  std::unique_ptr<ShmRing2> t(new ShmRing2());
+  t->peers_ = std::move(peers);
+  const int rc = t->setup(roles, self);
+  for (int fd : {roles.dir_fd, roles.bells_fd, roles.ring_fd, roles.page_fd})
+    if (fd >= 0) ::close(fd);  // those setup did not take
+  if (rc < 0) return R::error(rc);
+  return t;
+}
+
+int ShmRing2::setup(Roles2& ro, pid_t self) noexcept {
+  self_ = self;
+  int err = 0;
+  dir_map_ = Map::of(std::exchange(ro.dir_fd, -1), false, &err);
+  if (!dir_map_) return err;
+  if (int rc = dir_.attach(dir_map_->mem, dir_map_->bytes); rc < 0) return rc;
+  bells_map_ = Map::of(std::exchange(ro.bells_fd, -1), true, &err);
+  if (!bells_map_) return err;
+  if (bells_map_->bytes < bells_bytes(dir_.max_rings(), dir_.max_readers())) return -EPROTO;
+
+  if (ro.ring_index >= 0) {
+    if (uint32_t(ro.ring_index) >= dir_.max_rings()) return -EPROTO;
+    ring_map_ = Map::of(std::exchange(ro.ring_fd, -1), true, &err);
+    if (!ring_map_) return err;
+    // From now on nobody, not even a process that reopens the memfd read-write through
+    // /proc, can map it writable: the registry passes it to readers only once sealed.
+    if (::fcntl(ring_map_->fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) != 0) return -errno;
+    ring_index_ = ro.ring_index;
+    if (int rc = w_.attach(ring_map_->mem, ring_map_->bytes, bell(uint32_t(ring_index_))); rc < 0) return rc;
+    w_.set_ping(&ShmRing2::ping_port, this);
+    w_.set_max_records(dir_.ring_records());
+  }
+  if (ro.reader_index >= 0) {
+    if (uint32_t(ro.reader_index) >= dir_.max_readers()) return -EPROTO;
+    page_map_ = Map::of(std::exchange(ro.page_fd, -1), true, &err);
+    if (!page_map_) return err;
+    page_ = static_cast<ReaderPage*>(page_map_->mem);
+    if (!page_ok(page_, page_map_->bytes, dir_.max_rings())) return -EPROTO;
+    if (::fcntl(page_map_->fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) != 0) return -errno;
+    reader_index_ = ro.reader_index;
+    // The registry's reply carries the state's low 32 bits; the directory has all of it.
+    EntryView me;
+    if (!dir_.reader(uint32_t(reader_index_), &me) || uint32_t(me.state) != uint32_t(ro.reader_state)) return -EPROTO;
+    reader_state_ = me.state;
+    rings_.resize(dir_.max_rings());
+    set_ = std::make_unique<RingSet>(uint32_t(self));
+    sleep_ = std::make_unique<ReaderSleep>(&page_->sleep, bell(dir_.max_rings() + uint32_t(reader_index_)));
+    // Join: a cursor on every ring, then the registry counts us. Rings we attach now are
+    // guarded until their writers' bounds count us (the generation after activation).
+    refresh_reader(true);
+    if (int rc = peers_->reader_ready(uint32_t(reader_index_), reader_state_); rc < 0) return rc;
+    if (!dir_.reader(uint32_t(reader_index_), &me) || (me.state >> 8) != (reader_state_ >> 8)) return -EPROTO;
+    reader_state_ = me.state;  // active now: writers ping us under this state
+    joined_ = true;
+    const uint64_t g = dir_.gen();
+    for (auto& r : rings_)
+      if (r) r->r.set_guard_gen(g);
+  }
+  return 0;
+}
+
+ShmRing2::~ShmRing2() {
+  if (notify_fd_ >= 0) ::close(notify_fd_);
+}
+
+void ShmRing2::forget_after_fork() noexcept {
+  // The ring and the page are the parent's roles: two writers in one ring would break it.
+  forgotten_ = true;
+}
+
+std::atomic<uint32_t>* ShmRing2::bell(uint32_t i) const noexcept {
+  return &static_cast<Bell*>(bells_map_->mem)[i].word;
+}
+
+// ---------------------------------------------------------------- writer
+
+void ShmRing2::refresh_writer() noexcept {
+  const uint64_t g = dir_.gen();
+  const uint32_t n = dir_.max_readers();
+  if (pages_.size() != n) pages_.resize(n);
+  std::vector<ReaderPort> ports;
+  port_reader_.clear();
+  for (uint32_t i = 0; i < n; ++i) {
+    EntryView e;
+    const bool active = dir_.reader(i, &e) && e.status() == kActive;
+    auto& p = pages_[i];
+    if (!active) {
+      p.reset();
+      continue;
+    }
+    if (!p || p->state != e.state) {
+      p.reset();
+      const int fd = peers_->page_fd(i, e.state);
+      if (fd < 0) continue;  // gone meanwhile: the next generation says so
+      int err = 0;
+      auto m = Map::of(fd, false, &err);
+      if (!m || !page_ok(static_cast<const ReaderPage*>(m->mem), m->bytes, dir_.max_rings())) continue;
+      p = std::make_unique<Page>();
+      p->state = e.state;
+      p->map = std::move(m);
+    }
+    auto* pg = static_cast<ReaderPage*>(p->map->mem);
+    ports.push_back(ReaderPort{&pg->cursor[ring_index_], &pg->sleep, bell(dir_.max_rings() + i), &pg->armed});
+    port_reader_.push_back(i);
+  }
+  w_.set_readers(ports.data(), uint32_t(ports.size()), g);
+  wgen_ = g;
+}
+
+void ShmRing2::ping_port(void* ctx, uint32_t port) noexcept {
+  auto* t = static_cast<ShmRing2*>(ctx);
+  if (port >= t->port_reader_.size()) return;
+  const uint32_t idx = t->port_reader_[port];
+  ping(t->dir_.instance_id(), idx, t->pages_[idx] ? t->pages_[idx]->state : 0);
+}
+
+// IPC_OVERFLOW_EVICT: the registry decides (it checks the reader's cursor and our tail);
+// we only tell it which reader has held us at one cursor for too long.
+void ShmRing2::maybe_evict(int64_t now_ns) noexcept {
+  if (dir_.overflow() != IPC_OVERFLOW_EVICT || dir_.evict_after_ms() == 0) return;
+  const int port = w_.holder();
+  if (port < 0 || uint32_t(port) >= port_reader_.size()) return;
+  const uint32_t idx = port_reader_[uint32_t(port)];
+  const uint64_t c = w_.holder_cursor();
+  if (c != held_cursor_ || idx != held_reader_) {
+    held_cursor_ = c, held_reader_ = idx, held_since_ = now_ns;
+    return;
+  }
+  if (now_ns - held_since_ < int64_t(dir_.evict_after_ms()) * 1'000'000) return;
+  if (pages_[idx]) peers_->evict(idx, pages_[idx]->state, uint32_t(ring_index_), c);
+  held_since_ = now_ns;  // asked; ask again after another bound if still held
+}
+
+// Runs op (a RingWriter call) in slices, so a writer blocked on a full ring notices
+// readers leaving, the channel closing, and (EVICT) asks for the holder's eviction.
+template <typename Op>
+int ShmRing2::with_room(Op op, int64_t timeout_ns) noexcept {
+  if (ring_index_ < 0 || forgotten_) return -EBADF;
+  const Deadline deadline = timeout_ns == 0 ? Deadline::never() : Deadline::after_ns(timeout_ns);
+  const int64_t evict_ns =
+      dir_.overflow() == IPC_OVERFLOW_EVICT ? int64_t(dir_.evict_after_ms()) * 1'000'000 : kSliceNs;
+  for (;;) {
+    if (dir_.closed()) return -EPIPE;
+    if (dir_.gen() != wgen_) refresh_writer();
+    int64_t slice = timeout_ns == 0 ? 0 : std::min<int64_t>(kSliceNs, std::max<int64_t>(evict_ns / 2, 1'000'000));
+    if (timeout_ns > 0) slice = std::min(slice, deadline.remaining_ns());
+    const int rc = op(slice);
+    if (rc != -ETIMEDOUT && rc != -EAGAIN) return rc;
+    if (timeout_ns == 0) return -EAGAIN;
+    if (deadline.expired()) return -ETIMEDOUT;
+    maybe_evict(monotonic_ns());
+  }
+}
+
+int ShmRing2::send(const MsgHeader& hdr, const void* payload, int64_t timeout_ns) noexcept {
+  std::lock_guard<std::mutex> lk(send_mu_);
+  return with_room([&](int64_t slice) { return w_.send(hdr, payload, slice); }, timeout_ns);
+}
+
+int ShmRing2::send_batch(const MsgHeader* hdrs, const void* const* payloads, uint32_t n, int64_t timeout_ns) noexcept {
+  if (n == 0) return 0;
+  std::lock_guard<std::mutex> lk(send_mu_);
+  return with_room([&](int64_t slice) { return w_.send_batch(hdrs, payloads, n, slice); }, timeout_ns);
+}
+
+int ShmRing2::loan(WLoan* out, int64_t timeout_ns) noexcept {
+  send_mu_.lock();
+  const int rc = with_room([&](int64_t slice) { return w_.loan(out, slice); }, timeout_ns);
+  if (rc < 0) send_mu_.unlock();
+  return rc;
+}
+
+int ShmRing2::commit(WLoan* l, const MsgHeader& hdr) noexcept {
+  if (!*l) return -EINVAL;
+  const int rc = w_.commit(l, hdr);
+  send_mu_.unlock();
+  return rc;
+}
+
+void ShmRing2::abandon(WLoan* l) noexcept {
+  if (!*l) return;
+  w_.abandon(l);
+  send_mu_.unlock();
+}
+
+// ---------------------------------------------------------------- reader
+
+bool ShmRing2::attach_ring(uint32_t idx, const EntryView& e, uint64_t guard_gen) noexcept {
+  const int fd = peers_->ring_fd(idx, e.state);
+  if (fd == -EAGAIN) retry_ = true;  // its writer has not sealed it yet: ask again later
+  if (fd < 0) return false;
+  int err = 0;
+  auto m = Map::of(fd, false, &err);
+  if (!m) return false;
+  auto ring = std::make_unique<Ring>();
+  ring->state = e.state;
+  ring->draining = e.status() == kDraining;
+  ring->map = std::move(m);
+  // The registry set our cursor for a ring it added while we were a member (0: from its
+  // first record); otherwise we start at its tail.
+  // That ring's writer counted us from its first bound unless we are still joining (then
+  // guard_gen is set) or we pick the start ourselves.
+  const uint64_t start = page_->cursor[idx].load(std::memory_order_acquire);
+  if (start == kDetached && guard_gen == 0) guard_gen = dir_.gen();
+  if (ring->r.attach_at(ring->map->mem, ring->map->bytes, e.pid, &page_->cursor[idx], bell(idx), start, guard_gen) < 0)
+    return false;  // not a ring of this layout: its writer's loss alone
+  set_->add(idx, &ring->r);
+  rings_[idx] = std::move(ring);
+  return true;
+}
+
+void ShmRing2::detach_ring(uint32_t idx) noexcept {
+  set_->remove(idx);
+  rings_[idx].reset();
+  // SYNC POINT WRITE: cursor detached: the registry may free the ring once every reader
+  // has let go of it.
+  page_->cursor[idx].store(kDetached, std::memory_order_release);
+}
+
+void ShmRing2::refresh_reader(bool force) noexcept {
+  const uint64_t g = dir_.gen();
+  const bool retry = retry_ && monotonic_ns() >= retry_at_ns_;
+  if (!force && g == rgen_ && !retry) return;
+  retry_ = false;
+  for (uint32_t i = 0; i < dir_.max_rings(); ++i) {
+    EntryView e;
+    const bool ok = dir_.ring(i, &e);
+    const bool live = ok && (e.status() == kActive || e.status() == kDraining);
+    auto& r = rings_[i];
+    if (r && (!live || e.state != r->state)) {
+      // Freed under us (the registry thought us gone) or reused: nothing more to read.
+      if (!(ok && e.status() == kDraining && (e.state & ~0xffull) == (r->state & ~0xffull))) {
+        detach_ring(i);
+      } else {
+        r->draining = true;
+        r->state = e.state;
+      }
+    }
+    // A draining ring too: what its writer committed before it went is still ours.
+    if (!rings_[i] && live) attach_ring(i, e, joined_ ? 0 : g);
+  }
+  EntryView me;
+  if (dir_.reader(uint32_t(reader_index_), &me) && me.state != reader_state_ && me.status() == kEvicted)
+    evicted_.store(true, std::memory_order_relaxed);
+  rgen_ = g;
+  // A writer seals its ring right after open; one that never does costs us a request at
+  // most every 100 ms.
+  retry_ns_ = retry_ ? std::min<int64_t>(std::max<int64_t>(retry_ns_ * 2, 1'000'000), kSliceNs) : 0;
+  if (retry_) retry_at_ns_ = monotonic_ns() + retry_ns_;
+}
+
+bool ShmRing2::data_ready() noexcept {
+  return set_->ready() || dir_.gen() != rgen_ || dir_.closed() || (retry_ && monotonic_ns() >= retry_at_ns_);
+}
+
+template <typename Attempt>
+int ShmRing2::receive_with(Attempt attempt, int64_t timeout_ns) noexcept {
+  if (reader_index_ < 0 || forgotten_) return -EBADF;
+  std::lock_guard<std::mutex> lk(recv_mu_);
+  const Deadline deadline = timeout_ns == 0 ? Deadline::never() : Deadline::after_ns(timeout_ns);
+  const int64_t spin_until = timeout_ns == 0 ? 0 : monotonic_ns() + spin_ns();
+  for (;;) {
+    refresh_reader(false);
+    int rc = attempt();
+    if (rc != -EAGAIN) return rc;
+    // Nothing: finished rings of dead writers go; then closed, evicted, or wait.
+    for (uint32_t i = 0; i < rings_.size(); ++i)
+      if (rings_[i] && rings_[i]->draining && !rings_[i]->r.ready()) detach_ring(i);
+    if (evicted_.load(std::memory_order_relaxed)) return -ENOBUFS;
+    if (dir_.closed()) {
+      rc = attempt();  // what was committed before the close is still delivered
+      return rc == -EAGAIN ? -EPIPE : rc;
+    }
+    if (notify_fd_ >= 0) {
+      rearm_notify();
+      rc = attempt();
+      if (rc != -EAGAIN) return rc;
+    }
+    if (timeout_ns == 0) return -EAGAIN;
+    if (deadline.expired()) return -ETIMEDOUT;
+    if (monotonic_ns() < spin_until) {
+      for (int i = 0; i < 64 && !set_->ready(); ++i) cpu_relax();
+      continue;
+    }
+    int64_t slice = kSliceNs;
+    if (!deadline.infinite()) slice = std::min(slice, deadline.remaining_ns());
+    sleep_->sleep([this] { return data_ready(); }, slice);
+  }
+}
+
+int ShmRing2::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept {
+  return receive_with([&] { return set_->receive(hdr, buf, cap); }, timeout_ns);
+}
+
+int ShmRing2::consume(uint32_t max, Visitor fn, void* ctx, int64_t timeout_ns) noexcept {
+  if (max == 0) return -EINVAL;
+  return receive_with([&] { return set_->consume(max, [&](const MsgHeader& h, const char* p) { fn(ctx, h, p); }); },
+                      timeout_ns);
+}
+
+size_t ShmRing2::rings() const noexcept {
+  size_t n = 0;
+  for (const auto& r : rings_) n += r != nullptr;
+  return n;
+}
+
+uint64_t ShmRing2::lapped() const noexcept {
+  uint64_t n = 0;
+  for (const auto& r : rings_)
+    if (r) n += r->r.lapped();
+  return n;
+}
+
+// ---- pollable descriptor: readable while a message may wait. Invariant as v4's
+// (notify.cc): either a ping is queued or we are armed (writers ping once per arm).
+
+void ShmRing2::rearm_notify() noexcept {
+  char b[64];
+  while (::recv(notify_fd_, b, sizeof b, MSG_DONTWAIT) > 0) {
+  }
+  page_->armed.store(1, std::memory_order_relaxed);
+  sleep_->arm();
+  refresh_reader(false);  // a moved generation is not data by itself
+  if (set_->ready() || dir_.closed() || evicted_.load(std::memory_order_relaxed))
+    ping(dir_.instance_id(), uint32_t(reader_index_), reader_state_);
+}
+
+int ShmRing2::notify_fd() noexcept {
+  if (reader_index_ < 0) return -EBADF;
+  std::lock_guard<std::mutex> lk(recv_mu_);
+  if (notify_fd_ >= 0) return notify_fd_;
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  sockaddr_un a;
+  const socklen_t len = notify_addr(dir_.instance_id(), uint32_t(reader_index_), reader_state_, &a);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return -e;
+  }
+  notify_fd_ = fd;
+  rearm_notify();
+  return notify_fd_;
+}
+
+}  // namespace fwipc::shm::v2
