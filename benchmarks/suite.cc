@@ -18,6 +18,7 @@
 #include "benchmarks/links.h"
 #include "ipc.h"
 #include "transports/shm/ring.h"
+#include "transports/shm/ring2.h"
 
 namespace {
 
@@ -104,6 +105,35 @@ void BM_RoundTrip_Link(benchmark::State& st, fwipc::bench::LinkKind kind) {
       st, [&](uint64_t k) { return pp.timed(k); }, [&] { pp.round_trip(); });
 }
 
+// Rows named fwipc_ring2*: the same harness against a registry started with FWIPC_RING=2
+// in a runtime directory of its own, so both ring layouts run side by side in one run.
+std::string ring2_dir;
+class Ring2Scope {
+ public:
+  Ring2Scope() {
+    if (const char* d = std::getenv("FWIPC_RUNTIME_DIR")) saved_ = d;
+    ::setenv("FWIPC_RUNTIME_DIR", ring2_dir.c_str(), 1);
+    ::setenv("FWIPC_RING", "2", 1);
+  }
+  ~Ring2Scope() {
+    ::setenv("FWIPC_RUNTIME_DIR", saved_.c_str(), 1);
+    ::unsetenv("FWIPC_RING");
+  }
+
+ private:
+  std::string saved_;
+};
+template <auto Bm, typename... A>
+void OnRing2(benchmark::State& st, A... a) {
+  Ring2Scope scope;
+  Bm(st, a...);
+}
+
+void set_spin(int64_t ns) {
+  fwipc::shm::ShmRing::set_spin_ns(ns);
+  fwipc::shm::v2::ShmRing2::set_spin_ns(ns);
+}
+
 void BM_RoundTrip_BareSeq(benchmark::State& st) {
   fwipc::bench::BareSeqPingPong pp(uint32_t(st.range(0)));
   measure(
@@ -113,7 +143,7 @@ void BM_RoundTrip_BareSeq(benchmark::State& st) {
 void BM_RoundTrip_Fwipc(benchmark::State& st, uint32_t type, bool spin, bool zero_copy) {
   static int serial = 0;
   const auto old_spin = fwipc::shm::ShmRing::spin_ns();
-  if (!spin) fwipc::shm::ShmRing::set_spin_ns(0);  // the peer inherits it at fork
+  if (!spin) set_spin(0);  // the peer inherits it at fork
   {
     // A sleeping reader is compared with the bare futex round trip, chunk by chunk, with
     // both peers on CPU 1 and us on CPU 0 while they run: whether a wakeup lands on an idle
@@ -140,7 +170,7 @@ void BM_RoundTrip_Fwipc(benchmark::State& st, uint32_t type, bool spin, bool zer
           st, [&](uint64_t k) { return pinned(pp, k); }, [&] { pp.round_trip(); }, ref);
     }
   }
-  fwipc::shm::ShmRing::set_spin_ns(old_spin);
+  set_spin(old_spin);
 }
 
 // A peer of another uid (nobody) than ours: the issue-17 row. Its echo writes into our
@@ -187,13 +217,13 @@ void BM_Tput_Fwipc(benchmark::State& st, uint32_t type, fwipc::bench::Path path,
   static int serial = 0;
   const uint64_t n = type == IPC_TYPE_QUEUE ? tput_msgs() : tput_msgs() / 10;
   const auto old_spin = fwipc::shm::ShmRing::spin_ns();
-  if (sleeping) fwipc::shm::ShmRing::set_spin_ns(0);
+  if (sleeping) set_spin(0);
   for (auto _ : st) {
     const double r = fwipc::bench::queue_throughput("tput" + std::to_string(serial++), n, uint32_t(st.range(0)), type,
                                                     int(st.range(1)), path);
     report_rate(st, r, n);
   }
-  fwipc::shm::ShmRing::set_spin_ns(old_spin);
+  set_spin(old_spin);
 }
 
 void BM_Tput_BareRing(benchmark::State& st) {
@@ -218,6 +248,13 @@ void register_all() {
   opts(benchmark::RegisterBenchmark("rtt/fwipc_socket", BM_RoundTrip_Fwipc, IPC_TYPE_SOCKET, true, false));
   opts(benchmark::RegisterBenchmark("rtt/fwipc_pipe", BM_RoundTrip_Fwipc, IPC_TYPE_PIPE, true, false));
   opts(benchmark::RegisterBenchmark("rtt/fwipc_queue_other_uid_spin", BM_RoundTrip_FwipcOtherUid));
+  opts(benchmark::RegisterBenchmark("rtt/fwipc_ring2_spin", OnRing2<BM_RoundTrip_Fwipc, uint32_t, bool, bool>,
+                                    IPC_TYPE_QUEUE, true, false));
+  opts(benchmark::RegisterBenchmark("rtt/fwipc_ring2_zero_copy_spin", OnRing2<BM_RoundTrip_Fwipc, uint32_t, bool, bool>,
+                                    IPC_TYPE_QUEUE, true, true));
+  opts(benchmark::RegisterBenchmark("rtt/fwipc_ring2_sleep", OnRing2<BM_RoundTrip_Fwipc, uint32_t, bool, bool>,
+                                    IPC_TYPE_QUEUE, false, false));
+  opts(benchmark::RegisterBenchmark("rtt/fwipc_ring2_other_uid_spin", OnRing2<BM_RoundTrip_FwipcOtherUid>));
   for (auto k : fwipc::bench::all_links())
     opts(
         benchmark::RegisterBenchmark((std::string("rtt/") + fwipc::bench::link_name(k)).c_str(), BM_RoundTrip_Link, k));
@@ -241,6 +278,10 @@ void register_all() {
   tput(benchmark::RegisterBenchmark("tput/fwipc_queue_batch_sleeping_reader", BM_Tput_Fwipc, IPC_TYPE_QUEUE,
                                     Path::kBatch, true),
        true);
+  const auto ring2 = OnRing2<BM_Tput_Fwipc, uint32_t, Path, bool>;
+  tput(benchmark::RegisterBenchmark("tput/fwipc_ring2", ring2, IPC_TYPE_QUEUE, Path::kPlain, false), true);
+  tput(benchmark::RegisterBenchmark("tput/fwipc_ring2_zero_copy", ring2, IPC_TYPE_QUEUE, Path::kZeroCopy, false), true);
+  tput(benchmark::RegisterBenchmark("tput/fwipc_ring2_batch", ring2, IPC_TYPE_QUEUE, Path::kBatch, false), true);
   tput(benchmark::RegisterBenchmark("tput/fwipc_socket", BM_Tput_Fwipc, IPC_TYPE_SOCKET, Path::kPlain, false), true);
   tput(benchmark::RegisterBenchmark("tput/fwipc_pipe", BM_Tput_Fwipc, IPC_TYPE_PIPE, Path::kPlain, false), true);
   tput(benchmark::RegisterBenchmark("tput/moodycamel_inprocess", BM_Tput_Moodycamel), true);
@@ -258,10 +299,18 @@ int main(int argc, char** argv) {
     }
   }
   ::setenv("FWIPC_REGISTRY_IDLE_MS", "1000", 0);
+  {
+    char tmpl[] = "/tmp/fwipc-bench2-XXXXXX";
+    if (::mkdtemp(tmpl)) {
+      ::chmod(tmpl, 0755);
+      ring2_dir = tmpl;
+    }
+  }
   register_all();
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   if (!dir.empty()) (void)!std::system(("rm -rf " + dir).c_str());
+  if (!ring2_dir.empty()) (void)!std::system(("rm -rf " + ring2_dir).c_str());
   return 0;
 }

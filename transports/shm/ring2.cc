@@ -13,6 +13,8 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <tuple>
 
 #include "base/cpu.h"
 #include "base/time.h"
@@ -98,6 +100,117 @@ std::atomic<int64_t>& spin_budget() {
 int64_t ShmRing2::spin_ns() noexcept { return spin_budget().load(std::memory_order_relaxed); }
 void ShmRing2::set_spin_ns(int64_t ns) noexcept { spin_budget().store(ns, std::memory_order_relaxed); }
 
+// One per ring in a process: every handle of a process on a channel writes through the
+// same ring (the registry gives a process's second writer membership the ring its first
+// one has), so what a process sends on any of its handles stays in the order it sent it.
+struct ShmRing2::Writer {
+  std::mutex mu;  // one sending thread at a time; a loan holds it until commit/abandon
+  // Set while the holder of mu waits for space: the ring is full, so a non-blocking send
+  // fails at once instead of queueing behind it for the lock.
+  std::atomic<bool> waiting{false};
+  std::shared_ptr<Map> dir_map, bells_map;
+  DirReader dir;
+  std::unique_ptr<Map> ring_map;
+  uint32_t ring_index = 0;
+  RingWriter w;
+  uint64_t gen = ~0ull;
+  std::vector<std::unique_ptr<Page>> pages;  // by reader index
+  std::vector<uint32_t> port_reader;         // port -> reader index
+  uint64_t held_cursor = ~0ull;              // EVICT: the cursor that first held us full, and when
+  int64_t held_since = 0;
+  uint32_t held_reader = 0;
+
+  std::atomic<uint32_t>* bell(uint32_t i) const noexcept { return &static_cast<Bell*>(bells_map->mem)[i].word; }
+
+  // The process's writer of this ring, made from ro.ring_fd if there is none yet.
+  static int get(ShmRing2* t, Roles2& ro, std::shared_ptr<Writer>* out) noexcept {
+    static std::mutex mu;
+    static std::map<std::tuple<uint64_t, uint32_t, uint32_t>, std::weak_ptr<Writer>> all;
+    const auto key = std::make_tuple(t->dir_.instance_id(), uint32_t(ro.ring_index), uint32_t(ro.ring_state));
+    std::lock_guard<std::mutex> lk(mu);
+    if (auto w = all[key].lock()) {
+      *out = std::move(w);
+      return 0;
+    }
+    auto w = std::make_shared<Writer>();
+    int err = 0;
+    w->ring_map = Map::of(std::exchange(ro.ring_fd, -1), true, &err);
+    if (!w->ring_map) return err;
+    // From now on nobody, not even a process that reopens the memfd read-write through
+    // /proc, can map it writable: the registry passes it to readers only once sealed.
+    if (::fcntl(w->ring_map->fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) != 0) return -errno;
+    w->dir_map = t->dir_map_;
+    w->bells_map = t->bells_map_;
+    w->dir = t->dir_;
+    w->ring_index = uint32_t(ro.ring_index);
+    if (int rc = w->w.attach(w->ring_map->mem, w->ring_map->bytes, w->bell(w->ring_index)); rc < 0) return rc;
+    w->w.set_ping(&Writer::ping_port, w.get());
+    w->w.set_max_records(w->dir.ring_records());
+    for (auto it = all.begin(); it != all.end();) it = it->second.expired() ? all.erase(it) : std::next(it);
+    all[key] = w;
+    *out = std::move(w);
+    return 0;
+  }
+
+  // The readers that hold us back, when the directory's generation moved. Under mu.
+  void refresh(Peers& peers) noexcept {
+    const uint64_t g = dir.gen();
+    const uint32_t n = dir.max_readers();
+    if (pages.size() != n) pages.resize(n);
+    std::vector<ReaderPort> ports;
+    port_reader.clear();
+    for (uint32_t i = 0; i < n; ++i) {
+      EntryView e;
+      const bool active = dir.reader(i, &e) && e.status() == kActive;
+      auto& p = pages[i];
+      if (!active) {
+        p.reset();
+        continue;
+      }
+      if (!p || p->state != e.state) {
+        p.reset();
+        const int fd = peers.page_fd(i, e.state);
+        if (fd < 0) continue;  // gone meanwhile: the next generation says so
+        int err = 0;
+        auto m = Map::of(fd, false, &err);
+        if (!m || !page_ok(static_cast<const ReaderPage*>(m->mem), m->bytes, dir.max_rings())) continue;
+        p = std::make_unique<Page>();
+        p->state = e.state;
+        p->map = std::move(m);
+      }
+      auto* pg = static_cast<ReaderPage*>(p->map->mem);
+      ports.push_back(ReaderPort{&pg->cursor[ring_index], &pg->sleep, bell(dir.max_rings() + i), &pg->armed});
+      port_reader.push_back(i);
+    }
+    w.set_readers(ports.data(), uint32_t(ports.size()), g);
+    gen = g;
+  }
+
+  static void ping_port(void* ctx, uint32_t port) noexcept {
+    auto* t = static_cast<Writer*>(ctx);
+    if (port >= t->port_reader.size()) return;
+    const uint32_t idx = t->port_reader[port];
+    ping(t->dir.instance_id(), idx, t->pages[idx] ? t->pages[idx]->state : 0);
+  }
+
+  // IPC_OVERFLOW_EVICT: the registry decides (it checks the reader's cursor); we only tell
+  // it which reader has held us at one cursor for too long.
+  void maybe_evict(Peers& peers, int64_t now_ns) noexcept {
+    if (dir.overflow() != IPC_OVERFLOW_EVICT || dir.evict_after_ms() == 0) return;
+    const int port = w.holder();
+    if (port < 0 || uint32_t(port) >= port_reader.size()) return;
+    const uint32_t idx = port_reader[uint32_t(port)];
+    const uint64_t c = w.holder_cursor();
+    if (c != held_cursor || idx != held_reader) {
+      held_cursor = c, held_reader = idx, held_since = now_ns;
+      return;
+    }
+    if (now_ns - held_since < int64_t(dir.evict_after_ms()) * 1'000'000) return;
+    if (pages[idx]) peers.evict(idx, pages[idx]->state, ring_index, c);
+    held_since = now_ns;  // asked; ask again after another bound if still held
+  }
+};
+
 // ---------------------------------------------------------------- open, close
 
 Result<std::unique_ptr<ShmRing2>> ShmRing2::open(Roles2 roles, std::shared_ptr<Peers> peers, pid_t self) noexcept {
@@ -123,15 +236,7 @@ int ShmRing2::setup(Roles2& ro, pid_t self) noexcept {
 
   if (ro.ring_index >= 0) {
     if (uint32_t(ro.ring_index) >= dir_.max_rings()) return -EPROTO;
-    ring_map_ = Map::of(std::exchange(ro.ring_fd, -1), true, &err);
-    if (!ring_map_) return err;
-    // From now on nobody, not even a process that reopens the memfd read-write through
-    // /proc, can map it writable: the registry passes it to readers only once sealed.
-    if (::fcntl(ring_map_->fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) != 0) return -errno;
-    ring_index_ = ro.ring_index;
-    if (int rc = w_.attach(ring_map_->mem, ring_map_->bytes, bell(uint32_t(ring_index_))); rc < 0) return rc;
-    w_.set_ping(&ShmRing2::ping_port, this);
-    w_.set_max_records(dir_.ring_records());
+    if (int rc = Writer::get(this, ro, &wr_); rc < 0) return rc;
   }
   if (ro.reader_index >= 0) {
     if (uint32_t(ro.reader_index) >= dir_.max_readers()) return -EPROTO;
@@ -177,113 +282,91 @@ std::atomic<uint32_t>* ShmRing2::bell(uint32_t i) const noexcept {
 
 // ---------------------------------------------------------------- writer
 
-void ShmRing2::refresh_writer() noexcept {
-  const uint64_t g = dir_.gen();
-  const uint32_t n = dir_.max_readers();
-  if (pages_.size() != n) pages_.resize(n);
-  std::vector<ReaderPort> ports;
-  port_reader_.clear();
-  for (uint32_t i = 0; i < n; ++i) {
-    EntryView e;
-    const bool active = dir_.reader(i, &e) && e.status() == kActive;
-    auto& p = pages_[i];
-    if (!active) {
-      p.reset();
-      continue;
-    }
-    if (!p || p->state != e.state) {
-      p.reset();
-      const int fd = peers_->page_fd(i, e.state);
-      if (fd < 0) continue;  // gone meanwhile: the next generation says so
-      int err = 0;
-      auto m = Map::of(fd, false, &err);
-      if (!m || !page_ok(static_cast<const ReaderPage*>(m->mem), m->bytes, dir_.max_rings())) continue;
-      p = std::make_unique<Page>();
-      p->state = e.state;
-      p->map = std::move(m);
-    }
-    auto* pg = static_cast<ReaderPage*>(p->map->mem);
-    ports.push_back(ReaderPort{&pg->cursor[ring_index_], &pg->sleep, bell(dir_.max_rings() + i), &pg->armed});
-    port_reader_.push_back(i);
-  }
-  w_.set_readers(ports.data(), uint32_t(ports.size()), g);
-  wgen_ = g;
-}
-
-void ShmRing2::ping_port(void* ctx, uint32_t port) noexcept {
-  auto* t = static_cast<ShmRing2*>(ctx);
-  if (port >= t->port_reader_.size()) return;
-  const uint32_t idx = t->port_reader_[port];
-  ping(t->dir_.instance_id(), idx, t->pages_[idx] ? t->pages_[idx]->state : 0);
-}
-
-// IPC_OVERFLOW_EVICT: the registry decides (it checks the reader's cursor and our tail);
-// we only tell it which reader has held us at one cursor for too long.
-void ShmRing2::maybe_evict(int64_t now_ns) noexcept {
-  if (dir_.overflow() != IPC_OVERFLOW_EVICT || dir_.evict_after_ms() == 0) return;
-  const int port = w_.holder();
-  if (port < 0 || uint32_t(port) >= port_reader_.size()) return;
-  const uint32_t idx = port_reader_[uint32_t(port)];
-  const uint64_t c = w_.holder_cursor();
-  if (c != held_cursor_ || idx != held_reader_) {
-    held_cursor_ = c, held_reader_ = idx, held_since_ = now_ns;
-    return;
-  }
-  if (now_ns - held_since_ < int64_t(dir_.evict_after_ms()) * 1'000'000) return;
-  if (pages_[idx]) peers_->evict(idx, pages_[idx]->state, uint32_t(ring_index_), c);
-  held_since_ = now_ns;  // asked; ask again after another bound if still held
-}
-
 // Runs op (a RingWriter call) in slices, so a writer blocked on a full ring notices
 // readers leaving, the channel closing, and (EVICT) asks for the holder's eviction.
+// Under wr_->mu.
 template <typename Op>
 int ShmRing2::with_room(Op op, int64_t timeout_ns) noexcept {
-  if (ring_index_ < 0 || forgotten_) return -EBADF;
+  Writer& wr = *wr_;
   const Deadline deadline = timeout_ns == 0 ? Deadline::never() : Deadline::after_ns(timeout_ns);
   const int64_t evict_ns =
       dir_.overflow() == IPC_OVERFLOW_EVICT ? int64_t(dir_.evict_after_ms()) * 1'000'000 : kSliceNs;
-  for (;;) {
-    if (dir_.closed()) return -EPIPE;
-    if (dir_.gen() != wgen_) refresh_writer();
-    int64_t slice = timeout_ns == 0 ? 0 : std::min<int64_t>(kSliceNs, std::max<int64_t>(evict_ns / 2, 1'000'000));
+  int rc = 0;
+  for (int round = 0;; ++round) {
+    if (dir_.closed()) {
+      rc = -EPIPE;
+      break;
+    }
+    if (dir_.gen() != wr.gen) wr.refresh(*peers_);
+    // The first try never waits; then in slices, announced to non-blocking senders.
+    int64_t slice = round == 0 ? 0 : std::min<int64_t>(kSliceNs, std::max<int64_t>(evict_ns / 2, 1'000'000));
     if (timeout_ns > 0) slice = std::min(slice, deadline.remaining_ns());
-    const int rc = op(slice);
-    if (rc != -ETIMEDOUT && rc != -EAGAIN) return rc;
-    if (timeout_ns == 0) return -EAGAIN;
-    if (deadline.expired()) return -ETIMEDOUT;
-    maybe_evict(monotonic_ns());
+    if (round == 1) wr.waiting.store(true, std::memory_order_relaxed);
+    rc = op(wr.w, slice);
+    if (rc != -ETIMEDOUT && rc != -EAGAIN) break;
+    rc = -ETIMEDOUT;
+    if (timeout_ns == 0 || deadline.expired()) break;
+    if (round > 0) wr.maybe_evict(*peers_, monotonic_ns());
   }
+  wr.waiting.store(false, std::memory_order_relaxed);
+  return rc == -ETIMEDOUT && timeout_ns == 0 ? -EAGAIN : rc;
+}
+
+// The ring's lock for a send: a non-blocking one does not wait behind a sender that
+// waits for space (the ring is full: -EAGAIN), only behind one that is sending.
+int ShmRing2::lock_writer(int64_t timeout_ns) noexcept {
+  if (!wr_ || forgotten_) return -EBADF;
+  if (timeout_ns != 0) {
+    wr_->mu.lock();
+    return 0;
+  }
+  while (!wr_->mu.try_lock()) {
+    if (wr_->waiting.load(std::memory_order_relaxed)) return -EAGAIN;
+    cpu_relax();
+  }
+  return 0;
 }
 
 int ShmRing2::send(const MsgHeader& hdr, const void* payload, int64_t timeout_ns) noexcept {
-  std::lock_guard<std::mutex> lk(send_mu_);
-  return with_room([&](int64_t slice) { return w_.send(hdr, payload, slice); }, timeout_ns);
+  if (int rc = lock_writer(timeout_ns); rc < 0) return rc;
+  std::lock_guard<std::mutex> lk(wr_->mu, std::adopt_lock);
+  return with_room([&](RingWriter& w, int64_t slice) { return w.send(hdr, payload, slice); }, timeout_ns);
 }
 
 int ShmRing2::send_batch(const MsgHeader* hdrs, const void* const* payloads, uint32_t n, int64_t timeout_ns) noexcept {
-  if (n == 0) return 0;
-  std::lock_guard<std::mutex> lk(send_mu_);
-  return with_room([&](int64_t slice) { return w_.send_batch(hdrs, payloads, n, slice); }, timeout_ns);
+  if (n == 0) return wr_ && !forgotten_ ? 0 : -EBADF;
+  if (int rc = lock_writer(timeout_ns); rc < 0) return rc;
+  std::lock_guard<std::mutex> lk(wr_->mu, std::adopt_lock);
+  // What fits, at once; a blocking send goes on until all of it is in.
+  uint32_t done = 0;
+  do {
+    const int rc = with_room(
+        [&](RingWriter& w, int64_t slice) { return w.send_batch(hdrs + done, payloads + done, n - done, slice); },
+        timeout_ns);
+    if (rc < 0) return done > 0 ? int(done) : rc;
+    done += uint32_t(rc);
+  } while (done < n && timeout_ns != 0);
+  return int(done);
 }
 
 int ShmRing2::loan(WLoan* out, int64_t timeout_ns) noexcept {
-  send_mu_.lock();
-  const int rc = with_room([&](int64_t slice) { return w_.loan(out, slice); }, timeout_ns);
-  if (rc < 0) send_mu_.unlock();
+  if (int rc = lock_writer(timeout_ns); rc < 0) return rc;
+  const int rc = with_room([&](RingWriter& w, int64_t slice) { return w.loan(out, slice); }, timeout_ns);
+  if (rc < 0) wr_->mu.unlock();
   return rc;
 }
 
 int ShmRing2::commit(WLoan* l, const MsgHeader& hdr) noexcept {
-  if (!*l) return -EINVAL;
-  const int rc = w_.commit(l, hdr);
-  send_mu_.unlock();
+  if (!wr_ || !*l) return -EINVAL;
+  const int rc = wr_->w.commit(l, hdr);
+  wr_->mu.unlock();
   return rc;
 }
 
 void ShmRing2::abandon(WLoan* l) noexcept {
-  if (!*l) return;
-  w_.abandon(l);
-  send_mu_.unlock();
+  if (!wr_ || !*l) return;
+  wr_->w.abandon(l);
+  wr_->mu.unlock();
 }
 
 // ---------------------------------------------------------------- reader
@@ -325,9 +408,14 @@ void ShmRing2::refresh_reader(bool force) noexcept {
   const bool retry = retry_ && monotonic_ns() >= retry_at_ns_;
   if (!force && g == rgen_ && !retry) return;
   retry_ = false;
+  bool torn = false;
   for (uint32_t i = 0; i < dir_.max_rings(); ++i) {
     EntryView e;
     const bool ok = dir_.ring(i, &e);
+    if (!ok) {  // the registry kept changing it: look again at the next receive
+      torn = true;
+      continue;
+    }
     const bool live = ok && (e.status() == kActive || e.status() == kDraining);
     auto& r = rings_[i];
     if (r && (!live || e.state != r->state)) {
@@ -345,7 +433,7 @@ void ShmRing2::refresh_reader(bool force) noexcept {
   EntryView me;
   if (dir_.reader(uint32_t(reader_index_), &me) && me.state != reader_state_ && me.status() == kEvicted)
     evicted_.store(true, std::memory_order_relaxed);
-  rgen_ = g;
+  rgen_ = torn ? ~0ull : g;
   // A writer seals its ring right after open; one that never does costs us a request at
   // most every 100 ms.
   retry_ns_ = retry_ ? std::min<int64_t>(std::max<int64_t>(retry_ns_ * 2, 1'000'000), kSliceNs) : 0;

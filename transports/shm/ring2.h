@@ -64,7 +64,7 @@ class ShmRing2 final : public Transport {
   void forget_after_fork() noexcept override;
   bool was_evicted() const noexcept override { return evicted_.load(std::memory_order_relaxed); }
 
-  // Zero copy: a loan holds this handle's send lock until commit() or abandon() (same thread).
+  // Zero copy: a loan holds the ring's send lock until commit() or abandon() (same thread).
   int loan(WLoan* out, int64_t timeout_ns) noexcept;
   int commit(WLoan* l, const MsgHeader& hdr) noexcept;
   void abandon(WLoan* l) noexcept;
@@ -88,13 +88,9 @@ class ShmRing2 final : public Transport {
   struct Page;
   int setup(Roles2& roles, pid_t self) noexcept;
   std::atomic<uint32_t>* bell(uint32_t i) const noexcept;
-  // Writer: the readers that hold us back (gen moved). Under send_mu_.
-  void refresh_writer() noexcept;
-  int send_locked(const MsgHeader* hdrs, const void* const* payloads, uint32_t n, int64_t timeout_ns) noexcept;
   template <typename Op>
   int with_room(Op op, int64_t timeout_ns) noexcept;
-  void maybe_evict(int64_t now_ns) noexcept;
-  static void ping_port(void* ctx, uint32_t port) noexcept;
+  int lock_writer(int64_t timeout_ns) noexcept;
   // Reader: attach new rings, drop finished ones, notice our own eviction. Under recv_mu_.
   void refresh_reader(bool force) noexcept;
   bool attach_ring(uint32_t idx, const EntryView& e, uint64_t guard_gen) noexcept;
@@ -107,21 +103,13 @@ class ShmRing2 final : public Transport {
   pid_t self_ = 0;
   std::shared_ptr<Peers> peers_;
   DirReader dir_;
-  std::unique_ptr<Map> dir_map_, bells_map_;
+  std::shared_ptr<Map> dir_map_, bells_map_;
   bool forgotten_ = false;
   std::atomic<bool> closed_seen_{false};
 
-  // Writer.
-  std::mutex send_mu_;
-  std::unique_ptr<Map> ring_map_;
-  int32_t ring_index_ = -1;
-  RingWriter w_;
-  uint64_t wgen_ = ~0ull;
-  std::vector<std::unique_ptr<Page>> pages_;  // by reader index
-  std::vector<uint32_t> port_reader_;         // port -> reader index
-  uint64_t held_cursor_ = ~0ull;              // EVICT: the cursor that first held us full, and when
-  int64_t held_since_ = 0;
-  uint32_t held_reader_ = 0;
+  // Writer: shared by the process's handles on this channel (ring2.cc).
+  struct Writer;
+  std::shared_ptr<Writer> wr_;
 
   // Reader.
   std::mutex recv_mu_;

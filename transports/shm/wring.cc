@@ -452,7 +452,10 @@ bool later(uint32_t pa, uint64_t aa, uint32_t pb, uint64_t ab) noexcept { return
 
 void RingSet::add(uint32_t idx, RingReader* r) {
   remove(idx);
-  rings_.push_back(Slot{idx, r, r->prio_seq()});
+  // Records with priorities may already wait in it: if it ever had any, the first
+  // receive orders what is there through the heap.
+  const uint64_t seq = r->prio_seq();
+  rings_.push_back(Slot{idx, r, seq != 0 ? seq - 1 : 0});
 }
 
 void RingSet::remove(uint32_t idx) {

@@ -137,7 +137,19 @@ int Server::open_ring2(Client& c, Channel& ch, bool want_read, bool want_write, 
   if (dir_ro < 0) return dir_ro;
   pass(dir_ro, true);
   pass(r.bells.fd, false);
-  if (want_write) {
+  // A process's writers on one channel share its ring, so what it sends through any of
+  // its ids keeps its order (its runtime shares the writer too, by ring index).
+  const Membership* mine = nullptr;
+  for (const auto& [h, other] : c.members)
+    if (other.ch == &ch && other.writer_index >= 0) mine = &other;
+  if (want_write && mine != nullptr) {
+    Ring2::Mem& x = r.rings[mine->writer_index];
+    ++x.users;
+    m.writer_index = mine->writer_index;
+    m.ring_state = mine->ring_state;
+    m.writer_state = mine->writer_state;
+    pass(x.fd, false);
+  } else if (want_write) {
     uint64_t st = 0;
     const int idx = r.w.add_ring(uint32_t(c.cred.pid), c.cred.uid, c.start_time, &st);
     if (idx < 0) return idx;
@@ -153,6 +165,7 @@ int Server::open_ring2(Client& c, Channel& ch, bool want_read, bool want_write, 
     ::munmap(ring.mem, ring.bytes);  // the writer's to write from now on
     ring.mem = nullptr;
     ring.state = st;
+    ring.users = 1;
     r.rings[idx] = ring;
     // Every reader reads the new ring from its first record: its writer has not got the
     // descriptor yet, so a cursor of 0 is its tail, and the writer counts these cursors
@@ -174,11 +187,11 @@ int Server::open_ring2(Client& c, Channel& ch, bool want_read, bool want_write, 
     if (rc < 0) {
       unmap(page);
       if (idx >= 0) r.w.free_reader(uint32_t(idx), st);
-      if (m.writer_index >= 0) {
+      if (m.writer_index >= 0 && --r.rings[m.writer_index].users == 0) {
         r.w.free_ring(uint32_t(m.writer_index), m.ring_state);
         unmap(r.rings[m.writer_index]);
-        m.writer_index = -1;
       }
+      m.writer_index = -1;
       return rc;
     }
     page.state = st;
@@ -262,6 +275,7 @@ void Server::release_ring2(Membership& m) {
     m.reader_index = -1;
     ring_writers(r);  // a writer it held re-reads the directory now
   }
+  if (m.writer_index >= 0 && --r.rings[m.writer_index].users > 0) m.writer_index = -1;  // its process writes on
   if (m.writer_index >= 0) {
     // What it committed is still delivered: the ring drains, then goes (settle_rings).
     r.w.drain_ring(uint32_t(m.writer_index), m.ring_state);

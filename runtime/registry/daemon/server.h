@@ -81,6 +81,7 @@ struct Ring2 {
     uint64_t bytes = 0;
     uint64_t state = 0;  // the directory entry's, for rings and pages
     bool draining = false;
+    int users = 0;  // rings: writer memberships of its process that write through it
   };
   Mem dir, bells;
   shm::v2::DirWriter w;
