@@ -206,7 +206,10 @@ int DirWriter::activate_reader(uint32_t idx, uint64_t* state) noexcept {
 int DirWriter::evict_reader(uint32_t idx, uint64_t state) noexcept {
   if (hdr_ == nullptr) return -EINVAL;
   const int rc = move(readers_, hdr_->max_readers, idx, state, kActive, kEvicted, nullptr);
-  if (rc == 0) bump();
+  if (rc == 0) {
+    hdr_->evictions.fetch_add(1, std::memory_order_relaxed);  // statistics
+    bump();
+  }
   return rc;
 }
 

@@ -57,7 +57,8 @@ struct DirHeader {
   alignas(64) std::atomic<uint32_t> closed;
   uint32_t pad1a_;
   std::atomic<uint64_t> gen;
-  char pad1_[64 - 16];
+  std::atomic<uint64_t> evictions;  // readers evicted (IPC_OVERFLOW_EVICT), ever
+  char pad1_[64 - 24];
 };
 
 struct RingEntry {
@@ -84,6 +85,7 @@ static_assert(offsetof(DirHeader, creator_pid) == 32 && offsetof(DirHeader, max_
 static_assert(offsetof(DirHeader, max_readers) == 40 && offsetof(DirHeader, ring_capacity) == 44);
 static_assert(offsetof(DirHeader, ring_records) == 48);
 static_assert(offsetof(DirHeader, closed) == 64 && offsetof(DirHeader, gen) == 72);
+static_assert(offsetof(DirHeader, evictions) == 80);
 static_assert(offsetof(RingEntry, state) == 0 && offsetof(RingEntry, pid) == 8 && offsetof(RingEntry, uid) == 12);
 static_assert(offsetof(RingEntry, start_time) == 16 && offsetof(RingEntry, capacity) == 24);
 static_assert(offsetof(DirReaderEntry, state) == 0 && offsetof(DirReaderEntry, pid) == 8);
@@ -163,6 +165,7 @@ class DirReader {
   int attach(const void* mem, uint64_t bytes) noexcept;
   uint64_t gen() const noexcept { return hdr_->gen.load(std::memory_order_acquire); }
   bool closed() const noexcept { return hdr_->closed.load(std::memory_order_acquire) != 0; }
+  uint64_t evictions() const noexcept { return hdr_->evictions.load(std::memory_order_relaxed); }
   // false if idx is out of range or no consistent copy could be taken (the registry kept
   // changing the entry; retry after the next gen).
   bool ring(uint32_t idx, EntryView* out) const noexcept;

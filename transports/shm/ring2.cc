@@ -179,7 +179,8 @@ struct ShmRing2::Writer {
         p->map = std::move(m);
       }
       auto* pg = static_cast<ReaderPage*>(p->map->mem);
-      ports.push_back(ReaderPort{&pg->cursor[ring_index], &pg->sleep, bell(dir.max_rings() + i), &pg->armed});
+      ports.push_back(
+          ReaderPort{&pg->cursor[ring_index], &pg->sleep, bell(dir.max_rings() + i), &pg->armed, &pg->guarded});
       port_reader.push_back(i);
     }
     w.set_readers(ports.data(), uint32_t(ports.size()), g);
@@ -381,6 +382,7 @@ bool ShmRing2::attach_ring(uint32_t idx, const EntryView& e, uint64_t guard_gen)
   auto ring = std::make_unique<Ring>();
   ring->state = e.state;
   ring->draining = e.status() == kDraining;
+  draining_ += ring->draining;
   ring->map = std::move(m);
   // The registry set our cursor for a ring it added while we were a member (0: from its
   // first record); otherwise we start at its tail.
@@ -388,6 +390,8 @@ bool ShmRing2::attach_ring(uint32_t idx, const EntryView& e, uint64_t guard_gen)
   // guard_gen is set) or we pick the start ourselves.
   const uint64_t start = page_->cursor[idx].load(std::memory_order_acquire);
   if (start == kDetached && guard_gen == 0) guard_gen = dir_.gen();
+  // Before the cursor store attach_at makes: its writer's next bound then bumps the epoch.
+  if (guard_gen != 0) page_->guarded.store(1, std::memory_order_seq_cst);
   if (ring->r.attach_at(ring->map->mem, ring->map->bytes, e.pid, &page_->cursor[idx], bell(idx), start, guard_gen) < 0)
     return false;  // not a ring of this layout: its writer's loss alone
   set_->add(idx, &ring->r);
@@ -396,6 +400,7 @@ bool ShmRing2::attach_ring(uint32_t idx, const EntryView& e, uint64_t guard_gen)
 }
 
 void ShmRing2::detach_ring(uint32_t idx) noexcept {
+  draining_ -= rings_[idx]->draining;
   set_->remove(idx);
   rings_[idx].reset();
   // SYNC POINT WRITE: cursor detached: the registry may free the ring once every reader
@@ -423,6 +428,7 @@ void ShmRing2::refresh_reader(bool force) noexcept {
       if (!(ok && e.status() == kDraining && (e.state & ~0xffull) == (r->state & ~0xffull))) {
         detach_ring(i);
       } else {
+        draining_ += !r->draining;
         r->draining = true;
         r->state = e.state;
       }
@@ -449,14 +455,17 @@ int ShmRing2::receive_with(Attempt attempt, int64_t timeout_ns) noexcept {
   if (reader_index_ < 0 || forgotten_) return -EBADF;
   std::lock_guard<std::mutex> lk(recv_mu_);
   const Deadline deadline = timeout_ns == 0 ? Deadline::never() : Deadline::after_ns(timeout_ns);
-  const int64_t spin_until = timeout_ns == 0 ? 0 : monotonic_ns() + spin_ns();
+  int64_t spin_until = -1;  // set at the first miss: a receive that finds data reads no clock
   for (;;) {
     refresh_reader(false);
+    // Evicted: writers no longer keep our place, so nothing more in their rings is ours.
+    if (evicted_.load(std::memory_order_relaxed)) return -ENOBUFS;
     int rc = attempt();
     if (rc != -EAGAIN) return rc;
     // Nothing: finished rings of dead writers go; then closed, evicted, or wait.
-    for (uint32_t i = 0; i < rings_.size(); ++i)
-      if (rings_[i] && rings_[i]->draining && !rings_[i]->r.ready()) detach_ring(i);
+    if (draining_ > 0)
+      for (uint32_t i = 0; i < rings_.size(); ++i)
+        if (rings_[i] && rings_[i]->draining && !rings_[i]->r.ready()) detach_ring(i);
     if (evicted_.load(std::memory_order_relaxed)) return -ENOBUFS;
     if (dir_.closed()) {
       rc = attempt();  // what was committed before the close is still delivered
@@ -469,6 +478,12 @@ int ShmRing2::receive_with(Attempt attempt, int64_t timeout_ns) noexcept {
     }
     if (timeout_ns == 0) return -EAGAIN;
     if (deadline.expired()) return -ETIMEDOUT;
+    if (spin_until < 0) {
+      spin_until = monotonic_ns() + spin_ns();
+      // No ring guarded any more: writers need not start epochs for us.
+      if (page_->guarded.load(std::memory_order_relaxed) != 0 && !any_guarded())
+        page_->guarded.store(0, std::memory_order_relaxed);
+    }
     if (monotonic_ns() < spin_until) {
       for (int i = 0; i < 64 && !set_->ready(); ++i) cpu_relax();
       continue;
@@ -487,6 +502,12 @@ int ShmRing2::consume(uint32_t max, Visitor fn, void* ctx, int64_t timeout_ns) n
   if (max == 0) return -EINVAL;
   return receive_with([&] { return set_->consume(max, [&](const MsgHeader& h, const char* p) { fn(ctx, h, p); }); },
                       timeout_ns);
+}
+
+bool ShmRing2::any_guarded() const noexcept {
+  for (const auto& r : rings_)
+    if (r && r->r.guarded()) return true;
+  return false;
 }
 
 size_t ShmRing2::rings() const noexcept {

@@ -63,6 +63,7 @@ class ShmRing2 final : public Transport {
   int notify_fd() noexcept override;
   void forget_after_fork() noexcept override;
   bool was_evicted() const noexcept override { return evicted_.load(std::memory_order_relaxed); }
+  uint64_t evictions() const noexcept override { return dir_.evictions(); }
 
   // Zero copy: a loan holds the ring's send lock until commit() or abandon() (same thread).
   int loan(WLoan* out, int64_t timeout_ns) noexcept;
@@ -98,6 +99,7 @@ class ShmRing2 final : public Transport {
   template <typename Attempt>
   int receive_with(Attempt attempt, int64_t timeout_ns) noexcept;
   bool data_ready() noexcept;
+  bool any_guarded() const noexcept;
   void rearm_notify() noexcept;
 
   pid_t self_ = 0;
@@ -124,7 +126,9 @@ class ShmRing2 final : public Transport {
   int64_t retry_at_ns_ = 0;  // rings not sealed yet: ask again then
   int64_t retry_ns_ = 0;
   bool retry_ = false;
-  bool joined_ = false;  // kReaderReady answered: writers that start from now count us
+  bool joined_ = false;
+  uint32_t draining_ =
+      0;  // attached rings whose writer is gone  // kReaderReady answered: writers that start from now count us
   std::atomic<bool> evicted_{false};
   int notify_fd_ = -1;
 };

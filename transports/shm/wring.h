@@ -8,12 +8,10 @@
 //   RingHeader line 0   the ring's creator (the registry), once, before magic (release
 //                       fence); read-only afterwards. Readers and the writer copy what they
 //                       need at attach and never re-read it.
-//   RingHeader line 1   the writer: tail (end of the last committed record, release),
-//                       prio_seq (records with priority != 0 committed, release).
+//   RingHeader line 1   the writer: tail (end of the last committed record).
 //   RingHeader line 2   the writer: space_sleep (odd while it sleeps for space, below);
 //                       bound_gen, bound_epoch (the join handshake, see RingHeader).
-//                       tail is stored after every record, so a reader not yet counted by
-//                       the writer can tell whether what it copied was overwritten.
+//                       tail is stored once per send or batch, after its records.
 //   records             the writer. Record at position p (a byte position, 64-bit, never
 //                       wraps) lives at offset p mod capacity; its first word is the commit
 //                       word: the record's exact end (p + kRecHeader + size), stored with
@@ -60,9 +58,6 @@ inline constexpr uint64_t kMaxCapacity = 1ull << 26;
 inline constexpr uint64_t kPad = 1ull << 63;
 inline constexpr uint64_t kEndMask = (1ull << 62) - 1;  // bit 62 reserved: a commit word with it is corrupt
 inline constexpr uint64_t kDetached = ~0ull;            // a cursor word no writer waits for
-// How far past its published tail a writer may be writing: a pad's word, then a whole
-// record at the lap's start and the next commit word (or a loan of kMaxRecord).
-inline constexpr uint64_t kLapMargin = 2 * 544 + 32;
 
 inline constexpr uint64_t rec_bytes(uint32_t size) noexcept {
   return (uint64_t(kRecHeader) + size + kRecAlign - 1) & ~uint64_t(kRecAlign - 1);
@@ -87,10 +82,9 @@ struct RingHeader {
   uint32_t ring_index;    // in the channel directory
   uint64_t instance_id;   // the channel's
   char pad0_[64 - 40];
-  // Line 1: the writer's, written per send.
-  alignas(64) std::atomic<uint64_t> tail;
-  std::atomic<uint64_t> prio_seq;
-  char pad1_[64 - 16];
+  // Line 1: the writer's, written per send or batch.
+  alignas(64) std::atomic<uint64_t> tail;  // per send or batch (release)
+  char pad1_[64 - 8];
   // Line 2: the writer's, written only around a sleep for space. Readers load it after
   // every cursor publication: it must not share a line with the per-send words.
   alignas(64) std::atomic<uint32_t> space_sleep;  // odd: the writer sleeps on its bell for space
@@ -102,7 +96,10 @@ struct RingHeader {
   // reached the generation at which it joined.
   std::atomic<uint64_t> bound_gen;
   std::atomic<uint64_t> bound_epoch;
-  char pad2_[64 - 24];
+  // Records with priority != 0 committed (release), loaded by readers on every receive:
+  // here, with the rarely written words, not beside the per-record tail.
+  std::atomic<uint64_t> prio_seq;
+  char pad2_[64 - 32];
 };
 
 // A reader's own page: its sleep word, then one cursor per ring index. Writers map it
@@ -114,7 +111,10 @@ struct ReaderPage {
   uint32_t rings;                           // cursor words that follow
   alignas(64) std::atomic<uint32_t> sleep;  // odd while sleeping
   std::atomic<uint32_t> armed;              // 1: sleeping on its notify descriptor (writers also ping)
-  char pad1_[56];
+  // != 0: some ring of ours is guarded (RingReader::attach_at): its writer's bounds then
+  // start a new bound_epoch, so the guard can end. Set before the cursor store it is for.
+  std::atomic<uint32_t> guarded;
+  char pad1_[52];
   std::atomic<uint64_t> cursor[1];  // [rings]
 };
 
@@ -149,15 +149,16 @@ FWIPC_V2_FIELD(RingHeader, writer_pid, 24, 4);
 FWIPC_V2_FIELD(RingHeader, ring_index, 28, 4);
 FWIPC_V2_FIELD(RingHeader, instance_id, 32, 8);
 FWIPC_V2_FIELD(RingHeader, tail, 64, 8);
-FWIPC_V2_FIELD(RingHeader, prio_seq, 72, 8);
 FWIPC_V2_FIELD(RingHeader, space_sleep, 128, 4);
 FWIPC_V2_FIELD(RingHeader, bound_gen, 136, 8);
 FWIPC_V2_FIELD(RingHeader, bound_epoch, 144, 8);
+FWIPC_V2_FIELD(RingHeader, prio_seq, 152, 8);
 FWIPC_V2_FIELD(ReaderPage, magic, 0, 8);
 FWIPC_V2_FIELD(ReaderPage, version, 8, 4);
 FWIPC_V2_FIELD(ReaderPage, rings, 12, 4);
 FWIPC_V2_FIELD(ReaderPage, sleep, 64, 4);
 FWIPC_V2_FIELD(ReaderPage, armed, 68, 4);
+FWIPC_V2_FIELD(ReaderPage, guarded, 72, 4);
 FWIPC_V2_FIELD(ReaderPage, cursor, 128, 8);
 static_assert(sizeof(Bell) == 64);
 #undef FWIPC_V2_FIELD
@@ -177,7 +178,8 @@ struct ReaderPort {
   const std::atomic<uint64_t>* cursor = nullptr;
   const std::atomic<uint32_t>* sleep = nullptr;
   std::atomic<uint32_t>* bell = nullptr;
-  const std::atomic<uint32_t>* armed = nullptr;  // optional: ping (set_ping) when set
+  const std::atomic<uint32_t>* armed = nullptr;    // optional: ping (set_ping) when set
+  const std::atomic<uint32_t>* guarded = nullptr;  // optional: the reader waits for an epoch
 };
 
 // A zero-copy loan: kMaxPayload bytes inside the ring, reserved until commit or abandon.

@@ -1,0 +1,190 @@
+// Ring v2 through the public API (registry started with FWIPC_RING=2): writers of three
+// uids map the channel themselves, the sender is the ring's, never what a writer wrote,
+// and a writer killed mid-record holds back nobody. Runs as root, unsandboxed (setuid).
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ipc.h"
+#include "tests/support.h"
+#include "transports/shm/wring.h"
+
+using namespace fwipc::test;
+
+namespace {
+
+constexpr uid_t kNobody = 65534, kDaemon = 1;
+constexpr int kAntiHangMs = 60000;
+
+struct Msg {
+  uint32_t writer;  // index
+  uint32_t pid;     // what the writer says it is (checked against the sender)
+  uint32_t seq;
+};
+
+bool become(uid_t uid) { return uid == 0 || (::setgid(uid) == 0 && ::setuid(uid) == 0); }
+
+// The ring this process writes, found by its memfd's name in our own mappings: what a
+// hostile writer can always reach.
+fwipc::shm::v2::RingHeader* own_ring(const char* channel) {
+  std::ifstream maps("/proc/self/maps");
+  const std::string want = std::string("fwipc-ring:") + channel + " ";
+  for (std::string line; std::getline(maps, line);) {
+    if (line.find(want.substr(0, want.size() - 1)) == std::string::npos || line.find("rw-s") == std::string::npos)
+      continue;
+    return reinterpret_cast<fwipc::shm::v2::RingHeader*>(std::strtoull(line.c_str(), nullptr, 16));
+  }
+  return nullptr;
+}
+
+// Reads until every writer's `each` messages came, checking sender against pids (or, for
+// a reader that does not know them, against what the writer claims) and per-writer order.
+// Returns 0 or a code naming what failed.
+int read_all(int c, const std::vector<pid_t>* pids, uint32_t writers, uint32_t each) {
+  std::vector<uint32_t> next(writers, 0);
+  uint64_t got = 0;
+  while (got < uint64_t(writers) * each) {
+    IPC_MESSAGE m;
+    const int rc = ipc_receive_message(uint32_t(c), &m, kAntiHangMs);
+    if (rc != int(sizeof(Msg))) return 20;
+    Msg v;
+    std::memcpy(&v, m.payload, sizeof v);
+    if (v.writer >= writers) return 21;
+    const uint32_t real = pids != nullptr ? uint32_t((*pids)[v.writer]) : v.pid;
+    if (m.sender != real) return 22;
+    if (v.seq != next[v.writer]++) return 23;
+    ++got;
+  }
+  return 0;
+}
+
+struct Ring2Runtime {
+  Ring2Runtime() { ::setenv("FWIPC_RING", "2", 1); }
+  ~Ring2Runtime() { ::unsetenv("FWIPC_RING"); }
+};
+
+}  // namespace
+
+TEST_CASE(
+    "ring v2: 8 writers of 3 uids to 2 readers map the channel; every sender is its writer's PID, whatever it "
+    "scribbles") {
+  Ring2Runtime v2;
+  TempRuntime rt;
+  constexpr uint32_t kWriters = 8, kEach = 3000;
+  const int c = ipc_create_channel_ex("mix", IPC_TYPE_QUEUE, 0, 0666);
+  REQUIRE(c >= 0);
+  IPC_CHANNEL_INFO info{};
+  REQUIRE(ipc_channel_info(uint32_t(c), &info) == 0);
+  CHECK(info.transport == IPC_TRANSPORT_SHM);
+  Barrier reader_up, opened, go;
+  // The second reader is nobody: it maps every writer's ring read-only.
+  const pid_t other_reader = spawn([&] {
+    if (!become(kNobody)) return 30;
+    const int r = ipc_open_channel("mix", IPC_MODE_READ);
+    if (r < 0) return 31;
+    reader_up.signal();
+    return read_all(r, nullptr, kWriters, kEach);
+  });
+  REQUIRE(reader_up.wait(1));
+  std::vector<pid_t> pids;
+  const uid_t uids[] = {0, kNobody, kDaemon};
+  for (uint32_t w = 0; w < kWriters; ++w) {
+    pids.push_back(spawn([&, w] {
+      if (!become(uids[w % 3])) return 40;
+      const int id = ipc_open_channel("mix", IPC_MODE_WRITE);
+      if (id < 0) return 41;
+      IPC_CHANNEL_INFO i{};
+      if (ipc_channel_info(uint32_t(id), &i) != 0 || i.transport != IPC_TRANSPORT_SHM) return 42;  // no bridge
+      // Every other writer claims to be someone else in the ring's own words.
+      if (w % 2 == 1) {
+        auto* h = own_ring("mix");
+        if (h == nullptr) return 43;
+        h->writer_pid = uint32_t(pids.empty() ? 1 : pids[0]);
+        h->ring_index ^= 1;
+      }
+      opened.signal();
+      if (!go.wait(1)) return 44;
+      for (uint32_t s = 0; s < kEach; ++s) {
+        const Msg v{w, uint32_t(::getpid()), s};
+        if (ipc_send(uint32_t(id), &v, sizeof v, 0) != int(sizeof v)) return 45;
+      }
+      return 0;
+    }));
+  }
+  REQUIRE(opened.wait(int(kWriters)));
+  for (uint32_t w = 0; w < kWriters; ++w) go.signal();
+  CHECK(read_all(c, &pids, kWriters, kEach) == 0);
+  for (pid_t p : pids) CHECK(wait_exit(p) == 0);
+  CHECK(wait_exit(other_reader) == 0);
+  CHECK(ipc_close_channel(uint32_t(c)) == 0);
+}
+
+TEST_CASE("ring v2: a writer killed mid-record delays none of the others; what it committed still arrives") {
+  Ring2Runtime v2;
+  TempRuntime rt;
+  constexpr uint32_t kWriters = 4, kEach = 5000, kBefore = 10;
+  const int c = ipc_create_channel("kill", IPC_TYPE_QUEUE, 0);
+  REQUIRE(c >= 0);
+  Barrier loaned, go;
+  // Writer 0 commits kBefore messages, then dies holding a loan it half filled.
+  const pid_t dying = spawn([&] {
+    const int id = ipc_open_channel("kill", IPC_MODE_WRITE);
+    if (id < 0) return 50;
+    for (uint32_t s = 0; s < kBefore; ++s) {
+      const Msg v{0, uint32_t(::getpid()), s};
+      if (ipc_send(uint32_t(id), &v, sizeof v, 0) != int(sizeof v)) return 51;
+    }
+    IPC_LOAN l{};
+    if (ipc_loan(uint32_t(id), &l) != 0) return 52;
+    std::memset(l.payload, 0xab, 64);
+    loaned.signal();
+    ::pause();
+    return 53;
+  });
+  REQUIRE(loaned.wait(1));
+  std::vector<pid_t> pids{dying};
+  for (uint32_t w = 1; w < kWriters; ++w) {
+    pids.push_back(spawn([&, w] {
+      const int id = ipc_open_channel("kill", IPC_MODE_WRITE);
+      if (id < 0) return 60;
+      if (!go.wait(1)) return 61;
+      for (uint32_t s = 0; s < kEach; ++s) {
+        const Msg v{w, uint32_t(::getpid()), s};
+        if (ipc_send(uint32_t(id), &v, sizeof v, 0) != int(sizeof v)) return 62;
+      }
+      return 0;
+    }));
+  }
+  for (uint32_t w = 1; w < kWriters; ++w) go.signal();
+  ::kill(dying, SIGKILL);
+  CHECK(wait_exit(dying) == 128 + SIGKILL);
+  std::vector<uint32_t> next(kWriters, 0);
+  uint64_t got = 0;
+  bool ok = true;
+  while (got < kBefore + uint64_t(kWriters - 1) * kEach) {
+    IPC_MESSAGE m;
+    const int rc = ipc_receive_message(uint32_t(c), &m, kAntiHangMs);
+    REQUIRE(rc == int(sizeof(Msg)));
+    Msg v;
+    std::memcpy(&v, m.payload, sizeof v);
+    REQUIRE(v.writer < kWriters);
+    ok = ok && m.sender == uint32_t(pids[v.writer]) && v.seq == next[v.writer]++;
+    ++got;
+  }
+  CHECK(ok);
+  CHECK(next[0] == kBefore);  // the half-written record was never committed
+  IPC_MESSAGE m;
+  CHECK(ipc_receive_message(uint32_t(c), &m, 0) == -EAGAIN);
+  for (uint32_t w = 1; w < kWriters; ++w) CHECK(wait_exit(pids[w]) == 0);
+  CHECK(ipc_close_channel(uint32_t(c)) == 0);
+}
