@@ -65,4 +65,21 @@ ssize_t recv_with_fds(int sock, void* buf, size_t len, int* fds, int max_fds, in
   return n;
 }
 
+int bind_datagram(const sockaddr_un& a, socklen_t len) noexcept {
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&a), len) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return -e;
+  }
+  return fd;
+}
+
+void ping_datagram(const sockaddr_un& a, socklen_t len) noexcept {
+  static const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  const char b = 1;
+  (void)::sendto(fd, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&a), len);
+}
+
 }  // namespace fwipc

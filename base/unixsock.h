@@ -3,6 +3,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 
 #include <cstddef>
@@ -21,5 +22,12 @@ int connect_seqpacket(const std::string& path, int timeout_sec) noexcept;
 // (close-on-exec) into fds[]; unused fds[] entries are -1 and descriptors beyond max_fds
 // are closed. Retries on EINTR. Returns the byte count or -errno.
 ssize_t recv_with_fds(int sock, void* buf, size_t len, int* fds, int max_fds, int flags) noexcept;
+
+// A non-blocking SOCK_DGRAM socket bound to a (a reader's wake-up descriptor), or -errno.
+int bind_datagram(const sockaddr_un& a, socklen_t len) noexcept;
+// One byte to the datagram socket bound at a, never blocking: a full queue already means
+// "wake up", and nobody bound there means nobody to wake. Sent from one process-wide
+// unbound socket, opened at first use and kept (inherited across fork).
+void ping_datagram(const sockaddr_un& a, socklen_t len) noexcept;
 
 }  // namespace fwipc

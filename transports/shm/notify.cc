@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "base/unixsock.h"
 #include "transports/shm/notify.h"
 #include "transports/shm/ring.h"
 
@@ -27,11 +28,6 @@ socklen_t notify_addr(const SegmentHeader* h, uint32_t idx, uint32_t state, sock
   return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
 }
 
-int sender_socket() {
-  static int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  return fd;
-}
-
 }  // namespace
 
 bool disarm(SegmentHeader* h, ReaderEntry& e) noexcept {
@@ -45,9 +41,7 @@ bool disarm(SegmentHeader* h, ReaderEntry& e) noexcept {
 
 void ping(const SegmentHeader* h, uint32_t idx, uint32_t state) noexcept {
   sockaddr_un a;
-  const socklen_t len = notify_addr(h, idx, state, &a);
-  const char b = 1;
-  (void)::sendto(sender_socket(), &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&a), len);
+  ping_datagram(a, notify_addr(h, idx, state, &a));
 }
 
 void notify_readers(const Segment& seg) noexcept {
@@ -84,15 +78,10 @@ void ShmRing::rearm_notify() noexcept {
 int ShmRing::notify_fd() noexcept {
   if (me_ == nullptr) return -EBADF;
   if (notify_fd_ >= 0) return notify_fd_;
-  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -errno;
   sockaddr_un a;
-  const socklen_t len = notify_addr(hdr_, static_cast<uint32_t>(roles_.reader_index), roles_.reader_state, &a);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0) {
-    const int e = errno;
-    ::close(fd);
-    return -e;
-  }
+  const int fd =
+      bind_datagram(a, notify_addr(hdr_, static_cast<uint32_t>(roles_.reader_index), roles_.reader_state, &a));
+  if (fd < 0) return fd;
   notify_fd_ = fd;
   rearm_notify();
   return notify_fd_;

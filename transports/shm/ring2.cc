@@ -18,6 +18,7 @@
 
 #include "base/cpu.h"
 #include "base/time.h"
+#include "base/unixsock.h"
 #include "ipc.h"
 
 namespace fwipc::shm::v2 {
@@ -74,16 +75,9 @@ socklen_t notify_addr(uint64_t instance, uint32_t idx, uint64_t state, sockaddr_
   return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
 }
 
-int sender_socket() {
-  static int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  return fd;
-}
-
 void ping(uint64_t instance, uint32_t idx, uint64_t state) {
   sockaddr_un a;
-  const socklen_t len = notify_addr(instance, idx, state, &a);
-  const char b = 1;
-  (void)::sendto(sender_socket(), &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&a), len);
+  ping_datagram(a, notify_addr(instance, idx, state, &a));
 }
 
 bool page_ok(const ReaderPage* p, uint64_t bytes, uint32_t rings) {
@@ -541,15 +535,9 @@ int ShmRing2::notify_fd() noexcept {
   if (reader_index_ < 0) return -EBADF;
   std::lock_guard<std::mutex> lk(recv_mu_);
   if (notify_fd_ >= 0) return notify_fd_;
-  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -errno;
   sockaddr_un a;
-  const socklen_t len = notify_addr(dir_.instance_id(), uint32_t(reader_index_), reader_state_, &a);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0) {
-    const int e = errno;
-    ::close(fd);
-    return -e;
-  }
+  const int fd = bind_datagram(a, notify_addr(dir_.instance_id(), uint32_t(reader_index_), reader_state_, &a));
+  if (fd < 0) return fd;
   notify_fd_ = fd;
   rearm_notify();
   return notify_fd_;
