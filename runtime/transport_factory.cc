@@ -33,7 +33,7 @@ class RegistryPeers final : public shm::v2::Peers {
   int reader_ready(uint32_t idx, uint64_t state) noexcept override {
     return op(registry::Op::kReaderReady, registry::Ring2Args{state, 0, idx, 0}, nullptr);
   }
-  void evict(uint32_t reader_idx, uint64_t state, uint32_t, uint64_t cursor) noexcept override {
+  void evict(uint32_t reader_idx, uint64_t state, uint64_t cursor) noexcept override {
     (void)op(registry::Op::kEvict, registry::Ring2Args{state, cursor, reader_idx, 0}, nullptr);
   }
 

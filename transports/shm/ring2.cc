@@ -80,6 +80,12 @@ void ping(uint64_t instance, uint32_t idx, uint64_t state) {
   ping_datagram(a, notify_addr(instance, idx, state, &a));
 }
 
+// Bell i of the channel's bells page (rings first, then readers; the size was checked
+// against the directory's counts at open).
+std::atomic<uint32_t>* bell_of(const ShmRing2::Map& bells, uint32_t i) {
+  return &static_cast<Bell*>(bells.mem)[i].word;
+}
+
 bool page_ok(const ReaderPage* p, uint64_t bytes, uint32_t rings) {
   return bytes >= reader_page_bytes(rings) && p->magic == kRingMagic && p->version == kRingVersion && p->rings >= rings;
 }
@@ -114,7 +120,7 @@ struct ShmRing2::Writer {
   int64_t held_since = 0;
   uint32_t held_reader = 0;
 
-  std::atomic<uint32_t>* bell(uint32_t i) const noexcept { return &static_cast<Bell*>(bells_map->mem)[i].word; }
+  std::atomic<uint32_t>* bell(uint32_t i) const noexcept { return bell_of(*bells_map, i); }
 
   // The process's writer of this ring, made from ro.ring_fd if there is none yet.
   static int get(ShmRing2* t, Roles2& ro, std::shared_ptr<Writer>* out) noexcept {
@@ -201,7 +207,7 @@ struct ShmRing2::Writer {
       return;
     }
     if (now_ns - held_since < int64_t(dir.evict_after_ms()) * 1'000'000) return;
-    if (pages[idx]) peers.evict(idx, pages[idx]->state, ring_index, c);
+    if (pages[idx]) peers.evict(idx, pages[idx]->state, c);
     held_since = now_ns;  // asked; ask again after another bound if still held
   }
 };
@@ -220,7 +226,6 @@ Result<std::unique_ptr<ShmRing2>> ShmRing2::open(Roles2 roles, std::shared_ptr<P
 }
 
 int ShmRing2::setup(Roles2& ro, pid_t self) noexcept {
-  self_ = self;
   int err = 0;
   dir_map_ = Map::of(std::exchange(ro.dir_fd, -1), false, &err);
   if (!dir_map_) return err;
@@ -247,7 +252,8 @@ int ShmRing2::setup(Roles2& ro, pid_t self) noexcept {
     reader_state_ = me.state;
     rings_.resize(dir_.max_rings());
     set_ = std::make_unique<RingSet>(uint32_t(self));
-    sleep_ = std::make_unique<ReaderSleep>(&page_->sleep, bell(dir_.max_rings() + uint32_t(reader_index_)));
+    sleep_ =
+        std::make_unique<ReaderSleep>(&page_->sleep, bell_of(*bells_map_, dir_.max_rings() + uint32_t(reader_index_)));
     // Join: a cursor on every ring, then the registry counts us. Rings we attach now are
     // guarded until their writers' bounds count us (the generation after activation).
     refresh_reader(true);
@@ -269,10 +275,6 @@ ShmRing2::~ShmRing2() {
 void ShmRing2::forget_after_fork() noexcept {
   // The ring and the page are the parent's roles: two writers in one ring would break it.
   forgotten_ = true;
-}
-
-std::atomic<uint32_t>* ShmRing2::bell(uint32_t i) const noexcept {
-  return &static_cast<Bell*>(bells_map_->mem)[i].word;
 }
 
 // ---------------------------------------------------------------- writer
@@ -386,7 +388,8 @@ bool ShmRing2::attach_ring(uint32_t idx, const EntryView& e, uint64_t guard_gen)
   if (start == kDetached && guard_gen == 0) guard_gen = dir_.gen();
   // Before the cursor store attach_at makes: its writer's next bound then bumps the epoch.
   if (guard_gen != 0) page_->guarded.store(1, std::memory_order_seq_cst);
-  if (ring->r.attach_at(ring->map->mem, ring->map->bytes, e.pid, &page_->cursor[idx], bell(idx), start, guard_gen) < 0)
+  if (ring->r.attach_at(ring->map->mem, ring->map->bytes, e.pid, &page_->cursor[idx], bell_of(*bells_map_, idx), start,
+                        guard_gen) < 0)
     return false;  // not a ring of this layout: its writer's loss alone
   set_->add(idx, &ring->r);
   rings_[idx] = std::move(ring);

@@ -31,9 +31,9 @@ class Peers {
   virtual int page_fd(uint32_t idx, uint64_t state) noexcept = 0;
   // This joining reader has set its cursors: count it from now on. 0 or -errno.
   virtual int reader_ready(uint32_t idx, uint64_t state) noexcept = 0;
-  // IPC_OVERFLOW_EVICT: reader idx has held this writer's ring full at `cursor` longer
+  // IPC_OVERFLOW_EVICT: reader idx has held this member's ring full at `cursor` longer
   // than the channel's bound. No answer: the registry checks and decides.
-  virtual void evict(uint32_t reader_idx, uint64_t reader_state, uint32_t ring_idx, uint64_t cursor) noexcept = 0;
+  virtual void evict(uint32_t reader_idx, uint64_t reader_state, uint64_t cursor) noexcept = 0;
 };
 
 // What open gave this handle (descriptors are taken over; -1 where absent).
@@ -88,7 +88,6 @@ class ShmRing2 final : public Transport {
   struct Ring;
   struct Page;
   int setup(Roles2& roles, pid_t self) noexcept;
-  std::atomic<uint32_t>* bell(uint32_t i) const noexcept;
   template <typename Op>
   int with_room(Op op, int64_t timeout_ns) noexcept;
   int lock_writer(int64_t timeout_ns) noexcept;
@@ -102,12 +101,10 @@ class ShmRing2 final : public Transport {
   bool any_guarded() const noexcept;
   void rearm_notify() noexcept;
 
-  pid_t self_ = 0;
   std::shared_ptr<Peers> peers_;
   DirReader dir_;
   std::shared_ptr<Map> dir_map_, bells_map_;
   bool forgotten_ = false;
-  std::atomic<bool> closed_seen_{false};
 
   // Writer: shared by the process's handles on this channel (ring2.cc).
   struct Writer;
@@ -126,9 +123,8 @@ class ShmRing2 final : public Transport {
   int64_t retry_at_ns_ = 0;  // rings not sealed yet: ask again then
   int64_t retry_ns_ = 0;
   bool retry_ = false;
-  bool joined_ = false;
-  uint32_t draining_ =
-      0;  // attached rings whose writer is gone  // kReaderReady answered: writers that start from now count us
+  bool joined_ = false;    // kReaderReady answered: writers that start from now count us
+  uint32_t draining_ = 0;  // attached rings whose writer is gone
   std::atomic<bool> evicted_{false};
   int notify_fd_ = -1;
 };
