@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,14 @@ Run run(const std::vector<std::string>& argv);
 // Runs bazel-bin/tools/ipcctl (a data dependency of the test, in its runfiles) with args.
 Run ipcctl(std::vector<std::string> args);
 inline bool has(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
+
+// Whether the registries this test starts make QUEUE channels ring v2 (FWIPC_RING=2 in
+// the environment they inherit): where v2 differs by design (no bridge for other uids,
+// a ring per writer), a case asserts v2's behaviour instead.
+inline bool ring_v2() {
+  const char* v = std::getenv("FWIPC_RING");
+  return v != nullptr && std::string(v) == "2";
+}
 
 // The PID listening on dir/registry.sock (its peer credentials), or -1.
 pid_t registry_pid_at(const std::string& dir);
