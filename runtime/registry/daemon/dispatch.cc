@@ -47,8 +47,8 @@ Reply reply_for(uint32_t h, const Channel& ch, const Membership& m) {
   r.owner_gid = ch.gid;
   r.mode = ch.mode;
   auto slots = shm::Segment::slots_for_capacity(ch.capacity);
+  // Ring v2: what each writer's ring holds (it takes as many records, whatever their size).
   r.capacity_bytes = (slots ? *slots : shm::kDefaultSlots) * shm::kSlotBytes;
-  if (ch.v2) r.capacity_bytes = ch.v2->w.header()->ring_capacity;  // per writer
   r.creator_pid = static_cast<uint32_t>(ch.creator_pid);
   r.overflow = ch.overflow;
   r.evict_after_ms = ch.evict_after_ms;
