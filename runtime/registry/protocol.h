@@ -25,6 +25,10 @@ enum class Op : uint32_t {
   kRingFd = 8,       // a reader asks for ring `index` (read-only), a writer for reader page `index`
   kReaderReady = 9,  // a joining reader has set its cursors: count it
   kEvict = 10,       // IPC_OVERFLOW_EVICT: reader `index` holds the asker's ring full at `cursor`
+  // An observer (ipcctl) of ring v2 channel number Request.handle, which it may read, asks
+  // for its rings (kind kRing2Ring) or reader pages (kRing2Page) from Ring2Args.index on,
+  // read-only; answered with an ObserveInfo. No membership: it holds nobody back.
+  kObserve = 11,
 };
 
 // Reply.transport for a QUEUE channel on ring v2 (ipc_channel_info reports IPC_TRANSPORT_SHM).
@@ -80,6 +84,7 @@ struct Request {
 //             member's own ring (writers, read-write) and own reader page (readers), in
 //             that order; create then adds NAME.call and the stats page
 //             kRingFd: [0] the ring or page asked for, read-only
+//             kObserve: up to kReplyFds rings or pages, read-only, as ObserveInfo lists them
 inline constexpr int kReplyFds = 6;
 
 struct Reply {
@@ -105,7 +110,8 @@ struct Reply {
 
 // kList answer (instead of a Reply): the first channel whose number is >= Request.handle,
 // or status -ENOENT past the last. A QUEUE channel's segment comes along (SCM_RIGHTS) when
-// the caller may map it, for the statistics in its header, and the channel's stats page
+// the caller may map it, for the statistics in its header (ring v2: the directory,
+// read-only, when the caller may read the channel), and the channel's stats page
 // (read-only) when the caller may read the channel: in that order, each flagged in
 // ChannelInfo.attached.
 inline constexpr uint32_t kInfoMembers = 16;
@@ -117,6 +123,9 @@ inline constexpr uint32_t kMemberAlive = 8u;
 // ChannelInfo.attached
 inline constexpr uint32_t kAttachedSegment = 1u;
 inline constexpr uint32_t kAttachedStats = 2u;
+// Ring v2: the channel's directory (read-only) where the segment would be; its rings and
+// reader pages then come through kObserve.
+inline constexpr uint32_t kAttachedRing2 = 4u;
 
 struct ChannelInfo {
   int32_t status;
@@ -136,6 +145,21 @@ struct ChannelInfo {
     uint32_t pid;
     uint32_t flags;
   } members[kInfoMembers];
+};
+
+// kObserve answer (instead of a Reply): `count` descriptors came with it, the ring or page
+// of directory index index[i] whose entry held state[i] when it was passed, in index order.
+// Only entries in use whose owner has sealed them against writes (RING-V2.md section 2)
+// are passed. Ask again from `next` until it reaches `table` (max_rings or max_readers).
+// status: 0, -ENOENT (no such channel), -EACCES (the caller may not read it), -EOPNOTSUPP
+// (not on ring v2), -EINVAL (bad kind).
+struct ObserveInfo {
+  int32_t status;
+  uint32_t count;
+  uint32_t next;
+  uint32_t table;
+  uint32_t index[kReplyFds];
+  uint64_t state[kReplyFds];
 };
 
 // kQuota answer (instead of a Reply): per-uid usage against the uid's limits (the policy's
@@ -180,7 +204,8 @@ inline constexpr size_t kRefusalDetail = 256;
 
 static_assert(sizeof(QuotaInfo) == 104);
 static_assert(offsetof(Refusal, detail) == kRefusalDetail && kRefusalDetail >= sizeof(ChannelInfo) &&
-              kRefusalDetail >= sizeof(QuotaInfo) && sizeof(Refusal) == 512);
+              kRefusalDetail >= sizeof(QuotaInfo) && kRefusalDetail >= sizeof(ObserveInfo) && sizeof(Refusal) == 512);
+static_assert(sizeof(ObserveInfo) == 16 + 12 * kReplyFds && offsetof(ObserveInfo, state) == 40);
 static_assert(sizeof(Request) == 112 && offsetof(Request, name) == 48);
 static_assert(sizeof(Ring2Args) <= sizeof(Request::name));
 static_assert(sizeof(ChannelInfo) == 48 + 64 + 8 * kInfoMembers);

@@ -14,6 +14,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -95,10 +97,12 @@ std::string channel_json(const ChannelView& c) {
                   overflow_name(c.raw.overflow) + "\"";
   if (c.ring) {
     s += ",\"depth\":" + std::to_string(c.ring->depth) + ",\"messages\":" + std::to_string(c.ring->tail) +
-         ",\"drops\":" + std::to_string(c.ring->refused) + ",\"abandoned\":" + std::to_string(c.ring->abandoned);
+         ",\"drops\":" + std::to_string(c.ring->refused) + ",\"abandoned\":" + std::to_string(c.ring->abandoned) +
+         ",\"messages_exact\":" + (c.ring->messages_exact ? "true" : "false");
   } else {
-    s += ",\"depth\":null,\"messages\":null,\"drops\":null,\"abandoned\":null";
+    s += ",\"depth\":null,\"messages\":null,\"drops\":null,\"abandoned\":null,\"messages_exact\":null";
   }
+  s += std::string(",\"layout\":") + (c.v2 ? "\"ring2\"" : c.seg ? "\"v4\"" : "null");
   s += ",\"evictions\":" + num_or(evictions_of(c), "null");
   return s + ",\"members\":" + std::to_string(c.member_count) + ",\"readers\":" + peers_json(c.readers, bool(c.ring)) +
          ",\"writers\":" + peers_json(c.writers, false) + ",\"queues\":" + queues_json(c) + "}";
@@ -109,7 +113,7 @@ std::optional<ChannelView> find_queue(const std::string& dir, const std::string&
   int err = 0;
   for (ChannelView& c : list_channels(dir, &err)) {
     if (name != c.raw.name) continue;
-    if (c.seg) return std::move(c);
+    if (c.seg || c.v2) return std::move(c);
     std::fprintf(stderr, "ipcctl: %s: %s needs a QUEUE channel on shared memory that you may read\n", name.c_str(),
                  needs);
     return std::nullopt;
@@ -141,6 +145,137 @@ void print_message(bool json, uint64_t pos, const MsgHeader& h, const char* payl
                 h.type, h.size, h.sender, h.receiver, h.priority, text.c_str(), h.size > shown ? "..." : "");
   }
   std::fflush(stdout);
+}
+
+// Ring v2: one writer's ring followed by a reader of our own over its read-only mapping.
+// Its cursor is a local word no writer ever sees, and it stays guarded (RingReader::
+// attach_at): every copy is checked afterwards against the record's own commit word, and
+// a lapped ring restarts at its tail.
+struct Followed {
+  const Ring2Observer::Ring* ring = nullptr;  // the observer's; dropped before it is
+  std::atomic<uint64_t> cursor{0};
+  std::atomic<uint32_t> bell{0};
+  shm::v2::RingReader rd;
+  bool corrupt = false;
+  // Starts at start (a record boundary within a lap of the tail), else at the tail.
+  bool attach(uint64_t start) {
+    return rd.attach_at(ring->map.mem, ring->map.bytes, ring->pid, &cursor, &bell, start, ~0ull) == 0;
+  }
+};
+
+void print_missed(bool json, const Ring2Observer::Ring& r, uint64_t bytes) {
+  if (json)
+    std::printf("{\"missed_bytes\":%llu,\"sender\":%u}\n", (unsigned long long)bytes, r.pid);
+  else
+    std::printf("... %llu bytes of messages from %u passed unseen (its ring came round a lap)\n",
+                (unsigned long long)bytes, r.pid);
+  std::fflush(stdout);
+}
+
+// Follows every ring of a ring v2 channel from its tail (--all: from the slowest reader's
+// cursor), rings that appear later from their first record, and prints each message as
+// the layout 4 tail does, its sender the directory's PID for the ring.
+int tail_ring2(const std::string& dir, Ring2Observer& obs, const Options& o) {
+  namespace v2 = shm::v2;
+  reg::Client conn;
+  std::map<uint32_t, std::unique_ptr<Followed>> rings;
+  bool first = true;
+  // After every refresh: follow new rings, drop those the observer unmapped.
+  auto sync = [&]() {
+    for (auto it = rings.begin(); it != rings.end();) {
+      auto r = obs.rings().find(it->first);
+      if (r == obs.rings().end() || r->second.get() != it->second->ring)
+        it = rings.erase(it);
+      else
+        ++it;
+    }
+    for (const auto& [idx, r] : obs.rings()) {
+      if (rings.count(idx)) continue;
+      auto f = std::make_unique<Followed>();
+      f->ring = r.get();
+      uint64_t start = 0;  // a ring that came after us: all of it is new
+      if (first) {
+        start = r->tail();
+        if (o.all)
+          for (const auto& [pi, c] : obs.cursors_of(*r, start)) start = std::min(start, c);
+      }
+      if (f->attach(start)) rings[idx] = std::move(f);
+    }
+    first = false;
+  };
+  sync();
+  const uint64_t slack = v2::kMaxRecord + v2::kRecAlign;  // what one send writes past the tail
+  long shown = 0;
+  int idle = 0;
+  uint64_t gen = obs.dir().gen();
+  int64_t next_refresh = monotonic_ns() + 200'000'000;
+  char payload[v2::kMaxPayload];
+  while (!g_stop && (o.count == 0 || shown < o.count)) {
+    bool any = false;
+    for (auto& [idx, fp] : rings) {
+      Followed& f = *fp;
+      const Ring2Observer::Ring& r = *f.ring;
+      for (uint32_t turn = 0; !f.corrupt && turn < 64 && (o.count == 0 || shown < o.count); ++turn) {
+        const uint64_t pos0 = f.rd.cursor(), laps0 = f.rd.lapped();
+        v2::RecordView v;
+        const v2::Peek p = f.rd.peek(&v);
+        if (f.rd.lapped() != laps0) print_missed(o.json, r, (p == v2::Peek::kReady ? v.pos : f.rd.cursor()) - pos0);
+        if (p == v2::Peek::kEmpty) break;
+        if (p == v2::Peek::kCorrupt) {
+          f.corrupt = true;
+          if (o.json)
+            std::printf("{\"corrupt\":%u}\n", r.pid);
+          else
+            std::printf("... the ring of %u breaks the record format: no longer followed\n", r.pid);
+          std::fflush(stdout);
+          break;
+        }
+        std::memcpy(payload, v.payload, v.hdr.size);  // peek checked size <= kMaxPayload
+        // Overwritten meanwhile: its commit word changed (intact), or the writer's tail
+        // came near enough round that its next record may lie over this one.
+        const uint64_t t = r.tail();
+        if (!f.rd.intact(v) || t == v2::kDetached || t + slack > v.pos + r.cap) {
+          const uint64_t now = r.tail();
+          if (now == v2::kDetached || !f.attach(v2::kDetached)) {  // at the tail
+            f.corrupt = true;
+            break;
+          }
+          print_missed(o.json, r, f.rd.cursor() > v.pos ? f.rd.cursor() - v.pos : 0);
+          continue;
+        }
+        print_message(o.json, v.pos, v.hdr, payload);
+        ++shown;
+        any = true;
+        f.rd.advance(v);
+      }
+    }
+    if (any) {
+      idle = 0;
+      continue;
+    }
+    if (obs.dir().closed()) {
+      bool drained = true;
+      for (auto& [idx, f] : rings)
+        if (!f->corrupt && f->rd.cursor() < f->ring->tail() && f->ring->tail() != v2::kDetached) drained = false;
+      if (drained) break;
+    }
+    // New writers (and freed rings): at once when the directory moved, and now and then
+    // for a ring its writer had not sealed yet when we asked (the registry passes none
+    // before).
+    const int64_t now = monotonic_ns();
+    if (obs.dir().gen() != gen || now >= next_refresh) {
+      gen = obs.dir().gen();
+      next_refresh = now + 200'000'000;
+      (void)obs.refresh(conn, dir);  // failing: the rings already mapped are followed
+      sync();
+    }
+    // Yield first: on a busy ring a sleeping observer is lapped at once.
+    if (++idle < 2000)
+      ::sched_yield();
+    else
+      ::usleep(500);
+  }
+  return 0;
 }
 
 // A byte count for people: 1536 -> 1.5K, binary units.
@@ -214,7 +349,8 @@ int cmd_list(const std::string& dir, const Options& o) {
   for (const ChannelView& c : chans) {
     rows.push_back({c.raw.name, type_name(c.raw.type), transport_name(c.raw.transport), owner_name(c.raw.uid),
                     mode_text(c.raw.mode), std::to_string(capacity_msgs(c)), overflow_name(c.raw.overflow),
-                    opt_num(c.ring, &RingStats::depth), opt_num(c.ring, &RingStats::tail),
+                    opt_num(c.ring, &RingStats::depth),
+                    (c.ring && !c.ring->messages_exact ? "~" : "") + opt_num(c.ring, &RingStats::tail),
                     opt_num(c.ring, &RingStats::refused), opt_num(c.ring, &RingStats::abandoned),
                     num_or(evictions_of(c), "-"), c.queues ? std::to_string(c.queues->queued_frames) : "-",
                     peers_text(c.readers), peers_text(c.writers)});
@@ -270,7 +406,13 @@ int cmd_stats(const std::string& dir, const std::string& name, const Options& o)
 int cmd_stat(const std::string& dir, const std::string& name, const Options& o) {
   auto info = find_queue(dir, name, "stat");
   if (!info) return 1;
-  RingStats prev = read_ring(*info->seg, nullptr, nullptr);
+  reg::Client conn;  // ring v2: new rings and readers are asked for at every sample
+  auto sample = [&](std::vector<Peer>* readers) {
+    if (info->seg) return read_ring(*info->seg, readers, nullptr);
+    (void)info->v2->refresh(conn, dir);  // failing: the rings already mapped are sampled
+    return info->v2->stats(readers, nullptr);
+  };
+  RingStats prev = sample(nullptr);
   int64_t t0 = monotonic_ns();
   const int64_t start = t0;
   if (!o.json)
@@ -280,10 +422,13 @@ int cmd_stat(const std::string& dir, const std::string& name, const Options& o) 
     ::usleep(useconds_t(o.interval_ms) * 1000);
     if (g_stop) break;  // a sample cut short by the signal would show a meaningless rate
     std::vector<Peer> readers;
-    const RingStats now = read_ring(*info->seg, &readers, nullptr);
+    const RingStats now = sample(&readers);
     const int64_t t1 = monotonic_ns();
     const double dt = double(t1 - t0) / 1e9;
-    const double rate = double(now.tail - prev.tail) / dt, drops = double(now.refused - prev.refused) / dt;
+    // Ring v2: a drained ring that is freed takes its messages out of the sum; never a
+    // negative rate for it.
+    const double rate = double(now.tail > prev.tail ? now.tail - prev.tail : 0) / dt,
+                 drops = double(now.refused > prev.refused ? now.refused - prev.refused : 0) / dt;
     const double at = double(t1 - start) / 1e9;
     if (o.json)
       std::printf(
@@ -311,6 +456,7 @@ int cmd_stat(const std::string& dir, const std::string& name, const Options& o) 
 int cmd_tail(const std::string& dir, const std::string& name, const Options& o) {
   auto info = find_queue(dir, name, "tail");
   if (!info) return 1;
+  if (info->v2) return tail_ring2(dir, *info->v2, o);
   const shm::Segment& seg = *info->seg;
   const shm::SegmentHeader* h = seg.header();
   const uint32_t n = seg.slot_count();

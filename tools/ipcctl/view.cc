@@ -99,6 +99,7 @@ std::vector<ChannelView> list_channels(const std::string& dir, int* err) {
     // In this order, each only if flagged (protocol.h).
     int at = 0;
     const int fd = (v.raw.attached & reg::kAttachedSegment) ? got[at++] : -1;
+    const int dfd = (v.raw.attached & reg::kAttachedRing2) ? got[at++] : -1;
     const int sfd = (v.raw.attached & reg::kAttachedStats) ? got[at++] : -1;
     for (int i = at; i < 2; ++i)
       if (got[i] >= 0) ::close(got[i]);
@@ -112,6 +113,14 @@ std::vector<ChannelView> list_channels(const std::string& dir, int* err) {
       if (seg) {
         v.seg = std::make_shared<shm::Segment>(std::move(seg.value()));
         v.ring = read_ring(*v.seg, &v.readers, &v.writers);
+      }
+    }
+    if (dfd >= 0) {
+      // A directory that does not validate, or a registry that fails us half way: the
+      // channel is listed without ring counters.
+      if (auto o = Ring2Observer::open(dfd, v.raw.channel); o && o->refresh(conn, dir) == 0) {
+        v.v2 = std::move(o);
+        v.ring = v.v2->stats(&v.readers, &v.writers);
       }
     }
     for (uint32_t i = 0; i < std::min(v.raw.listed, reg::kInfoMembers); ++i) {

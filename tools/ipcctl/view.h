@@ -12,6 +12,7 @@
 
 #include "runtime/registry/client.h"
 #include "runtime/registry/protocol.h"
+#include "tools/ipcctl/ring2_view.h"
 #include "transports/shm/segment.h"
 #include "transports/shm/stats.h"
 
@@ -24,14 +25,19 @@ struct Peer {
   bool reads = false, writes = false, creator = false;
 };
 
-// One look at a segment's counters; not a consistent snapshot (writers keep going).
+// One look at a segment's counters (or a ring v2 channel's: Ring2Observer::stats); not a
+// consistent snapshot (writers keep going).
 struct RingStats {
   uint64_t tail;   // messages claimed since creation
   uint64_t depth;  // tail minus the slowest active reader's cursor
   uint64_t abandoned, refused;
   uint64_t evictions;  // readers evicted (IPC_OVERFLOW_EVICT)
-  uint32_t slots;
+  uint32_t slots;      // capacity in messages (ring v2: per writer)
   bool closed;
+  // Ring v2: false when `tail` (messages) is an estimate: a ring that wrapped no longer
+  // holds its first records, so the bytes before the oldest one still there are counted
+  // at the average record size (the rings keep no message counter).
+  bool messages_exact = true;
 };
 
 struct ChannelView {
@@ -39,7 +45,8 @@ struct ChannelView {
   uint32_t member_count;
   std::vector<Peer> readers, writers;
   std::optional<RingStats> ring;      // QUEUE on shared memory, readable by us
-  std::shared_ptr<shm::Segment> seg;  // mapped when ring is set (stat and tail use it)
+  std::shared_ptr<shm::Segment> seg;  // layout 4: mapped when ring is set (stat and tail use it)
+  std::shared_ptr<Ring2Observer> v2;  // ring v2: set with ring (stat and tail refresh it)
   // The queues in the creator's process (hub, bridge, NAME.call), from the channel's stats
   // page, for those who may read the channel.
   std::optional<stats::Snapshot> queues;

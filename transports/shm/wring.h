@@ -99,7 +99,11 @@ struct RingHeader {
   // Records with priority != 0 committed (release), loaded by readers on every receive:
   // here, with the rarely written words, not beside the per-record tail.
   std::atomic<uint64_t> prio_seq;
-  char pad2_[64 - 32];
+  // Sends that found the ring full (-EAGAIN, -ETIMEDOUT), the writer's count (relaxed),
+  // summed over a channel's rings by ipcctl as DROPS (RING-V2.md section 2). On this line:
+  // a send is refused only after the bound ran out, never on the per-send path.
+  std::atomic<uint64_t> refused;
+  char pad2_[64 - 40];
 };
 
 // A reader's own page: its sleep word, then one cursor per ring index. Writers map it
@@ -153,6 +157,7 @@ FWIPC_V2_FIELD(RingHeader, space_sleep, 128, 4);
 FWIPC_V2_FIELD(RingHeader, bound_gen, 136, 8);
 FWIPC_V2_FIELD(RingHeader, bound_epoch, 144, 8);
 FWIPC_V2_FIELD(RingHeader, prio_seq, 152, 8);
+FWIPC_V2_FIELD(RingHeader, refused, 160, 8);
 FWIPC_V2_FIELD(ReaderPage, magic, 0, 8);
 FWIPC_V2_FIELD(ReaderPage, version, 8, 4);
 FWIPC_V2_FIELD(ReaderPage, rings, 12, 4);

@@ -1,7 +1,9 @@
 // What each registry request means, whatever the transport: validation, the name map,
 // memberships and the reply. The per-transport parts are in channel_*.cc.
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -66,7 +68,8 @@ void Server::handle(Client& c, Request& rq, ssize_t n) {
   } else {
     rq.name[sizeof rq.name - 1] = '\0';
     switch (static_cast<Op>(rq.op)) {
-      case Op::kList: return list(c, rq);
+      case Op::kList:
+      case Op::kObserve: return list(c, rq);
       case Op::kQuota: return quota(c, rq);
       case Op::kClean: r.status = clean_dir(); break;
       case Op::kCreate: r = create(c, rq); break;
@@ -252,10 +255,71 @@ void Server::unlink_name(Channel* ch) {
   save_state();
 }
 
+namespace {
+
+// Whether fd's owner sealed it against writes: only then can no holder of a read-only
+// descriptor reopen it writable through /proc (RING-V2.md section 2).
+bool sealed_for_writes(int fd) {
+  const int s = ::fcntl(fd, F_GET_SEALS);
+  return s >= 0 && (s & F_SEAL_FUTURE_WRITE) != 0;
+}
+
+// kObserve: up to kReplyFds rings or reader pages of a ring v2 channel, read-only, from
+// directory index a.index on, into fds (the caller closes them).
+ObserveInfo observe(const Channel& ch, const Ring2Args& a, int* fds) {
+  ObserveInfo info{};
+  const Ring2& r = *ch.v2;
+  const bool ring = a.kind == kRing2Ring;
+  if (!ring && a.kind != kRing2Page) {
+    info.status = -EINVAL;
+    return info;
+  }
+  const std::vector<Ring2::Mem>& mems = ring ? r.rings : r.pages;
+  info.table = uint32_t(mems.size());
+  uint32_t i = a.index;
+  for (; i < mems.size() && info.count < uint32_t(kReplyFds); ++i) {
+    const Ring2::Mem& x = mems[i];
+    const shm::v2::EntryView e = ring ? r.w.ring(i) : r.w.reader(i);
+    if (x.fd < 0 || e.status() == shm::v2::kFree || !sealed_for_writes(x.fd)) continue;
+    const int ro = reopen_read_only(x.fd);
+    if (ro < 0) {  // out of descriptors: what we have, and the caller asks again from here
+      if (info.count == 0) info.status = ro;
+      break;
+    }
+    fds[info.count] = ro;
+    info.index[info.count] = i;
+    info.state[info.count++] = e.state;
+  }
+  info.next = std::min<uint32_t>(i, info.table);
+  return info;
+}
+
+}  // namespace
+
 void Server::list(Client& c, const Request& rq) {
+  if (static_cast<Op>(rq.op) == Op::kObserve) {
+    ObserveInfo o{};
+    int fds[kReplyFds];
+    auto it = channels_.find(rq.handle);
+    Ring2Args a;
+    std::memcpy(&a, rq.name, sizeof a);
+    if (it == channels_.end() || it->second->name.empty())
+      o.status = -ENOENT;
+    else if (!permitted(c, *it->second, true, false))
+      o.status = -EACCES;
+    else if (!it->second->v2)
+      o.status = -EOPNOTSUPP;
+    else
+      o = observe(*it->second, a, fds);
+    const int n = o.status < 0 ? 0 : int(o.count);
+    reply(c.fd, &o, sizeof o, fds, n);
+    for (int i = 0; i < n; ++i) ::close(fds[i]);
+    return;
+  }
   ChannelInfo info{};
   info.status = -ENOENT;
   int pass[2] = {-1, -1};
+  bool ours[2] = {false, false};
   int npass = 0, ro = -1;
   // Unlinked channels (creator gone, members left) are not listed: they have no name.
   for (auto it = channels_.lower_bound(rq.handle); it != channels_.end(); ++it) {
@@ -290,15 +354,23 @@ void Server::list(Client& c, const Request& rq) {
       pass[npass++] = ch.seg.fd();
       info.attached |= kAttachedSegment;
     }
+    // Ring v2: an observer maps what a reader may, read-only (every uid the mode lets read).
+    if (ch.v2 && ch.v2->dir.fd >= 0 && permitted(c, ch, true, false) && (ro = reopen_read_only(ch.v2->dir.fd)) >= 0) {
+      ours[npass] = true;
+      pass[npass++] = ro;
+      info.attached |= kAttachedRing2;
+    }
     // Counters only, but they are the channel's traffic pattern: for those who may read it.
     if (ch.stats.fd >= 0 && permitted(c, ch, true, false) && (ro = reopen_read_only(ch.stats.fd)) >= 0) {
+      ours[npass] = true;
       pass[npass++] = ro;
       info.attached |= kAttachedStats;
     }
     break;
   }
   reply(c.fd, &info, sizeof info, pass, npass);
-  if (ro >= 0) ::close(ro);
+  for (int i = 0; i < npass; ++i)
+    if (ours[i]) ::close(pass[i]);
 }
 
 }  // namespace fwipc::registry
