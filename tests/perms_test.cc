@@ -1,6 +1,7 @@
 // Permission checks with a real second uid: needs root (setuid), so it runs unsandboxed.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -19,6 +21,8 @@
 
 using fwipc::test::Barrier;
 using fwipc::test::fd_with_target;
+using fwipc::test::has;
+using fwipc::test::ring_v2;
 using fwipc::test::spawn;
 using fwipc::test::TempRuntime;
 using fwipc::test::wait_exit;
@@ -46,6 +50,27 @@ int serve_until_exit(int c, pid_t child) {
     (void)ipc_receive_message(uint32_t(c), &m, 50);
   }
   return -1;
+}
+
+// Ring v2 (a reader of any uid maps the channel): how many of this process's mappings of
+// the channel's directory or of a writer's ring could be made writable; -1 if none is
+// mapped at all. A reader's rings and directory come from read-only descriptors, so
+// mprotect() must refuse PROT_WRITE on every one of them.
+int writable_ring_mappings(const std::string& channel) {
+  std::FILE* f = std::fopen("/proc/self/maps", "re");
+  if (f == nullptr) return -2;
+  char line[512];
+  int mapped = 0, writable = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    const std::string l = line;
+    if (!has(l, "fwipc-ring:" + channel + " ") && !has(l, "fwipc-dir:" + channel + " ")) continue;
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line, "%lx-%lx", &lo, &hi) != 2) continue;
+    ++mapped;
+    if (::mprotect(reinterpret_cast<void*>(lo), hi - lo, PROT_READ | PROT_WRITE) == 0) ++writable;
+  }
+  std::fclose(f);
+  return mapped == 0 ? -1 : writable;
 }
 
 // Opens name as uid nobody in a child; returns the child's open() result as exit code.
@@ -93,9 +118,16 @@ TEST_CASE("shouldStampTheRealPidOfAWriterOfAnotherUid") {
       if (!become_nobody()) return 100;
       const int w = ipc_open_channel("pub", IPC_MODE_WRITE);
       if (w < 0) return 10;
-      if (fd_with_target("/memfd:", true) >= 0) return 15;  // a QUEUE's ring is never ours to map
+      // Layout 4: a QUEUE's ring is never ours to map (the creator's bridge stamps us).
+      // Ring v2: we write our own ring, and the sender is the directory's PID for it (a
+      // writer forging its ring's words: tests/ring2_test.cc).
+      const bool own_ring = type == IPC_TYPE_QUEUE && ring_v2();
+      if ((fd_with_target("/memfd:", true) >= 0) != own_ring) return 15;
       if (ipc_send(uint32_t(w), "ok", 2, 0) != 2) return 11;
-      if (type == IPC_TYPE_PIPE) {
+      if (own_ring) {
+        if (ipc_channel_transport(uint32_t(w)) != int(IPC_TRANSPORT_SHM)) return 17;
+        if (ipc_send(uint32_t(w), "lie2", 4, 0) != 4) return 14;
+      } else if (type == IPC_TYPE_PIPE) {
         const int chan = fd_with_target("/pub.fifo");
         const int own = fd_with_target("/pub.fifo.w" + std::to_string(::getpid()) + ".", true);
         if (chan < 0 || own < 0) return 12;
@@ -133,8 +165,9 @@ TEST_CASE("shouldStampTheRealPidOfAWriterOfAnotherUid") {
   }
 }
 
-// A reader of another uid never maps a QUEUE channel's ring: the creator's runtime feeds it
-// from the ring entry the registry joined for it, unicasts included, senders intact.
+// A reader of another uid never maps a QUEUE channel's ring on layout 4: the creator's
+// runtime feeds it from the ring entry the registry joined for it. On ring v2 it maps the
+// directory and rings read-only. Either way unicasts arrive, senders intact.
 TEST_CASE("shouldServeAQueueReaderOfAnotherUidWithoutMappingTheRing") {
   REQUIRE_MESSAGE(::geteuid() == 0, "this test needs root to switch uid");
   TempRuntime rt;
@@ -146,7 +179,8 @@ TEST_CASE("shouldServeAQueueReaderOfAnotherUidWithoutMappingTheRing") {
     if (!become_nobody()) return 100;
     const int r = ipc_open_channel("pubq", IPC_MODE_READ);
     if (r < 0) return 10;
-    if (fd_with_target("/memfd:", true) >= 0) return 11;
+    // Layout 4: fed by the creator's bridge, nothing mapped. Ring v2: mapped, but read-only.
+    if (ring_v2() ? writable_ring_mappings("pubq") != 0 : fd_with_target("/memfd:", true) >= 0) return 11;
     ready.signal();
     IPC_MESSAGE m;
     for (const char* want : {"all", "you"}) {
