@@ -302,8 +302,12 @@ int ShmRing2::with_room(Op op, int64_t timeout_ns) noexcept {
     rc = op(wr.w, slice);
     if (rc != -ETIMEDOUT && rc != -EAGAIN) break;
     rc = -ETIMEDOUT;
+    // Held back, whether we wait here or the caller retries non-blocking sends in its own
+    // loop (eventsd's emitters do): maybe_evict times the holder across attempts, as layout
+    // 4's evict_stuck_readers does. Only blocking sends used to count, so a stuck reader
+    // held non-blocking writers at -EAGAIN forever.
+    if (dir_.overflow() == IPC_OVERFLOW_EVICT) wr.maybe_evict(*peers_, monotonic_ns());
     if (timeout_ns == 0 || deadline.expired()) break;
-    if (round > 0) wr.maybe_evict(*peers_, monotonic_ns());
   }
   wr.waiting.store(false, std::memory_order_relaxed);
   return rc == -ETIMEDOUT && timeout_ns == 0 ? -EAGAIN : rc;
@@ -447,16 +451,20 @@ bool ShmRing2::data_ready() noexcept {
   return set_->ready() || dir_.gen() != rgen_ || dir_.closed() || (retry_ && monotonic_ns() >= retry_at_ns_);
 }
 
-template <typename Attempt>
-int ShmRing2::receive_with(Attempt attempt, int64_t timeout_ns) noexcept {
+template <typename Attempt, typename Queued>
+int ShmRing2::receive_with(Attempt attempt, Queued queued, int64_t timeout_ns) noexcept {
   if (reader_index_ < 0 || forgotten_) return -EBADF;
   std::lock_guard<std::mutex> lk(recv_mu_);
   const Deadline deadline = timeout_ns == 0 ? Deadline::never() : Deadline::after_ns(timeout_ns);
   int64_t spin_until = -1;  // set at the first miss: a receive that finds data reads no clock
   for (;;) {
     refresh_reader(false);
-    // Evicted: writers no longer keep our place, so nothing more in their rings is ours.
-    if (evicted_.load(std::memory_order_relaxed)) return -ENOBUFS;
+    // Evicted: writers no longer keep our place, so nothing more in their rings is ours;
+    // what we had already taken into the heap still is (ipc.h), then -ENOBUFS.
+    if (evicted_.load(std::memory_order_relaxed)) {
+      const int rc = queued();
+      return rc == -EAGAIN ? -ENOBUFS : rc;
+    }
     int rc = attempt();
     if (rc != -EAGAIN) return rc;
     // Nothing: finished rings of dead writers go; then closed, evicted, or wait.
@@ -491,13 +499,36 @@ int ShmRing2::receive_with(Attempt attempt, int64_t timeout_ns) noexcept {
   }
 }
 
+bool ShmRing2::evicted_since_copy() noexcept {
+  if (dir_.overflow() != IPC_OVERFLOW_EVICT) return false;
+  // SYNC POINT READ: directory generation, after the copy (a seqlock's reader). A writer
+  // reuses our records only after it saw the generation of our eviction.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (dir_.gen() == rgen_) return false;
+  refresh_reader(false);
+  return evicted_.load(std::memory_order_relaxed);
+}
+
 int ShmRing2::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_ns) noexcept {
-  return receive_with([&] { return set_->receive(hdr, buf, cap); }, timeout_ns);
+  return receive_with(
+      [&] {
+        const int rc = set_->receive(hdr, buf, cap);
+        // Evicted meanwhile: the copy may be of a record a writer already reused.
+        return rc >= 0 && evicted_since_copy() ? -ENOBUFS : rc;
+      },
+      [&] { return set_->take_queued(hdr, buf, cap); }, timeout_ns);
 }
 
 int ShmRing2::consume(uint32_t max, Visitor fn, void* ctx, int64_t timeout_ns) noexcept {
   if (max == 0) return -EINVAL;
   return receive_with([&] { return set_->consume(max, [&](const MsgHeader& h, const char* p) { fn(ctx, h, p); }); },
+                      [&] {
+                        char buf[kMaxPayload];
+                        MsgHeader h;
+                        uint32_t got = 0;
+                        while (got < max && set_->take_queued(&h, buf, sizeof buf) >= 0) fn(ctx, h, buf), ++got;
+                        return got > 0 ? int(got) : -EAGAIN;
+                      },
                       timeout_ns);
 }
 

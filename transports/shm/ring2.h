@@ -95,8 +95,12 @@ class ShmRing2 final : public Transport {
   void refresh_reader(bool force) noexcept;
   bool attach_ring(uint32_t idx, const EntryView& e, uint64_t guard_gen) noexcept;
   void detach_ring(uint32_t idx) noexcept;
-  template <typename Attempt>
-  int receive_with(Attempt attempt, int64_t timeout_ns) noexcept;
+  // attempt: a receive from the rings; queued: one from what was already taken (the
+  // heap), all an evicted reader still gets.
+  template <typename Attempt, typename Queued>
+  int receive_with(Attempt attempt, Queued queued, int64_t timeout_ns) noexcept;
+  // EVICT channels: after a copy from a ring, were we evicted meanwhile? Under recv_mu_.
+  bool evicted_since_copy() noexcept;
   bool data_ready() noexcept;
   bool any_guarded() const noexcept;
   void rearm_notify() noexcept;

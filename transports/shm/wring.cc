@@ -505,17 +505,7 @@ int RingSet::drain() {
 int RingSet::receive(MsgHeader* hdr, void* buf, uint32_t cap) {
   if (!heap_.empty() || priorities_moved()) {
     if (int rc = drain(); rc < 0) return rc;
-    if (!heap_.empty()) {
-      const Pending& top = heap_.front();
-      *hdr = top.hdr;
-      if (top.hdr.size > cap) return -EMSGSIZE;
-      std::memcpy(buf, top.payload.data(), top.hdr.size);
-      std::pop_heap(heap_.begin(), heap_.end(), [](const Pending& a, const Pending& b) {
-        return later(a.hdr.priority, a.arrival, b.hdr.priority, b.arrival);
-      });
-      heap_.pop_back();
-      return int(hdr->size);
-    }
+    if (!heap_.empty()) return take_queued(hdr, buf, cap);
   }
   // Fast path: round robin, kTurn records per ring per turn.
   for (size_t tried = 0; tried <= rings_.size() && !rings_.empty(); ++tried) {
@@ -551,6 +541,19 @@ int RingSet::receive(MsgHeader* hdr, void* buf, uint32_t cap) {
     ++next_;
   }
   return -EAGAIN;
+}
+
+int RingSet::take_queued(MsgHeader* hdr, void* buf, uint32_t cap) {
+  if (heap_.empty()) return -EAGAIN;
+  const Pending& top = heap_.front();
+  *hdr = top.hdr;
+  if (top.hdr.size > cap) return -EMSGSIZE;
+  std::memcpy(buf, top.payload.data(), top.hdr.size);
+  std::pop_heap(heap_.begin(), heap_.end(), [](const Pending& a, const Pending& b) {
+    return later(a.hdr.priority, a.arrival, b.hdr.priority, b.arrival);
+  });
+  heap_.pop_back();
+  return int(hdr->size);
 }
 
 bool RingSet::ready() {

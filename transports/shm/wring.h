@@ -432,6 +432,9 @@ class RingSet {
   int consume(uint32_t max, Fn&& fn);
   // Anything (or a corruption to report) waiting?
   bool ready();
+  // The next message already taken into the heap, reading no ring (an evicted reader's
+  // last ones): size, -EAGAIN if none, -EMSGSIZE (hdr filled, kept).
+  int take_queued(MsgHeader* hdr, void* buf, uint32_t cap);
   int corrupt_ring() const noexcept { return corrupt_idx_; }
   size_t queued() const noexcept { return heap_.size(); }
 
