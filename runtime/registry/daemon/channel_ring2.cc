@@ -259,6 +259,9 @@ Reply Server::ring2_op(Client& c, const Request& rq) {
       const auto* pg = static_cast<const v2::ReaderPage*>(r.pages[a.index].mem);
       if (pg->cursor[m.writer_index].load(std::memory_order_acquire) != a.cursor) return fail(-ESTALE);
       if (int rc = r.w.evict_reader(a.index, a.state); rc < 0) return fail(rc);
+      // The entry's state moved (active -> evicted): release_ring2 frees it by this one,
+      // else the entry stayed taken for good and every eviction cost a reader slot.
+      r.pages[a.index].state = r.w.reader(a.index).state;
       ring_bell(r, h->max_rings + a.index);
       ring_writers(r);
       return fail(0);
@@ -297,10 +300,13 @@ bool Server::settle_rings(Channel& ch) {
     Ring2::Mem& x = r.rings[i];
     if (x.fd < 0 || !x.draining) continue;
     bool held = false;
-    for (const Ring2::Mem& pg : r.pages)
-      if (pg.mem != nullptr &&
-          static_cast<const v2::ReaderPage*>(pg.mem)->cursor[i].load(std::memory_order_acquire) != v2::kDetached)
+    for (uint32_t j = 0; j < r.pages.size(); ++j) {
+      const Ring2::Mem& pg = r.pages[j];
+      // An evicted reader reads no ring again (it only drains its heap): it holds none.
+      if (pg.mem == nullptr || r.w.reader(j).status() == v2::kEvicted) continue;
+      if (static_cast<const v2::ReaderPage*>(pg.mem)->cursor[i].load(std::memory_order_acquire) != v2::kDetached)
         held = true;
+    }
     if (held) {
       left = true;
       continue;
