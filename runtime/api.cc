@@ -82,6 +82,7 @@ int attach(const registry::Reply& rep, int* fds, const char* name, uint32_t mode
     auto h = std::make_unique<Handle>();
     h->mode = mode;
     h->reg_handle = rep.handle;
+    h->reg_serial = p.reg.serial();
     h->creator = created != nullptr;
     h->bridge = dynamic_cast<bridge::Bridge*>(t->get());
     h->ring = h->bridge != nullptr ? h->bridge->ring() : dynamic_cast<shm::ShmRing*>(t->get());
@@ -189,7 +190,9 @@ int close(uint32_t id) noexcept {
   registry::Request rq = request(registry::Op::kClose, nullptr);
   rq.handle = h->reg_handle;
   registry::Reply rep{};
-  const int rc = rpc(rq, &rep, nullptr);
+  // Only on the connection that gave the handle: a registry reached since (restarted, or
+  // another runtime directory's) may have given its number to another id of ours.
+  const int rc = h->reg_serial == p.reg.serial() ? rpc(rq, &rep, nullptr) : -ESTALE;
   if ((rc < 0 || rep.status < 0) && h->ring != nullptr) {
     // The registry that knew this id is gone (restarted): undo our part by hand.
     const shm::Segment& seg = h->ring->segment();

@@ -40,6 +40,7 @@ struct Handle {
   uint32_t id = 0;
   uint32_t mode = 0;  // IPC_MODE_* bits
   uint32_t reg_handle = 0;
+  uint64_t reg_serial = 0;  // the registry connection reg_handle belongs to (Client::serial)
   bool creator = false;
   std::unique_ptr<Transport> t;
   shm::ShmRing* ring = nullptr;      // non-null when t is (or wraps) the shm ring (loan/commit)

@@ -27,7 +27,8 @@ constexpr uint32_t kClientInboxMsgs = 256;
 // registry connection (under the process lock: the connection is not thread-safe).
 class RegistryPeers final : public shm::v2::Peers {
  public:
-  explicit RegistryPeers(uint32_t handle) : handle_(handle) {}
+  // Made under the process lock, right after the open that gave `handle` on this connection.
+  explicit RegistryPeers(uint32_t handle) : handle_(handle), serial_(proc().reg.serial()) {}
   int ring_fd(uint32_t idx, uint64_t state) noexcept override { return fd_op(registry::kRing2Ring, idx, state); }
   int page_fd(uint32_t idx, uint64_t state) noexcept override { return fd_op(registry::kRing2Page, idx, state); }
   int reader_ready(uint32_t idx, uint64_t state) noexcept override {
@@ -58,10 +59,13 @@ class RegistryPeers final : public shm::v2::Peers {
     if (fds != nullptr)
       for (int i = 0; i < registry::kReplyFds; ++i) fds[i] = -1;
     std::lock_guard<std::recursive_mutex> lk(proc().mu);
+    // The registry that knew handle_ is gone: the number may be another id's now.
+    if (proc().reg.serial() != serial_) return -EPIPE;
     const int rc = rpc(rq, &rep, fds);
     return rc < 0 ? rc : rep.status;
   }
   uint32_t handle_;
+  uint64_t serial_;
 };
 
 }  // namespace

@@ -180,6 +180,7 @@ int Client::call(const std::string& dir, const ClientOptions& o, Request rq, voi
       if (fd < 0) return fd;
       conn_ = fd;
       dir_ = dir;
+      ++serial_;
     }
     if (::send(conn_, &rq, sizeof rq, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof rq)) {
       reset();

@@ -57,12 +57,17 @@ class Client {
   // Counts refusals (of the directory, the registry, or by the registry): a caller tells
   // whether refusal() is about its own call.
   uint64_t refusals() const { return refusals_; }
+  // Counts the connections made. A membership handle is the connection's that got it: on a
+  // later one (a restarted registry, another runtime directory) the same number can name
+  // another membership of ours, so a caller compares this before reusing a handle.
+  uint64_t serial() const noexcept { return serial_; }
 
  private:
   int conn_ = -1;
   std::string dir_;      // runtime directory conn_ belongs to
   std::string refusal_;  // see refusal()
   uint64_t refusals_ = 0;
+  uint64_t serial_ = 0;
 };
 
 // The fwipc-registryd to spawn, by a documented search: $FWIPC_REGISTRYD; then beside the
