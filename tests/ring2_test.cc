@@ -188,3 +188,89 @@ TEST_CASE("ring v2: a writer killed mid-record delays none of the others; what i
   for (uint32_t w = 1; w < kWriters; ++w) CHECK(wait_exit(pids[w]) == 0);
   CHECK(ipc_close_channel(uint32_t(c)) == 0);
 }
+
+// IPC_OVERFLOW_EVICT with a writer that never waits in the runtime (IPC_MODE_NONBLOCK: it
+// retries -EAGAIN in its own loop, as eventsd's emitters do): the reader that holds it is
+// evicted all the same (only blocking sends used to count, so such a writer was held for
+// good), keeps what it had taken into its heap, and its directory entry is free again once
+// it closes (the registry used to free it by its pre-eviction state and failed), so a
+// channel survives more evictions than it has reader entries (64).
+TEST_CASE("ring v2: a writer retrying non-blocking sends gets a stuck reader evicted, more times than readers fit") {
+  Ring2Runtime v2;
+  TempRuntime rt;
+  IPC_CHANNEL_OPTIONS o{};
+  o.type = IPC_TYPE_QUEUE;
+  o.buffer_size = IPC_BUFFER_MIN;
+  o.creator_mode = IPC_MODE_WRITE | IPC_MODE_NONBLOCK;
+  o.overflow = IPC_OVERFLOW_EVICT;
+  o.evict_after_ms = 20;
+  const int c = ipc_create_channel_opts("nbevict", &o);
+  REQUIRE(c >= 0);
+  constexpr uint32_t kRounds = 70, kHeap = 5;
+  uint32_t seq = 0;
+  for (uint32_t round = 0; round < kRounds; ++round) {
+    CAPTURE(round);
+    const int r = ipc_open_channel("nbevict", IPC_MODE_READ | IPC_MODE_NONBLOCK);
+    REQUIRE(r >= 0);
+    IPC_MESSAGE m;
+    uint32_t had = 0;
+    if (round == 0) {
+      // With priorities in play the first receive takes all of them into the heap.
+      for (uint32_t i = 0; i < kHeap; ++i) {
+        IPC_HEADER h{};
+        h.size = sizeof i;
+        h.priority = 1;
+        REQUIRE(ipc_send_header(uint32_t(c), &h, &i) == int(sizeof i));
+      }
+      REQUIRE(ipc_receive_message(uint32_t(r), &m, 0) == int(sizeof(uint32_t)));
+      had = kHeap - 1;
+    }
+    // Fill until held back, then retry as a caller's own loop does, until the reader goes.
+    int rc;
+    while ((rc = ipc_send(uint32_t(c), &seq, sizeof seq, 0)) == int(sizeof seq)) ++seq;
+    REQUIRE(rc == -EAGAIN);
+    for (int i = 0; i < kAntiHangMs && (rc = ipc_send(uint32_t(c), &seq, sizeof seq, 0)) == -EAGAIN; ++i)
+      ::usleep(1000);  // a caller's back-off; the eviction itself is what is awaited
+    REQUIRE(rc == int(sizeof seq));
+    ++seq;
+    for (uint32_t i = 1; i <= had; ++i) {
+      REQUIRE(ipc_receive_message(uint32_t(r), &m, 0) == int(sizeof(uint32_t)));
+      uint32_t v;
+      std::memcpy(&v, m.payload, sizeof v);
+      CHECK(v == i);
+    }
+    CHECK(ipc_receive_message(uint32_t(r), &m, 0) == -ENOBUFS);
+    IPC_CHANNEL_INFO info{};
+    REQUIRE(ipc_channel_info(uint32_t(r), &info) == 0);
+    CHECK(info.evicted == 1);
+    REQUIRE(ipc_close_channel(uint32_t(r)) == 0);
+  }
+  IPC_CHANNEL_INFO info{};
+  REQUIRE(ipc_channel_info(uint32_t(c), &info) == 0);
+  CHECK(info.evictions == kRounds);
+  CHECK(ipc_close_channel(uint32_t(c)) == 0);
+}
+
+// A registry gives each connection handles 1, 2, ...: an id of a registry that is gone (here
+// another runtime directory's; a restarted one's likewise) must not close the membership
+// that has its number in the registry reached since. Layout 4 hardly noticed (its ring is
+// shared memory either way); on ring v2 that membership's ring or page goes with it, here
+// the creator's, which closed the channel.
+TEST_CASE("ring v2: closing an id of a registry that is gone closes nothing in the one reached since") {
+  Ring2Runtime v2;
+  int stale = -1;
+  {
+    TempRuntime first;
+    stale = ipc_create_channel("before", IPC_TYPE_QUEUE, 0);
+    REQUIRE(stale >= 0);
+  }  // its registry is killed; the id stays open in our table
+  TempRuntime rt;
+  const int c = ipc_create_channel("after", IPC_TYPE_QUEUE, 0);  // the same handle number, another registry
+  REQUIRE(c >= 0);
+  CHECK(ipc_close_channel(uint32_t(stale)) == 0);
+  const uint32_t v = 7;
+  CHECK(ipc_send(uint32_t(c), &v, sizeof v, 0) == int(sizeof v));
+  IPC_MESSAGE m;
+  CHECK(ipc_receive_message(uint32_t(c), &m, kAntiHangMs) == int(sizeof v));
+  CHECK(ipc_close_channel(uint32_t(c)) == 0);
+}
