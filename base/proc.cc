@@ -1,5 +1,6 @@
 #include "base/proc.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace fwipc {
 
@@ -16,6 +18,56 @@ int reopen_read_only(int fd) noexcept {
   std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
   const int ro = ::open(path, O_RDONLY | O_CLOEXEC);
   return ro < 0 ? -errno : ro;
+}
+
+namespace {
+// Whether /proc/PID/fdinfo/N says the descriptor was opened read-write.
+bool held_read_write(const std::string& fdinfo) noexcept {
+  FILE* f = std::fopen(fdinfo.c_str(), "re");
+  if (f == nullptr) return false;
+  char line[128];
+  bool rw = false;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    unsigned flags = 0;
+    if (std::sscanf(line, "flags: %o", &flags) == 1) {
+      rw = (flags & O_ACCMODE) == O_RDWR;
+      break;
+    }
+  }
+  std::fclose(f);
+  return rw;
+}
+}  // namespace
+
+int open_memfd_of(pid_t pid, const std::string& memfd_name, int flags, bool held_writable,
+                  const std::function<bool(int fd)>& accept) noexcept {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return -errno;
+  const std::string want = "/memfd:" + memfd_name + " (deleted)";
+  int found = -ENOENT;
+  while (const dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    char target[512];
+    const std::string link = dir + "/" + e->d_name;
+    const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+    if (n <= 0) continue;
+    target[n] = '\0';
+    if (want != target) continue;
+    if (held_writable && !held_read_write("/proc/" + std::to_string(pid) + "/fdinfo/" + e->d_name)) continue;
+    const int fd = ::open(link.c_str(), flags | O_CLOEXEC);
+    if (fd < 0) {
+      found = -errno;
+      continue;
+    }
+    if (accept(fd)) {
+      found = fd;
+      break;
+    }
+    ::close(fd);
+  }
+  ::closedir(d);
+  return found;
 }
 
 namespace {

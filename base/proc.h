@@ -4,6 +4,8 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
+#include <string>
 
 namespace fwipc {
 
@@ -16,5 +18,13 @@ bool process_alive(pid_t pid, uint64_t start_time) noexcept;
 // A new descriptor for the file behind fd, opened read-only through /proc/self/fd (no
 // mapping of it can ever be writable), or -errno. For shared memory handed to readers.
 int reopen_read_only(int fd) noexcept;
+
+// Opens, through /proc/PID/fd (same uid or root), a descriptor process pid holds for the
+// memfd named `memfd_name`, with open flags `flags`; with `held_writable`, only one pid
+// opened read-write (its own, not one it was handed read-only). Candidates go to accept()
+// in fd order; the first it takes is returned (the rest are closed), else -ENOENT or
+// the error that kept us from looking.
+int open_memfd_of(pid_t pid, const std::string& memfd_name, int flags, bool held_writable,
+                  const std::function<bool(int fd)>& accept) noexcept;
 
 }  // namespace fwipc

@@ -2,7 +2,6 @@
 // name map, read once at start to adopt the channels of live creators.
 #include "runtime/registry/daemon/state.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -86,24 +85,7 @@ namespace {
 // A descriptor for the memfd segment of `name` held by process pid (opened through
 // /proc/PID/fd, which needs the same uid or root), or -errno.
 int open_segment_of(pid_t pid, const std::string& name) {
-  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
-  const std::string want = "/memfd:fwipc:" + name + " (deleted)";
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return -errno;
-  int fd = -ENOENT;
-  while (const dirent* e = ::readdir(d)) {
-    char target[512];
-    const std::string link = dir + "/" + e->d_name;
-    const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
-    if (n <= 0) continue;
-    target[n] = '\0';
-    if (want != target) continue;
-    fd = ::open(link.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) fd = -errno;
-    break;
-  }
-  ::closedir(d);
-  return fd;
+  return open_memfd_of(pid, "fwipc:" + name, O_RDWR, false, [](int) { return true; });
 }
 }  // namespace
 
