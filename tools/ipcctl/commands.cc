@@ -249,6 +249,16 @@ int tail_ring2(const std::string& dir, Ring2Observer& obs, const Options& o) {
         f.rd.advance(v);
       }
     }
+    // New writers (and freed rings): at once when the directory moved, and now and then
+    // for a ring its writer had not sealed yet when we asked (the registry passes none
+    // before). Busy or not: one busy writer must not hide the others.
+    const int64_t now = monotonic_ns();
+    if (obs.dir().gen() != gen || now >= next_refresh) {
+      gen = obs.dir().gen();
+      next_refresh = now + 200'000'000;
+      (void)obs.refresh(conn, dir);  // failing: the rings already mapped are followed
+      sync();
+    }
     if (any) {
       idle = 0;
       continue;
@@ -258,16 +268,6 @@ int tail_ring2(const std::string& dir, Ring2Observer& obs, const Options& o) {
       for (auto& [idx, f] : rings)
         if (!f->corrupt && f->rd.cursor() < f->ring->tail() && f->ring->tail() != v2::kDetached) drained = false;
       if (drained) break;
-    }
-    // New writers (and freed rings): at once when the directory moved, and now and then
-    // for a ring its writer had not sealed yet when we asked (the registry passes none
-    // before).
-    const int64_t now = monotonic_ns();
-    if (obs.dir().gen() != gen || now >= next_refresh) {
-      gen = obs.dir().gen();
-      next_refresh = now + 200'000'000;
-      (void)obs.refresh(conn, dir);  // failing: the rings already mapped are followed
-      sync();
     }
     // Yield first: on a busy ring a sleeping observer is lapped at once.
     if (++idle < 2000)
