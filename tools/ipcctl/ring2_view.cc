@@ -234,6 +234,42 @@ uint64_t count_records(const Ring2Observer::Ring& r, uint64_t from, uint64_t tai
   return n;
 }
 
+namespace {
+
+// The oldest record boundary of a wrapped ring that is still there, so that the average
+// record size behind an estimate is taken over about a lap, not over the few records of
+// the current lap: the lap before `lap` still holds records from just past the current
+// lap's tail on, and a position there whose chain of commit words ends exactly at `lap`
+// (the pad's word, or a record's end) is taken for one: commit words are absolute
+// positions, so payload bytes that chain exactly to `lap` are not plausible, and the walk
+// that counts from it checks every record again. `lap` itself when none is found.
+uint64_t oldest_boundary(const Ring2Observer::Ring& r, uint64_t tail, uint64_t lap) {
+  if (lap < r.cap) return lap;
+  const char* base = static_cast<const char*>(r.map.mem) + sizeof(v2::RingHeader);
+  const uint64_t mask = r.cap - 1;
+  // Past what the current lap overwrote, and what one send may be writing beyond the tail.
+  const uint64_t first =
+      lap - r.cap + ((tail - lap + v2::kMaxRecord + 2 * v2::kRecAlign) & ~uint64_t(v2::kRecAlign - 1));
+  // A record is at most kMaxRecord long: one of these starts one.
+  for (uint64_t p = first; p < first + v2::kMaxRecord + v2::kRecAlign && p < lap; p += v2::kRecAlign) {
+    uint64_t q = p;
+    for (uint64_t steps = r.cap / v2::kRecAlign + 1; q < lap && steps > 0; --steps) {
+      const auto* rec = reinterpret_cast<const v2::Record*>(base + (q & mask));
+      const uint64_t w = rec->commit.load(std::memory_order_relaxed);
+      if (w & v2::kPad) {
+        if ((w & ~v2::kPad) == lap && (q & mask) != 0) q = lap;
+        break;
+      }
+      if ((w & ~v2::kEndMask) != 0 || w < q + v2::kRecHeader || w - q > v2::kRecHeader + v2::kMaxPayload) break;
+      q += v2::rec_bytes(uint32_t(w - q - v2::kRecHeader));
+    }
+    if (q == lap) return p;
+  }
+  return lap;
+}
+
+}  // namespace
+
 RingStats Ring2Observer::stats(std::vector<Peer>* readers, std::vector<Peer>* writers) const {
   RingStats s{};
   s.messages_exact = true;
@@ -248,9 +284,10 @@ RingStats Ring2Observer::stats(std::vector<Peer>* readers, std::vector<Peer>* wr
     for (const auto& [pi, c] : pc) cur.push_back(c);
     std::sort(cur.begin(), cur.end());
     // Where to count from: the start while the ring has never wrapped (every record is
-    // still there), else the lap's start or the slowest cursor, both record boundaries.
+    // still there), else the oldest boundary still there (about a lap back) or the
+    // slowest cursor.
     const uint64_t lap = tail & ~(r->cap - 1);
-    uint64_t from = tail <= r->cap ? 0 : lap;
+    uint64_t from = tail <= r->cap ? 0 : oldest_boundary(*r, tail, lap);
     if (!cur.empty()) from = std::min(from, cur.front());
     std::vector<uint64_t> ord;
     bool whole = true;
