@@ -83,6 +83,7 @@ Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, in
   auto take = [fds](int i) { return std::exchange(fds[i], -1); };
   if (rep.transport == registry::kTransportRing2) {
     shm::v2::Roles2 roles;
+    roles.channel = name;
     roles.dir_fd = take(0);
     roles.bells_fd = take(1);
     int at = 2;

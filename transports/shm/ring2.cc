@@ -13,10 +13,12 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <tuple>
 
 #include "base/cpu.h"
+#include "base/proc.h"
 #include "base/time.h"
 #include "base/unixsock.h"
 #include "ipc.h"
@@ -90,6 +92,28 @@ bool page_ok(const ReaderPage* p, uint64_t bytes, uint32_t rings) {
   return bytes >= reader_page_bytes(rings) && p->magic == kRingMagic && p->version == kRingVersion && p->rings >= rings;
 }
 
+// A registry call that failed because there is no registry for us: ours is gone (-EPIPE,
+// -EBADF: our connection to it is), or none listens (-ENOENT, -ECONNREFUSED).
+bool registry_gone(int rc) {
+  return rc == -EPIPE || rc == -EBADF || rc == -ENOENT || rc == -ECONNREFUSED || rc == -ECONNRESET || rc == -ENOTCONN;
+}
+
+// Without a registry: the descriptor member `pid` holds read-write for its memfd
+// "fwipc-KIND:CHANNEL", reopened read-only through /proc (its uid or root only), if it is
+// sealed as the registry insists before it passes one (no shrinking, growing or new
+// writable mapping), at least min_bytes long, and check() takes it.
+int holder_fd(pid_t pid, const char* kind, const std::string& channel, uint64_t min_bytes,
+              const std::function<bool(int fd)>& check) noexcept {
+  if (channel.empty()) return -ENOENT;
+  return open_memfd_of(pid, std::string("fwipc-") + kind + ":" + channel, O_RDONLY, true, [&](int fd) {
+    constexpr int kSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE;
+    const int seals = ::fcntl(fd, F_GET_SEALS);
+    struct stat st;
+    return seals >= 0 && (seals & kSeals) == kSeals && ::fstat(fd, &st) == 0 && uint64_t(st.st_size) >= min_bytes &&
+           check(fd);
+  });
+}
+
 std::atomic<int64_t>& spin_budget() {
   static std::atomic<int64_t> v{50'000};
   return v;
@@ -116,7 +140,12 @@ struct ShmRing2::Writer {
   uint64_t gen = ~0ull;
   std::vector<std::unique_ptr<Page>> pages;  // by reader index
   std::vector<uint32_t> port_reader;         // port -> reader index
-  uint64_t held_cursor = ~0ull;              // EVICT: the cursor that first held us full, and when
+  std::string channel;
+  // Active readers whose page we could not map (no registry, another uid): each holds us
+  // where we were, as if it had read nothing since, until a refresh maps its page.
+  std::vector<std::unique_ptr<uint64_t[]>> stand_ins;
+  int64_t retry_at_ns = 0;
+  uint64_t held_cursor = ~0ull;  // EVICT: the cursor that first held us full, and when
   int64_t held_since = 0;
   uint32_t held_reader = 0;
 
@@ -143,6 +172,7 @@ struct ShmRing2::Writer {
     w->bells_map = t->bells_map_;
     w->dir = t->dir_;
     w->ring_index = uint32_t(ro.ring_index);
+    w->channel = ro.channel;
     if (int rc = w->w.attach(w->ring_map->mem, w->ring_map->bytes, w->bell(w->ring_index)); rc < 0) return rc;
     w->w.set_ping(&Writer::ping_port, w.get());
     w->w.set_max_records(w->dir.ring_records());
@@ -157,34 +187,52 @@ struct ShmRing2::Writer {
     const uint64_t g = dir.gen();
     const uint32_t n = dir.max_readers();
     if (pages.size() != n) pages.resize(n);
+    std::vector<std::unique_ptr<uint64_t[]>> old_stand_ins;
+    old_stand_ins.swap(stand_ins);  // the ring writer points into them until set_readers
     std::vector<ReaderPort> ports;
     port_reader.clear();
     for (uint32_t i = 0; i < n; ++i) {
       EntryView e;
       const bool active = dir.reader(i, &e) && e.status() == kActive;
       auto& p = pages[i];
-      if (!active) {
+      // A dead reader the registry has not freed yet (it may be down) holds nobody back.
+      if (!active || !process_alive(pid_t(e.pid), e.start_time)) {
         p.reset();
         continue;
       }
       if (!p || p->state != e.state) {
         p.reset();
-        const int fd = peers.page_fd(i, e.state);
-        if (fd < 0) continue;  // gone meanwhile: the next generation says so
+        int fd = peers.page_fd(i, e.state);
+        if (fd == -ESTALE) continue;  // gone meanwhile: the next generation says so
+        if (registry_gone(fd))
+          fd = holder_fd(pid_t(e.pid), "rdr", channel, reader_page_bytes(dir.max_rings()), [](int) { return true; });
         int err = 0;
-        auto m = Map::of(fd, false, &err);
-        if (!m || !page_ok(static_cast<const ReaderPage*>(m->mem), m->bytes, dir.max_rings())) continue;
-        p = std::make_unique<Page>();
-        p->state = e.state;
-        p->map = std::move(m);
+        auto m = fd >= 0 ? Map::of(fd, false, &err) : nullptr;
+        if (m && page_ok(static_cast<const ReaderPage*>(m->mem), m->bytes, dir.max_rings())) {
+          p = std::make_unique<Page>();
+          p->state = e.state;
+          p->map = std::move(m);
+        }
       }
-      auto* pg = static_cast<ReaderPage*>(p->map->mem);
+      ReaderPage* pg = p ? static_cast<ReaderPage*>(p->map->mem) : stand_in();
       ports.push_back(
           ReaderPort{&pg->cursor[ring_index], &pg->sleep, bell(dir.max_rings() + i), &pg->armed, &pg->guarded});
       port_reader.push_back(i);
     }
     w.set_readers(ports.data(), uint32_t(ports.size()), g);
     gen = g;
+    retry_at_ns = stand_ins.empty() ? 0 : monotonic_ns() + kSliceNs;  // then a stand-in's page again
+  }
+
+  // A zeroed page of our own whose cursor on our ring is a lap behind our tail (the oldest
+  // record a reader could still be at): no room past the tail until it is replaced.
+  ReaderPage* stand_in() {
+    const uint64_t bytes = reader_page_bytes(dir.max_rings());
+    stand_ins.push_back(std::make_unique<uint64_t[]>((bytes + 7) / 8));
+    auto* pg = reinterpret_cast<ReaderPage*>(stand_ins.back().get());
+    const uint64_t t = w.tail(), cap = w.capacity();
+    pg->cursor[ring_index].store(t > cap ? t - cap : 0, std::memory_order_relaxed);
+    return pg;
   }
 
   static void ping_port(void* ctx, uint32_t port) noexcept {
@@ -218,6 +266,7 @@ Result<std::unique_ptr<ShmRing2>> ShmRing2::open(Roles2 roles, std::shared_ptr<P
   using R = Result<std::unique_ptr<ShmRing2>>;
   std::unique_ptr<ShmRing2> t(new ShmRing2());
   t->peers_ = std::move(peers);
+  t->channel_ = roles.channel;
   const int rc = t->setup(roles, self);
   for (int fd : {roles.dir_fd, roles.bells_fd, roles.ring_fd, roles.page_fd})
     if (fd >= 0) ::close(fd);  // those setup did not take
@@ -294,7 +343,9 @@ int ShmRing2::with_room(Op op, int64_t timeout_ns) noexcept {
       rc = -EPIPE;
       break;
     }
-    if (dir_.gen() != wr.gen) wr.refresh(*peers_);
+    // Blocked (round > 0): a slice has passed, so the readers' liveness too.
+    if (dir_.gen() != wr.gen || round > 0 || (wr.retry_at_ns != 0 && monotonic_ns() >= wr.retry_at_ns))
+      wr.refresh(*peers_);
     // The first try never waits; then in slices, announced to non-blocking senders.
     int64_t slice = round == 0 ? 0 : std::min<int64_t>(kSliceNs, std::max<int64_t>(evict_ns / 2, 1'000'000));
     if (timeout_ns > 0) slice = std::min(slice, deadline.remaining_ns());
@@ -372,9 +423,23 @@ void ShmRing2::abandon(WLoan* l) noexcept {
 
 // ---------------------------------------------------------------- reader
 
+// The registry that knew us is gone (restarted, or down for now): the writer's own
+// descriptor of its ring, if it is that ring of this channel.
+int ShmRing2::ring_fd_of_writer(uint32_t idx, const EntryView& e) noexcept {
+  return holder_fd(pid_t(e.pid), "ring", channel_, ring_bytes(dir_.ring_capacity()), [&](int fd) {
+    RingHeader h;
+    return ::pread(fd, &h, sizeof h, 0) == ssize_t(sizeof h) && h.instance_id == dir_.instance_id() &&
+           h.ring_index == idx;
+  });
+}
+
 bool ShmRing2::attach_ring(uint32_t idx, const EntryView& e, uint64_t guard_gen) noexcept {
-  const int fd = peers_->ring_fd(idx, e.state);
+  int fd = peers_->ring_fd(idx, e.state);
   if (fd == -EAGAIN) retry_ = true;  // its writer has not sealed it yet: ask again later
+  if (registry_gone(fd)) {
+    fd = ring_fd_of_writer(idx, e);
+    if (fd < 0) retry_ = true;  // another uid's: only a registry passes it; look again later
+  }
   if (fd < 0) return false;
   int err = 0;
   auto m = Map::of(fd, false, &err);

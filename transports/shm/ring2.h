@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "fwipc/types.hpp"
@@ -46,6 +47,7 @@ struct Roles2 {
   int page_fd = -1;  // own reader page, read-write (readers)
   int32_t reader_index = -1;
   uint64_t reader_state = 0;
+  std::string channel;  // its name: the rings' memfds are "fwipc-ring:NAME"
 };
 
 class ShmRing2 final : public Transport {
@@ -94,6 +96,7 @@ class ShmRing2 final : public Transport {
   // Reader: attach new rings, drop finished ones, notice our own eviction. Under recv_mu_.
   void refresh_reader(bool force) noexcept;
   bool attach_ring(uint32_t idx, const EntryView& e, uint64_t guard_gen) noexcept;
+  int ring_fd_of_writer(uint32_t idx, const EntryView& e) noexcept;
   void detach_ring(uint32_t idx) noexcept;
   // attempt: a receive from the rings; queued: one from what was already taken (the
   // heap), all an evicted reader still gets.
@@ -106,6 +109,7 @@ class ShmRing2 final : public Transport {
   void rearm_notify() noexcept;
 
   std::shared_ptr<Peers> peers_;
+  std::string channel_;
   DirReader dir_;
   std::shared_ptr<Map> dir_map_, bells_map_;
   bool forgotten_ = false;
