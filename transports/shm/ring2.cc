@@ -361,6 +361,7 @@ int ShmRing2::with_room(Op op, int64_t timeout_ns) noexcept {
     if (timeout_ns == 0 || deadline.expired()) break;
   }
   wr.waiting.store(false, std::memory_order_relaxed);
+  if (rc == -ETIMEDOUT) wr.w.count_refused();
   return rc == -ETIMEDOUT && timeout_ns == 0 ? -EAGAIN : rc;
 }
 

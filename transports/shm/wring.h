@@ -227,6 +227,8 @@ class RingWriter {
   uint64_t capacity() const noexcept { return cap_; }
   uint64_t ignored_cursors() const noexcept { return ignored_; }  // impossible cursor words seen
   uint64_t wakeups() const noexcept { return wakeups_; }
+  // A send given up for want of room (ipcctl's DROPS), counted by the caller that gives up.
+  void count_refused() noexcept { hdr_->refused.fetch_add(1, std::memory_order_relaxed); }
   // The reader port whose cursor set the last bound (-1: none), and that cursor.
   int holder() const noexcept { return holder_; }
   uint64_t holder_cursor() const noexcept { return holder_cursor_; }
