@@ -196,7 +196,9 @@ struct ShmRing2::Writer {
       const bool active = dir.reader(i, &e) && e.status() == kActive;
       auto& p = pages[i];
       // A dead reader the registry has not freed yet (it may be down) holds nobody back.
-      if (!active || !process_alive(pid_t(e.pid), e.start_time)) {
+      // Only where the directory's PIDs are ours: in another PID namespace (a container)
+      // they name other processes or none.
+      if (!active || (pids_are_ours() && !process_alive(pid_t(e.pid), e.start_time))) {
         p.reset();
         continue;
       }
@@ -204,7 +206,7 @@ struct ShmRing2::Writer {
         p.reset();
         int fd = peers.page_fd(i, e.state);
         if (fd == -ESTALE) continue;  // gone meanwhile: the next generation says so
-        if (registry_gone(fd))
+        if (registry_gone(fd) && pids_are_ours())
           fd = holder_fd(pid_t(e.pid), "rdr", channel, reader_page_bytes(dir.max_rings()), [](int) { return true; });
         int err = 0;
         auto m = fd >= 0 ? Map::of(fd, false, &err) : nullptr;
@@ -222,6 +224,13 @@ struct ShmRing2::Writer {
     w.set_readers(ports.data(), uint32_t(ports.size()), g);
     gen = g;
     retry_at_ns = stand_ins.empty() ? 0 : monotonic_ns() + kSliceNs;  // then a stand-in's page again
+  }
+
+  // Whether the directory's PIDs are in our PID namespace (the registry's: it records
+  // SO_PEERCRED): our own ring's entry names us.
+  bool pids_are_ours() const noexcept {
+    EntryView me;
+    return dir.ring(ring_index, &me) && me.pid == uint32_t(::getpid());
   }
 
   // A zeroed page of our own whose cursor on our ring is a lap behind our tail (the oldest
@@ -427,6 +436,8 @@ void ShmRing2::abandon(WLoan* l) noexcept {
 // The registry that knew us is gone (restarted, or down for now): the writer's own
 // descriptor of its ring, if it is that ring of this channel.
 int ShmRing2::ring_fd_of_writer(uint32_t idx, const EntryView& e) noexcept {
+  EntryView me;  // the directory's PIDs are ours only if our own entry names us
+  if (!dir_.reader(uint32_t(reader_index_), &me) || me.pid != uint32_t(::getpid())) return -ESRCH;
   return holder_fd(pid_t(e.pid), "ring", channel_, ring_bytes(dir_.ring_capacity()), [&](int fd) {
     RingHeader h;
     return ::pread(fd, &h, sizeof h, 0) == ssize_t(sizeof h) && h.instance_id == dir_.instance_id() &&
