@@ -192,7 +192,7 @@ int close(uint32_t id) noexcept {
   registry::Reply rep{};
   // Only on the connection that gave the handle: a registry reached since (restarted, or
   // another runtime directory's) may have given its number to another id of ours.
-  const int rc = h->reg_serial == p.reg.serial() ? rpc(rq, &rep, nullptr) : -ESTALE;
+  const int rc = rpc(rq, &rep, nullptr, h->reg_serial);
   if ((rc < 0 || rep.status < 0) && h->ring != nullptr) {
     // The registry that knew this id is gone (restarted): undo our part by hand.
     const shm::Segment& seg = h->ring->segment();

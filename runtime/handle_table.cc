@@ -82,10 +82,10 @@ namespace {
 thread_local std::string last_detail;
 }
 
-int rpc(const registry::Request& rq, registry::Reply* rep, int* fds) {
+int rpc(const registry::Request& rq, registry::Reply* rep, int* fds, uint64_t only_serial) {
   const Config c = read_config();
   const uint64_t before = proc().reg.refusals();
-  const int rc = proc().reg.call(c.runtime_dir, c.registry, rq, rep, sizeof *rep, fds);
+  const int rc = proc().reg.call(c.runtime_dir, c.registry, rq, rep, sizeof *rep, fds, only_serial);
   // Refused (the directory, the registry's uid, or the registry's limits): say why.
   last_detail = proc().reg.refusals() != before ? proc().reg.refusal() : std::string();
   return rc;

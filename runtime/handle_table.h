@@ -32,7 +32,7 @@ class Bridge;
 namespace fwipc::call {
 class CallServer;
 class CallClient;
-}
+}  // namespace fwipc::call
 
 namespace fwipc::core {
 
@@ -43,10 +43,10 @@ struct Handle {
   uint64_t reg_serial = 0;  // the registry connection reg_handle belongs to (Client::serial)
   bool creator = false;
   std::unique_ptr<Transport> t;
-  shm::ShmRing* ring = nullptr;      // non-null when t is (or wraps) the shm ring (loan/commit)
-  bridge::Bridge* bridge = nullptr;  // non-null when t is a QUEUE creator's bridge
-  shm::v2::ShmRing2* ring2 = nullptr;  // non-null when t is a ring v2 channel
-  IPC_CHANNEL_INFO info{};           // from the registry's reply (transport: t's)
+  shm::ShmRing* ring = nullptr;              // non-null when t is (or wraps) the shm ring (loan/commit)
+  bridge::Bridge* bridge = nullptr;          // non-null when t is a QUEUE creator's bridge
+  shm::v2::ShmRing2* ring2 = nullptr;        // non-null when t is a ring v2 channel
+  IPC_CHANNEL_INFO info{};                   // from the registry's reply (transport: t's)
   std::unique_ptr<call::CallServer> calls;   // the creator's: serves NAME.call
   std::unique_ptr<call::CallClient> caller;  // every id's: calls the creator (connects lazily)
   Handle();
@@ -81,7 +81,8 @@ std::unique_ptr<Handle> remove(uint32_t id);
 
 // One registry request and reply (see registry::Client::call) for the runtime directory
 // and settings in force now. Caller holds mu.
-int rpc(const registry::Request& rq, registry::Reply* rep, int* fds);
+// With only_serial, on that connection only (registry::Client::call).
+int rpc(const registry::Request& rq, registry::Reply* rep, int* fds, uint64_t only_serial = 0);
 
 // What the calling thread's last refused registry call was refused for (the runtime
 // directory or the registry's uid, named), or "".

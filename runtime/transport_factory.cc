@@ -60,8 +60,7 @@ class RegistryPeers final : public shm::v2::Peers {
       for (int i = 0; i < registry::kReplyFds; ++i) fds[i] = -1;
     std::lock_guard<std::recursive_mutex> lk(proc().mu);
     // The registry that knew handle_ is gone: the number may be another id's now.
-    if (proc().reg.serial() != serial_) return -EPIPE;
-    const int rc = rpc(rq, &rep, fds);
+    const int rc = rpc(rq, &rep, fds, serial_);
     return rc < 0 ? rc : rep.status;
   }
   uint32_t handle_;

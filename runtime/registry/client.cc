@@ -107,8 +107,8 @@ std::string find_registryd(const std::string& configured) {
   if (!configured.empty()) return executable(configured) ? configured : "";
   std::vector<std::string> candidates;
   if (const std::string here = own_object_dir(); !here.empty()) {
-    for (const char* rel : {"/registry/daemon/fwipc-registryd",             // bazel-bin/runtime/libfwipc.so
-                            "/../runtime/registry/daemon/fwipc-registryd",  // bazel-bin/<pkg>/program
+    for (const char* rel : {"/registry/daemon/fwipc-registryd",                // bazel-bin/runtime/libfwipc.so
+                            "/../runtime/registry/daemon/fwipc-registryd",     // bazel-bin/<pkg>/program
                             "/../../runtime/registry/daemon/fwipc-registryd",  // bazel-bin/<pkg>/<sub>/program
                             "/../libexec/fwipc-registryd", "/fwipc-registryd", "/../bin/fwipc-registryd"})
       candidates.push_back(here + rel);
@@ -164,11 +164,14 @@ void Client::reset() noexcept {
   conn_ = -1;
 }
 
-int Client::call(const std::string& dir, const ClientOptions& o, Request rq, void* reply, size_t reply_len, int* fds) {
+int Client::call(const std::string& dir, const ClientOptions& o, Request rq, void* reply, size_t reply_len, int* fds,
+                 uint64_t only_serial) {
   rq.magic = kProtoMagic;
   if (conn_ >= 0 && dir_ != dir) reset();  // FWIPC_RUNTIME_DIR changed: that directory's registry
+  if (only_serial != 0 && (conn_ < 0 || serial_ != only_serial)) return -EPIPE;
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (conn_ < 0) {
+      if (only_serial != 0) return -EPIPE;  // it went away under the request
       std::string why;
       const int fd = connect_or_start(dir, o, &why);
       // ipc_strerror(-EPERM) cannot say which directory or whose registry: keep the

@@ -45,7 +45,10 @@ class Client {
   // -ENOTDIR), nothing is sent, and the reason goes to refusal().
   // 0, or -ECONNREFUSED (none runs and none may be started), -ETIMEDOUT (wedged), -EPROTO,
   // -EPERM, or a connect errno.
-  int call(const std::string& dir, const ClientOptions& o, Request rq, void* reply, size_t reply_len, int* fds);
+  // With only_serial (a serial() a membership handle came from): on that connection or not
+  // at all (-EPIPE), never connecting, since the handle means nothing to another one.
+  int call(const std::string& dir, const ClientOptions& o, Request rq, void* reply, size_t reply_len, int* fds,
+           uint64_t only_serial = 0);
 
   // Closes the connection; the registry releases every membership made through it.
   void reset() noexcept;
