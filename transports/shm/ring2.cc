@@ -210,6 +210,7 @@ struct ShmRing2::Writer {
           fd = holder_fd(pid_t(e.pid), "rdr", channel, reader_page_bytes(dir.max_rings()), [](int) { return true; });
         int err = 0;
         auto m = fd >= 0 ? Map::of(fd, false, &err) : nullptr;
+        if (m) ::close(std::exchange(m->fd, -1));  // the mapping is all we need (see attach_ring)
         if (m && page_ok(static_cast<const ReaderPage*>(m->mem), m->bytes, dir.max_rings())) {
           p = std::make_unique<Page>();
           p->state = e.state;
@@ -456,6 +457,8 @@ bool ShmRing2::attach_ring(uint32_t idx, const EntryView& e, uint64_t guard_gen)
   int err = 0;
   auto m = Map::of(fd, false, &err);
   if (!m) return false;
+  // The mapping is all we need: a reader of 1,000 writers holds no 1,000 descriptors.
+  ::close(std::exchange(m->fd, -1));
   auto ring = std::make_unique<Ring>();
   ring->state = e.state;
   ring->draining = e.status() == kDraining;
