@@ -110,7 +110,8 @@ int Server::run() {
             std::string why;
             if (load_policy(opts_.policy_path, &p, &why) == 0) policy_ = std::move(p);
             // The daemon's stderr (a journal under systemd); the old policy stays in force.
-            else std::fprintf(stderr, "fwipc-registryd: policy not reloaded: %s\n", why.c_str());
+            else
+              std::fprintf(stderr, "fwipc-registryd: policy not reloaded: %s\n", why.c_str());
           }
         }
       } else if (refused_.count(fd)) {
@@ -252,11 +253,19 @@ void Server::fuzz_session(const uint8_t* data, size_t size) {
 }
 
 void fuzz_session(const std::string& dir, const uint8_t* data, size_t size) {
-  static Server* s = [&] {  // one per fuzzing process, as a registry is one per directory
-    ensure_dir(dir);
-    return new Server(ServerOptions{dir, -1, ""});
-  }();
-  s->fuzz_session(data, size);
+  // One per layout and fuzzing process, as a registry is one per directory: every input
+  // goes to a layout-4 server, then to a ring v2 one (its own ops and memfds).
+  static Server* servers[2] = {nullptr, nullptr};
+  for (int v2 = 0; v2 < 2; ++v2) {
+    if (servers[v2] == nullptr) {
+      const std::string d = dir + (v2 ? "/v2" : "/v4");
+      ensure_dir(d);
+      ServerOptions o{d, -1, ""};
+      o.ring_v2 = v2 != 0;
+      servers[v2] = new Server(o);
+    }
+    servers[v2]->fuzz_session(data, size);
+  }
 }
 
 int run_server(const ServerOptions& opts) {
