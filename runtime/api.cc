@@ -71,6 +71,7 @@ int attach(const registry::Reply& rep, int* fds, const char* name, uint32_t mode
   std::shared_ptr<stats::Mapping> page;
   if (created != nullptr && after + 1 < registry::kReplyFds && fds[after + 1] >= 0)
     page = stats::Mapping::map(fds[after + 1], true);
+  const uint64_t serial = p.reg.serial();  // the connection rep came on (rpc under p.mu)
   auto t = make_transport(rep, fds, name, mode, created, p.pid);
   close_all(fds);
   if (t && page) {
@@ -82,7 +83,7 @@ int attach(const registry::Reply& rep, int* fds, const char* name, uint32_t mode
     auto h = std::make_unique<Handle>();
     h->mode = mode;
     h->reg_handle = rep.handle;
-    h->reg_serial = p.reg.serial();
+    h->reg_serial = serial;
     h->creator = created != nullptr;
     h->bridge = dynamic_cast<bridge::Bridge*>(t->get());
     h->ring = h->bridge != nullptr ? h->bridge->ring() : dynamic_cast<shm::ShmRing*>(t->get());
@@ -112,7 +113,7 @@ int attach(const registry::Reply& rep, int* fds, const char* name, uint32_t mode
   registry::Request rq = request(registry::Op::kClose, nullptr);
   rq.handle = rep.handle;
   registry::Reply ignored{};
-  (void)rpc(rq, &ignored, nullptr);
+  (void)rpc(rq, &ignored, nullptr, serial);
   return rc;
 }
 
