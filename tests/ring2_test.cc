@@ -314,3 +314,41 @@ TEST_CASE("ring v2: 1,000 writer processes on one channel at once; every message
   CHECK(failed == 0);
   CHECK(ipc_close_channel(uint32_t(c)) == 0);
 }
+
+// Memory is bounded per uid on ring v2 too: each writer process's ring counts against its
+// own uid's bytes quota (here 9 MiB: two 4 MiB rings fit, a third is refused).
+TEST_CASE("ring v2: each writer's ring counts against its uid's bytes quota") {
+  REQUIRE_MESSAGE(::geteuid() == 0, "this test needs root to switch uid");
+  Ring2Runtime v2;
+  TempRuntime rt;
+  const std::string policy = rt.dir() + "/policy.conf";
+  {
+    std::ofstream f(policy);
+    f << "limit user:nobody bytes=9M\n";
+  }
+  ::setenv("FWIPC_POLICY_FILE", policy.c_str(), 1);
+  const int c = ipc_create_channel_ex("big", IPC_TYPE_QUEUE, 4096 * IPC_SLOT_BYTES, 0666);  // rings of 4 MiB
+  ::unsetenv("FWIPC_POLICY_FILE");  // read by the registry this create started
+  REQUIRE(c >= 0);
+  Barrier opened, done;
+  std::vector<pid_t> kept;
+  for (int k = 0; k < 3; ++k) {
+    const pid_t p = spawn([&] {
+      if (!become(kNobody)) return 40;
+      const int id = ipc_open_channel("big", IPC_MODE_WRITE);
+      if (id == -EDQUOT) return 1;
+      if (id < 0) return 41;
+      opened.signal();
+      return done.wait(1) ? 0 : 42;
+    });
+    if (k < 2) {
+      REQUIRE(opened.wait(1));
+      kept.push_back(p);
+    } else {
+      CHECK(wait_exit(p) == 1);  // the third ring is over nobody's 9 MiB
+    }
+  }
+  for (size_t i = 0; i < kept.size(); ++i) done.signal();
+  for (pid_t p : kept) CHECK(wait_exit(p) == 0);
+  CHECK(ipc_close_channel(uint32_t(c)) == 0);
+}

@@ -317,6 +317,12 @@ bool Server::settle_rings(Channel& ch) {
   return left;
 }
 
+uint64_t Server::ring2_bytes(const Channel& ch, bool want_read, bool want_write) {
+  const v2::DirHeader* h = ch.v2->w.header();
+  return (want_write ? page_round(v2::ring_bytes(h->ring_capacity)) : 0) +
+         (want_read ? page_round(v2::reader_page_bytes(h->max_rings)) : 0);
+}
+
 void Server::close_ring2(Channel& ch) {
   ch.v2->w.close();
   ring_readers(*ch.v2);

@@ -190,7 +190,13 @@ Reply Server::open(Client& c, const Request& rq) {
   // the reader's uid (the ring's own members read in place).
   const bool queued = want_read && (ch->transport != TransportKind::kShmRing || (!ch->v2 && !shares_ring(c, *ch)));
   auto slots = shm::Segment::slots_for_capacity(ch->capacity);
-  const uint64_t amount[kQuotaKeys] = {0, queued ? hub_bytes(slots ? *slots : shm::kDefaultSlots) : 0, 0, 1};
+  // Ring v2: a writer's ring and a reader's page are made for this membership, counted
+  // against its uid (a process's second writer id shares its first one's ring: counted
+  // again while both are open).
+  const uint64_t bytes = ch->v2   ? ring2_bytes(*ch, want_read, want_write)
+                         : queued ? hub_bytes(slots ? *slots : shm::kDefaultSlots)
+                                  : 0;
+  const uint64_t amount[kQuotaKeys] = {0, bytes, 0, 1};
   if (int rc = admit(c, amount); rc < 0) return error_reply(rc);
   Membership m;
   m.ch = ch;

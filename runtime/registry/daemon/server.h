@@ -228,6 +228,8 @@ class Server {
   // the ops members use after open; releasing a membership; freeing finished rings.
   int create_ring2(Client& c, Channel& ch, uint32_t creator_mode, Membership& m);
   int open_ring2(Client& c, Channel& ch, bool want_read, bool want_write, Membership& m);
+  // The memory a ring v2 membership makes: its ring (writers), its page (readers).
+  static uint64_t ring2_bytes(const Channel& ch, bool want_read, bool want_write);
   Reply ring2_op(Client& c, const Request& rq);
   void release_ring2(Membership& m);
   void close_ring2(Channel& ch);
