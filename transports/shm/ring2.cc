@@ -515,7 +515,12 @@ void ShmRing2::refresh_reader(bool force) noexcept {
       }
     }
     // A draining ring too: what its writer committed before it went is still ours.
-    if (!rings_[i] && live) attach_ring(i, e, joined_ ? 0 : g);
+    // A draining ring our cursor has let go of (we drained it, or never had it) is the
+    // registry's to free at any moment and its index then a new ring's, whose start the
+    // registry writes into our cursor word: attaching it again would overwrite that word.
+    if (!rings_[i] && live &&
+        !(e.status() == kDraining && page_->cursor[i].load(std::memory_order_acquire) == kDetached))
+      attach_ring(i, e, joined_ ? 0 : g);
   }
   EntryView me;
   if (dir_.reader(uint32_t(reader_index_), &me) && me.state != reader_state_ && me.status() == kEvicted)
