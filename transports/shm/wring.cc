@@ -204,14 +204,19 @@ void RingWriter::put(uint64_t pos, const MsgHeader& h, const void* payload) noex
   if (payload != nullptr) std::memcpy(reinterpret_cast<char*>(r) + kRecHeader, payload, h.size);
 }
 
-void RingWriter::finish(uint64_t pos, const MsgHeader& h) noexcept {
+void RingWriter::finish(uint64_t pos, const MsgHeader& h, bool defer) noexcept {
   const uint64_t next = pos + rec_bytes(h.size);
   // The next record's commit word held payload bytes of an earlier lap: cleared before
   // the commit below lets a reader reach it.
   at(next)->commit.store(0, std::memory_order_relaxed);
-  // SYNC POINT WRITE: commit. The record (and the cleared word) are visible to a reader
-  // that acquires this word.
-  at(pos)->commit.store(pos + kRecHeader + h.size, std::memory_order_release);
+  if (defer) {  // end_send() commits it, after every later record of the batch
+    deferred_pos_ = pos;
+    deferred_word_ = pos + kRecHeader + h.size;
+  } else {
+    // SYNC POINT WRITE: commit. The record (and the cleared word) are visible to a reader
+    // that acquires this word.
+    at(pos)->commit.store(pos + kRecHeader + h.size, std::memory_order_release);
+  }
   if (h.priority != 0)  // SYNC POINT WRITE: prio_seq, after the commit it counts
     hdr_->prio_seq.store(hdr_->prio_seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   tail_ = next;
@@ -224,6 +229,12 @@ void RingWriter::finish(uint64_t pos, const MsgHeader& h) noexcept {
 }
 
 void RingWriter::end_send() noexcept {
+  if (deferred_word_ != 0) {
+    // SYNC POINT WRITE: commit (deferred). Releases this record and every later one of the
+    // batch (each committed already, unreachable until a reader passes this one).
+    at(deferred_pos_)->commit.store(deferred_word_, std::memory_order_release);
+    deferred_word_ = 0;
+  }
   hdr_->tail.store(tail_, std::memory_order_release);  // SYNC POINT WRITE: tail (joiners start here)
   // SYNC POINT STORE-LOAD: data sleep (see ReaderSleep::sleep).
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -251,18 +262,24 @@ int RingWriter::send(const MsgHeader& h, const void* payload, int64_t timeout_ns
 
 int RingWriter::send_batch(const MsgHeader* hdrs, const void* const* payloads, uint32_t n,
                            int64_t timeout_ns) noexcept {
-  for (uint32_t i = 0; i < n; ++i)
+  bool prio = false;
+  for (uint32_t i = 0; i < n; ++i) {
     if (hdrs[i].size > kMaxPayload) return -EMSGSIZE;  // all or nothing
+    prio |= hdrs[i].priority != 0;
+  }
   uint32_t sent = 0;
   for (; sent < n; ++sent) {
-    // The first waits as send() does; the rest only while the caller's bound allows too.
+    // The first waits as send() does; the rest only while the caller's bound allows too
+    // (a wait publishes what came before it: end_send()).
     if (int rc = reserve(rec_bytes(hdrs[sent].size), timeout_ns); rc < 0) {
       if (sent == 0) return rc;
       break;
     }
     const uint64_t pos = tail_;
     put(pos, hdrs[sent], payloads[sent]);
-    finish(pos, hdrs[sent]);
+    // The first commit waits for the batch's end, unless priorities are in it: prio_seq
+    // must not count a record readers cannot reach yet.
+    finish(pos, hdrs[sent], sent == 0 && n > 1 && !prio);
   }
   end_send();
   return static_cast<int>(sent);

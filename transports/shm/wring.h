@@ -245,13 +245,17 @@ class RingWriter {
   int wait_for_space(uint64_t end, int64_t timeout_ns) noexcept;
   Record* at(uint64_t pos) const noexcept { return reinterpret_cast<Record*>(base_ + (pos & mask_)); }
   void put(uint64_t pos, const MsgHeader& h, const void* payload) noexcept;
-  void finish(uint64_t pos, const MsgHeader& h) noexcept;  // clear next word, commit
-  void end_send() noexcept;                                // tail, wakeups
+  // Clears the next word, commits (or, with defer, keeps the commit for end_send()).
+  void finish(uint64_t pos, const MsgHeader& h, bool defer = false) noexcept;
+  void end_send() noexcept;  // the deferred commit, tail, wakeups
 
   RingHeader* hdr_ = nullptr;
   char* base_ = nullptr;
   uint64_t cap_ = 0, mask_ = 0;
   uint64_t tail_ = 0;
+  // A batch's first commit, stored last (end_send): a reader waiting on it takes the whole
+  // batch at once instead of pulling each record's line while we write the next.
+  uint64_t deferred_pos_ = 0, deferred_word_ = 0;
   uint64_t limit_ = 0;  // cached bound: positions below it are free
   std::atomic<uint32_t>* bell_ = nullptr;
   std::vector<ReaderPort> readers_;
