@@ -24,6 +24,11 @@ namespace fwipc::registry {
 
 namespace v2 = shm::v2;
 
+bool sealed_for_writes(int fd) {
+  const int s = ::fcntl(fd, F_GET_SEALS);
+  return s >= 0 && (s & F_SEAL_FUTURE_WRITE) != 0;
+}
+
 namespace {
 
 constexpr uint32_t kMaxRings = 1024;  // writer handles per channel (RING-V2.md section 8)
@@ -67,11 +72,6 @@ uint64_t ring_capacity(uint32_t slots) {
   uint64_t c = v2::kMinCapacity;
   while (c < want) c <<= 1;
   return c;
-}
-
-bool sealed_for_writes(int fd) {
-  const int s = ::fcntl(fd, F_GET_SEALS);
-  return s >= 0 && (s & F_SEAL_FUTURE_WRITE) != 0;
 }
 
 void ring_bell(Ring2& r, uint32_t i) {

@@ -263,13 +263,6 @@ void Server::unlink_name(Channel* ch) {
 
 namespace {
 
-// Whether fd's owner sealed it against writes: only then can no holder of a read-only
-// descriptor reopen it writable through /proc (RING-V2.md section 2).
-bool sealed_for_writes(int fd) {
-  const int s = ::fcntl(fd, F_GET_SEALS);
-  return s >= 0 && (s & F_SEAL_FUTURE_WRITE) != 0;
-}
-
 // kObserve: up to kReplyFds rings or reader pages of a ring v2 channel, read-only, from
 // directory index a.index on, into fds (the caller closes them).
 ObserveInfo observe(const Channel& ch, const Ring2Args& a, int* fds) {

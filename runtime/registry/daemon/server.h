@@ -50,6 +50,11 @@ int run_server(const ServerOptions& opts);
 // requests taken from data, released at the end as on a disconnect.
 void fuzz_session(const std::string& dir, const uint8_t* data, size_t size);
 
+// Whether fd's owner sealed it against writes (F_SEAL_FUTURE_WRITE): only then can no
+// holder of a read-only descriptor reopen it writable through /proc (RING-V2.md section
+// 2), so only then does the registry pass a ring or reader page on (channel_ring2.cc).
+bool sealed_for_writes(int fd);
+
 // Caps on what clients can make the registry allocate. The last kHeadroom of the clients
 // and channels are kept for root and the owners of reserved names (Policy::owns_reserved):
 // no uid, whatever its limits, can lock the system's services out.
