@@ -191,14 +191,15 @@ struct ShmRing2::Writer {
     old_stand_ins.swap(stand_ins);  // the ring writer points into them until set_readers
     std::vector<ReaderPort> ports;
     port_reader.clear();
+    // The directory's PIDs mean something to us only in the registry's PID namespace: in
+    // another (a container) they name other processes or none.
+    const bool pids_ours = pids_are_ours();
     for (uint32_t i = 0; i < n; ++i) {
       EntryView e;
       const bool active = dir.reader(i, &e) && e.status() == kActive;
       auto& p = pages[i];
       // A dead reader the registry has not freed yet (it may be down) holds nobody back.
-      // Only where the directory's PIDs are ours: in another PID namespace (a container)
-      // they name other processes or none.
-      if (!active || (pids_are_ours() && !process_alive(pid_t(e.pid), e.start_time))) {
+      if (!active || (pids_ours && !process_alive(pid_t(e.pid), e.start_time))) {
         p.reset();
         continue;
       }
@@ -206,7 +207,7 @@ struct ShmRing2::Writer {
         p.reset();
         int fd = peers.page_fd(i, e.state);
         if (fd == -ESTALE) continue;  // gone meanwhile: the next generation says so
-        if (registry_gone(fd) && pids_are_ours())
+        if (registry_gone(fd) && pids_ours)
           fd = holder_fd(pid_t(e.pid), "rdr", channel, reader_page_bytes(dir.max_rings()), [](int) { return true; });
         int err = 0;
         auto m = fd >= 0 ? Map::of(fd, false, &err) : nullptr;
