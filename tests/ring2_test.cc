@@ -75,6 +75,18 @@ int read_all(int c, const std::vector<pid_t>* pids, uint32_t writers, uint32_t e
   return 0;
 }
 
+// A writer's part once it has opened id: says so, waits for go, then sends its each
+// messages in order. 0, or a code naming what failed.
+int send_on_go(int id, uint32_t w, uint32_t each, const Barrier& opened, const Barrier& go) {
+  opened.signal();
+  if (!go.wait(1)) return 44;
+  for (uint32_t s = 0; s < each; ++s) {
+    const Msg v{w, uint32_t(::getpid()), s};
+    if (ipc_send(uint32_t(id), &v, sizeof v, 0) != int(sizeof v)) return 45;
+  }
+  return 0;
+}
+
 struct Ring2Runtime {
   Ring2Runtime() { ::setenv("FWIPC_RING", "2", 1); }
   ~Ring2Runtime() { ::unsetenv("FWIPC_RING"); }
@@ -119,13 +131,7 @@ TEST_CASE(
         h->writer_pid = uint32_t(pids.empty() ? 1 : pids[0]);
         h->ring_index ^= 1;
       }
-      opened.signal();
-      if (!go.wait(1)) return 44;
-      for (uint32_t s = 0; s < kEach; ++s) {
-        const Msg v{w, uint32_t(::getpid()), s};
-        if (ipc_send(uint32_t(id), &v, sizeof v, 0) != int(sizeof v)) return 45;
-      }
-      return 0;
+      return send_on_go(id, w, kEach, opened, go);
     }));
   }
   REQUIRE(opened.wait(int(kWriters)));
@@ -297,13 +303,7 @@ TEST_CASE("ring v2: 1,000 writer processes on one channel at once; every message
     pids.push_back(spawn([&, w] {
       const int id = ipc_open_channel("many", IPC_MODE_WRITE);
       if (id < 0) return 41;
-      opened.signal();
-      if (!go.wait(1)) return 44;
-      for (uint32_t s = 0; s < kEach; ++s) {
-        const Msg v{w, uint32_t(::getpid()), s};
-        if (ipc_send(uint32_t(id), &v, sizeof v, 0) != int(sizeof v)) return 45;
-      }
-      return 0;
+      return send_on_go(id, w, kEach, opened, go);
     }));
     REQUIRE(pids.back() > 0);
   }
