@@ -72,7 +72,8 @@ int attach(const registry::Reply& rep, int* fds, const char* name, uint32_t mode
   if (created != nullptr && after + 1 < registry::kReplyFds && fds[after + 1] >= 0)
     page = stats::Mapping::map(fds[after + 1], true);
   const uint64_t serial = p.reg.serial();  // the connection rep came on (rpc under p.mu)
-  auto t = make_transport(rep, fds, name, mode, created, p.pid);
+  std::shared_ptr<shm::v2::Peers> membership;
+  auto t = make_transport(rep, fds, name, mode, created, p.pid, &membership);
   close_all(fds);
   if (t && page) {
     t.value()->set_stats(page);
@@ -88,6 +89,7 @@ int attach(const registry::Reply& rep, int* fds, const char* name, uint32_t mode
     h->bridge = dynamic_cast<bridge::Bridge*>(t->get());
     h->ring = h->bridge != nullptr ? h->bridge->ring() : dynamic_cast<shm::ShmRing*>(t->get());
     h->ring2 = dynamic_cast<shm::v2::ShmRing2*>(t->get());
+    h->membership = std::move(membership);
     h->t = std::move(t.value());
     h->info = IPC_CHANNEL_INFO{rep.type,
                                static_cast<uint32_t>(h->t->kind()),
@@ -188,6 +190,12 @@ int close(uint32_t id) noexcept {
   std::lock_guard<std::recursive_mutex> lk(p.mu);
   std::unique_ptr<Handle> h = remove(id);
   if (h == nullptr) return -EBADF;
+  // Ring v2: through the registry that answers now, which the membership rejoins if it is
+  // not the one that gave it (its transport lets go of its cursors when h goes).
+  if (h->membership) {
+    (void)h->membership->leave();
+    return 0;
+  }
   registry::Request rq = request(registry::Op::kClose, nullptr);
   rq.handle = h->reg_handle;
   registry::Reply rep{};

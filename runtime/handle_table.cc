@@ -82,8 +82,9 @@ namespace {
 thread_local std::string last_detail;
 }
 
-int rpc(const registry::Request& rq, registry::Reply* rep, int* fds, uint64_t only_serial) {
-  const Config c = read_config();
+int rpc(const registry::Request& rq, registry::Reply* rep, int* fds, uint64_t only_serial, bool autostart) {
+  Config c = read_config();
+  c.registry.autostart = c.registry.autostart && autostart;
   const uint64_t before = proc().reg.refusals();
   const int rc = proc().reg.call(c.runtime_dir, c.registry, rq, rep, sizeof *rep, fds, only_serial);
   // Refused (the directory, the registry's uid, or the registry's limits): say why.

@@ -24,6 +24,7 @@ namespace fwipc::shm {
 class ShmRing;
 namespace v2 {
 class ShmRing2;
+class Peers;
 }
 }  // namespace fwipc::shm
 namespace fwipc::bridge {
@@ -46,6 +47,7 @@ struct Handle {
   shm::ShmRing* ring = nullptr;              // non-null when t is (or wraps) the shm ring (loan/commit)
   bridge::Bridge* bridge = nullptr;          // non-null when t is a QUEUE creator's bridge
   shm::v2::ShmRing2* ring2 = nullptr;        // non-null when t is a ring v2 channel
+  std::shared_ptr<shm::v2::Peers> membership;  // ring v2: its close goes through it
   IPC_CHANNEL_INFO info{};                   // from the registry's reply (transport: t's)
   std::unique_ptr<call::CallServer> calls;   // the creator's: serves NAME.call
   std::unique_ptr<call::CallClient> caller;  // every id's: calls the creator (connects lazily)
@@ -82,7 +84,8 @@ std::unique_ptr<Handle> remove(uint32_t id);
 // One registry request and reply (see registry::Client::call) for the runtime directory
 // and settings in force now. Caller holds mu.
 // With only_serial, on that connection only (registry::Client::call).
-int rpc(const registry::Request& rq, registry::Reply* rep, int* fds, uint64_t only_serial = 0);
+// Without autostart, no registry is started if none answers.
+int rpc(const registry::Request& rq, registry::Reply* rep, int* fds, uint64_t only_serial = 0, bool autostart = true);
 
 // What the calling thread's last refused registry call was refused for (the runtime
 // directory or the registry's uid, named), or "".

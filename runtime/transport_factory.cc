@@ -24,11 +24,15 @@ namespace {
 constexpr uint32_t kClientInboxMsgs = 256;
 
 // A ring v2 handle's requests after open, on its membership, through the process's
-// registry connection (under the process lock: the connection is not thread-safe).
+// registry connection (under the process lock: the connection is not thread-safe). A
+// registry that restarted since the open knows the membership only once we rejoin it
+// (kRejoin: the new registry adopted the channel); until then every request fails as if
+// no registry answered, and the transport falls back to what it can do without one.
 class RegistryPeers final : public shm::v2::Peers {
  public:
   // Made under the process lock, right after the open that gave `handle` on this connection.
-  explicit RegistryPeers(uint32_t handle) : handle_(handle), serial_(proc().reg.serial()) {}
+  RegistryPeers(uint32_t handle, bool creator, uint32_t mode)
+      : handle_(handle), serial_(proc().reg.serial()), creator_(creator), mode_(mode) {}
   int ring_fd(uint32_t idx, uint64_t state) noexcept override { return fd_op(registry::kRing2Ring, idx, state); }
   int page_fd(uint32_t idx, uint64_t state) noexcept override { return fd_op(registry::kRing2Page, idx, state); }
   int reader_ready(uint32_t idx, uint64_t state) noexcept override {
@@ -36,6 +40,17 @@ class RegistryPeers final : public shm::v2::Peers {
   }
   void evict(uint32_t reader_idx, uint64_t state, uint64_t cursor) noexcept override {
     (void)op(registry::Op::kEvict, registry::Ring2Args{state, cursor, reader_idx, 0}, nullptr);
+  }
+  void held(uint64_t instance_id, int32_t ring_index, uint64_t ring_state, int32_t reader_index,
+            uint64_t reader_state) noexcept override {
+    std::lock_guard<std::recursive_mutex> lk(proc().mu);
+    held_ = registry::RejoinArgs{instance_id, ring_state, reader_state, ring_index, reader_index, creator_, mode_};
+    bound_ = true;
+  }
+  int leave() noexcept override {
+    registry::Request rq{};
+    rq.op = static_cast<uint32_t>(registry::Op::kClose);
+    return call(rq, nullptr);
   }
 
  private:
@@ -53,18 +68,44 @@ class RegistryPeers final : public shm::v2::Peers {
   int op(registry::Op o, const registry::Ring2Args& a, int* fds) noexcept {
     registry::Request rq{};
     rq.op = static_cast<uint32_t>(o);
-    rq.handle = handle_;
     std::memcpy(rq.name, &a, sizeof a);
-    registry::Reply rep{};
+    return call(rq, fds);
+  }
+  int call(registry::Request& rq, int* fds) noexcept {
     if (fds != nullptr)
       for (int i = 0; i < registry::kReplyFds; ++i) fds[i] = -1;
     std::lock_guard<std::recursive_mutex> lk(proc().mu);
+    registry::Reply rep{};
+    rq.handle = handle_;
     // The registry that knew handle_ is gone: the number may be another id's now.
-    const int rc = rpc(rq, &rep, fds, serial_);
+    int rc = rpc(rq, &rep, fds, serial_);
+    if (rc == -EPIPE) {
+      if (rejoin() < 0) return -EPIPE;
+      rq.handle = handle_;
+      rc = rpc(rq, &rep, fds, serial_);
+    }
     return rc < 0 ? rc : rep.status;
+  }
+  // A membership for what we hold from the registry that answers now, which never starts
+  // one for this (a registry with no channel to adopt could not answer). Under the lock.
+  int rejoin() noexcept {
+    if (!bound_) return -EPIPE;
+    registry::Request rq{};
+    rq.op = static_cast<uint32_t>(registry::Op::kRejoin);
+    static_assert(sizeof held_ <= sizeof rq.name);
+    std::memcpy(rq.name, &held_, sizeof held_);
+    registry::Reply rep{};
+    const int rc = rpc(rq, &rep, nullptr, 0, false);
+    if (rc < 0 || rep.status < 0) return rc < 0 ? rc : rep.status;
+    handle_ = rep.handle;
+    serial_ = proc().reg.serial();
+    return 0;
   }
   uint32_t handle_;
   uint64_t serial_;
+  uint32_t creator_, mode_;
+  registry::RejoinArgs held_{};
+  bool bound_ = false;
 };
 
 }  // namespace
@@ -76,7 +117,8 @@ int transport_fds(const registry::Reply& rep, uint32_t mode, bool created) noexc
 }
 
 Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, int* fds, const char* name, uint32_t mode,
-                                                  const CreateInfo* created, pid_t self) {
+                                                  const CreateInfo* created, pid_t self,
+                                                  std::shared_ptr<shm::v2::Peers>* membership) {
   using R = Result<std::unique_ptr<Transport>>;
   const bool reader = mode & IPC_MODE_READ, writer = mode & IPC_MODE_WRITE;
   auto take = [fds](int i) { return std::exchange(fds[i], -1); };
@@ -96,8 +138,10 @@ Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, in
       roles.reader_index = rep.reader_index;
       roles.reader_state = rep.reader_state;
     }
-    auto t = shm::v2::ShmRing2::open(roles, std::make_shared<RegistryPeers>(rep.handle), self);
+    auto peers = std::make_shared<RegistryPeers>(rep.handle, created != nullptr, mode);
+    auto t = shm::v2::ShmRing2::open(roles, peers, self);
     if (!t) return R::error(t.error());
+    *membership = std::move(peers);
     return std::unique_ptr<Transport>(std::move(t.value()));
   }
   switch (static_cast<TransportKind>(rep.transport)) {

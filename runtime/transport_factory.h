@@ -9,6 +9,10 @@
 #include "runtime/registry/protocol.h"
 #include "transports/transport.h"
 
+namespace fwipc::shm::v2 {
+class Peers;
+}
+
 namespace fwipc::core {
 
 // What only the creator knows.
@@ -22,8 +26,10 @@ struct CreateInfo {
 int transport_fds(const registry::Reply& rep, uint32_t mode, bool created) noexcept;
 
 // Takes (and sets to -1) the descriptors of fds it keeps; the caller closes the rest.
-// created is null for an open.
+// created is null for an open. Ring v2: *membership is what the id's close goes through
+// (Peers::leave: the registry that gave it may have restarted since).
 Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, int* fds, const char* name, uint32_t mode,
-                                                  const CreateInfo* created, pid_t self);
+                                                  const CreateInfo* created, pid_t self,
+                                                  std::shared_ptr<shm::v2::Peers>* membership);
 
 }  // namespace fwipc::core

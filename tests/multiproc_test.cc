@@ -326,12 +326,8 @@ TEST_CASE("shouldFindChannelsByNameAfterARegistryRestart") {
     uint32_t type;
   };
   const Kind kinds[] = {{"kept-q", IPC_TYPE_QUEUE}, {"kept-s", IPC_TYPE_SOCKET}, {"kept-p", IPC_TYPE_PIPE}};
-  // Ring v2 QUEUE channels are not adopted by a restarted registry yet (README "Ring v2"):
-  // on v2 the case covers the other two transports.
-  const int first = fwipc::test::ring_v2() ? 1 : 0;
-  if (first) MESSAGE("ring v2: QUEUE adoption after a registry restart is not built yet; SOCKET and PIPE only");
   int ids[3] = {-1, -1, -1};
-  for (int i = first; i < 3; ++i) {
+  for (int i = 0; i < 3; ++i) {
     ids[i] = ipc_create_channel(kinds[i].name, kinds[i].type, 0);
     REQUIRE(ids[i] >= 0);
   }
@@ -342,7 +338,7 @@ TEST_CASE("shouldFindChannelsByNameAfterARegistryRestart") {
     ::close(fd);
   }
   rt.kill_registry();
-  for (int i = first; i < 3; ++i) {
+  for (int i = 0; i < 3; ++i) {
     const pid_t w = spawn([&, i] {
       const int id = ipc_open_channel(kinds[i].name, IPC_MODE_WRITE);  // auto-starts a registry
       if (id < 0) return 10;
@@ -356,7 +352,7 @@ TEST_CASE("shouldFindChannelsByNameAfterARegistryRestart") {
   CHECK(::access(ghost.c_str(), F_OK) != 0);
   CHECK(::access(ghost_fifo.c_str(), F_OK) != 0);
   // Closing through a registry that never knew the id: the name goes at its next sweep.
-  for (int i = first; i < 3; ++i) {
+  for (int i = 0; i < 3; ++i) {
     REQUIRE(ipc_close_channel(uint32_t(ids[i])) == 0);
     int rc = 0;
     for (int tries = 0; tries < 300 && (rc = ipc_open_channel(kinds[i].name, IPC_MODE_WRITE)) >= 0; ++tries) {

@@ -1,6 +1,7 @@
 // Permission checks with a real second uid: needs root (setuid), so it runs unsandboxed.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -50,6 +51,25 @@ int serve_until_exit(int c, pid_t child) {
     (void)ipc_receive_message(uint32_t(c), &m, 50);
   }
   return -1;
+}
+
+// Ring v2: how many of this process's descriptors of the channel's directory could be
+// reopened read-write through /proc/self/fd (-1: none held). The directory is not sealed
+// against writes (a restarted registry must map it writable): mode 0600, the registry's,
+// is what keeps another uid out.
+int reopenable_directories(const std::string& channel) {
+  int held = 0, writable = 0;
+  const std::string want = "/memfd:fwipc-dir:" + channel + " ";
+  for (int fd = 0; fd < 1024; ++fd) {
+    const std::string link = "/proc/self/fd/" + std::to_string(fd);
+    char target[256];
+    const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+    if (n <= 0 || std::string(target, size_t(n)).rfind(want, 0) != 0) continue;
+    ++held;
+    const int w = ::open(link.c_str(), O_RDWR | O_CLOEXEC);
+    if (w >= 0) ++writable, ::close(w);
+  }
+  return held == 0 ? -1 : writable;
 }
 
 // Ring v2 (a reader of any uid maps the channel): how many of this process's mappings of
@@ -181,6 +201,7 @@ TEST_CASE("shouldServeAQueueReaderOfAnotherUidWithoutMappingTheRing") {
     if (r < 0) return 10;
     // Layout 4: fed by the creator's bridge, nothing mapped. Ring v2: mapped, but read-only.
     if (ring_v2() ? writable_ring_mappings("pubq") != 0 : fd_with_target("/memfd:", true) >= 0) return 11;
+    if (ring_v2() && reopenable_directories("pubq") != 0) return 12;
     ready.signal();
     IPC_MESSAGE m;
     for (const char* want : {"all", "you"}) {

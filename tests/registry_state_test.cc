@@ -51,11 +51,13 @@ TEST_CASE("shouldReadBackEveryFieldItWrote") {
   const std::string file = d.path + "/registry.state";
   const StateRecord a = record("cam.raw", 0, "");
   const StateRecord b = record("logd", 1, d.path + "/logd.sock");
-  REQUIRE(write_state_file(file, {a, b}) == 0);
+  StateRecord c = record("v2q", 0, "");
+  c.v2 = true;
+  REQUIRE(write_state_file(file, {a, b, c}) == 0);
   const auto got = read_state_file(file);
-  REQUIRE(got.size() == 2);
-  for (size_t i = 0; i < 2; ++i) {
-    const StateRecord& w = i == 0 ? a : b;
+  REQUIRE(got.size() == 3);
+  for (size_t i = 0; i < 3; ++i) {
+    const StateRecord& w = i == 0 ? a : i == 1 ? b : c;
     const StateRecord& r = got[i];
     CHECK(r.name == w.name);
     CHECK(r.type == w.type);
@@ -68,6 +70,7 @@ TEST_CASE("shouldReadBackEveryFieldItWrote") {
     CHECK(r.creator_start == w.creator_start);
     CHECK(r.instance_id == w.instance_id);
     CHECK(r.path == w.path);
+    CHECK(r.v2 == w.v2);
   }
   struct stat st;
   REQUIRE(::stat(file.c_str(), &st) == 0);
@@ -101,6 +104,7 @@ TEST_CASE("shouldSkipMalformedLinesBadNamesAndUnknownTransports") {
   REQUIRE(got.size() == 2);
   CHECK(got[0].name == "ok");
   CHECK(got[0].path.empty());
+  CHECK(!got[0].v2);  // a file of a build before ring v2 had no layout field
   CHECK(got[1].name == "wide");
   CHECK(got[1].mode == 0777);
 }

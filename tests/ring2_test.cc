@@ -269,6 +269,130 @@ TEST_CASE("ring v2: a writer retrying non-blocking sends gets a stuck reader evi
 // that has its number in the registry reached since. Layout 4 hardly noticed (its ring is
 // shared memory either way); on ring v2 that membership's ring or page goes with it, here
 // the creator's, which closed the channel.
+namespace {
+// What a reader expects from one writer: `count` messages in order from seq `first`.
+struct Expect {
+  uint32_t writer, first, count;
+};
+
+// Reads until every expected message came, each with its writer's PID as sender (writers
+// here say who they are truthfully) and in its writer's order. 0 or a code.
+int read_expected(int c, const std::vector<Expect>& ex) {
+  std::map<uint32_t, uint32_t> next, end;
+  uint64_t left = 0;
+  for (const Expect& e : ex) next[e.writer] = e.first, end[e.writer] = e.first + e.count, left += e.count;
+  for (; left > 0; --left) {
+    IPC_MESSAGE m;
+    if (ipc_receive_message(uint32_t(c), &m, kAntiHangMs) != int(sizeof(Msg))) return 20;
+    Msg v;
+    std::memcpy(&v, m.payload, sizeof v);
+    if (!next.count(v.writer)) return 21;
+    if (m.sender != v.pid) return 22;
+    if (v.seq != next[v.writer])
+      std::fprintf(stderr, "pid %d: writer %u sent seq %u, expected %u\n", int(::getpid()), v.writer, v.seq,
+                   next[v.writer]);
+    if (v.seq < next[v.writer]) return 23;  // again, or from before
+    if (v.seq > next[v.writer]) return 24;  // lost
+    if (v.seq >= end[v.writer]) return 25;
+    ++next[v.writer];
+  }
+  return 0;
+}
+
+int send_range(int id, uint32_t w, uint32_t first, uint32_t count) {
+  for (uint32_t s = first; s < first + count; ++s) {
+    const Msg v{w, uint32_t(::getpid()), s};
+    if (ipc_send(uint32_t(id), &v, sizeof v, 0) != int(sizeof v)) return 45;
+  }
+  return 0;
+}
+}  // namespace
+
+// RING-V2.md section 6, "Registry restart": the registry that starts after the old one
+// died takes the channel over from its members' descriptor tables. Members of before and
+// after exchange messages both ways (a pre-restart reader of another uid gets a new
+// writer's ring by rejoining), a reader that closed or died meanwhile holds nobody back,
+// and the creator's close still removes the name.
+TEST_CASE("ring v2: a restarted registry adopts the channel; members of before and after it exchange everything") {
+  Ring2Runtime v2;
+  TempRuntime rt;
+  constexpr uint32_t kBefore = 5, kEach = kSanitized ? 500 : 3000;
+  const int c = ipc_create_channel_ex("adopt", IPC_TYPE_QUEUE, 0, 0666);
+  REQUIRE(c >= 0);
+  Barrier up, go_old, quit, quitted, new_up, go_new;
+  const pid_t old_reader = spawn([&] {
+    if (!become(kDaemon)) return 30;
+    const int r = ipc_open_channel("adopt", IPC_MODE_READ);
+    if (r < 0) return 31;
+    up.signal();
+    return read_expected(r, {{0, 0, kBefore + kEach}, {1, 0, kEach}});
+  });
+  // Readers that never read: one closes its id once the registry is gone, one dies.
+  const pid_t quitter = spawn([&] {
+    const int r = ipc_open_channel("adopt", IPC_MODE_READ);
+    if (r < 0) return 31;
+    up.signal();
+    if (!quit.wait(1)) return 32;
+    if (ipc_close_channel(uint32_t(r)) != 0) return 33;
+    quitted.signal();
+    ::pause();
+    return 0;
+  });
+  const pid_t doomed = spawn([&] {
+    if (ipc_open_channel("adopt", IPC_MODE_READ) < 0) return 31;
+    up.signal();
+    ::pause();
+    return 0;
+  });
+  REQUIRE(up.wait(3));
+  // The old writer sends its first messages once every reader of before is a member.
+  const pid_t old_writer = spawn([&] {
+    if (!become(kNobody)) return 40;
+    const int id = ipc_open_channel("adopt", IPC_MODE_WRITE);
+    if (id < 0) return 41;
+    if (int rc = send_range(id, 0, 0, kBefore); rc != 0) return rc;
+    up.signal();
+    if (!go_old.wait(1)) return 44;
+    return send_range(id, 0, kBefore, kEach);
+  });
+  REQUIRE(up.wait(1));
+  rt.kill_registry();
+  quit.signal();
+  REQUIRE(quitted.wait(1));
+  // Opening by name works only if the registry it starts adopted the channel (root: a
+  // registry another uid started would not be served here).
+  const pid_t new_writer = spawn([&] {
+    const int id = ipc_open_channel("adopt", IPC_MODE_WRITE);
+    if (id < 0) return 41;
+    new_up.signal();
+    if (!go_new.wait(1)) return 44;
+    return send_range(id, 1, 0, kEach);
+  });
+  REQUIRE(new_up.wait(1));
+  ::kill(doomed, SIGKILL);
+  CHECK(wait_exit(doomed) == 128 + SIGKILL);
+  const pid_t new_reader = spawn([&] {
+    if (!become(kDaemon)) return 30;
+    const int r = ipc_open_channel("adopt", IPC_MODE_READ);
+    if (r < 0) return 31;
+    new_up.signal();
+    return read_expected(r, {{0, kBefore, kEach}, {1, 0, kEach}});
+  });
+  REQUIRE(new_up.wait(1));
+  go_old.signal();
+  go_new.signal();
+  CHECK(read_expected(c, {{0, 0, kBefore + kEach}, {1, 0, kEach}}) == 0);
+  CHECK(wait_exit(old_writer) == 0);
+  CHECK(wait_exit(new_writer) == 0);
+  CHECK(wait_exit(old_reader) == 0);
+  CHECK(wait_exit(new_reader) == 0);
+  // The creator's close reaches the new registry (it rejoins the id first): the name goes.
+  CHECK(ipc_close_channel(uint32_t(c)) == 0);
+  CHECK(ipc_open_channel("adopt", IPC_MODE_WRITE) == -ENOENT);
+  ::kill(quitter, SIGKILL);
+  CHECK(wait_exit(quitter) == 128 + SIGKILL);
+}
+
 TEST_CASE("ring v2: closing an id of a registry that is gone closes nothing in the one reached since") {
   Ring2Runtime v2;
   int stale = -1;

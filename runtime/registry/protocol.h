@@ -29,6 +29,11 @@ enum class Op : uint32_t {
   // for its rings (kind kRing2Ring) or reader pages (kRing2Page) from Ring2Args.index on,
   // read-only; answered with an ObserveInfo. No membership: it holds nobody back.
   kObserve = 11,
+  // After a registry restart, a member of a ring v2 channel the new registry adopted asks
+  // for a membership for the ring and/or reader page it holds (RejoinArgs at Request.name;
+  // the directory must name the asker's PID and start time there). Answered like kOpen,
+  // without descriptors: Reply.handle is the membership's number on this connection.
+  kRejoin = 12,
 };
 
 // Reply.transport for a QUEUE channel on ring v2 (ipc_channel_info reports IPC_TRANSPORT_SHM).
@@ -39,6 +44,15 @@ struct Ring2Args {
   uint64_t cursor;  // kEvict
   uint32_t index;
   uint32_t kind;  // kRingFd: kRing2Ring or kRing2Page
+};
+struct RejoinArgs {
+  uint64_t instance_id;  // the channel directory's
+  uint64_t ring_state;   // of ring_index's entry
+  uint64_t page_state;   // of reader_index's entry
+  int32_t ring_index;    // -1: none
+  int32_t reader_index;  // -1: none
+  uint32_t creator;      // 1: this id created the channel (its close unlinks the name)
+  uint32_t mode;         // IPC_MODE_* of the id
 };
 inline constexpr uint32_t kRing2Ring = 0;
 inline constexpr uint32_t kRing2Page = 1;

@@ -100,17 +100,19 @@ bool registry_gone(int rc) {
 
 // Without a registry: the descriptor member `pid` holds read-write for its memfd
 // "fwipc-KIND:CHANNEL", reopened read-only through /proc (its uid or root only), if it is
-// sealed as the registry insists before it passes one (no shrinking, growing or new
-// writable mapping), at least min_bytes long, and check() takes it.
+// protected as the registry insists before it passes one (sizes sealed; a ring sealed
+// against new writable mappings by its writer, a page 0600 so only its reader's uid can
+// write it), at least min_bytes long, and check() takes it.
 int holder_fd(pid_t pid, const char* kind, const std::string& channel, uint64_t min_bytes,
               const std::function<bool(int fd)>& check) noexcept {
   if (channel.empty()) return -ENOENT;
+  const bool ring = std::strcmp(kind, "ring") == 0;
   return open_memfd_of(pid, std::string("fwipc-") + kind + ":" + channel, O_RDONLY, true, [&](int fd) {
-    constexpr int kSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE;
+    const int want = F_SEAL_SHRINK | F_SEAL_GROW | (ring ? F_SEAL_FUTURE_WRITE : 0);
     const int seals = ::fcntl(fd, F_GET_SEALS);
     struct stat st;
-    return seals >= 0 && (seals & kSeals) == kSeals && ::fstat(fd, &st) == 0 && uint64_t(st.st_size) >= min_bytes &&
-           check(fd);
+    return seals >= 0 && (seals & want) == want && ::fstat(fd, &st) == 0 && uint64_t(st.st_size) >= min_bytes &&
+           (ring || (st.st_mode & 077) == 0) && check(fd);
   });
 }
 
@@ -304,7 +306,6 @@ int ShmRing2::setup(Roles2& ro, pid_t self) noexcept {
     if (!page_map_) return err;
     page_ = static_cast<ReaderPage*>(page_map_->mem);
     if (!page_ok(page_, page_map_->bytes, dir_.max_rings())) return -EPROTO;
-    if (::fcntl(page_map_->fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) != 0) return -errno;
     reader_index_ = ro.reader_index;
     // The registry's reply carries the state's low 32 bits; the directory has all of it.
     EntryView me;
@@ -325,11 +326,18 @@ int ShmRing2::setup(Roles2& ro, pid_t self) noexcept {
     for (auto& r : rings_)
       if (r) r->r.set_guard_gen(g);
   }
+  EntryView ring;
+  const bool writes = ro.ring_index >= 0 && dir_.ring(uint32_t(ro.ring_index), &ring);
+  peers_->held(dir_.instance_id(), writes ? ro.ring_index : -1, writes ? ring.state : 0, reader_index_, reader_state_);
   return 0;
 }
 
 ShmRing2::~ShmRing2() {
   if (notify_fd_ >= 0) ::close(notify_fd_);
+  // A closed reader holds no writer back, whether or not a registry heard of the close (a
+  // restarted one may not know us).
+  if (page_ != nullptr && !forgotten_)
+    for (uint32_t i = 0; i < dir_.max_rings(); ++i) page_->cursor[i].store(kDetached, std::memory_order_release);
 }
 
 void ShmRing2::forget_after_fork() noexcept {

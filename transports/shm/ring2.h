@@ -35,6 +35,14 @@ class Peers {
   // IPC_OVERFLOW_EVICT: reader idx has held this member's ring full at `cursor` longer
   // than the channel's bound. No answer: the registry checks and decides.
   virtual void evict(uint32_t reader_idx, uint64_t reader_state, uint64_t cursor) noexcept = 0;
+  // Once open: what this handle holds (-1: no such role), so that a registry restarted
+  // since can be asked for a membership for it again.
+  virtual void held(uint64_t instance_id, int32_t ring_index, uint64_t ring_state, int32_t reader_index,
+                    uint64_t reader_state) noexcept {
+    (void)instance_id, (void)ring_index, (void)ring_state, (void)reader_index, (void)reader_state;
+  }
+  // The handle is closed (its owner's call; the transport never makes it). 0 or -errno.
+  virtual int leave() noexcept { return 0; }
 };
 
 // What open gave this handle (descriptors are taken over; -1 where absent).
@@ -52,7 +60,7 @@ struct Roles2 {
 
 class ShmRing2 final : public Transport {
  public:
-  // Maps what roles names, seals the own ring and page against further writable mappings,
+  // Maps what roles names, seals the own ring against further writable mappings,
   // and for a reader attaches every ring and reports ready. Takes the descriptors.
   static Result<std::unique_ptr<ShmRing2>> open(Roles2 roles, std::shared_ptr<Peers> peers, pid_t self) noexcept;
   ~ShmRing2() override;

@@ -38,11 +38,14 @@ int format_ring(void* mem, uint64_t bytes, uint64_t capacity, uint32_t writer_pi
   return 0;
 }
 
-int format_reader_page(void* mem, uint64_t bytes, uint32_t rings) noexcept {
+int format_reader_page(void* mem, uint64_t bytes, uint32_t rings, uint64_t instance_id,
+                       uint32_t reader_index) noexcept {
   if (mem == nullptr || rings == 0 || bytes < reader_page_bytes(rings)) return -EINVAL;
   auto* p = static_cast<ReaderPage*>(mem);
   p->version = kRingVersion;
   p->rings = rings;
+  p->instance_id = instance_id;
+  p->reader_index = reader_index;
   p->sleep.store(0, std::memory_order_relaxed);
   p->armed.store(0, std::memory_order_relaxed);
   p->guarded.store(0, std::memory_order_relaxed);

@@ -48,7 +48,7 @@
 namespace fwipc::shm::v2 {
 
 inline constexpr uint64_t kRingMagic = 0x32524e5743504946ULL;  // "FIPCWNR2" little-endian
-inline constexpr uint32_t kRingVersion = 1;
+inline constexpr uint32_t kRingVersion = 2;
 inline constexpr uint32_t kRecHeader = 24;  // commit word, type, receiver, priority, flags
 inline constexpr uint32_t kRecAlign = 32;   // a 64 B message: 96 B, always 2 cache lines
 inline constexpr uint32_t kMaxPayload = kMaxPayloadBytes;
@@ -112,7 +112,11 @@ struct RingHeader {
 struct ReaderPage {
   uint64_t magic;
   uint32_t version;
-  uint32_t rings;                           // cursor words that follow
+  uint32_t rings;  // cursor words that follow
+  // Which page this is, so a restarted registry can tell a process's pages apart when it
+  // takes them from its descriptor table (set by the registry at format).
+  uint64_t instance_id;  // the channel's
+  uint32_t reader_index;
   alignas(64) std::atomic<uint32_t> sleep;  // odd while sleeping
   std::atomic<uint32_t> armed;              // 1: sleeping on its notify descriptor (writers also ping)
   // != 0: some ring of ours is guarded (RingReader::attach_at): its writer's bounds then
@@ -161,6 +165,8 @@ FWIPC_V2_FIELD(RingHeader, refused, 160, 8);
 FWIPC_V2_FIELD(ReaderPage, magic, 0, 8);
 FWIPC_V2_FIELD(ReaderPage, version, 8, 4);
 FWIPC_V2_FIELD(ReaderPage, rings, 12, 4);
+FWIPC_V2_FIELD(ReaderPage, instance_id, 16, 8);
+FWIPC_V2_FIELD(ReaderPage, reader_index, 24, 4);
 FWIPC_V2_FIELD(ReaderPage, sleep, 64, 4);
 FWIPC_V2_FIELD(ReaderPage, armed, 68, 4);
 FWIPC_V2_FIELD(ReaderPage, guarded, 72, 4);
@@ -175,7 +181,8 @@ inline constexpr uint64_t ring_bytes(uint64_t capacity) noexcept { return sizeof
 int format_ring(void* mem, uint64_t bytes, uint64_t capacity, uint32_t writer_pid, uint32_t ring_index,
                 uint64_t instance_id) noexcept;
 // Initialises a zero-filled reader page for `rings` cursors, all kDetached.
-int format_reader_page(void* mem, uint64_t bytes, uint32_t rings) noexcept;
+int format_reader_page(void* mem, uint64_t bytes, uint32_t rings, uint64_t instance_id = 0,
+                       uint32_t reader_index = 0) noexcept;
 
 // How a writer sees one reader: its cursor for this ring and its sleep word (the
 // reader's page, mapped read-only), and its bell.

@@ -75,6 +75,7 @@ void Server::handle(Client& c, Request& rq, ssize_t n) {
       case Op::kCreate: r = create(c, rq); break;
       case Op::kOpen: r = open(c, rq); break;
       case Op::kClose: r = close(c, rq); break;
+      case Op::kRejoin: r = rejoin(c, rq); break;
       case Op::kPing: r.status = 0; break;
       case Op::kRingFd:
       case Op::kReaderReady:
@@ -222,6 +223,30 @@ Reply Server::open(Client& c, const Request& rq) {
   return r;
 }
 
+Reply Server::rejoin(Client& c, const Request& rq) {
+  RejoinArgs a;
+  static_assert(sizeof a <= sizeof rq.name);
+  std::memcpy(&a, rq.name, sizeof a);
+  if (c.members.size() >= kMaxMembershipsPerClient) return error_reply(-ENOSPC);
+  Channel* ch = nullptr;
+  for (const auto& [id, x] : channels_)
+    if (x->v2 && x->v2->w.header()->instance_id == a.instance_id) ch = x.get();
+  if (ch == nullptr) return error_reply(-ENOENT);
+  Membership m;
+  m.ch = ch;
+  m.uid = c.cred.uid;
+  if (int rc = rejoin_ring2(c, *ch, a, m); rc < 0) return error_reply(rc);
+  // What it holds exists already: counted again, never refused.
+  m.bytes = ring2_bytes(*ch, m.reader_index >= 0, m.writer_index >= 0);
+  ch->members++;
+  charge(m.uid, kQuotaMemberships, 1);
+  charge(m.uid, kQuotaBytes, int64_t(m.bytes));
+  const uint32_t h = c.next_handle++;
+  const Reply r = reply_for(h, *ch, m);
+  c.members[h] = std::move(m);
+  return r;
+}
+
 Reply Server::close(Client& c, const Request& rq) {
   auto it = c.members.find(rq.handle);
   if (it == c.members.end()) return error_reply(-EBADF);
@@ -279,7 +304,8 @@ ObserveInfo observe(const Channel& ch, const Ring2Args& a, int* fds) {
   for (; i < mems.size() && info.count < uint32_t(kReplyFds); ++i) {
     const Ring2::Mem& x = mems[i];
     const shm::v2::EntryView e = ring ? r.w.ring(i) : r.w.reader(i);
-    if (x.fd < 0 || e.status() == shm::v2::kFree || !sealed_for_writes(x.fd)) continue;
+    // Pages are 0600, their reader's (create: open_ring2); rings are their writer's to seal.
+    if (x.fd < 0 || e.status() == shm::v2::kFree || (ring && !sealed_for_writes(x.fd))) continue;
     const int ro = reopen_read_only(x.fd);
     if (ro < 0) {  // out of descriptors: what we have, and the caller asks again from here
       if (info.count == 0) info.status = ro;

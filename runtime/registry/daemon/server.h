@@ -87,6 +87,10 @@ struct Ring2 {
     uint64_t state = 0;  // the directory entry's, for rings and pages
     bool draining = false;
     int users = 0;  // rings: writer memberships of its process that write through it
+    // A previous registry's member that has not rejoined (adopt_ring2): no connection
+    // tells us it ended, sweep_ring2 checks its PID. A ring stays adopted: its process may
+    // write on through ids that never rejoin, so it drains only when that process dies.
+    bool adopted = false;
   };
   Mem dir, bells;
   shm::v2::DirWriter w;
@@ -217,6 +221,7 @@ class Server {
   Reply create(Client& c, const Request& rq);
   Reply open(Client& c, const Request& rq);
   Reply close(Client& c, const Request& rq);
+  Reply rejoin(Client& c, const Request& rq);  // kRejoin (ring v2 after a restart)
   void list(Client& c, const Request& rq);
   void release(Membership& m);
   void unlink_name(Channel* ch);
@@ -239,6 +244,13 @@ class Server {
   void release_ring2(Membership& m);
   void close_ring2(Channel& ch);
   bool settle_rings(Channel& ch);  // whether draining rings remain
+  // After a restart: takes over a ring v2 channel from its members' descriptor tables
+  // (false: it could not, and is forgotten); kRejoin gives such a member a membership for
+  // what it holds; sweep_ring2 ends what members that never rejoin leave behind (whether
+  // any is left to watch).
+  bool adopt_ring2(Channel& ch, uint64_t instance_id);
+  int rejoin_ring2(Client& c, Channel& ch, const RejoinArgs& a, Membership& m);
+  bool sweep_ring2(Channel& ch);
   int create_socket(Channel& ch);
   int create_call_socket(Channel& ch);
   int create_pipe(Channel& ch);

@@ -1,5 +1,6 @@
 // The state file (state.h) and the registry's use of it: saved on every change to the
-// name map, read once at start to adopt the channels of live creators.
+// name map, read once at start to adopt the channels of live creators (ring v2 channels:
+// channel_ring2.cc adopt_ring2).
 #include "runtime/registry/daemon/state.h"
 
 #include <fcntl.h>
@@ -21,9 +22,10 @@ int write_state_file(const std::string& path, const std::vector<StateRecord>& re
   if (f == nullptr) return -errno;
   ::fchmod(::fileno(f), 0600);
   for (const StateRecord& r : records)
-    std::fprintf(f, "%s %u %u %u %u %o %u %d %llu %llx %s\n", r.name.c_str(), r.type, r.transport, r.uid, r.gid, r.mode,
-                 r.capacity, r.creator_pid, static_cast<unsigned long long>(r.creator_start),
-                 static_cast<unsigned long long>(r.instance_id), r.path.empty() ? "-" : r.path.c_str());
+    std::fprintf(f, "%s %u %u %u %u %o %u %d %llu %llx %s %s\n", r.name.c_str(), r.type, r.transport, r.uid, r.gid,
+                 r.mode, r.capacity, r.creator_pid, static_cast<unsigned long long>(r.creator_start),
+                 static_cast<unsigned long long>(r.instance_id), r.path.empty() ? "-" : r.path.c_str(),
+                 r.v2 ? "v2" : "v4");
   const bool ok = std::fflush(f) == 0 && !std::ferror(f);
   std::fclose(f);
   if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
@@ -40,12 +42,14 @@ std::vector<StateRecord> read_state_file(const std::string& path) {
   if (f == nullptr) return out;
   char line[512];
   while (std::fgets(line, sizeof line, f) != nullptr) {
-    char name[80], file[400];
+    char name[80], file[400], layout[8] = "v4";
     StateRecord r;
     unsigned long long start, instance;
-    if (std::sscanf(line, "%79s %u %u %u %u %o %u %d %llu %llx %399s", name, &r.type, &r.transport, &r.uid, &r.gid,
-                    &r.mode, &r.capacity, &r.creator_pid, &start, &instance, file) != 11)
-      continue;
+    // The layout field is new: a file without it is a layout 4 registry's.
+    const int n = std::sscanf(line, "%79s %u %u %u %u %o %u %d %llu %llx %399s %7s", name, &r.type, &r.transport,
+                              &r.uid, &r.gid, &r.mode, &r.capacity, &r.creator_pid, &start, &instance, file, layout);
+    if (n != 11 && n != 12) continue;
+    r.v2 = std::string(layout) == "v2";
     if (validate_channel_name(name) < 0 || r.transport > static_cast<uint32_t>(TransportKind::kPipe)) continue;
     r.name = name;
     r.mode &= 0777;
@@ -61,8 +65,7 @@ std::vector<StateRecord> read_state_file(const std::string& path) {
 void Server::save_state() {
   std::vector<StateRecord> records;
   for (const auto& [id, ch] : channels_) {
-    // Ring v2 channels are not adopted by a restarted registry yet (RING-V2.md section 6).
-    if (ch->name.empty() || ch->v2) continue;
+    if (ch->name.empty()) continue;
     StateRecord r;
     r.name = ch->name;
     r.type = ch->type;
@@ -73,7 +76,10 @@ void Server::save_state() {
     r.capacity = ch->capacity;
     r.creator_pid = ch->creator_pid;
     r.creator_start = ch->creator_start;
-    r.instance_id = ch->transport == TransportKind::kShmRing ? ch->seg.header()->instance_id : 0;
+    r.v2 = ch->v2 != nullptr;
+    r.instance_id = r.v2 ? ch->v2->w.header()->instance_id
+                    : ch->transport == TransportKind::kShmRing ? ch->seg.header()->instance_id
+                                                               : 0;
     r.path = ch->path;
     records.push_back(std::move(r));
   }
@@ -106,7 +112,9 @@ void Server::restore_state() {
     ch->creator_pid = r.creator_pid;
     ch->creator_start = r.creator_start;
     ch->adopted = true;
-    if (ch->transport == TransportKind::kShmRing) {
+    if (r.v2) {
+      if (r.transport != uint32_t(TransportKind::kShmRing) || !adopt_ring2(*ch, r.instance_id)) continue;
+    } else if (ch->transport == TransportKind::kShmRing) {
       const int fd = open_segment_of(r.creator_pid, r.name);
       if (fd < 0) continue;
       auto seg = shm::Segment::attach(fd);

@@ -18,6 +18,7 @@ struct StateRecord {
   uint64_t creator_start = 0;
   uint64_t instance_id = 0;  // QUEUE: the segment's random id, to recognise it again
   std::string path;          // socket or FIFO; empty for none
+  bool v2 = false;           // QUEUE on ring v2: instance_id is its directory's
 };
 
 // 0 or -errno. Nothing is replaced unless the whole file was written.

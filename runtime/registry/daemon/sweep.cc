@@ -36,12 +36,16 @@ bool Server::sweep() {
   ++sweeps_;
   for (auto it = channels_.begin(); it != channels_.end();) {
     Channel* ch = it->second.get();
+    // Ring v2: a previous registry's members that have not rejoined, whoever created it.
+    if (ch->v2 && sweep_ring2(*ch)) any = true;
     if (!ch->adopted || ch->name.empty()) {
       ++it;
       continue;
     }
     bool gone = !process_alive(ch->creator_pid, ch->creator_start);
-    if (!gone && ch->transport == TransportKind::kShmRing && !ch->v2) {
+    if (!gone && ch->v2) {
+      // The creator's close reaches us through kRejoin (it is no longer adopted then).
+    } else if (!gone && ch->transport == TransportKind::kShmRing) {
       gone = ch->seg.header()->closed.load(std::memory_order_acquire) != 0;
       if (!gone) shm::reap_dead_entries(ch->seg);  // nobody else tracks pre-restart members
     } else if (!gone && ch->transport == TransportKind::kSocket) {
