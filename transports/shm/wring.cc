@@ -8,6 +8,7 @@
 
 #include "base/cpu.h"
 #include "base/futex.h"
+#include "base/membarrier.h"
 #include "base/time.h"
 
 namespace fwipc::shm::v2 {
@@ -59,6 +60,7 @@ int format_reader_page(void* mem, uint64_t bytes, uint32_t rings, uint64_t insta
 
 int RingWriter::attach(void* mem, uint64_t bytes, std::atomic<uint32_t>* own_bell) noexcept {
   if (mem == nullptr || own_bell == nullptr || bytes < sizeof(RingHeader)) return -EINVAL;
+  register_fences();  // before our first send: sleepers' barriers must reach us
   auto* h = static_cast<RingHeader*>(mem);
   const uint64_t cap = h->capacity;
   if (h->magic != kRingMagic || h->version != kRingVersion || h->header_bytes != sizeof(RingHeader) ||
@@ -169,9 +171,10 @@ int RingWriter::wait_for_space(uint64_t end, int64_t timeout_ns) noexcept {
     if (!deadline.infinite()) slice = std::min(slice, deadline.remaining_ns());
     const uint32_t v = bell_->load(std::memory_order_acquire);
     // SYNC POINT STORE-LOAD: space sleep. We store odd, then re-read the cursors; a reader
-    // stores its cursor, then loads our word (Dekker: seq_cst on both sides).
+    // stores its cursor, then loads our word (Dekker; we pay for both sides:
+    // base/membarrier.h, the reader's side is RingReader::publish).
     hdr_->space_sleep.store(++space_gen_, std::memory_order_seq_cst);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    heavy_fence();
     if (!room(end)) futex_wait(bell_, v, slice);
     hdr_->space_sleep.store(++space_gen_, std::memory_order_relaxed);
   }
@@ -239,8 +242,8 @@ void RingWriter::end_send() noexcept {
     deferred_word_ = 0;
   }
   hdr_->tail.store(tail_, std::memory_order_release);  // SYNC POINT WRITE: tail (joiners start here)
-  // SYNC POINT STORE-LOAD: data sleep (see ReaderSleep::sleep).
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // SYNC POINT STORE-LOAD: data sleep, the hot side (ReaderSleep::sleep pays for it).
+  light_fence();
   for (size_t i = 0; i < readers_.size(); ++i) {
     const uint32_t s = readers_[i].sleep->load(std::memory_order_relaxed);
     if ((s & 1u) == 0 || s == woken_[i]) continue;  // awake, or already woken for this sleep
@@ -319,6 +322,7 @@ int RingReader::attach_at(const void* mem, uint64_t bytes, uint32_t sender, std:
                           std::atomic<uint32_t>* writer_bell, uint64_t start, uint64_t guard_gen) noexcept {
   if (mem == nullptr || cursor == nullptr || writer_bell == nullptr) return -EINVAL;
   if (bytes < sizeof(RingHeader)) return -EBADMSG;
+  register_fences();  // before our first cursor publication (see RingWriter::attach)
   const auto* h = static_cast<const RingHeader*>(mem);
   // Local copies, checked once: the writer may rewrite line 0 at any time.
   const uint64_t magic = h->magic;
@@ -432,8 +436,8 @@ bool RingReader::ready() noexcept {
 void RingReader::publish() noexcept {
   // SYNC POINT WRITE: cursor. We are done with every record below it.
   cursor_->store(pos_, std::memory_order_release);
-  // SYNC POINT STORE-LOAD: space sleep (see RingWriter::wait_for_space).
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // SYNC POINT STORE-LOAD: space sleep, the hot side (RingWriter::wait_for_space pays).
+  light_fence();
   const uint32_t s = hdr_->space_sleep.load(std::memory_order_relaxed);
   if ((s & 1u) == 0 || s == woken_) return;
   woken_ = s;

@@ -42,6 +42,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "base/membarrier.h"
+#include "base/membarrier.h"
 #include "ipc.h"
 #include "transports/message.h"
 
@@ -390,9 +392,10 @@ class ReaderSleep {
     disarm();
     const uint32_t v = bell_->load(std::memory_order_acquire);
     // SYNC POINT STORE-LOAD: data sleep. We store odd, then re-check the rings; a writer
-    // stores its commit, then loads our sleep word (Dekker: seq_cst on both sides).
+    // stores its commit, then loads our sleep word (Dekker; we pay for both sides:
+    // base/membarrier.h, the writer's side is RingWriter::end_send).
     sleep_->store(++gen_, std::memory_order_seq_cst);  // odd: asleep
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    heavy_fence();
     int rc = 0;
     if (!any_ready()) rc = wait(v, slice_ns);
     sleep_->store(++gen_, std::memory_order_relaxed);  // even: awake
@@ -404,7 +407,7 @@ class ReaderSleep {
     if ((gen_ & 1u) != 0) ++gen_;  // a new sleep value: every writer wakes it again
     // SYNC POINT STORE-LOAD: data sleep (the caller re-checks its rings after this).
     sleep_->store(++gen_, std::memory_order_seq_cst);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    heavy_fence();
   }
   void disarm() noexcept {
     if ((gen_ & 1u) != 0) sleep_->store(++gen_, std::memory_order_relaxed);
