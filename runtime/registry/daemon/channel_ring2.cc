@@ -520,14 +520,16 @@ int Server::rejoin_ring2(Client& c, Channel& ch, const RejoinArgs& a, Membership
 bool Server::sweep_ring2(Channel& ch) {
   Ring2& r = *ch.v2;
   bool any = false, changed = false;
+  // Adopted, and still the live process's its entry names: watched on (any).
+  const auto held = [&](const Ring2::Mem& x, const v2::EntryView& e) {
+    const bool yes = x.adopted && e.state == x.state && process_alive(pid_t(e.pid), e.start_time);
+    any = any || yes;
+    return yes || !x.adopted;
+  };
   for (uint32_t i = 0; i < r.rings.size(); ++i) {
     Ring2::Mem& x = r.rings[i];
-    if (!x.adopted) continue;
     const v2::EntryView e = r.w.ring(i);
-    if (e.state == x.state && process_alive(pid_t(e.pid), e.start_time)) {
-      any = true;
-      continue;
-    }
+    if (held(x, e)) continue;
     if (e.state == x.state && e.status() == v2::kActive) r.w.drain_ring(i, x.state);
     x.state = r.w.ring(i).state;
     x.draining = true;
@@ -536,12 +538,7 @@ bool Server::sweep_ring2(Channel& ch) {
   }
   for (uint32_t i = 0; i < r.pages.size(); ++i) {
     Ring2::Mem& x = r.pages[i];
-    if (!x.adopted) continue;
-    const v2::EntryView e = r.w.reader(i);
-    if (e.state == x.state && process_alive(pid_t(e.pid), e.start_time)) {
-      any = true;
-      continue;
-    }
+    if (held(x, r.w.reader(i))) continue;
     r.w.free_reader(i, x.state);
     unmap(x);
     changed = true;
