@@ -200,8 +200,9 @@ double moodycamel_throughput(uint64_t n, uint32_t bytes, int producers) {
     go = true;
     consume(q);
   } else {
-    // Blocks sized per producer: with a shared pool one explicit producer can own every
-    // block and starve the other, since try_enqueue never allocates.
+    // Blocks sized per producer, and enqueue (which allocates a block when a producer has
+    // none free): with try_enqueue, which never allocates, 4 producers on 2 vCPUs starved
+    // one another for good (a `./dev bench` ran for 15 minutes on that row).
     moodycamel::ConcurrentQueue<Msg> q(4096, size_t(producers), 0);
     for (int p = 0; p < producers; ++p) {
       threads.emplace_back([&] {
@@ -211,7 +212,7 @@ double moodycamel_throughput(uint64_t n, uint32_t bytes, int producers) {
         }
         for (uint64_t i = 0; i < per; ++i) {
           std::memcpy(m.data, &i, std::min<size_t>(bytes, sizeof i));
-          while (!q.try_enqueue(tok, m)) cpu_relax();
+          while (!q.enqueue(tok, m)) cpu_relax();  // false only when out of memory
         }
       });
     }
