@@ -255,12 +255,16 @@ TEST_CASE("shouldEndTheLoopOnSigtermDuringABurstWithEveryAnsweredCallAnsweredOnc
     fwsvc_service_add_method(s, kMethod, logged_echo, nullptr);
   });
   std::vector<pid_t> clients;
+  // Every client opens before the SIGTERM can come: the first two could otherwise answer 300
+  // calls before the third has started, and it would find the name gone (-ENOENT).
+  fwipc::test::Barrier opened;
   for (uint32_t c = 1; c <= kClients; ++c) {
     clients.push_back(spawn([&, c] {
       const int afd = ::open(answered.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
       const int ch = ipc_open_channel("burst", IPC_MODE_WRITE);
       if (afd < 0) return 2;
       if (ch < 0) return 100 - ch;  // 100 + errno
+      opened.signal();
       std::vector<uint8_t> r(4096);
       for (uint32_t seq = 0;; ++seq) {
         // Every third call takes three fragments each way.
@@ -276,6 +280,7 @@ TEST_CASE("shouldEndTheLoopOnSigtermDuringABurstWithEveryAnsweredCallAnsweredOnc
       }
     }));
   }
+  REQUIRE(opened.wait(kClients));
   // SIGTERM once the burst is well under way.
   for (int i = 0; i < 2000 && file_size(answered) < off_t(300 * sizeof(Record)); ++i) ::usleep(5000);
   REQUIRE(file_size(answered) >= off_t(300 * sizeof(Record)));

@@ -1,7 +1,7 @@
 // libFuzzer target for the ring v2 reader (wring.h): whatever a writer leaves in its ring
 // (header and records), attach refuses it or every record view lies inside the mapping.
 // Build: clang++ -std=c++20 -fsanitize=fuzzer,address,undefined -I. -Iruntime/include
-//        transports/shm/fuzz/wring_fuzz.cc transports/shm/wring.cc
+//        transports/shm/fuzz/wring_fuzz.cc transports/shm/wring.cc base/membarrier.cc
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
