@@ -31,8 +31,7 @@ constexpr uint32_t kClientInboxMsgs = 256;
 class RegistryPeers final : public shm::v2::Peers {
  public:
   // Made under the process lock, right after the open that gave `handle` on this connection.
-  RegistryPeers(uint32_t handle, bool creator, uint32_t mode)
-      : handle_(handle), serial_(proc().reg.serial()), creator_(creator), mode_(mode) {}
+  RegistryPeers(uint32_t handle, bool creator) : handle_(handle), serial_(proc().reg.serial()), creator_(creator) {}
   int ring_fd(uint32_t idx, uint64_t state) noexcept override { return fd_op(registry::kRing2Ring, idx, state); }
   int page_fd(uint32_t idx, uint64_t state) noexcept override { return fd_op(registry::kRing2Page, idx, state); }
   int reader_ready(uint32_t idx, uint64_t state) noexcept override {
@@ -44,7 +43,7 @@ class RegistryPeers final : public shm::v2::Peers {
   void held(uint64_t instance_id, int32_t ring_index, uint64_t ring_state, int32_t reader_index,
             uint64_t reader_state) noexcept override {
     std::lock_guard<std::recursive_mutex> lk(proc().mu);
-    held_ = registry::RejoinArgs{instance_id, ring_state, reader_state, ring_index, reader_index, creator_, mode_};
+    held_ = registry::RejoinArgs{instance_id, ring_state, reader_state, ring_index, reader_index, creator_, 0};
     bound_ = true;
   }
   int leave() noexcept override {
@@ -103,7 +102,7 @@ class RegistryPeers final : public shm::v2::Peers {
   }
   uint32_t handle_;
   uint64_t serial_;
-  uint32_t creator_, mode_;
+  uint32_t creator_;
   registry::RejoinArgs held_{};
   bool bound_ = false;
 };
@@ -138,7 +137,7 @@ Result<std::unique_ptr<Transport>> make_transport(const registry::Reply& rep, in
       roles.reader_index = rep.reader_index;
       roles.reader_state = rep.reader_state;
     }
-    auto peers = std::make_shared<RegistryPeers>(rep.handle, created != nullptr, mode);
+    auto peers = std::make_shared<RegistryPeers>(rep.handle, created != nullptr);
     auto t = shm::v2::ShmRing2::open(roles, peers, self);
     if (!t) return R::error(t.error());
     *membership = std::move(peers);

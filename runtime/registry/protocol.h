@@ -52,7 +52,7 @@ struct RejoinArgs {
   int32_t ring_index;    // -1: none
   int32_t reader_index;  // -1: none
   uint32_t creator;      // 1: this id created the channel (its close unlinks the name)
-  uint32_t mode;         // IPC_MODE_* of the id
+  uint32_t reserved;     // 0
 };
 inline constexpr uint32_t kRing2Ring = 0;
 inline constexpr uint32_t kRing2Page = 1;

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace fwipc::shm::v2 {
 
@@ -94,6 +95,13 @@ static_assert(offsetof(DirReaderEntry, uid) == 12 && offsetof(DirReaderEntry, st
 inline constexpr uint64_t directory_bytes(uint32_t max_rings, uint32_t max_readers) noexcept {
   return sizeof(DirHeader) + uint64_t(max_rings) * sizeof(RingEntry) + uint64_t(max_readers) * sizeof(DirReaderEntry);
 }
+// The memfd name of a channel's KIND ("dir", "bells", "ring", "rdr"): what the registry
+// names it at make, and what a restarted registry, or a member while none answers, looks
+// for in a holder's descriptor table (/proc/PID/fd).
+inline std::string memfd_name(const char* kind, const std::string& channel) {
+  return std::string("fwipc-") + kind + ":" + channel;
+}
+
 // The bells page: one Bell (wring.h) per ring, then one per reader.
 inline constexpr uint64_t bells_bytes(uint32_t max_rings, uint32_t max_readers) noexcept {
   return 64ull * (uint64_t(max_rings) + max_readers);

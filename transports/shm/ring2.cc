@@ -107,13 +107,21 @@ int holder_fd(pid_t pid, const char* kind, const std::string& channel, uint64_t 
               const std::function<bool(int fd)>& check) noexcept {
   if (channel.empty()) return -ENOENT;
   const bool ring = std::strcmp(kind, "ring") == 0;
-  return open_memfd_of(pid, std::string("fwipc-") + kind + ":" + channel, O_RDONLY, true, [&](int fd) {
+  return open_memfd_of(pid, memfd_name(kind, channel), O_RDONLY, true, [&](int fd) {
     const int want = F_SEAL_SHRINK | F_SEAL_GROW | (ring ? F_SEAL_FUTURE_WRITE : 0);
     const int seals = ::fcntl(fd, F_GET_SEALS);
     struct stat st;
     return seals >= 0 && (seals & want) == want && ::fstat(fd, &st) == 0 && uint64_t(st.st_size) >= min_bytes &&
            (ring || (st.st_mode & 077) == 0) && check(fd);
   });
+}
+
+// Whether the directory's PIDs are in our PID namespace (the registry's: it records
+// SO_PEERCRED), so that we may look them up in /proc: our own entry (ring or reader `idx`)
+// names us. In another namespace (a container) they name other processes or none.
+bool pids_are_ours(const DirReader& dir, bool ring, uint32_t idx) noexcept {
+  EntryView me;
+  return (ring ? dir.ring(idx, &me) : dir.reader(idx, &me)) && me.pid == uint32_t(::getpid());
 }
 
 std::atomic<int64_t>& spin_budget() {
@@ -193,9 +201,7 @@ struct ShmRing2::Writer {
     old_stand_ins.swap(stand_ins);  // the ring writer points into them until set_readers
     std::vector<ReaderPort> ports;
     port_reader.clear();
-    // The directory's PIDs mean something to us only in the registry's PID namespace: in
-    // another (a container) they name other processes or none.
-    const bool pids_ours = pids_are_ours();
+    const bool pids_ours = pids_are_ours(dir, true, ring_index);
     for (uint32_t i = 0; i < n; ++i) {
       EntryView e;
       const bool active = dir.reader(i, &e) && e.status() == kActive;
@@ -228,13 +234,6 @@ struct ShmRing2::Writer {
     w.set_readers(ports.data(), uint32_t(ports.size()), g);
     gen = g;
     retry_at_ns = stand_ins.empty() ? 0 : monotonic_ns() + kSliceNs;  // then a stand-in's page again
-  }
-
-  // Whether the directory's PIDs are in our PID namespace (the registry's: it records
-  // SO_PEERCRED): our own ring's entry names us.
-  bool pids_are_ours() const noexcept {
-    EntryView me;
-    return dir.ring(ring_index, &me) && me.pid == uint32_t(::getpid());
   }
 
   // A zeroed page of our own whose cursor on our ring is a lap behind our tail (the oldest
@@ -446,13 +445,9 @@ void ShmRing2::abandon(WLoan* l) noexcept {
 // The registry that knew us is gone (restarted, or down for now): the writer's own
 // descriptor of its ring, if it is that ring of this channel.
 int ShmRing2::ring_fd_of_writer(uint32_t idx, const EntryView& e) noexcept {
-  EntryView me;  // the directory's PIDs are ours only if our own entry names us
-  if (!dir_.reader(uint32_t(reader_index_), &me) || me.pid != uint32_t(::getpid())) return -ESRCH;
-  return holder_fd(pid_t(e.pid), "ring", channel_, ring_bytes(dir_.ring_capacity()), [&](int fd) {
-    RingHeader h;
-    return ::pread(fd, &h, sizeof h, 0) == ssize_t(sizeof h) && h.instance_id == dir_.instance_id() &&
-           h.ring_index == idx;
-  });
+  if (!pids_are_ours(dir_, false, uint32_t(reader_index_))) return -ESRCH;
+  return holder_fd(pid_t(e.pid), "ring", channel_, ring_bytes(dir_.ring_capacity()),
+                   [&](int fd) { return is_ring_of(fd, dir_.instance_id(), idx); });
 }
 
 bool ShmRing2::attach_ring(uint32_t idx, const EntryView& e, uint64_t guard_gen) noexcept {

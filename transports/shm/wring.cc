@@ -2,6 +2,8 @@
 // (checked peek, cursor publication, waking a writer that sleeps for space). See wring.h.
 #include "transports/shm/wring.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -37,6 +39,12 @@ int format_ring(void* mem, uint64_t bytes, uint64_t capacity, uint32_t writer_pi
   std::atomic_thread_fence(std::memory_order_release);
   h->magic = kRingMagic;
   return 0;
+}
+
+bool is_ring_of(int fd, uint64_t instance_id, uint32_t ring_index) noexcept {
+  RingHeader h;
+  return ::pread(fd, &h, sizeof h, 0) == ssize_t(sizeof h) && h.instance_id == instance_id &&
+         h.ring_index == ring_index;
 }
 
 int format_reader_page(void* mem, uint64_t bytes, uint32_t rings, uint64_t instance_id,

@@ -182,6 +182,9 @@ inline constexpr uint64_t ring_bytes(uint64_t capacity) noexcept { return sizeof
 // -EINVAL: capacity not a power of two in [kMinCapacity, kMaxCapacity] or bytes too small.
 int format_ring(void* mem, uint64_t bytes, uint64_t capacity, uint32_t writer_pid, uint32_t ring_index,
                 uint64_t instance_id) noexcept;
+// Whether memfd fd holds ring ring_index of the channel with instance_id, by its header
+// (a process may hold rings of several channels of one name, and several of one channel).
+bool is_ring_of(int fd, uint64_t instance_id, uint32_t ring_index) noexcept;
 // Initialises a zero-filled reader page for `rings` cursors, all kDetached.
 int format_reader_page(void* mem, uint64_t bytes, uint32_t rings, uint64_t instance_id = 0,
                        uint32_t reader_index = 0) noexcept;

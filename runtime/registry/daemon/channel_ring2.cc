@@ -49,9 +49,7 @@ uint64_t page_round(uint64_t n) { return (n + 4095) & ~uint64_t(4095); }
 // A zero-filled memfd of `bytes`, its size sealed (no mapping of it can ever fault),
 // mapped read-write when `map`. 0 or -errno.
 int make(const char* what, const std::string& name, uint64_t bytes, bool map, Ring2::Mem* out) {
-  char n[96];
-  std::snprintf(n, sizeof n, "fwipc-%s:%s", what, name.c_str());
-  const int fd = ::memfd_create(n, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  const int fd = ::memfd_create(v2::memfd_name(what, name).c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return -errno;
   bytes = page_round(bytes);
   int rc = ::ftruncate(fd, off_t(bytes)) == 0 ? ::posix_fallocate(fd, 0, off_t(bytes)) : errno;
@@ -369,7 +367,7 @@ std::vector<pid_t> all_pids() {
 // A descriptor of memfd "fwipc-KIND:NAME" that process pid holds, opened with `flags`,
 // that check() takes (base/proc.h: our uid's processes or, as root, anyone's); -errno.
 int held(pid_t pid, const char* kind, const std::string& name, int flags, const std::function<bool(int)>& check) {
-  return open_memfd_of(pid, std::string("fwipc-") + kind + ":" + name, flags, false, check);
+  return open_memfd_of(pid, v2::memfd_name(kind, name), flags, false, check);
 }
 
 uint64_t fd_size(int fd) {
@@ -431,9 +429,7 @@ bool Server::adopt_ring2(Channel& ch, uint64_t instance_id) {
     x.state = e.state;
     if (e.status() == v2::kActive && process_alive(pid_t(e.pid), e.start_time))
       x.fd = held(pid_t(e.pid), "ring", ch.name, O_RDONLY, [&](int f) {
-        v2::RingHeader rh;
-        return ::pread(f, &rh, sizeof rh, 0) == ssize_t(sizeof rh) && rh.instance_id == instance_id &&
-               rh.ring_index == i && fd_size(f) >= v2::ring_bytes(h->ring_capacity);
+        return v2::is_ring_of(f, instance_id, i) && fd_size(f) >= v2::ring_bytes(h->ring_capacity);
       });
     if (x.fd >= 0) {
       x.bytes = fd_size(x.fd);

@@ -52,7 +52,8 @@ void fuzz_session(const std::string& dir, const uint8_t* data, size_t size);
 
 // Whether fd's owner sealed it against writes (F_SEAL_FUTURE_WRITE): only then can no
 // holder of a read-only descriptor reopen it writable through /proc (RING-V2.md section
-// 2), so only then does the registry pass a ring or reader page on (channel_ring2.cc).
+// 2), so only then does the registry pass a ring on (channel_ring2.cc; reader pages are
+// protected by their mode instead: 0600, their reader's uid's).
 bool sealed_for_writes(int fd);
 
 // Caps on what clients can make the registry allocate. The last kHeadroom of the clients
