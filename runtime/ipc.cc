@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <type_traits>
 
 #include "runtime/core.h"
 #include "runtime/handle_table.h"
@@ -118,21 +119,11 @@ int ipc_send_batch(uint32_t channel_id, const IPC_HEADER* hdrs, const void* cons
   return fwipc::core::send_batch(channel_id, hdrs, payloads, n);
 }
 
-namespace {
-struct Visit {
-  ipc_visit_fn fn;
-  void* ctx;
-};
-}  // namespace
+static_assert(std::is_same_v<ipc_visit_fn, fwipc::Transport::Visitor>);
 
 int ipc_consume(uint32_t channel_id, uint32_t max, ipc_visit_fn fn, void* ctx, int timeout_ms) {
   if (fn == nullptr) return -EFAULT;
-  Visit v{fn, ctx};
-  auto thunk = [](void* c, const MsgHeader& h, const char* p) {
-    const Visit* vv = static_cast<const Visit*>(c);
-    vv->fn(vv->ctx, &h, p);
-  };
-  return fwipc::core::consume(channel_id, max, thunk, &v, timeout_ms);
+  return fwipc::core::consume(channel_id, max, fn, ctx, timeout_ms);
 }
 
 // IPC_LOAN carries a core::Loan: opaque[0] its position, opaque[1] its token.

@@ -528,10 +528,10 @@ namespace {
 struct Seen {
   std::vector<uint32_t> types;
   std::vector<std::string> payloads;
-  static void visit(void* ctx, const MsgHeader& h, const char* p) {
+  static void visit(void* ctx, const MsgHeader* h, const void* p) {
     auto* s = static_cast<Seen*>(ctx);
-    s->types.push_back(h.type);
-    s->payloads.emplace_back(p, h.size);
+    s->types.push_back(h->type);
+    s->payloads.emplace_back(static_cast<const char*>(p), h->size);
   }
 };
 

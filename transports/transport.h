@@ -41,15 +41,16 @@ class Transport {
   }
 
   // Calls fn for up to max waiting messages (payload valid only during the call), waiting
-  // like receive() for the first. Returns how many, or -errno as receive().
-  using Visitor = void (*)(void* ctx, const MsgHeader& hdr, const char* payload);
+  // like receive() for the first. Returns how many, or -errno as receive(). The C API's
+  // ipc_visit_fn itself, so ipc_consume adds no call per message.
+  using Visitor = void (*)(void* ctx, const MsgHeader* hdr, const void* payload);
   virtual int consume(uint32_t max, Visitor fn, void* ctx, int64_t timeout_ns) noexcept {
     if (max == 0) return -EINVAL;
     char buf[kMaxPayloadBytes];
     MsgHeader h;
     const int rc = receive(&h, buf, sizeof buf, timeout_ns);
     if (rc < 0) return rc;
-    fn(ctx, h, buf);
+    fn(ctx, &h, buf);
     return 1;
   }
 

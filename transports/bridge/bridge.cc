@@ -194,9 +194,9 @@ void Bridge::pump_readers() noexcept {
     } ctx{hub_.get(), r.fd};
     (void)it->second.ring->consume(
         static_cast<uint32_t>(r.room),
-        [](void* c, const MsgHeader& h, const char* payload) {
+        [](void* c, const MsgHeader* h, const void* payload) {
           auto* x = static_cast<Ctx*>(c);
-          x->hub->deliver(x->fd, h, payload);
+          x->hub->deliver(x->fd, *h, static_cast<const char*>(payload));
         },
         &ctx, 0);
   }

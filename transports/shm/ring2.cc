@@ -610,12 +610,12 @@ int ShmRing2::receive(MsgHeader* hdr, void* buf, uint32_t cap, int64_t timeout_n
 
 int ShmRing2::consume(uint32_t max, Visitor fn, void* ctx, int64_t timeout_ns) noexcept {
   if (max == 0) return -EINVAL;
-  return receive_with([&] { return set_->consume(max, [&](const MsgHeader& h, const char* p) { fn(ctx, h, p); }); },
+  return receive_with([&] { return set_->consume(max, [&](const MsgHeader& h, const char* p) { fn(ctx, &h, p); }); },
                       [&] {
                         char buf[kMaxPayload];
                         MsgHeader h;
                         uint32_t got = 0;
-                        while (got < max && set_->take_queued(&h, buf, sizeof buf) >= 0) fn(ctx, h, buf), ++got;
+                        while (got < max && set_->take_queued(&h, buf, sizeof buf) >= 0) fn(ctx, &h, buf), ++got;
                         return got > 0 ? int(got) : -EAGAIN;
                       },
                       timeout_ns);

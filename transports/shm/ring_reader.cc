@@ -272,7 +272,7 @@ int ShmRing::try_consume(uint32_t max, Visitor fn, void* ctx) noexcept {
         if (rc == -EBADMSG) ++corrupt_;  // reported by the next call, after what we visited
         break;
       }
-      fn(ctx, h, buf);
+      fn(ctx, &h, buf);
       ++got;
     }
     return static_cast<int>(got);
@@ -296,7 +296,7 @@ int ShmRing::try_consume(uint32_t max, Visitor fn, void* ctx) noexcept {
           }
           break;
         }
-        fn(ctx, r.hdr, r.payload());
+        fn(ctx, &r.hdr, r.payload());
         ++got;
       }
     }

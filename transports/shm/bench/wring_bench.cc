@@ -173,9 +173,9 @@ double current_ring(uint64_t n, uint32_t bytes, bool batch) {
     if (batch) {
       const int rc = r.consume(
           kConsume,
-          [](void* p, const MsgHeader& h, const char* payload) {
+          [](void* p, const MsgHeader* h, const void* payload) {
             auto* c = static_cast<Ctx*>(p);
-            c->bad |= take(c->copy, payload, h.size) != c->next++;
+            c->bad |= take(c->copy, static_cast<const char*>(payload), h->size) != c->next++;
           },
           &ctx, -1);
       if (rc <= 0) break;
@@ -299,9 +299,9 @@ double current_multi(uint64_t n, uint32_t bytes, uint32_t writers) {
   while (ctx.got < total) {
     const int rc = r.consume(
         kConsume,
-        [](void* p, const MsgHeader& h, const char* payload) {
+        [](void* p, const MsgHeader* h, const void* payload) {
           auto* c = static_cast<Ctx*>(p);
-          const uint64_t tag = take(c->copy, payload, h.size);
+          const uint64_t tag = take(c->copy, static_cast<const char*>(payload), h->size);
           const uint64_t w = tag >> 48;
           c->bad |= w >= 16 || (tag & ((1ull << 48) - 1)) != c->next[w & 15]++;
           ++c->got;
