@@ -138,24 +138,23 @@ uint64_t RingWriter::compute_limit() noexcept {
 }
 
 void RingWriter::set_max_records(uint32_t n) {
-  ends_.assign(n, 0);
-  ends_head_ = ends_n_ = 0;
+  max_records_ = n;
+  uint64_t size = 1;
+  while (n != 0 && size < n) size <<= 1;
+  ends_.assign(n != 0 ? size : 0, 0);
+  ends_mask_ = size - 1;
+  sent_ = read_ = 0;
 }
 
 // Forgets the records every reader has passed; whether one more fits.
 bool RingWriter::records_room() noexcept {
-  if (ends_n_ < ends_.size()) return true;
   limit_ = compute_limit();
-  const uint32_t n = uint32_t(ends_.size());
-  while (ends_n_ > 0 && ends_[ends_head_] <= min_cursor_) {
-    ends_head_ = ends_head_ + 1 == n ? 0 : ends_head_ + 1;
-    --ends_n_;
-  }
-  return ends_n_ < n;
+  while (read_ < sent_ && ends_[read_ & ends_mask_] <= min_cursor_) ++read_;
+  return sent_ - read_ < max_records_;
 }
 
 bool RingWriter::room(uint64_t end) noexcept {
-  if (!ends_.empty() && !records_room()) return false;
+  if (sent_ - read_ >= max_records_ && max_records_ != 0 && !records_room()) return false;
   if (end <= limit_) return true;
   limit_ = compute_limit();
   return end <= limit_;
@@ -234,12 +233,7 @@ void RingWriter::finish(uint64_t pos, const MsgHeader& h, bool defer) noexcept {
   if (h.priority != 0)  // SYNC POINT WRITE: prio_seq, after the commit it counts
     hdr_->prio_seq.store(hdr_->prio_seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   tail_ = next;
-  if (!ends_.empty()) {  // room() made sure one more fits
-    uint32_t at = ends_head_ + ends_n_;
-    if (at >= ends_.size()) at -= uint32_t(ends_.size());
-    ends_[at] = next;
-    ++ends_n_;
-  }
+  if (max_records_ != 0) ends_[sent_++ & ends_mask_] = next;  // room() made sure one more fits
 }
 
 void RingWriter::end_send() noexcept {
@@ -389,7 +383,7 @@ bool RingReader::overrun(uint64_t pos, uint64_t word) noexcept {
   return true;
 }
 
-Peek RingReader::peek(RecordView* v) noexcept {
+Peek RingReader::peek_guarded(RecordView* v) noexcept {
   // A guarded reader that was lapped restarts at the tail; a writer that laps it over and
   // over (or lies about its tail) ends up reported corrupt.
   for (int restarts = 0; !corrupt_ && restarts < 4; ++restarts) {
@@ -403,37 +397,17 @@ Peek RingReader::peek(RecordView* v) noexcept {
   return Peek::kCorrupt;
 }
 
-Peek RingReader::peek_lap(RecordView* v) noexcept {
-  if (corrupt_) return Peek::kCorrupt;
-  for (int i = 0; i < 2; ++i) {         // at most one pad, then a record at offset 0
-    const uint64_t off = pos_ & mask_;  // 32-aligned, so a whole Record fits below cap_
-    const Record* r = reinterpret_cast<const Record*>(base_ + off);
-    // SYNC POINT READ: commit. Seeing the end makes the record visible.
-    const uint64_t w = r->commit.load(std::memory_order_acquire);
-    if (w & kPad) {
-      const uint64_t lap_end = (pos_ | mask_) + 1;
-      if ((w & ~kPad) != lap_end || off == 0) break;  // a writer never pads a whole lap
-      pos_ = lap_end;
-      continue;
-    }
-    if ((w & ~kEndMask) != 0) break;
-    if (w <= pos_) return Peek::kEmpty;  // an earlier lap's word, or cleared
-    const uint64_t n = w - pos_;
-    if (n < kRecHeader || n > kRecHeader + kMaxPayload) break;
-    const uint32_t size = static_cast<uint32_t>(n - kRecHeader);
-    const uint64_t rec = rec_bytes(size);
-    if (off + rec > cap_) break;  // a writer pads instead
-    v->pos = pos_;
-    v->next = pos_ + rec;
-    v->hdr.type = r->type;
-    v->hdr.size = size;
-    v->hdr.sender = pid_;
-    v->hdr.receiver = r->receiver;
-    v->hdr.priority = r->priority;
-    v->payload = reinterpret_cast<const char*>(r) + kRecHeader;
-    return Peek::kReady;
-  }
-  return Peek::kCorrupt;  // not a record of this lap (peek decides what that means)
+Peek RingReader::peek_pad(RecordView* v, uint64_t w, uint64_t off) noexcept {
+  // A pad: the rest of the lap, then a record at offset 0 (never a second pad: a writer
+  // never pads a whole lap).
+  const uint64_t lap_end = (pos_ | mask_) + 1;
+  if ((w & ~kPad) != lap_end || off == 0) return Peek::kCorrupt;
+  pos_ = lap_end;
+  const Record* r = reinterpret_cast<const Record*>(base_);
+  // SYNC POINT READ: commit (the record after the pad).
+  const uint64_t w0 = r->commit.load(std::memory_order_acquire);
+  if (w0 & kPad) return Peek::kCorrupt;
+  return take(v, r, w0, 0);
 }
 
 bool RingReader::ready() noexcept {

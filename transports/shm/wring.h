@@ -43,7 +43,6 @@
 #include <vector>
 
 #include "base/membarrier.h"
-#include "base/membarrier.h"
 #include "ipc.h"
 #include "transports/message.h"
 
@@ -278,8 +277,12 @@ class RingWriter {
   int holder_ = -1;
   uint64_t holder_cursor_ = 0;
   uint64_t min_cursor_ = 0;     // of the last bound
-  std::vector<uint64_t> ends_;  // set_max_records: ends of records not known read, a ring
-  uint32_t ends_head_ = 0, ends_n_ = 0;
+  // set_max_records: the end of record k at ends_[k & ends_mask_]; records below read_ are
+  // known read by every reader, sent_ counts all. A power-of-two ring of plain stores: the
+  // per-record cost is one store, and a full window is freed by a sequential scan.
+  uint32_t max_records_ = 0;
+  uint64_t sent_ = 0, read_ = 0, ends_mask_ = 0;
+  std::vector<uint64_t> ends_;
   bool records_room() noexcept;
   PingFn ping_ = nullptr;
   void* ping_ctx_ = nullptr;
@@ -327,8 +330,14 @@ class RingReader {
   // Readable end of what the writer committed (RingHeader.tail, acquire).
   uint64_t writer_tail() const noexcept { return hdr_->tail.load(std::memory_order_acquire); }
   // The record at the cursor (pads passed). kCorrupt is sticky: the ring is then never
-  // read again (its writer broke the format; other rings are unaffected).
-  Peek peek(RecordView* v) noexcept;
+  // read again (its writer broke the format; other rings are unaffected). Inline: it runs
+  // once per message, and an unguarded reader needs only peek_lap.
+  Peek peek(RecordView* v) noexcept {
+    if (guard_gen_ != 0) return peek_guarded(v);
+    const Peek p = peek_lap(v);
+    if (p == Peek::kCorrupt) corrupt_ = true;
+    return p;
+  }
   // Local move past v (call publish() to let the writer reuse the space).
   void advance(const RecordView& v) noexcept { pos_ = v.next; }
   // Stores the cursor (release) and wakes the writer if it sleeps for space.
@@ -380,7 +389,38 @@ class RingReader {
   // `word`, 0 if it was not a record)? Then restarts at the tail. Clears the guard once the
   // writer's bounds count us.
   bool overrun(uint64_t pos, uint64_t word) noexcept;
-  Peek peek_lap(RecordView* v) noexcept;  // peek without the guard
+  Peek peek_guarded(RecordView* v) noexcept;
+  // peek without the guard; the pad at a lap's end out of line.
+  Peek peek_lap(RecordView* v) noexcept {
+    if (corrupt_) return Peek::kCorrupt;
+    const uint64_t off = pos_ & mask_;  // 32-aligned, so a whole Record fits below cap_
+    const Record* r = reinterpret_cast<const Record*>(base_ + off);
+    // SYNC POINT READ: commit. Seeing the end makes the record visible.
+    const uint64_t w = r->commit.load(std::memory_order_acquire);
+    if (w & kPad) [[unlikely]]
+      return peek_pad(v, w, off);
+    return take(v, r, w, off);
+  }
+  Peek peek_pad(RecordView* v, uint64_t w, uint64_t off) noexcept;
+  // The record r at offset off whose commit word is w, checked.
+  Peek take(RecordView* v, const Record* r, uint64_t w, uint64_t off) noexcept {
+    if ((w & ~kEndMask) != 0) return Peek::kCorrupt;
+    if (w <= pos_) return Peek::kEmpty;  // an earlier lap's word, or cleared
+    const uint64_t n = w - pos_;
+    if (n < kRecHeader || n > kRecHeader + kMaxPayload) return Peek::kCorrupt;
+    const uint32_t size = static_cast<uint32_t>(n - kRecHeader);
+    const uint64_t rec = rec_bytes(size);
+    if (off + rec > cap_) return Peek::kCorrupt;  // a writer pads instead
+    v->pos = pos_;
+    v->next = pos_ + rec;
+    v->hdr.type = r->type;
+    v->hdr.size = size;
+    v->hdr.sender = pid_;
+    v->hdr.receiver = r->receiver;
+    v->hdr.priority = r->priority;
+    v->payload = reinterpret_cast<const char*>(r) + kRecHeader;
+    return Peek::kReady;
+  }
 };
 
 // A reader's sleep across all its rings: the sleep word in its page, its bell.
