@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -289,6 +290,64 @@ TEST_CASE("one process: records, sizes, back-pressure, loans") {
   stale.pos = w.tail() + 32;
   CHECK(w.commit(&stale, h) == -EINVAL);
   CHECK(w.ignored_cursors() == 0);
+}
+
+TEST_CASE("a record window: never more than n unread, whatever the sizes, pads and batches") {
+  std::vector<char> mem(ring_bytes(kMinCapacity), 0);
+  REQUIRE(format_ring(mem.data(), mem.size(), kMinCapacity, 1234, 0, 0) == 0);
+  std::atomic<uint32_t> wbell{0}, rbell{0}, sleep{0};
+  std::atomic<uint64_t> cursor{kDetached};
+  RingWriter w;
+  REQUIRE(w.attach(mem.data(), mem.size(), &wbell) == 0);
+  RingReader r;
+  REQUIRE(r.attach(mem.data(), mem.size(), 1234, &cursor, &wbell) == 0);
+  const ReaderPort port{&cursor, &sleep, &rbell};
+  w.set_readers(&port, 1);
+  w.set_max_records(5);  // not a power of two: the ends' ring is larger than the window
+
+  char buf[kMaxPayload] = {};
+  MsgHeader got{};
+  char out[kMaxPayload];
+  uint64_t sent = 0, read = 0;
+  std::mt19937 rng(7);
+  // Many laps of 4 KiB: sizes from 0 to the largest (so pads at most lap ends), the reader
+  // taking a random number each round; a send succeeds exactly while fewer than 5 are unread.
+  for (int round = 0; round < 3000; ++round) {
+    for (;;) {
+      const uint32_t size = uint32_t(rng() % (kMaxPayload + 1));
+      put_u64(buf, sent);
+      MsgHeader h{1, std::max<uint32_t>(size, 8), 0, 0, 0};
+      if (round % 4 == 0) {  // a batch of 3: its first commit is stored last
+        const MsgHeader hs[3] = {h, h, h};
+        char b1[kMaxPayload], b2[kMaxPayload];
+        put_u64(b1, sent + 1);
+        put_u64(b2, sent + 2);
+        const void* ps[3] = {buf, b1, b2};
+        const int n = w.send_batch(hs, ps, 3, 0);
+        if (n == -EAGAIN) break;
+        REQUIRE(n > 0);
+        sent += uint64_t(n);
+        if (n < 3) break;
+      } else {
+        const int rc = w.send(h, buf, 0);
+        if (rc == -EAGAIN) break;
+        REQUIRE(rc == int(h.size));
+        ++sent;
+      }
+      REQUIRE(sent - read <= 5);
+    }
+    // Refused only for the window (or a full lap, which 5 of at most 544 B never fill).
+    REQUIRE(sent - read == 5);
+    const uint32_t take = 1 + rng() % 5;
+    for (uint32_t i = 0; i < take; ++i) {
+      REQUIRE(r.read(&got, out, sizeof out) > 0);
+      CHECK(get_u64(out) == read);
+      ++read;
+    }
+  }
+  CHECK(w.tail() > 100 * kMinCapacity);  // many laps
+  while (r.read(&got, out, sizeof out) > 0) CHECK(get_u64(out) == read++);
+  CHECK(read == sent);
 }
 
 TEST_CASE("a writer process and a reader on a read-only mapping: every message, in order") {
