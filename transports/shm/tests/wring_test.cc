@@ -197,6 +197,23 @@ bool send_filled(RingWriter& wr, uint32_t w, uint64_t n) {
 
 }  // namespace
 
+// A smallest ring in this process's memory, its writer (PID 1234 in the directory) and one
+// reader attached at its start.
+struct LocalRing {
+  std::vector<char> mem = std::vector<char>(ring_bytes(kMinCapacity), 0);
+  std::atomic<uint32_t> wbell{0}, rbell{0}, sleep{0};
+  std::atomic<uint64_t> cursor{kDetached};
+  RingWriter w;
+  RingReader r;
+  ReaderPort port{&cursor, &sleep, &rbell};
+  LocalRing() {
+    REQUIRE(format_ring(mem.data(), mem.size(), kMinCapacity, 1234, 0, 0) == 0);
+    REQUIRE(w.attach(mem.data(), mem.size(), &wbell) == 0);
+    REQUIRE(r.attach(mem.data(), mem.size(), 1234, &cursor, &wbell) == 0);
+    w.set_readers(&port, 1);
+  }
+};
+
 TEST_CASE("format and attach refuse what is not a ring of this layout") {
   std::vector<char> mem(ring_bytes(kMinCapacity) + 64, 0);
   CHECK(format_ring(mem.data(), mem.size(), 3000, 1, 0, 0) == -EINVAL);              // not a power of two
@@ -224,16 +241,9 @@ TEST_CASE("format and attach refuse what is not a ring of this layout") {
 }
 
 TEST_CASE("one process: records, sizes, back-pressure, loans") {
-  std::vector<char> mem(ring_bytes(kMinCapacity), 0);
-  REQUIRE(format_ring(mem.data(), mem.size(), kMinCapacity, 1234, 0, 0) == 0);
-  std::atomic<uint32_t> wbell{0}, rbell{0}, sleep{0};
-  std::atomic<uint64_t> cursor{kDetached};
-  RingWriter w;
-  REQUIRE(w.attach(mem.data(), mem.size(), &wbell) == 0);
-  RingReader r;
-  REQUIRE(r.attach(mem.data(), mem.size(), 1234, &cursor, &wbell) == 0);
-  const ReaderPort port{&cursor, &sleep, &rbell};
-  w.set_readers(&port, 1);
+  LocalRing ring;
+  RingWriter& w = ring.w;
+  RingReader& r = ring.r;
 
   char buf[kMaxPayload + 1] = {};
   MsgHeader h{7, 0, 999, 0, 3};
@@ -293,16 +303,9 @@ TEST_CASE("one process: records, sizes, back-pressure, loans") {
 }
 
 TEST_CASE("a record window: never more than n unread, whatever the sizes, pads and batches") {
-  std::vector<char> mem(ring_bytes(kMinCapacity), 0);
-  REQUIRE(format_ring(mem.data(), mem.size(), kMinCapacity, 1234, 0, 0) == 0);
-  std::atomic<uint32_t> wbell{0}, rbell{0}, sleep{0};
-  std::atomic<uint64_t> cursor{kDetached};
-  RingWriter w;
-  REQUIRE(w.attach(mem.data(), mem.size(), &wbell) == 0);
-  RingReader r;
-  REQUIRE(r.attach(mem.data(), mem.size(), 1234, &cursor, &wbell) == 0);
-  const ReaderPort port{&cursor, &sleep, &rbell};
-  w.set_readers(&port, 1);
+  LocalRing ring;
+  RingWriter& w = ring.w;
+  RingReader& r = ring.r;
   w.set_max_records(5);  // not a power of two: the ends' ring is larger than the window
 
   char buf[kMaxPayload] = {};
